@@ -1,0 +1,93 @@
+//! Counter indices and values.
+
+/// Why a packet passed without being matched to a session's rules.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassReason {
+    /// Parsed fine, but no flow binding or endpoint matched.
+    NoSession = 0,
+    /// Not IPv4 or IPv6 (ARP, LLDP, a third VLAN tag, ...).
+    NotIp = 1,
+    /// IP, but neither UDP nor TCP.
+    NotUdpTcp = 2,
+    /// A non-first fragment: no ports to classify.
+    Fragment = 3,
+    /// A header is truncated or invalid.
+    Malformed = 4,
+    /// More IPv6 extension headers than the walk follows.
+    ExtHeaderLimit = 5,
+    /// The per-session statistics map is full: the verdict was applied, not counted there.
+    StatsFull = 6,
+}
+
+impl PassReason {
+    pub const COUNT: u32 = 7;
+    pub const ALL: [PassReason; Self::COUNT as usize] = [
+        Self::NoSession,
+        Self::NotIp,
+        Self::NotUdpTcp,
+        Self::Fragment,
+        Self::Malformed,
+        Self::ExtHeaderLimit,
+        Self::StatsFull,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NoSession => "no_session",
+            Self::NotIp => "not_ip",
+            Self::NotUdpTcp => "not_udp_tcp",
+            Self::Fragment => "fragment",
+            Self::Malformed => "malformed",
+            Self::ExtHeaderLimit => "ext_header_limit",
+            Self::StatsFull => "stats_full",
+        }
+    }
+}
+
+/// What happened to a packet of a session.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Passed = 0,
+    Dropped = 1,
+    /// Passed because the matching rule is a dry run.
+    WouldDrop = 2,
+}
+
+impl Verdict {
+    pub const COUNT: usize = 3;
+    pub const ALL: [Verdict; Self::COUNT] = [Self::Passed, Self::Dropped, Self::WouldDrop];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::Dropped => "dropped",
+            Self::WouldDrop => "would_drop",
+        }
+    }
+}
+
+/// Key of the per-CPU `SESSION_STATS` hash.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StatsKey {
+    pub session: u32,
+    pub territory: u16,
+    pub _pad: u16,
+}
+
+/// Per-CPU packets and bytes of one (session, territory), indexed by [`Verdict`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub packets: [u64; Verdict::COUNT],
+    pub bytes: [u64; Verdict::COUNT],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: repr(C), Copy, explicit padding, no pointers.
+    unsafe impl aya::Pod for super::StatsKey {}
+    unsafe impl aya::Pod for super::SessionStats {}
+}

@@ -1,0 +1,146 @@
+//! Map keys, and the names under which the maps are pinned.
+//!
+//! Addresses are 16 bytes in network order; IPv4 addresses are stored IPv4-mapped
+//! (`::ffff:a.b.c.d`) so one key type serves both families. Ports are in host order.
+
+/// A 16-byte address in network order; IPv4 is `::ffff:a.b.c.d`.
+pub type Address = [u8; 16];
+
+/// The IPv4-mapped prefix `::ffff:0:0/96`.
+pub const V4_MAPPED_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+/// An IPv4 address as [`Address`].
+#[inline(always)]
+pub const fn v4_mapped(v4: [u8; 4]) -> Address {
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3],
+    ]
+}
+
+/// The address an endpoint uses to match any local address, of either family.
+pub const ADDRESS_ANY: Address = [0; 16];
+
+/// An exact flow binding: one client's 5-tuple, bound to a session by the control plane.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub proto: u8,
+    pub _pad: [u8; 3],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub src: Address,
+    pub dst: Address,
+}
+
+/// A local endpoint of the relay; `addr` is [`ADDRESS_ANY`] for a wildcard endpoint.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EndpointKey {
+    pub proto: u8,
+    pub _pad: u8,
+    pub port: u16,
+    pub addr: Address,
+}
+
+/// Data of an LPM key over `(session id, source address)` for per-session overrides.
+///
+/// The session id is big-endian so that it forms the leading 32 bits of the prefix;
+/// an override on `a.b.c.d/n` has prefix length `32 + 96 + n`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OverrideKey {
+    pub session_be: [u8; 4],
+    pub addr: Address,
+}
+
+/// Bits of the session id at the front of every [`OverrideKey`] prefix.
+pub const OVERRIDE_SESSION_BITS: u32 = 32;
+
+/// Data of an LPM key of the IPv4 territory table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TerritoryKeyV4 {
+    pub addr: [u8; 4],
+}
+
+/// Data of an LPM key of the IPv6 territory table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TerritoryKeyV6 {
+    pub addr: [u8; 16],
+}
+
+/// Capacities, shared so userspace can refuse what the kernel maps cannot hold.
+pub mod capacity {
+    /// Session ids are `1..MAX_SESSIONS`; 0 is never a session.
+    pub const MAX_SESSIONS: u32 = 4096;
+    pub const FLOWS: u32 = 262_144;
+    pub const ENDPOINTS: u32 = 262_144;
+    pub const OVERRIDES: u32 = 65_536;
+    pub const TERRITORY_V4: u32 = 1_048_576;
+    pub const TERRITORY_V6: u32 = 1_048_576;
+    pub const SESSION_STATS: u32 = 65_536;
+}
+
+/// Pinned map names (the kernel keeps 15 characters of a map name).
+pub mod names {
+    pub const FLOWS: &str = "FLOWS";
+    pub const ENDPOINTS: &str = "ENDPOINTS";
+    pub const OVERRIDES: &str = "OVERRIDES";
+    pub const POLICIES: &str = "POLICIES";
+    pub const GEO_ACTIVE: &str = "GEO_ACTIVE";
+    pub const GEO4_A: &str = "GEO4_A";
+    pub const GEO4_B: &str = "GEO4_B";
+    pub const GEO6_A: &str = "GEO6_A";
+    pub const GEO6_B: &str = "GEO6_B";
+    pub const SESSION_STATS: &str = "SESSION_STATS";
+    pub const PASS_REASONS: &str = "PASS_REASONS";
+    /// Every map, in the order `status` reports them.
+    pub const ALL: [&str; 11] = [
+        FLOWS,
+        ENDPOINTS,
+        OVERRIDES,
+        POLICIES,
+        GEO_ACTIVE,
+        GEO4_A,
+        GEO4_B,
+        GEO6_A,
+        GEO6_B,
+        SESSION_STATS,
+        PASS_REASONS,
+    ];
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: each type is repr(C), Copy, has explicit padding and no pointers.
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::EndpointKey {}
+    unsafe impl aya::Pod for super::OverrideKey {}
+    unsafe impl aya::Pod for super::TerritoryKeyV4 {}
+    unsafe impl aya::Pod for super::TerritoryKeyV6 {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<FlowKey>(), 1 + 3 + 2 + 2 + 16 + 16);
+        assert_eq!(size_of::<EndpointKey>(), 1 + 1 + 2 + 16);
+        assert_eq!(size_of::<OverrideKey>(), 4 + 16);
+        assert_eq!(size_of::<TerritoryKeyV4>(), 4);
+        assert_eq!(size_of::<TerritoryKeyV6>(), 16);
+    }
+
+    #[test]
+    fn v4_mapping() {
+        assert_eq!(
+            v4_mapped([192, 0, 2, 1]),
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1]
+        );
+        assert_eq!(v4_mapped([1, 2, 3, 4])[..12], V4_MAPPED_PREFIX);
+    }
+}

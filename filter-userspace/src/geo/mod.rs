@@ -1,0 +1,1 @@
+//! Geo data loaders.

@@ -1,0 +1,3 @@
+//! The geofence controller library.
+
+pub mod geo;

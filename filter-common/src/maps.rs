@@ -74,8 +74,8 @@ pub struct TerritoryKeyV6 {
 pub mod capacity {
     /// Session ids are `1..MAX_SESSIONS`; 0 is never a session.
     pub const MAX_SESSIONS: u32 = 4096;
-    pub const FLOWS: u32 = 262_144;
-    pub const ENDPOINTS: u32 = 262_144;
+    pub const FLOWS: u32 = 65_536;
+    pub const ENDPOINTS: u32 = 65_536;
     pub const OVERRIDES: u32 = 65_536;
     pub const TERRITORY_V4: u32 = 1_048_576;
     pub const TERRITORY_V6: u32 = 1_048_576;

@@ -1,0 +1,58 @@
+//! Per-CPU counters: per (session, territory) and verdict, and per pass reason.
+
+use aya_ebpf::bindings::BPF_NOEXIST;
+use filter_common::{PassReason, SessionStats, StatsKey, TerritoryId, Verdict};
+
+use crate::maps::{PASS_REASONS, SESSION_STATS};
+
+#[inline(always)]
+pub fn pass_reason(reason: PassReason) {
+    if let Some(counter) = PASS_REASONS.get_ptr_mut(reason as u32) {
+        // SAFETY: a per-CPU slot; no other CPU writes it.
+        unsafe { *counter += 1 };
+    }
+}
+
+#[inline(always)]
+fn add(stats: &mut SessionStats, verdict: Verdict, bytes: u64) {
+    // Constant indices keep bounds checks out of the program.
+    match verdict {
+        Verdict::Passed => {
+            stats.packets[0] += 1;
+            stats.bytes[0] += bytes;
+        }
+        Verdict::Dropped => {
+            stats.packets[1] += 1;
+            stats.bytes[1] += bytes;
+        }
+        Verdict::WouldDrop => {
+            stats.packets[2] += 1;
+            stats.bytes[2] += bytes;
+        }
+    }
+}
+
+#[inline(always)]
+pub fn session(session: u32, territory: TerritoryId, verdict: Verdict, bytes: usize) {
+    let key = StatsKey {
+        session,
+        territory,
+        _pad: 0,
+    };
+    if let Some(stats) = SESSION_STATS.get_ptr_mut(&key) {
+        // SAFETY: a per-CPU value; no other CPU writes it.
+        unsafe { add(&mut *stats, verdict, bytes as u64) };
+        return;
+    }
+    let mut stats = SessionStats::default();
+    add(&mut stats, verdict, bytes as u64);
+    if SESSION_STATS.insert(&key, &stats, BPF_NOEXIST as u64).is_ok() {
+        return;
+    }
+    // Another CPU may have created the entry in between; otherwise the map is full.
+    match SESSION_STATS.get_ptr_mut(&key) {
+        // SAFETY: as above.
+        Some(stats) => unsafe { add(&mut *stats, verdict, bytes as u64) },
+        None => pass_reason(PassReason::StatsFull),
+    }
+}

@@ -1,0 +1,71 @@
+//! The verdict for a packet of a session: a matching prefix override wins; otherwise the
+//! session's territory rules. Rules and drop overrides lapse at their expiry.
+
+use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
+use filter_common::{
+    OverrideAction, OverrideKey, TerritoryId, Verdict,
+    maps::OVERRIDE_SESSION_BITS,
+    policy::{RULE_DRY_RUN, RULES_PER_SESSION},
+};
+
+use crate::{
+    maps::{OVERRIDES, POLICIES},
+    parse::Packet,
+};
+
+#[inline(always)]
+fn now() -> u64 {
+    // SAFETY: a helper with no arguments.
+    unsafe { bpf_ktime_get_boot_ns() }
+}
+
+#[inline(always)]
+fn verdict_for(flags: u32) -> Verdict {
+    if flags & RULE_DRY_RUN != 0 {
+        Verdict::WouldDrop
+    } else {
+        Verdict::Dropped
+    }
+}
+
+#[inline(always)]
+pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Verdict {
+    let key = Key::new(
+        OVERRIDE_SESSION_BITS + 128,
+        OverrideKey {
+            session_be: session.to_be_bytes(),
+            addr: packet.src,
+        },
+    );
+    if let Some(found) = OVERRIDES.get(&key) {
+        if found.action == OverrideAction::Allow as u8 {
+            return Verdict::Passed;
+        }
+        if found.expires_boot_ns == 0 || now() < found.expires_boot_ns {
+            return verdict_for(found.flags);
+        }
+    }
+    // SAFETY: the map is not preallocated, so an entry is never reused under a reader.
+    let Some(policy) = (unsafe { POLICIES.get(session) }) else {
+        return Verdict::Passed;
+    };
+    let mut verdict = Verdict::Passed;
+    let mut now_ns = 0;
+    for i in 0..RULES_PER_SESSION {
+        let rule = &policy.rules[i];
+        if !rule.blocks(territory) {
+            continue;
+        }
+        if rule.expires_boot_ns != 0 && now_ns == 0 {
+            now_ns = now();
+        }
+        if !rule.in_force(now_ns) {
+            continue;
+        }
+        match verdict_for(rule.flags) {
+            Verdict::Dropped => return Verdict::Dropped,
+            other => verdict = other,
+        }
+    }
+    verdict
+}

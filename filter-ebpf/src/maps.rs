@@ -1,0 +1,56 @@
+//! The program's maps, pinned by name under the controller's pin directory.
+
+use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
+    macros::map,
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap},
+};
+use filter_common::{
+    EndpointKey, FlowKey, Override, OverrideKey, PassReason, Policy, SessionStats, StatsKey,
+    TerritoryId, TerritoryKeyV4, TerritoryKeyV6, maps::capacity,
+};
+
+/// Exact 5-tuple → session id.
+#[map]
+pub static FLOWS: HashMap<FlowKey, u32> = HashMap::pinned(capacity::FLOWS, 0);
+
+/// `(proto, local addr or any, port)` → session id.
+#[map]
+pub static ENDPOINTS: HashMap<EndpointKey, u32> = HashMap::pinned(capacity::ENDPOINTS, 0);
+
+/// `(session, source prefix)` → allow or drop, ahead of the territory rule.
+#[map]
+pub static OVERRIDES: LpmTrie<OverrideKey, Override> =
+    LpmTrie::pinned(capacity::OVERRIDES, 0);
+
+/// Session id → its rules. A hash without preallocation, so that an update replaces the
+/// whole value at once and a packet never reads half an old policy and half a new one.
+#[map]
+pub static POLICIES: HashMap<u32, Policy> =
+    HashMap::pinned(capacity::MAX_SESSIONS, BPF_F_NO_PREALLOC);
+
+/// Index 0: which territory table generation (0 = A, 1 = B) packets use.
+#[map]
+pub static GEO_ACTIVE: Array<u32> = Array::pinned(1, 0);
+
+#[map]
+pub static GEO4_A: LpmTrie<TerritoryKeyV4, TerritoryId> =
+    LpmTrie::pinned(capacity::TERRITORY_V4, 0);
+#[map]
+pub static GEO4_B: LpmTrie<TerritoryKeyV4, TerritoryId> =
+    LpmTrie::pinned(capacity::TERRITORY_V4, 0);
+#[map]
+pub static GEO6_A: LpmTrie<TerritoryKeyV6, TerritoryId> =
+    LpmTrie::pinned(capacity::TERRITORY_V6, 0);
+#[map]
+pub static GEO6_B: LpmTrie<TerritoryKeyV6, TerritoryId> =
+    LpmTrie::pinned(capacity::TERRITORY_V6, 0);
+
+/// `(session, territory)` → packets and bytes per verdict, per CPU.
+#[map]
+pub static SESSION_STATS: PerCpuHashMap<StatsKey, SessionStats> =
+    PerCpuHashMap::pinned(capacity::SESSION_STATS, 0);
+
+/// Packets that passed unclassified, per [`PassReason`], per CPU.
+#[map]
+pub static PASS_REASONS: PerCpuArray<u64> = PerCpuArray::pinned(PassReason::COUNT, 0);

@@ -1,1 +1,100 @@
-fn main() {}
+//! `cargo xtask`: set up the machine, build, test and demo geofence.
+//!
+//! Every subcommand lives in its own module; `cmd` runs the external programs.
+
+mod build;
+mod cmd;
+mod demo;
+mod setup;
+mod test;
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process,
+};
+
+use clap::{Parser, Subcommand};
+
+/// Developer tasks for geofence.
+///
+/// `cargo xtask demo` and `cargo xtask test` run `setup` themselves.
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install and prepare what building and testing need (idempotent).
+    ///
+    /// Each step is skipped when already done: rust-src for nightly; bpf-linker, built against
+    /// the LLVM inside the nightly toolchain; the Debian packages the tests use (iproute2,
+    /// bpftool, nftables, ipset, tcpdump); bpffs mounted at /sys/fs/bpf. The last two need
+    /// root, but only when there is something to do.
+    Setup,
+    /// Set up the toolchain, then build the workspace.
+    ///
+    /// Installs rust-src and bpf-linker when missing; the XDP program is built by
+    /// filter-userspace's build script and embedded in the `geofence` binary.
+    Build(build::Args),
+    /// Run `setup`, then the whole test suite (needs root).
+    ///
+    /// Builds `geofence` first and points the integration tests at it with `GEOFENCE_BIN`;
+    /// they make network namespaces and load XDP programs. Exits with cargo's exit code.
+    Test(test::Args),
+    /// Run `setup`, then the demo scene in network namespaces (needs root).
+    ///
+    /// One relay, two meetings, participants in three territories, one territory blocked on
+    /// one meeting. Exits with the demo's exit code.
+    Demo(demo::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::run(setup::Scope::All),
+        Task::Build(args) => build::run(&args),
+        Task::Test(args) => test::run(&args),
+        Task::Demo(args) => demo::run(&args),
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        // Hand on the exit code of the program that failed (cargo's, the demo's), so that CI
+        // sees what cargo would have reported.
+        let code = error
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<cmd::Failed>())
+            .map_or(1, cmd::Failed::exit_code);
+        process::exit(if code == 0 { 1 } else { code });
+    }
+}
+
+/// The workspace root: the parent of this crate's directory.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the workspace root, where we run
+/// cargo) or `target/`.
+pub fn target_dir() -> PathBuf {
+    let root = workspace_root();
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
+/// The `geofence` binary of a debug build, which the integration tests and the demo drive.
+pub fn geofence_bin() -> PathBuf {
+    target_dir().join("debug").join("geofence")
+}
+
+/// Announces the next phase of a task.
+pub fn phase(what: &str) {
+    eprintln!("==> {what}");
+}

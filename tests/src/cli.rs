@@ -145,17 +145,12 @@ impl Geofence {
 
 impl Drop for Geofence {
     fn drop(&mut self) {
-        let echo = std::mem::replace(&mut self.echo, false);
-        for (iface, ns) in self
-            .attached
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
+        self.echo = false;
+        let attached =
+            std::mem::take(&mut *self.attached.lock().unwrap_or_else(|e| e.into_inner()));
+        for (iface, ns) in attached {
             if let Err(e) = self.run(&["detach", &iface, "--netns", &ns]) {
-                if echo {
-                    eprintln!("note: detach {iface} in {ns}: {e:#}");
-                }
+                eprintln!("warning: cleanup: {e:#}");
             }
         }
         for dir in [&self.pin_dir, &self.temp_dir] {

@@ -1,3 +1,12 @@
-//! The geofence controller library.
+//! The geofence controller: geo tables, the meeting and rule model, and the kernel maps
+//! they are applied to. The `geofence` binary is a thin CLI over this library.
 
+pub mod cli;
+pub mod endpoint;
+pub mod expiry;
 pub mod geo;
+pub mod kernel;
+pub mod lock;
+pub mod prefix;
+pub mod state;
+pub mod territory;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `geofence` operator CLI.
+
+fn main() -> std::process::ExitCode {
+    geofence::cli::main()
+}

@@ -1,0 +1,249 @@
+//! Command-line arguments. Doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{
+    endpoint::{Endpoint, Proto},
+    prefix::Prefix,
+    territory::Territory,
+};
+
+/// Drop one meeting's packets from one territory, in XDP, and account for it.
+///
+/// geofence answers orders of the form "participants located in territory X may not take
+/// part in meeting M" precisely: packets of meeting M from sources in X are dropped on the
+/// relay; every other participant and every other meeting is untouched. State lives in
+/// pinned BPF maps, so enforcement continues after each command exits.
+#[derive(Parser, Debug)]
+#[command(name = "geofence", version, propagate_version = true)]
+#[command(after_help = "Typical use:
+  geofence attach eth0
+  geofence geo load countries-ipv4.csv countries-ipv6.csv
+  geofence meeting add town-hall --endpoint udp:*:40000-40099 --endpoint tcp:*:443
+  geofence block town-hall --territory XA --order ORD-2026-0042 --for 24h
+  geofence stats town-hall")]
+pub struct Cli {
+    /// Directory on a BPF filesystem holding geofence's pinned maps and links.
+    #[arg(
+        long,
+        global = true,
+        env = "GEOFENCE_PIN_DIR",
+        default_value = "/sys/fs/bpf/geofence"
+    )]
+    pub pin_dir: PathBuf,
+
+    /// Directory holding the state file and the audit log.
+    #[arg(
+        long,
+        global = true,
+        env = "GEOFENCE_STATE_DIR",
+        default_value = "/var/lib/geofence"
+    )]
+    pub state_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Attach the filter to an interface.
+    ///
+    /// Example: geofence attach eth0 --netns relay
+    Attach(AttachArgs),
+    /// Detach the filter from an interface.
+    ///
+    /// Example: geofence detach eth0 --netns relay
+    Detach(DetachArgs),
+    /// Load or query the territory table.
+    #[command(subcommand)]
+    Geo(GeoCommand),
+    /// Add, remove and list meetings.
+    #[command(subcommand)]
+    Meeting(MeetingCommand),
+    /// Bind single client flows to a meeting (for single-port relays).
+    #[command(subcommand)]
+    Flow(FlowCommand),
+    /// Block territories or prefixes on a meeting, under an order.
+    ///
+    /// Example: geofence block town-hall --territory XA --order ORD-2026-0042 --for 24h
+    Block(BlockArgs),
+    /// Lift blocks from a meeting.
+    ///
+    /// With neither --territory nor --prefix, every rule and exception of the meeting is
+    /// removed. --prefix removes a blocked prefix or an allowed exception.
+    ///
+    /// Example: geofence unblock town-hall --territory XA
+    Unblock(UnblockArgs),
+    /// Let single participants or ranges through despite a territory block.
+    ///
+    /// Example: geofence allow town-hall --prefix 192.0.2.77
+    Allow(AllowArgs),
+    /// Show interfaces, the territory table, meetings and their rules.
+    Status,
+    /// Show packet and byte counters per meeting and territory.
+    ///
+    /// Example: geofence stats town-hall --json
+    Stats(StatsArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModeArg {
+    /// In the driver; fastest, needs driver support (veth, most 10G+ NICs).
+    Native,
+    /// In the generic stack; works on every interface.
+    Skb,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// The interface, e.g. eth0.
+    pub interface: String,
+    /// The network namespace (as in `ip netns list`) the interface is in.
+    #[arg(long)]
+    pub netns: Option<String>,
+    /// Where the program runs.
+    #[arg(long, value_enum, default_value = "native")]
+    pub mode: ModeArg,
+}
+
+#[derive(Args, Debug)]
+pub struct DetachArgs {
+    pub interface: String,
+    #[arg(long)]
+    pub netns: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    /// Detect from the content.
+    Auto,
+    /// `start,end,CC` ranges (ip-location-db, DB-IP).
+    Csv,
+    /// MaxMind DB (GeoLite2/GeoIP2/DB-IP country).
+    Mmdb,
+    /// One CIDR per line, for the territory given by --territory.
+    Cidr,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GeoCommand {
+    /// Replace the territory table with the contents of FILEs, atomically.
+    ///
+    /// Several files are merged; a more specific prefix wins over a covering one. Gzip
+    /// input is read transparently. Nothing changes if any file has an error.
+    ///
+    /// Example: geofence geo load geo-ipv4.csv geo-ipv6.csv.gz custom-xa.txt
+    Load {
+        /// Geo data files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "auto")]
+        format: FormatArg,
+        /// The territory of a plain CIDR list, e.g. XA.
+        #[arg(long)]
+        territory: Option<Territory>,
+    },
+    /// Show the territory the loaded table gives an address.
+    ///
+    /// Example: geofence geo lookup 203.0.113.9
+    Lookup { addr: std::net::IpAddr },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MeetingCommand {
+    /// Register a meeting by its local endpoints.
+    ///
+    /// Example: geofence meeting add town-hall --endpoint udp:*:40000-40099 --endpoint tcp:[2001:db8::1]:443
+    Add {
+        /// The meeting id, e.g. town-hall (letters, digits, `.`, `_`, `-`).
+        name: String,
+        /// PROTO:ADDR:PORT[-PORT]; ADDR may be * (any local address); IPv6 in [].
+        #[arg(long = "endpoint", required = true)]
+        endpoints: Vec<Endpoint>,
+    },
+    /// Remove a meeting, its flows, rules and exceptions.
+    Del { name: String },
+    /// List meetings.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct FlowSpec {
+    /// The meeting.
+    pub name: String,
+    #[arg(long)]
+    pub proto: Proto,
+    /// The client's address and port, e.g. 198.51.100.7:50000 or [2001:db8::7]:50000.
+    #[arg(long)]
+    pub src: String,
+    /// The relay's address and port.
+    #[arg(long)]
+    pub dst: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FlowCommand {
+    /// Bind one client 5-tuple to a meeting.
+    ///
+    /// Example: geofence flow add town-hall --proto udp --src 198.51.100.7:50000 --dst 192.0.2.1:3478
+    Add(FlowSpec),
+    /// Remove a flow binding.
+    Del(FlowSpec),
+}
+
+#[derive(Args, Debug)]
+pub struct BlockArgs {
+    /// The meeting.
+    pub name: String,
+    /// A territory to block (ISO 3166-1 alpha-2, a user-assigned code, or `unknown`).
+    #[arg(long = "territory")]
+    pub territories: Vec<Territory>,
+    /// A source prefix or single address to block, e.g. 198.51.100.7 or 2001:db8::/48.
+    #[arg(long = "prefix")]
+    pub prefixes: Vec<Prefix>,
+    /// The reference of the order this block executes (required).
+    #[arg(long)]
+    pub order: String,
+    /// When the block ends, RFC 3339 (e.g. 2026-12-01T18:00:00Z).
+    #[arg(long, conflicts_with = "for_")]
+    pub expires: Option<String>,
+    /// How long the block lasts, e.g. 90m, 24h, 7d.
+    #[arg(long = "for", id = "for_")]
+    pub for_: Option<String>,
+    /// Count what would be dropped, but let it pass.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UnblockArgs {
+    pub name: String,
+    #[arg(long = "territory")]
+    pub territories: Vec<Territory>,
+    #[arg(long = "prefix")]
+    pub prefixes: Vec<Prefix>,
+}
+
+#[derive(Args, Debug)]
+pub struct AllowArgs {
+    pub name: String,
+    /// A source prefix or single address to let through.
+    #[arg(long = "prefix", required = true)]
+    pub prefixes: Vec<Prefix>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Only this meeting.
+    pub name: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,167 @@
+//! `geofence meeting ...` and `geofence flow ...`.
+
+use anyhow::{anyhow, bail};
+use jiff::Timestamp;
+use serde_json::json;
+
+use super::{
+    args::{FlowCommand, FlowSpec, MeetingCommand},
+    change::Ctx,
+};
+use crate::{
+    endpoint::{Endpoint, Flow, parse_socket},
+    state::{Meeting, State},
+};
+
+pub fn run(ctx: &Ctx, command: MeetingCommand) -> anyhow::Result<()> {
+    match command {
+        MeetingCommand::Add { name, endpoints } => add(ctx, name, endpoints),
+        MeetingCommand::Del { name } => del(ctx, &name),
+        MeetingCommand::List { json } => list(ctx, json),
+    }
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > 64 || !name.chars().all(ok_char) {
+        bail!("meeting name `{name}`: use 1 to 64 letters, digits, `.`, `_` or `-`");
+    }
+    Ok(())
+}
+
+/// An endpoint already owned elsewhere would make the kernel's session ambiguous.
+fn check_endpoints(state: &State, name: &str, endpoints: &[Endpoint]) -> anyhow::Result<()> {
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        if let Some(other) = endpoints[..i].iter().find(|e| e.overlaps(endpoint)) {
+            bail!("endpoints {other} and {endpoint} overlap");
+        }
+        for (owner, meeting) in &state.meetings {
+            if let Some(taken) = meeting.endpoints.iter().find(|e| e.overlaps(endpoint)) {
+                bail!("endpoint {endpoint} overlaps {taken}, which belongs to meeting `{owner}`");
+            }
+        }
+    }
+    let _ = name;
+    Ok(())
+}
+
+fn add(ctx: &Ctx, name: String, endpoints: Vec<Endpoint>) -> anyhow::Result<()> {
+    check_name(&name)?;
+    let state = ctx.change("meeting add", |state| {
+        if state.meetings.contains_key(&name) {
+            bail!("meeting `{name}` already exists");
+        }
+        check_endpoints(state, &name, &endpoints)?;
+        let session = state
+            .free_session()
+            .ok_or_else(|| anyhow!("no free session id: too many meetings"))?;
+        let shown: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+        state.meetings.insert(
+            name.clone(),
+            Meeting {
+                session,
+                created: Timestamp::now(),
+                endpoints,
+                flows: Vec::new(),
+                rules: Vec::new(),
+                allows: Vec::new(),
+            },
+        );
+        Ok(json!({ "meeting": name, "session": session, "endpoints": shown }))
+    })?;
+    let meeting = state.meeting(&name)?;
+    let ports: usize = meeting.endpoints.iter().map(Endpoint::port_count).sum();
+    println!(
+        "meeting `{name}` added (session {}, {} endpoint{}, {ports} port{})",
+        meeting.session,
+        meeting.endpoints.len(),
+        plural(meeting.endpoints.len()),
+        plural(ports)
+    );
+    Ok(())
+}
+
+pub(super) fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn del(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
+    let mut rules = 0;
+    ctx.change("meeting del", |state| {
+        let meeting = state.meeting(name)?;
+        rules = meeting.rules.len();
+        let orders: Vec<&str> = meeting.rules.iter().map(|r| r.order.as_str()).collect();
+        let details = json!({ "meeting": name, "session": meeting.session, "orders": orders });
+        state.meetings.remove(name);
+        Ok(details)
+    })?;
+    println!(
+        "meeting `{name}` removed, with {rules} rule{}",
+        plural(rules)
+    );
+    Ok(())
+}
+
+fn list(ctx: &Ctx, as_json: bool) -> anyhow::Result<()> {
+    let state = crate::state::State::load(&ctx.state_dir)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&state.meetings)?);
+        return Ok(());
+    }
+    if state.meetings.is_empty() {
+        println!("no meetings");
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:>7}  {:>5}  ENDPOINTS",
+        "MEETING", "SESSION", "RULES"
+    );
+    for (name, m) in &state.meetings {
+        let endpoints: Vec<String> = m.endpoints.iter().map(ToString::to_string).collect();
+        println!(
+            "{name:<24} {:>7}  {:>5}  {}",
+            m.session,
+            m.rules.len(),
+            endpoints.join(" ")
+        );
+    }
+    Ok(())
+}
+
+fn flow_of(spec: &FlowSpec) -> anyhow::Result<Flow> {
+    let src = parse_socket(&spec.src).map_err(|e| anyhow!("--src {e}"))?;
+    let dst = parse_socket(&spec.dst).map_err(|e| anyhow!("--dst {e}"))?;
+    Flow::new(spec.proto, src, dst).map_err(|e| anyhow!(e))
+}
+
+pub fn flow(ctx: &Ctx, command: FlowCommand) -> anyhow::Result<()> {
+    match command {
+        FlowCommand::Add(spec) => {
+            let flow = flow_of(&spec)?;
+            ctx.change("flow add", |state| {
+                for (owner, m) in &state.meetings {
+                    if m.flows.contains(&flow) {
+                        bail!("flow {flow} is already bound to meeting `{owner}`");
+                    }
+                }
+                state.meeting_mut(&spec.name)?.flows.push(flow.clone());
+                Ok(json!({ "meeting": spec.name, "flow": flow.to_string() }))
+            })?;
+            println!("flow {flow} bound to meeting `{}`", spec.name);
+        }
+        FlowCommand::Del(spec) => {
+            let flow = flow_of(&spec)?;
+            ctx.change("flow del", |state| {
+                let meeting = state.meeting_mut(&spec.name)?;
+                let before = meeting.flows.len();
+                meeting.flows.retain(|f| f != &flow);
+                if meeting.flows.len() == before {
+                    bail!("flow {flow} is not bound to meeting `{}`", spec.name);
+                }
+                Ok(json!({ "meeting": spec.name, "flow": flow.to_string() }))
+            })?;
+            println!("flow {flow} removed from meeting `{}`", spec.name);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! When rules end: `--expires RFC3339` or `--for DURATION`, and the conversion to the
+//! kernel's clock.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+/// Parses `500ms`, `30s`, `15m`, `2h`, `7d`, or a sum like `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad =
+        || format!("`{text}` is not a duration: expected e.g. 30s, 15m, 2h, 7d, 1h30m or 500ms");
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 9 {
+            return Err(bad());
+        }
+        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value * 60),
+            "h" => Duration::from_secs(value * 3600),
+            "d" => Duration::from_secs(value * 86_400),
+            _ => return Err(bad()),
+        };
+        total = total.checked_add(unit).ok_or_else(bad)?;
+        rest = &rest[unit_len..];
+    }
+    if total.is_zero() {
+        return Err(format!(
+            "`{text}`: a rule that expires at once would do nothing"
+        ));
+    }
+    Ok(total)
+}
+
+/// Parses an RFC 3339 time, which must lie in the future.
+pub fn parse_expiry(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+    let at: Timestamp = text.parse().map_err(|e| {
+        format!("`{text}` is not an RFC 3339 time (e.g. 2026-12-01T18:00:00Z): {e}")
+    })?;
+    if at <= now {
+        return Err(format!("`{text}` is in the past (now is {now})"));
+    }
+    Ok(at)
+}
+
+/// `now + duration`, for `--for`.
+pub fn expiry_after(now: Timestamp, duration: Duration) -> Result<Timestamp, String> {
+    let span = jiff::SignedDuration::try_from(duration).map_err(|e| e.to_string())?;
+    now.checked_add(span)
+        .map_err(|e| format!("expiry out of range: {e}"))
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec; both clocks exist on every Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The kernel's `bpf_ktime_get_boot_ns()` value at which wall time `at` arrives.
+/// A time already past maps to 1, which the kernel treats as expired.
+pub fn boot_ns_at(at: Timestamp) -> u64 {
+    let now_wall = Timestamp::now();
+    let now_boot = clock_ns(libc::CLOCK_BOOTTIME);
+    let ahead = at.as_nanosecond() - now_wall.as_nanosecond();
+    if ahead <= 0 {
+        return 1;
+    }
+    now_boot.saturating_add(u64::try_from(ahead).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5x",
+            "-5s",
+            "1.5h",
+            "0s",
+            "9999999999s",
+            "5 s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn expiries() {
+        let now: Timestamp = "2026-11-28T12:00:00Z".parse().expect("now");
+        assert!(parse_expiry("2026-11-28T13:00:00Z", now).is_ok());
+        assert!(
+            parse_expiry("2026-11-28T14:00:00+02:00", now).is_err(),
+            "that is now, not later"
+        );
+        assert!(
+            parse_expiry("2026-11-28T11:00:00Z", now)
+                .expect_err("past")
+                .contains("past")
+        );
+        assert!(
+            parse_expiry("tomorrow", now)
+                .expect_err("garbage")
+                .contains("RFC 3339")
+        );
+        let later = expiry_after(now, Duration::from_secs(60)).expect("later");
+        assert_eq!(later.to_string(), "2026-11-28T12:01:00Z");
+    }
+
+    #[test]
+    fn boot_clock_conversion() {
+        let past: Timestamp = "2000-01-01T00:00:00Z".parse().expect("past");
+        assert_eq!(boot_ns_at(past), 1);
+        let in_a_minute = expiry_after(Timestamp::now(), Duration::from_secs(60)).expect("t");
+        let boot = boot_ns_at(in_a_minute);
+        let now_boot = clock_ns(libc::CLOCK_BOOTTIME);
+        assert!(boot > now_boot + 59_000_000_000 && boot < now_boot + 61_000_000_000);
+    }
+}

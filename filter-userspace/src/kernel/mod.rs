@@ -1,0 +1,106 @@
+//! The kernel side of geofence as userspace sees it: the program and its maps, pinned by
+//! name under one directory so that every short-lived CLI call finds the same state.
+
+mod attach;
+mod geo;
+mod stats;
+mod sync;
+
+use std::{
+    os::unix::fs::DirBuilderExt as _,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, bail};
+use aya::{Ebpf, EbpfLoader};
+
+pub use attach::{AttachMode, attach, detach, link_pinned};
+pub use geo::{GeoLoad, active_generation, load_table, lookup as geo_lookup};
+pub use stats::{PassCounts, Stats, TerritoryCounts, read_stats};
+pub use sync::{SyncReport, sync};
+
+/// The XDP program, built for bpfel-unknown-none by the build script.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/geofence"));
+
+/// The program's name in the object.
+pub const PROGRAM: &str = "geofence";
+
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+/// The loaded object with its maps, pinned under `pin_dir`.
+pub struct Kernel {
+    pub ebpf: Ebpf,
+    pub pin_dir: PathBuf,
+}
+
+/// Root and a bpffs are prerequisites; say which is missing and how to fix it.
+pub fn check_privileges() -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "geofence changes BPF maps and XDP attachments, which needs root \
+             (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN for pinning); run it with sudo"
+        );
+    }
+    Ok(())
+}
+
+fn check_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
+    let parent = pin_dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    let fs = nix::sys::statfs::statfs(parent)
+        .with_context(|| format!("inspecting {}", parent.display()))?;
+    if fs.filesystem_type().0 as i64 != BPF_FS_MAGIC {
+        bail!(
+            "pin directory {} is not on a BPF filesystem ({} is not bpffs); \
+             mount one with `mount -t bpf bpf /sys/fs/bpf` or choose another --pin-dir",
+            pin_dir.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
+impl Kernel {
+    /// Opens the pinned maps under `pin_dir`, creating and pinning them on first use.
+    pub fn open(pin_dir: &Path) -> anyhow::Result<Kernel> {
+        check_privileges()?;
+        check_bpffs(pin_dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(pin_dir)
+            .with_context(|| format!("creating pin directory {}", pin_dir.display()))?;
+        let ebpf = EbpfLoader::new()
+            .default_map_pin_directory(pin_dir)
+            .load(EBPF_OBJECT)
+            .with_context(|| {
+                format!(
+                    "opening geofence maps under {} (is BPF supported and are the pins from this version?)",
+                    pin_dir.display()
+                )
+            })?;
+        Ok(Kernel {
+            ebpf,
+            pin_dir: pin_dir.to_path_buf(),
+        })
+    }
+
+    /// Whether the maps exist, without creating them.
+    pub fn exists(pin_dir: &Path) -> bool {
+        pin_dir.join(filter_common::maps::names::POLICIES).exists()
+    }
+
+    pub(crate) fn map_mut(&mut self, name: &str) -> anyhow::Result<&mut aya::maps::Map> {
+        self.ebpf
+            .map_mut(name)
+            .with_context(|| format!("map {name} is missing from the program object"))
+    }
+
+    pub(crate) fn map(&self, name: &str) -> anyhow::Result<&aya::maps::Map> {
+        self.ebpf
+            .map(name)
+            .with_context(|| format!("map {name} is missing from the program object"))
+    }
+}

@@ -1,0 +1,246 @@
+//! Makes the session maps (endpoints, flows, overrides, policies) equal to what the state
+//! file says. New entries go in before stale ones go out, and unchanged entries are not
+//! touched, so traffic of unrelated meetings never sees a gap.
+
+use std::{collections::HashMap as StdMap, hash::Hash};
+
+use anyhow::{Context as _, bail};
+use aya::{
+    Pod,
+    maps::{HashMap, LpmTrie, lpm_trie::Key},
+};
+use filter_common::{
+    EndpointKey, FlowKey, Override, OverrideAction, OverrideKey, Policy, Rule as KernelRule,
+    StatsKey,
+    maps::{capacity, names},
+    policy::{RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
+};
+use jiff::Timestamp;
+
+use super::Kernel;
+use crate::{expiry::boot_ns_at, state::State};
+
+/// How many entries a sync wrote and removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub written: usize,
+    pub removed: usize,
+}
+
+/// Everything the session maps should hold for `state`.
+struct Desired {
+    endpoints: StdMap<EndpointKey, u32>,
+    flows: StdMap<FlowKey, u32>,
+    overrides: StdMap<(u32, OverrideKey), Override>,
+    policies: StdMap<u32, Policy>,
+}
+
+/// Checks capacity limits and builds the desired entries; touches nothing.
+fn desired(state: &State) -> anyhow::Result<Desired> {
+    let now = Timestamp::now();
+    let mut d = Desired {
+        endpoints: StdMap::new(),
+        flows: StdMap::new(),
+        overrides: StdMap::new(),
+        policies: StdMap::new(),
+    };
+    for meeting in state.meetings.values() {
+        let session = meeting.session;
+        for endpoint in &meeting.endpoints {
+            d.endpoints.extend(endpoint.keys().map(|k| (k, session)));
+        }
+        d.flows
+            .extend(meeting.flows.iter().map(|f| (f.key(), session)));
+        let mut policy = Policy::EMPTY;
+        let territory_rules = meeting.rules.iter().filter(|r| !r.territories.is_empty());
+        for (slot, rule) in territory_rules.enumerate() {
+            if slot >= RULES_PER_SESSION {
+                bail!("meeting has more than {RULES_PER_SESSION} territory rules");
+            }
+            policy.rules[slot] = kernel_rule(rule, now);
+        }
+        if policy != Policy::EMPTY {
+            d.policies.insert(session, policy);
+        }
+        for rule in &meeting.rules {
+            for prefix in &rule.prefixes {
+                let value = Override {
+                    action: OverrideAction::Drop as u8,
+                    _pad: [0; 3],
+                    flags: if rule.dry_run { RULE_DRY_RUN } else { 0 },
+                    expires_boot_ns: rule.expires.map_or(0, boot_ns_at),
+                };
+                d.overrides.insert(prefix.override_key(session), value);
+            }
+        }
+        for prefix in &meeting.allows {
+            let value = Override {
+                action: OverrideAction::Allow as u8,
+                _pad: [0; 3],
+                flags: 0,
+                expires_boot_ns: 0,
+            };
+            d.overrides.insert(prefix.override_key(session), value);
+        }
+    }
+    for (what, len, cap) in [
+        ("endpoint ports", d.endpoints.len(), capacity::ENDPOINTS),
+        ("flow bindings", d.flows.len(), capacity::FLOWS),
+        ("prefix overrides", d.overrides.len(), capacity::OVERRIDES),
+    ] {
+        if len > cap as usize {
+            bail!("{len} {what} exceed the kernel map's capacity of {cap}");
+        }
+    }
+    Ok(d)
+}
+
+fn kernel_rule(rule: &crate::state::Rule, now: Timestamp) -> KernelRule {
+    let mut k = KernelRule::EMPTY;
+    for territory in &rule.territories {
+        k.set_blocked(territory.id());
+    }
+    k.flags = RULE_ACTIVE | if rule.dry_run { RULE_DRY_RUN } else { 0 };
+    k.expires_boot_ns = match rule.expires {
+        None => 0,
+        Some(at) if at <= now => 1,
+        Some(at) => boot_ns_at(at),
+    };
+    k
+}
+
+/// Expiries recomputed on each sync differ by the clock reading's jitter; within a
+/// second they are the same rule and need no rewrite.
+fn same_expiry(a: u64, b: u64) -> bool {
+    (a == 0) == (b == 0) && a.abs_diff(b) < 1_000_000_000
+}
+
+fn same_policy(a: &Policy, b: &Policy) -> bool {
+    a.rules.iter().zip(&b.rules).all(|(x, y)| {
+        x.blocked == y.blocked
+            && x.flags == y.flags
+            && same_expiry(x.expires_boot_ns, y.expires_boot_ns)
+    })
+}
+
+fn same_override(a: &Override, b: &Override) -> bool {
+    a.action == b.action && a.flags == b.flags && same_expiry(a.expires_boot_ns, b.expires_boot_ns)
+}
+
+/// Writes `want` into a hash map and removes what it does not list.
+fn sync_hash<K: Pod + Eq + Hash, V: Pod>(
+    map: &mut HashMap<&mut aya::maps::MapData, K, V>,
+    want: &StdMap<K, V>,
+    same: impl Fn(&V, &V) -> bool,
+    name: &str,
+    report: &mut SyncReport,
+) -> anyhow::Result<()> {
+    let have: StdMap<K, V> = map
+        .iter()
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading map {name}"))?;
+    for (k, v) in want {
+        if !have.get(k).is_some_and(|h| same(h, v)) {
+            map.insert(k, v, 0)
+                .with_context(|| format!("writing map {name}"))?;
+            report.written += 1;
+        }
+    }
+    for k in have.keys().filter(|k| !want.contains_key(k)) {
+        map.remove(k)
+            .with_context(|| format!("removing from map {name}"))?;
+        report.removed += 1;
+    }
+    Ok(())
+}
+
+fn sync_overrides(
+    kernel: &mut Kernel,
+    want: &StdMap<(u32, OverrideKey), Override>,
+    report: &mut SyncReport,
+) -> anyhow::Result<()> {
+    let mut map: LpmTrie<_, OverrideKey, Override> =
+        LpmTrie::try_from(kernel.map_mut(names::OVERRIDES)?)?;
+    let have: StdMap<(u32, OverrideKey), Override> = map
+        .iter()
+        .map(|r| r.map(|(k, v)| ((k.prefix_len(), k.data()), v)))
+        .collect::<Result<_, _>>()
+        .context("reading map OVERRIDES")?;
+    for (&(len, key), value) in want {
+        if !have
+            .get(&(len, key))
+            .is_some_and(|h| same_override(h, value))
+        {
+            map.insert(&Key::new(len, key), value, 0)
+                .context("writing map OVERRIDES")?;
+            report.written += 1;
+        }
+    }
+    for &(len, key) in have.keys().filter(|k| !want.contains_key(k)) {
+        map.remove(&Key::new(len, key))
+            .context("removing from map OVERRIDES")?;
+        report.removed += 1;
+    }
+    Ok(())
+}
+
+/// Makes the kernel's session maps match `state`. Validation happens first, so a state the
+/// maps cannot hold fails before anything is written.
+pub fn sync(kernel: &mut Kernel, state: &State) -> anyhow::Result<SyncReport> {
+    let want = desired(state)?;
+    let mut report = SyncReport::default();
+    // Policies and overrides before sessions: a new meeting's rules are in force from the
+    // first packet that finds its session.
+    {
+        let mut map: HashMap<_, u32, Policy> = HashMap::try_from(kernel.map_mut(names::POLICIES)?)?;
+        sync_hash(
+            &mut map,
+            &want.policies,
+            same_policy,
+            names::POLICIES,
+            &mut report,
+        )?;
+    }
+    sync_overrides(kernel, &want.overrides, &mut report)?;
+    {
+        let mut map: HashMap<_, EndpointKey, u32> =
+            HashMap::try_from(kernel.map_mut(names::ENDPOINTS)?)?;
+        sync_hash(
+            &mut map,
+            &want.endpoints,
+            |a, b| a == b,
+            names::ENDPOINTS,
+            &mut report,
+        )?;
+    }
+    {
+        let mut map: HashMap<_, FlowKey, u32> = HashMap::try_from(kernel.map_mut(names::FLOWS)?)?;
+        sync_hash(
+            &mut map,
+            &want.flows,
+            |a, b| a == b,
+            names::FLOWS,
+            &mut report,
+        )?;
+    }
+    forget_stats_of_removed_sessions(kernel, state)?;
+    Ok(report)
+}
+
+/// Counters of a deleted meeting must not be inherited by the next meeting given its id.
+fn forget_stats_of_removed_sessions(kernel: &mut Kernel, state: &State) -> anyhow::Result<()> {
+    let live: std::collections::BTreeSet<u32> =
+        state.meetings.values().map(|m| m.session).collect();
+    let mut map: aya::maps::PerCpuHashMap<_, StatsKey, filter_common::SessionStats> =
+        aya::maps::PerCpuHashMap::try_from(kernel.map_mut(names::SESSION_STATS)?)?;
+    let stale: Vec<StatsKey> = map
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| !live.contains(&k.session))
+        .collect();
+    for key in stale {
+        map.remove(&key)
+            .context("removing from map SESSION_STATS")?;
+    }
+    Ok(())
+}

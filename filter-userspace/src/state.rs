@@ -1,0 +1,231 @@
+//! The durable record of what operators asked for: meetings, their endpoints and flows,
+//! rules with order references, and the geo table's source. The kernel maps are derived
+//! from it, so it is enough to rebuild them after a reboot.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, bail};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    endpoint::{Endpoint, Flow},
+    prefix::Prefix,
+    territory::Territory,
+};
+
+pub const STATE_FILE: &str = "state.json";
+const STATE_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub meetings: BTreeMap<String, Meeting>,
+    pub geo: Option<GeoRecord>,
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meeting {
+    /// The kernel's id for this meeting, `1..MAX_SESSIONS`.
+    pub session: u32,
+    pub created: Timestamp,
+    pub endpoints: Vec<Endpoint>,
+    #[serde(default)]
+    pub flows: Vec<Flow>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    #[serde(default)]
+    pub allows: Vec<Prefix>,
+}
+
+/// What one `block` asked for, under one order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    pub order: String,
+    pub territories: Vec<Territory>,
+    pub prefixes: Vec<Prefix>,
+    pub expires: Option<Timestamp>,
+    pub dry_run: bool,
+    pub issued: Timestamp,
+    pub issued_by: String,
+}
+
+impl Rule {
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.expires.is_some_and(|at| at <= now)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GeoRecord {
+    pub files: Vec<PathBuf>,
+    pub format: String,
+    pub territory: Option<String>,
+    pub loaded: Timestamp,
+    pub prefixes_v4: usize,
+    pub prefixes_v6: usize,
+    pub territories: usize,
+    /// The table generation packets use (0 = A, 1 = B).
+    pub generation: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub interface: String,
+    pub netns: Option<String>,
+    pub mode: String,
+    pub attached: Timestamp,
+}
+
+impl Attachment {
+    /// `eth0` or `eth0@relay-ns`.
+    pub fn label(&self) -> String {
+        match &self.netns {
+            Some(ns) => format!("{}@{ns}", self.interface),
+            None => self.interface.clone(),
+        }
+    }
+}
+
+impl State {
+    pub fn load(dir: &Path) -> anyhow::Result<State> {
+        let path = dir.join(STATE_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(State {
+                    version: STATE_VERSION,
+                    ..State::default()
+                });
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let state: State = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a geofence state file", path.display()))?;
+        if state.version != STATE_VERSION {
+            bail!(
+                "{}: state version {} is not {STATE_VERSION}, the version this geofence reads",
+                path.display(),
+                state.version
+            );
+        }
+        Ok(state)
+    }
+
+    /// Writes the state so that a crash leaves either the old file or the new one.
+    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(STATE_FILE);
+        let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
+        let json = serde_json::to_vec_pretty(self).context("serializing state")?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode_0600()
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        file.write_all(&json)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+        Ok(())
+    }
+
+    pub fn meeting(&self, name: &str) -> anyhow::Result<&Meeting> {
+        self.meetings
+            .get(name)
+            .ok_or_else(|| unknown_meeting(self, name))
+    }
+
+    pub fn meeting_mut(&mut self, name: &str) -> anyhow::Result<&mut Meeting> {
+        if !self.meetings.contains_key(name) {
+            return Err(unknown_meeting(self, name));
+        }
+        self.meetings
+            .get_mut(name)
+            .ok_or_else(|| anyhow::anyhow!("unknown meeting `{name}`"))
+    }
+
+    /// The lowest session id no meeting uses.
+    pub fn free_session(&self) -> Option<u32> {
+        let used: std::collections::BTreeSet<u32> =
+            self.meetings.values().map(|m| m.session).collect();
+        (1..filter_common::maps::capacity::MAX_SESSIONS).find(|id| !used.contains(id))
+    }
+}
+
+fn unknown_meeting(state: &State, name: &str) -> anyhow::Error {
+    if state.meetings.is_empty() {
+        anyhow::anyhow!(
+            "unknown meeting `{name}`: no meetings exist (add one with `geofence meeting add`)"
+        )
+    } else {
+        let names: Vec<&str> = state.meetings.keys().map(String::as_str).collect();
+        anyhow::anyhow!("unknown meeting `{name}` (meetings: {})", names.join(", "))
+    }
+}
+
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl Mode0600 for fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        self.mode(0o600)
+    }
+}
+
+/// Creates the state directory (0700) if needed.
+pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating state directory {}", dir.display()))
+}
+
+/// Appends one line to `audit.jsonl`.
+pub fn audit(dir: &Path, action: &str, details: serde_json::Value) -> anyhow::Result<()> {
+    let path = dir.join("audit.jsonl");
+    let entry = serde_json::json!({
+        "time": Timestamp::now().to_string(),
+        "operator": operator(),
+        "host": host(),
+        "action": action,
+        "details": details,
+    });
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode_0600()
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(file, "{entry}").with_context(|| format!("appending to {}", path.display()))
+}
+
+/// Who is acting: the user behind sudo, else the current user.
+pub fn operator() -> String {
+    if let Ok(user) = std::env::var("SUDO_USER") {
+        return user;
+    }
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid {uid}"),
+    }
+}
+
+fn host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".to_string())
+}

@@ -196,7 +196,7 @@ pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
 pub fn audit(dir: &Path, action: &str, details: serde_json::Value) -> anyhow::Result<()> {
     let path = dir.join("audit.jsonl");
     let entry = serde_json::json!({
-        "time": Timestamp::now().to_string(),
+        "time": now().to_string(),
         "operator": operator(),
         "host": host(),
         "action": action,
@@ -209,6 +209,17 @@ pub fn audit(dir: &Path, action: &str, details: serde_json::Value) -> anyhow::Re
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
     writeln!(file, "{entry}").with_context(|| format!("appending to {}", path.display()))
+}
+
+/// The current time to the second, for records people read.
+pub fn now() -> Timestamp {
+    let now = Timestamp::now();
+    now.round(jiff::Unit::Second).unwrap_or(now)
+}
+
+/// `t` to the second, for display.
+pub fn rounded(t: Timestamp) -> Timestamp {
+    t.round(jiff::Unit::Second).unwrap_or(t)
 }
 
 /// Who is acting: the user behind sudo, else the current user.

@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use anyhow::Context as _;
-use jiff::Timestamp;
 use serde_json::json;
 
 use super::{
@@ -53,7 +52,7 @@ fn load(
         files: files.clone(),
         format: format.to_string(),
         territory: code,
-        loaded: Timestamp::now(),
+        loaded: state::now(),
         prefixes_v4: loaded.prefixes_v4,
         prefixes_v6: loaded.prefixes_v6,
         territories,

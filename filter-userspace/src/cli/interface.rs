@@ -1,7 +1,6 @@
 //! `geofence attach` and `geofence detach`.
 
 use anyhow::bail;
-use jiff::Timestamp;
 use serde_json::json;
 
 use super::{
@@ -27,7 +26,7 @@ pub fn attach(ctx: &Ctx, args: AttachArgs) -> anyhow::Result<()> {
         interface: args.interface.clone(),
         netns: args.netns.clone(),
         mode: mode_name.to_string(),
-        attached: Timestamp::now(),
+        attached: crate::state::now(),
     };
     // Rules first, so the program enforces them from its first packet.
     kernel::sync(&mut session.kernel, &new)?;

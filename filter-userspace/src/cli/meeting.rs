@@ -1,7 +1,6 @@
 //! `geofence meeting ...` and `geofence flow ...`.
 
 use anyhow::{anyhow, bail};
-use jiff::Timestamp;
 use serde_json::json;
 
 use super::{
@@ -60,7 +59,7 @@ fn add(ctx: &Ctx, name: String, endpoints: Vec<Endpoint>) -> anyhow::Result<()> 
             name.clone(),
             Meeting {
                 session,
-                created: Timestamp::now(),
+                created: crate::state::now(),
                 endpoints,
                 flows: Vec::new(),
                 rules: Vec::new(),

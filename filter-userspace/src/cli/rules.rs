@@ -54,7 +54,7 @@ pub fn block(ctx: &Ctx, args: BlockArgs) -> anyhow::Result<()> {
         prefixes: dedup(args.prefixes.clone()),
         expires,
         dry_run: args.dry_run,
-        issued: now,
+        issued: crate::state::now(),
         issued_by: operator(),
     };
     ctx.change("block", |state| {

@@ -71,8 +71,8 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<()> {
             what.extend(rule.prefixes.iter().map(ToString::to_string));
             let until = match rule.expires {
                 None => "no expiry".to_string(),
-                Some(t) if t <= now => format!("EXPIRED {t}"),
-                Some(t) => format!("until {t}"),
+                Some(t) if t <= now => format!("EXPIRED {}", crate::state::rounded(t)),
+                Some(t) => format!("until {}", crate::state::rounded(t)),
             };
             let mode = if rule.dry_run { "dry-run" } else { "enforce" };
             println!(

@@ -134,6 +134,24 @@ impl Geofence {
         Ok(out)
     }
 
+    /// Processes whose command line names this driver's pin directory (e.g. a geofence
+    /// process still running), as "pid: command line".
+    pub fn processes(&self) -> Vec<String> {
+        let pin = self.pin_dir.to_string_lossy().into_owned();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let pid = e.file_name().to_string_lossy().into_owned();
+                let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                cmd.contains(&pin).then(|| format!("{pid}: {cmd}"))
+            })
+            .collect()
+    }
+
     /// `geofence stats --json`, parsed.
     pub fn stats(&self) -> Result<Stats> {
         let out = self.run(&["stats", "--json"])?;

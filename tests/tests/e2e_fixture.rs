@@ -204,6 +204,13 @@ fn block_cuts_off_a_live_stream_within_100ms() {
     let later = media.snapshot();
     for who in ["xa-1", "xa-2", "xa-v6"] {
         let last = settled.row(who, "A").last_received.expect("never received");
+        match last.checked_duration_since(returned) {
+            Some(d) => println!("{who}: last packet on A {d:?} after `block` returned"),
+            None => println!(
+                "{who}: last packet on A {:?} before `block` returned",
+                returned - last
+            ),
+        }
         assert!(
             last <= returned + Duration::from_millis(100),
             "{who}: relay still received on A {:?} after `geofence block` returned",
@@ -303,29 +310,27 @@ fn timed_block_expires_by_itself() {
     verify(&world, "after the 2 s block expired", |_, _| Expect::Pass);
 }
 
-/// `--prefix` of one XC participant blocks that one only.
+/// `--prefix` (one IPv4 /32, one IPv6 /128) blocks those two participants only.
 #[test]
 fn prefix_block_hits_one_participant() {
     let Some(world) = fixture_world("prefix_block_hits_one_participant") else {
         return;
     };
+    let (xc1, xa_v6) = ("203.0.113.10/32", "2001:db8:a::10/128");
     let args = [
-        "block",
-        "A",
-        "--prefix",
-        "203.0.113.10/32",
-        "--order",
-        "ORD-4",
+        "block", "A", "--prefix", xc1, "--prefix", xa_v6, "--order", "ORD-4",
     ];
     world.gf.run(&args).expect("block --prefix");
+    let hit = |p: &Participant| p.name() == "xc-1" || p.name() == "xa-v6";
     verify(
         &world,
-        "after block A 203.0.113.10/32",
-        drops(|p, m| m == "A" && p.name() == "xc-1"),
+        "after block A xc-1/32 xa-v6/128",
+        drops(|p, m| m == "A" && hit(p)),
     );
 }
 
 /// A territory block with an allowed prefix: that participant passes, the rest of XA not.
+/// `unblock A` with no selector then lifts every rule of A.
 #[test]
 fn allow_prefix_overrides_territory_block() {
     let Some(world) = fixture_world("allow_prefix_overrides_territory_block") else {
@@ -338,4 +343,6 @@ fn allow_prefix_overrides_territory_block() {
         .expect("allow");
     let expect = drops(|p, m| m == "A" && in_territory(p, "XA") && p.name() != "xa-1");
     verify(&world, "after block A XA + allow 192.0.2.10/32", expect);
+    gf.run(&["unblock", "A"]).expect("unblock A");
+    verify(&world, "after unblock A", |_, _| Expect::Pass);
 }

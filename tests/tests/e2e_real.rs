@@ -13,7 +13,9 @@ use geofence_tests::{Geofence, MeetingPorts, Participant, ParticipantSpec, requi
 const COUNTRIES: [&str; 5] = ["CN", "HK", "US", "JP", "DE"];
 
 fn table() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/geo/geo-whois-asn-country-ipv4.csv")
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/geo/geo-whois-asn-country-ipv4.csv");
+    path.canonicalize().unwrap_or(path)
 }
 
 /// For each country, two addresses inside its first range (or first two ranges).

@@ -8,6 +8,7 @@ fn main() -> anyhow::Result<()> {
         root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../filter-ebpf"),
         ..Default::default()
     };
-    aya_build::build_ebpf([package], Toolchain::default())
-        .context("building the eBPF program (needs nightly, rust-src and bpf-linker: `cargo xtask setup`)")
+    aya_build::build_ebpf([package], Toolchain::default()).context(
+        "building the eBPF program (needs nightly, rust-src and bpf-linker: `cargo xtask setup`)",
+    )
 }

@@ -310,14 +310,20 @@ fn bad_input_is_refused_and_changes_nothing() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    let commands: [&[&str]; 8] = [
+    let commands: [&[&str]; 14] = [
         &["attach"],
+        &["detach"],
         &["geo", "load"],
+        &["geo", "lookup"],
         &["meeting", "add"],
+        &["meeting", "del"],
+        &["meeting", "list"],
         &["flow", "add"],
+        &["flow", "del"],
         &["block"],
         &["unblock"],
         &["allow"],
+        &["status"],
         &["stats"],
     ];
     for command in commands {

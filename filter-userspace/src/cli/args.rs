@@ -82,6 +82,8 @@ pub enum Command {
     /// Example: geofence allow town-hall --prefix 192.0.2.77
     Allow(AllowArgs),
     /// Show interfaces, the territory table, meetings and their rules.
+    ///
+    /// Example: geofence status
     Status,
     /// Show packet and byte counters per meeting and territory.
     ///
@@ -165,8 +167,12 @@ pub enum MeetingCommand {
         endpoints: Vec<Endpoint>,
     },
     /// Remove a meeting, its flows, rules and exceptions.
+    ///
+    /// Example: geofence meeting del town-hall
     Del { name: String },
     /// List meetings.
+    ///
+    /// Example: geofence meeting list --json
     List {
         /// Print JSON.
         #[arg(long)]
@@ -195,6 +201,8 @@ pub enum FlowCommand {
     /// Example: geofence flow add town-hall --proto udp --src 198.51.100.7:50000 --dst 192.0.2.1:3478
     Add(FlowSpec),
     /// Remove a flow binding.
+    ///
+    /// Example: geofence flow del town-hall --proto udp --src 198.51.100.7:50000 --dst 192.0.2.1:3478
     Del(FlowSpec),
 }
 

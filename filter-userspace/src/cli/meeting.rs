@@ -29,7 +29,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 }
 
 /// An endpoint already owned elsewhere would make the kernel's session ambiguous.
-fn check_endpoints(state: &State, name: &str, endpoints: &[Endpoint]) -> anyhow::Result<()> {
+fn check_endpoints(state: &State, endpoints: &[Endpoint]) -> anyhow::Result<()> {
     for (i, endpoint) in endpoints.iter().enumerate() {
         if let Some(other) = endpoints[..i].iter().find(|e| e.overlaps(endpoint)) {
             bail!("endpoints {other} and {endpoint} overlap");
@@ -40,7 +40,6 @@ fn check_endpoints(state: &State, name: &str, endpoints: &[Endpoint]) -> anyhow:
             }
         }
     }
-    let _ = name;
     Ok(())
 }
 
@@ -50,7 +49,7 @@ fn add(ctx: &Ctx, name: String, endpoints: Vec<Endpoint>) -> anyhow::Result<()> 
         if state.meetings.contains_key(&name) {
             bail!("meeting `{name}` already exists");
         }
-        check_endpoints(state, &name, &endpoints)?;
+        check_endpoints(state, &endpoints)?;
         let session = state
             .free_session()
             .ok_or_else(|| anyhow!("no free session id: too many meetings"))?;

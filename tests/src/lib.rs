@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod netns;
+pub mod packet;
 pub mod scene;
 pub mod sys;
 pub mod traffic;

@@ -46,7 +46,10 @@ pub fn session(session: u32, territory: TerritoryId, verdict: Verdict, bytes: us
     }
     let mut stats = SessionStats::default();
     add(&mut stats, verdict, bytes as u64);
-    if SESSION_STATS.insert(&key, &stats, BPF_NOEXIST as u64).is_ok() {
+    if SESSION_STATS
+        .insert(&key, &stats, BPF_NOEXIST as u64)
+        .is_ok()
+    {
         return;
     }
     // Another CPU may have created the entry in between; otherwise the map is full.

@@ -20,8 +20,7 @@ pub static ENDPOINTS: HashMap<EndpointKey, u32> = HashMap::pinned(capacity::ENDP
 
 /// `(session, source prefix)` → allow or drop, ahead of the territory rule.
 #[map]
-pub static OVERRIDES: LpmTrie<OverrideKey, Override> =
-    LpmTrie::pinned(capacity::OVERRIDES, 0);
+pub static OVERRIDES: LpmTrie<OverrideKey, Override> = LpmTrie::pinned(capacity::OVERRIDES, 0);
 
 /// Session id → its rules. A hash without preallocation, so that an update replaces the
 /// whole value at once and a packet never reads half an old policy and half a new one.

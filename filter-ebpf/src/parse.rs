@@ -92,13 +92,15 @@ fn parse_ipv4(ctx: &XdpContext, offset: usize) -> Parsed {
     if ip.vihl >> 4 != 4 || header_len < Ipv4Hdr::LEN {
         return Parsed::Pass(PassReason::Malformed);
     }
-    if u16::from_be_bytes(ip.frags) & 0x1fff != 0 {
+    let frags = u16::from_be_bytes(ip.frags);
+    if frags & 0x1fff != 0 {
         return Parsed::Pass(PassReason::Fragment);
     }
     parse_l4(
         ctx,
         offset + header_len,
         ip.proto,
+        frags & 0x2000 != 0,
         false,
         v4_mapped(ip.src_addr),
         v4_mapped(ip.dst_addr),
@@ -115,6 +117,7 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize) -> Parsed {
     }
     let mut next = ip.next_hdr;
     let mut offset = offset + Ipv6Hdr::LEN;
+    let mut first_fragment = false;
     for _ in 0..MAX_IPV6_EXT {
         let len = match next {
             IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
@@ -135,9 +138,11 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize) -> Parsed {
                 let Some(h) = read::<[u8; 8]>(ctx, offset) else {
                     return Parsed::Pass(PassReason::Malformed);
                 };
-                if u16::from_be_bytes([h[2], h[3]]) & 0xfff8 != 0 {
+                let offset_and_more = u16::from_be_bytes([h[2], h[3]]);
+                if offset_and_more & 0xfff8 != 0 {
                     return Parsed::Pass(PassReason::Fragment);
                 }
+                first_fragment = offset_and_more & 1 != 0;
                 next = h[0];
                 8
             }
@@ -148,7 +153,15 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize) -> Parsed {
     if is_ipv6_extension(next) {
         return Parsed::Pass(PassReason::ExtHeaderLimit);
     }
-    parse_l4(ctx, offset, next, true, ip.src_addr, ip.dst_addr)
+    parse_l4(
+        ctx,
+        offset,
+        next,
+        first_fragment,
+        true,
+        ip.src_addr,
+        ip.dst_addr,
+    )
 }
 
 #[inline(always)]
@@ -164,15 +177,21 @@ fn parse_l4(
     ctx: &XdpContext,
     offset: usize,
     protocol: u8,
+    first_fragment: bool,
     is_v6: bool,
     src: Address,
     dst: Address,
 ) -> Parsed {
-    // Ports are the first four bytes of both headers, but a packet whose header is cut
-    // short is malformed, not classifiable.
-    let ports = match protocol {
-        proto::UDP => read::<[u8; UDP_HDR_LEN]>(ctx, offset).map(|h| [h[0], h[1], h[2], h[3]]),
-        proto::TCP => {
+    // Ports are the first four bytes of both headers. A whole packet whose header is cut
+    // short is malformed; the receiver discards it. A first fragment may legally carry
+    // only 8 bytes of a TCP header, and the receiver reassembles it, so it is classified
+    // on its ports alone: passing it would let the whole datagram through.
+    let ports = match (protocol, first_fragment) {
+        (proto::UDP | proto::TCP, true) => read::<[u8; 4]>(ctx, offset),
+        (proto::UDP, false) => {
+            read::<[u8; UDP_HDR_LEN]>(ctx, offset).map(|h| [h[0], h[1], h[2], h[3]])
+        }
+        (proto::TCP, false) => {
             read::<[u8; TCP_MIN_HDR_LEN]>(ctx, offset).map(|h| [h[0], h[1], h[2], h[3]])
         }
         _ => return Parsed::Pass(PassReason::NotUdpTcp),

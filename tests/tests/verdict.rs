@@ -1320,7 +1320,8 @@ fn truncation_sweep() {
     };
     let packets = [
         (
-            "IPv6 QinQ 5 ext UDP",
+            "IPv6 QinQ 5 ext UDP, first fragment",
+            true,
             udp(XA6, A_UDP6)
                 .vlan(TPID_8021AD, 100)
                 .vlan(TPID_8021Q, 200)
@@ -1334,17 +1335,29 @@ fn truncation_sweep() {
         ),
         (
             "IPv4 tag IHL 15 TCP",
+            false,
             tcp(XA4, A_TCP4).vlan(TPID_8021Q, 300).ipv4_options(40),
         ),
-        ("IPv6 TCP dest-opts", tcp(XA6, A_TCP6).ext(Ext::DEST_OPTS)),
-        ("IPv4 UDP", udp(XA4, A_UDP4)),
+        (
+            "IPv6 TCP dest-opts",
+            false,
+            tcp(XA6, A_TCP6).ext(Ext::DEST_OPTS),
+        ),
+        ("IPv4 UDP", false, udp(XA4, A_UDP4)),
     ];
     let mut rows = Vec::new();
-    for (name, packet) in &packets {
+    for (name, first_fragment, packet) in &packets {
         let full = packet.build();
         for len in 0..=full.len() {
             let frame = full.truncated(len);
-            let (action, effect) = if frame.headers_cut() {
+            // A first fragment is classified on its ports: the rest of its transport
+            // header may legally travel in the next fragment.
+            let cut = if *first_fragment {
+                len < full.layer("udp").range.start + 4
+            } else {
+                frame.headers_cut()
+            };
+            let (action, effect) = if cut {
                 (PASS, MALFORMED)
             } else {
                 (DROP, dropped("A", "XA"))
@@ -1829,19 +1842,15 @@ fn stats_map_full() {
     fx.check("statistics map full", rows);
 }
 
-/// Rows where the program contradicts the design (reported; run with `--ignored`).
-///
 /// Design, data path step 2: a non-first fragment passes because "if the first fragment
 /// of the datagram was dropped, the datagram cannot be reassembled". That holds only if
-/// every first fragment of a blocked source is dropped. An IPv4 first fragment may carry
-/// as little as 8 bytes of its TCP segment (RFC 791 allows it; Linux reassembles such
-/// datagrams): the ports are there, but the program wants a whole 20-byte TCP header, so
-/// it passes the fragment as malformed, the rest follow as non-first fragments, and the
-/// relay receives the reassembled segment from a blocked territory.
+/// every first fragment of a blocked source is dropped. A first fragment may carry as
+/// little as 8 bytes of its TCP segment (RFC 791 allows it; Linux reassembles such
+/// datagrams), so it must be classified on its ports alone, not passed as malformed.
+/// Likewise an IPv4-mapped IPv6 source is an IPv4 host and keeps its territory.
 #[test]
-#[ignore = "program bug: IPv4 first fragments with a split TCP header pass as malformed"]
-fn known_bugs() {
-    let Some(fx) = Fixture::new("known_bugs") else {
+fn evasions() {
+    let Some(fx) = Fixture::new("evasions") else {
         return;
     };
     let rows = vec![
@@ -1867,6 +1876,24 @@ fn known_bugs() {
             DROP,
             dropped("A", "XA"),
         ),
+        row(
+            "IPv6 first fragment carrying 8 B of a TCP segment, XA → A",
+            tcp(XA6, A_TCP6).fragment(0, true).carry(8),
+            DROP,
+            dropped("A", "XA"),
+        ),
+        row(
+            "IPv4-mapped IPv6 source in XA → A (IPv6 endpoint)",
+            udp("[::ffff:192.0.2.10]:50000", A_UDP6),
+            DROP,
+            dropped("A", "XA"),
+        ),
+        row(
+            "IPv4-mapped IPv6 source in XB → A (IPv6 endpoint)",
+            udp("[::ffff:198.51.100.20]:50000", A_UDP6),
+            PASS,
+            passed("A", "XB"),
+        ),
     ];
-    fx.check("known program bugs", rows);
+    fx.check("evasions", rows);
 }

@@ -89,6 +89,16 @@ pub enum Command {
     ///
     /// Example: geofence stats town-hall --json
     Stats(StatsArgs),
+    /// Rebuild the kernel state from the state directory, e.g. after a reboot.
+    ///
+    /// Reloads the territory table from the files recorded by `geo load`, restores every
+    /// meeting, flow, rule and exception (expired rules stay expired), and re-attaches every
+    /// recorded interface whose link is missing. The geo files are checked first: if one is
+    /// gone or no longer parses, nothing is changed. An attachment that fails does not stop
+    /// the others, but makes the command fail at the end. Running it again changes nothing.
+    ///
+    /// Example: geofence restore
+    Restore,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

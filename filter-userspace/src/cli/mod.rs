@@ -6,6 +6,7 @@ mod change;
 mod geo;
 mod interface;
 mod meeting;
+mod restore;
 mod rules;
 mod show;
 
@@ -46,5 +47,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Allow(a) => rules::allow(&ctx, a),
         Command::Status => show::status(&ctx),
         Command::Stats(s) => show::stats(&ctx, s),
+        Command::Restore => restore::restore(&ctx),
     }
 }

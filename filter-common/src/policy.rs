@@ -55,7 +55,8 @@ impl Rule {
     /// Whether the rule is in force at `now_boot_ns`.
     #[inline(always)]
     pub fn in_force(&self, now_boot_ns: u64) -> bool {
-        self.flags & RULE_ACTIVE != 0 && (self.expires_boot_ns == 0 || now_boot_ns < self.expires_boot_ns)
+        self.flags & RULE_ACTIVE != 0
+            && (self.expires_boot_ns == 0 || now_boot_ns < self.expires_boot_ns)
     }
 }
 

@@ -370,6 +370,10 @@ impl Case {
         self
     }
 
+    #[expect(
+        dead_code,
+        reason = "marks a case as a known product defect; none is open now"
+    )]
     fn bug(mut self, why: &'static str) -> Case {
         self.bug = Some(why);
         self
@@ -786,13 +790,7 @@ fn argument_cases() -> Vec<Case> {
     let long_order = "X".repeat(200);
     vec![
         case("`--for 0s`", &block(&["--for", "0s"]), &["--for", "0s"]),
-        // BUG: clap takes `-5m` for flags and answers "unexpected argument '-5' found" with
-        // the tip "to pass '-5' as a value, use '-- -5'", which does not name --for and would
-        // not work; `--for=-5m` (next case) gets the clear message.
-        case("`--for -5m`", &block(&["--for", "-5m"]), &["--for", "-5m"]).bug(
-            "the message does not name --for, and its tip (`-- -5`) is wrong; \
-             `allow_hyphen_values` on --for would let the duration parser explain",
-        ),
+        case("`--for -5m`", &block(&["--for", "-5m"]), &["--for", "-5m"]),
         case("`--for=-5m`", &block(&["--for=-5m"]), &["--for", "-5m"]),
         case(
             "`--expires` with month 13",
@@ -809,14 +807,11 @@ fn argument_cases() -> Vec<Case> {
             &["block", "A", "--territory", "XB", "--order", &long_order],
             &["--order", "at most 128"],
         ),
-        // BUG: the refused reference is echoed raw, so the newline (or an escape sequence)
-        // reaches the terminal and the first line of the error has no reason.
         case(
             "`--order` with a newline",
             &["block", "A", "--territory", "XB", "--order", "ORD-1\nORD-2"],
-            &["--order", "printable"],
-        )
-        .bug("the control character is echoed verbatim, splitting the message over two lines"),
+            &["--order", "printable", "ORD-1\\nORD-2"],
+        ),
         case(
             "`--prefix` with IPv6 host bits",
             &["block", "A", "--prefix", "2001:db8::1/32", "--order", "O"],

@@ -96,7 +96,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         return;
     }
     let d = Dirs::new("bad");
-    let geo = d.state.with_extension("csv");
+    let geo = d.state.join("fixture.csv");
     fs::create_dir_all(&d.state).expect("state dir");
     fs::write(
         &geo,
@@ -118,7 +118,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     d.ok(&["block", "A", "--territory", "XA", "--order", "ORD-1"]);
     d.ok(&["block", "A", "--prefix", "198.51.100.7", "--order", "ORD-2"]);
 
-    let bad_csv = d.state.with_extension("bad.csv");
+    let bad_csv = d.state.join("bad.csv");
     fs::write(&bad_csv, "192.0.2.0,192.0.2.255,XA\n10.0.0.9,10.0.0.1,XB\n").expect("csv");
     let bad_csv = bad_csv.to_str().expect("utf-8 path").to_string();
 
@@ -310,7 +310,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    let commands: [&[&str]; 14] = [
+    let commands: [&[&str]; 15] = [
         &["attach"],
         &["detach"],
         &["geo", "load"],
@@ -325,6 +325,7 @@ fn every_command_has_help_with_an_example() {
         &["allow"],
         &["status"],
         &["stats"],
+        &["restore"],
     ];
     for command in commands {
         let out = Command::new(env!("CARGO_BIN_EXE_geofence"))

@@ -230,10 +230,16 @@ pub struct BlockArgs {
     #[arg(long)]
     pub order: String,
     /// When the block ends, RFC 3339 (e.g. 2026-12-01T18:00:00Z).
-    #[arg(long, conflicts_with = "for_")]
+    #[arg(long, value_name = "RFC3339", conflicts_with = "for_")]
     pub expires: Option<String>,
     /// How long the block lasts, e.g. 90m, 24h, 7d.
-    #[arg(long = "for", id = "for_")]
+    // Hyphen values reach the duration parser, which explains what is wrong with `-5m`.
+    #[arg(
+        long = "for",
+        id = "for_",
+        value_name = "DURATION",
+        allow_hyphen_values = true
+    )]
     pub for_: Option<String>,
     /// Count what would be dropped, but let it pass.
     #[arg(long)]

@@ -20,7 +20,8 @@ fn check_order(order: &str) -> anyhow::Result<()> {
         bail!("--order: an order reference is required, e.g. --order ORD-2026-0042");
     }
     if order.len() > 128 || order.chars().any(char::is_control) {
-        bail!("--order `{order}`: use at most 128 printable characters");
+        // Debug quoting keeps control characters from reaching the terminal raw.
+        bail!("--order {order:?}: use at most 128 printable characters");
     }
     Ok(())
 }

@@ -1,52 +1,19 @@
 //! Bad input to the `geofence` CLI: each gets a non-zero exit, a message naming the
 //! argument or file and the reason, and leaves the state file and the maps unchanged.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::{Command, Output},
-    sync::atomic::{AtomicU32, Ordering},
-};
+mod common;
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
+use std::{fs, process::Command};
 
-/// A pin dir and state dir of this test alone, removed on drop.
-struct Dirs {
-    pin: PathBuf,
-    state: PathBuf,
+use common::{Dirs, root_with_bpffs};
+
+/// Snapshots of what a bad input must leave alone.
+trait Snapshot {
+    fn state_file(&self) -> String;
+    fn maps(&self) -> String;
 }
 
-impl Dirs {
-    fn new(tag: &str) -> Dirs {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let id = format!("gf-cli-{tag}-{}-{n}", std::process::id());
-        Dirs {
-            pin: Path::new("/sys/fs/bpf").join(&id),
-            state: std::env::temp_dir().join(id),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_geofence"))
-            .arg("--pin-dir")
-            .arg(&self.pin)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .args(args)
-            .output()
-            .expect("running geofence")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "geofence {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
+impl Snapshot for Dirs {
     fn state_file(&self) -> String {
         fs::read_to_string(self.state.join("state.json")).unwrap_or_default()
     }
@@ -64,30 +31,6 @@ impl Dirs {
         }
         dump
     }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.state);
-        if let Ok(entries) = fs::read_dir(&self.pin) {
-            for entry in entries.flatten() {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-        let _ = fs::remove_dir(&self.pin);
-    }
-}
-
-fn root_with_bpffs(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: needs root");
-        return false;
-    }
-    if !Path::new("/sys/fs/bpf").is_dir() {
-        eprintln!("skipping {test}: /sys/fs/bpf is missing");
-        return false;
-    }
-    true
 }
 
 #[test]

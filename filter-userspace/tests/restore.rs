@@ -7,74 +7,28 @@ use std::{
     collections::BTreeMap,
     fs,
     mem::{offset_of, size_of},
-    path::{Path, PathBuf},
-    process::{Command, Output},
-    sync::atomic::{AtomicU32, Ordering},
+    path::Path,
+    process::Command,
     thread,
     time::{Duration, Instant},
 };
 
+mod common;
+
+use common::Dirs;
 use filter_common::{
     Override, Policy, Rule,
     maps::names,
     policy::{RULE_ACTIVE, RULES_PER_SESSION},
 };
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// A pin dir and state dir of this test alone, removed on drop.
-struct Dirs {
-    pin: PathBuf,
-    state: PathBuf,
+/// What only the restore tests do with their directories.
+trait Reboot {
+    fn wipe_pins(&self);
+    fn snapshot(&self) -> Snapshot;
 }
 
-impl Dirs {
-    fn new() -> Dirs {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let id = format!("gf-restore-{}-{n}", std::process::id());
-        Dirs {
-            pin: Path::new("/sys/fs/bpf").join(&id),
-            state: std::env::temp_dir().join(id),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_geofence"))
-            .arg("--pin-dir")
-            .arg(&self.pin)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .args(args)
-            .output()
-            .expect("running geofence")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "geofence {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Runs a command that must fail; returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "geofence {args:?} succeeded: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    fn read_state(&self, file: &str) -> String {
-        fs::read_to_string(self.state.join(file)).unwrap_or_default()
-    }
-
+impl Reboot for Dirs {
     /// What a reboot does to bpffs: every pin is gone. Removing the link pin drops the
     /// last reference to the link, which detaches the program.
     fn wipe_pins(&self) {
@@ -102,14 +56,6 @@ impl Dirs {
         maps.insert("active GEO4", dump(&self.pin.join(v4)));
         maps.insert("active GEO6", dump(&self.pin.join(v6)));
         Snapshot { maps }
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.state);
-        let _ = fs::remove_file(self.state.with_extension("csv"));
-        let _ = fs::remove_dir_all(&self.pin);
     }
 }
 
@@ -402,7 +348,7 @@ fn restore_rebuilds_the_kernel_state_after_a_reboot() {
     }
     let netns = Netns::new();
     let ns = netns.name.as_str();
-    let d = Dirs::new();
+    let d = Dirs::new("restore");
     sh(&[
         "ip", "-n", ns, "link", "add", "gfr0", "type", "veth", "peer", "name", "gfr1",
     ]);
@@ -499,7 +445,7 @@ fn restore_with_a_missing_or_broken_geo_file_changes_nothing() {
     if !root_with_tools("restore_with_a_missing_or_broken_geo_file_changes_nothing") {
         return;
     }
-    let d = Dirs::new();
+    let d = Dirs::new("restore");
     fs::create_dir_all(&d.state).expect("state dir");
     let geo = d.state.with_extension("csv");
     fs::write(&geo, GEO_CSV).expect("geo csv");

@@ -1,0 +1,91 @@
+//! What the CLI tests share: a pin dir and a state dir of one test alone, and running the
+//! `geofence` binary against them.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A pin dir and state dir of this test alone, removed on drop.
+pub struct Dirs {
+    pub pin: PathBuf,
+    pub state: PathBuf,
+}
+
+#[allow(dead_code, reason = "each test file uses a different part")]
+impl Dirs {
+    pub fn new(tag: &str) -> Dirs {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = format!("gf-{tag}-{}-{n}", std::process::id());
+        Dirs {
+            pin: Path::new("/sys/fs/bpf").join(&id),
+            state: std::env::temp_dir().join(id),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_geofence"))
+            .arg("--pin-dir")
+            .arg(&self.pin)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(args)
+            .output()
+            .expect("running geofence")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "geofence {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "geofence {args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// A file of the state directory, or "" if it does not exist.
+    pub fn read_state(&self, file: &str) -> String {
+        fs::read_to_string(self.state.join(file)).unwrap_or_default()
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.state);
+        let _ = fs::remove_file(self.state.with_extension("csv"));
+        // bpffs allows unlinking pins and removing empty directories.
+        let _ = fs::remove_dir_all(&self.pin);
+    }
+}
+
+/// Root and a bpffs mount, or a printed reason to skip.
+#[allow(dead_code, reason = "not every test file needs it")]
+pub fn root_with_bpffs(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: needs root");
+        return false;
+    }
+    if !Path::new("/sys/fs/bpf").is_dir() {
+        eprintln!("skipping {test}: /sys/fs/bpf is missing");
+        return false;
+    }
+    true
+}

@@ -67,12 +67,11 @@ pub fn restore(ctx: &Ctx) -> anyhow::Result<()> {
 
     // 2. Sessions, flows, overrides and policies.
     let sync = kernel::sync(&mut kernel, &state).context("restoring meetings and rules")?;
-    drop(kernel);
 
     // 3. Attachments, each on its own: one that fails does not stop the others.
     let mut outcomes = Vec::with_capacity(state.attachments.len());
     for (attachment, mode) in state.attachments.iter().zip(modes) {
-        outcomes.push(reattach(ctx, attachment, mode));
+        outcomes.push(reattach(ctx, &mut kernel, attachment, mode));
     }
 
     let now = jiff::Timestamp::now();
@@ -261,15 +260,18 @@ impl Outcome {
     }
 }
 
-fn reattach(ctx: &Ctx, attachment: &Attachment, mode: Result<AttachMode, String>) -> Outcome {
+fn reattach(
+    ctx: &Ctx,
+    kernel: &mut Kernel,
+    attachment: &Attachment,
+    mode: Result<AttachMode, String>,
+) -> Outcome {
     let netns = attachment.netns.as_deref();
     let result = if kernel::link_pinned(&ctx.pin_dir, &attachment.interface, netns) {
         Ok(Done::AlreadyAttached)
     } else {
         mode.and_then(|mode| {
-            // A fresh handle per attachment: the program object is loaded once per handle.
-            Kernel::open(&ctx.pin_dir)
-                .and_then(|mut k| kernel::attach(&mut k, &attachment.interface, netns, mode))
+            kernel::attach(kernel, &attachment.interface, netns, mode)
                 .map(|()| Done::Attached)
                 .map_err(|e| format!("{e:#}"))
         })

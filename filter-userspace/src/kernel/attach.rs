@@ -102,9 +102,12 @@ pub fn attach(
         .program_mut(PROGRAM)
         .context("the XDP program is missing from the object")?
         .try_into()?;
-    program
-        .load()
-        .map_err(|e| anyhow!("the kernel refused to load the XDP program: {e}"))?;
+    // One handle loads the program once and attaches it to as many interfaces as asked.
+    if program.fd().is_err() {
+        program
+            .load()
+            .map_err(|e| anyhow!("the kernel refused to load the XDP program: {e}"))?;
+    }
     let link_id = {
         let _inside = netns.map(NetnsGuard::enter).transpose()?;
         let index = interface_index(interface, netns)?;

@@ -69,16 +69,32 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// The kernel's `bpf_ktime_get_boot_ns()` value at which wall time `at` arrives.
-/// A time already past maps to 1, which the kernel treats as expired.
-pub fn boot_ns_at(at: Timestamp) -> u64 {
-    let now_wall = Timestamp::now();
-    let now_boot = clock_ns(libc::CLOCK_BOOTTIME);
-    let ahead = at.as_nanosecond() - now_wall.as_nanosecond();
-    if ahead <= 0 {
-        return 1;
+/// The wall clock and the kernel's boot clock read together, so that many expiries are
+/// converted against one reading.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    wall: Timestamp,
+    boot_ns: u64,
+}
+
+impl Clock {
+    pub fn now() -> Clock {
+        Clock {
+            wall: Timestamp::now(),
+            boot_ns: clock_ns(libc::CLOCK_BOOTTIME),
+        }
     }
-    now_boot.saturating_add(u64::try_from(ahead).unwrap_or(u64::MAX))
+
+    /// The kernel's `bpf_ktime_get_boot_ns()` value at which wall time `at` arrives.
+    /// A time already past maps to 1, which the kernel treats as expired.
+    pub fn boot_ns_at(&self, at: Timestamp) -> u64 {
+        let ahead = at.as_nanosecond() - self.wall.as_nanosecond();
+        if ahead <= 0 {
+            return 1;
+        }
+        self.boot_ns
+            .saturating_add(u64::try_from(ahead).unwrap_or(u64::MAX))
+    }
 }
 
 #[cfg(test)]
@@ -131,9 +147,10 @@ mod tests {
     #[test]
     fn boot_clock_conversion() {
         let past: Timestamp = "2000-01-01T00:00:00Z".parse().expect("past");
-        assert_eq!(boot_ns_at(past), 1);
+        let clock = Clock::now();
+        assert_eq!(clock.boot_ns_at(past), 1);
         let in_a_minute = expiry_after(Timestamp::now(), Duration::from_secs(60)).expect("t");
-        let boot = boot_ns_at(in_a_minute);
+        let boot = clock.boot_ns_at(in_a_minute);
         let now_boot = clock_ns(libc::CLOCK_BOOTTIME);
         assert!(boot > now_boot + 59_000_000_000 && boot < now_boot + 61_000_000_000);
     }

@@ -9,6 +9,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use std::os::unix::fs::OpenOptionsExt as _;
+
 use anyhow::{Context as _, bail};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -57,6 +59,13 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The territories and prefixes the rule blocks, as operators write them.
+    pub fn targets(&self) -> String {
+        let territories = self.territories.iter().map(ToString::to_string);
+        let prefixes = self.prefixes.iter().map(ToString::to_string);
+        territories.chain(prefixes).collect::<Vec<_>>().join(", ")
+    }
+
     pub fn expired(&self, now: Timestamp) -> bool {
         self.expires.is_some_and(|at| at <= now)
     }
@@ -127,7 +136,7 @@ impl State {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode_0600()
+            .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("writing {}", tmp.display()))?;
         file.write_all(&json)
@@ -171,17 +180,6 @@ fn unknown_meeting(state: &State, name: &str) -> anyhow::Error {
     }
 }
 
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        self.mode(0o600)
-    }
-}
-
 /// Creates the state directory (0700) if needed.
 pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
@@ -205,7 +203,7 @@ pub fn audit(dir: &Path, action: &str, details: serde_json::Value) -> anyhow::Re
     let mut file = fs::OpenOptions::new()
         .append(true)
         .create(true)
-        .mode_0600()
+        .mode(0o600)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
     writeln!(file, "{entry}").with_context(|| format!("appending to {}", path.display()))

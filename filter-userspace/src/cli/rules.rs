@@ -86,8 +86,6 @@ pub fn block(ctx: &Ctx, args: BlockArgs) -> anyhow::Result<()> {
             "mode": if rule.dry_run { "dry-run" } else { "enforce" },
         }))
     })?;
-    let mut what: Vec<String> = rule.territories.iter().map(ToString::to_string).collect();
-    what.extend(rule.prefixes.iter().map(ToString::to_string));
     let until = rule
         .expires
         .map_or("until lifted".to_string(), |t| format!("until {t}"));
@@ -98,7 +96,7 @@ pub fn block(ctx: &Ctx, args: BlockArgs) -> anyhow::Result<()> {
     };
     println!(
         "blocked {} on `{}` under order {} {until}{mode}",
-        what.join(", "),
+        rule.targets(),
         args.name,
         rule.order
     );

@@ -67,8 +67,6 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<()> {
             println!("    flow {flow}");
         }
         for rule in &m.rules {
-            let mut what: Vec<String> = rule.territories.iter().map(ToString::to_string).collect();
-            what.extend(rule.prefixes.iter().map(ToString::to_string));
             let until = match rule.expires {
                 None => "no expiry".to_string(),
                 Some(t) if t <= now => format!("EXPIRED {}", crate::state::rounded(t)),
@@ -77,7 +75,7 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<()> {
             let mode = if rule.dry_run { "dry-run" } else { "enforce" };
             println!(
                 "    block {:<20} order {:<16} {mode:<8} {until}   by {} at {}",
-                what.join(","),
+                rule.targets(),
                 rule.order,
                 rule.issued_by,
                 rule.issued
@@ -92,13 +90,18 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<()> {
         let stats = kernel::read_stats(&kernel)?;
         println!();
         println!("Passed unclassified");
-        let reasons: Vec<String> = PassReason::ALL
-            .iter()
-            .map(|r| format!("{} {}", r.name(), stats.pass_reasons[*r as usize]))
-            .collect();
-        println!("  {}", reasons.join("   "));
+        println!("  {}", pass_reasons(&stats, "   "));
     }
     Ok(())
+}
+
+/// `no_session 12, not_ip 0, ...`
+fn pass_reasons(stats: &Stats, separator: &str) -> String {
+    PassReason::ALL
+        .iter()
+        .map(|r| format!("{} {}", r.name(), stats.pass_reasons[*r as usize]))
+        .collect::<Vec<_>>()
+        .join(separator)
 }
 
 fn counts_json(stats: &Stats, session: u32) -> Vec<Value> {
@@ -170,11 +173,7 @@ pub fn stats(ctx: &Ctx, args: StatsArgs) -> anyhow::Result<()> {
         }
     }
     if args.name.is_none() {
-        let reasons: Vec<String> = PassReason::ALL
-            .iter()
-            .map(|r| format!("{} {}", r.name(), stats.pass_reasons[*r as usize]))
-            .collect();
-        println!("passed unclassified: {}", reasons.join(", "));
+        println!("passed unclassified: {}", pass_reasons(&stats, ", "));
     }
     Ok(())
 }

@@ -15,10 +15,9 @@ use filter_common::{
     maps::{capacity, names},
     policy::{RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };
-use jiff::Timestamp;
 
 use super::Kernel;
-use crate::{expiry::boot_ns_at, state::State};
+use crate::{expiry::Clock, state::State};
 
 /// How many entries a sync wrote and removed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -37,7 +36,7 @@ struct Desired {
 
 /// Checks capacity limits and builds the desired entries; touches nothing.
 fn desired(state: &State) -> anyhow::Result<Desired> {
-    let now = Timestamp::now();
+    let clock = Clock::now();
     let mut d = Desired {
         endpoints: StdMap::new(),
         flows: StdMap::new(),
@@ -57,7 +56,7 @@ fn desired(state: &State) -> anyhow::Result<Desired> {
             if slot >= RULES_PER_SESSION {
                 bail!("meeting has more than {RULES_PER_SESSION} territory rules");
             }
-            policy.rules[slot] = kernel_rule(rule, now);
+            policy.rules[slot] = kernel_rule(rule, &clock);
         }
         if policy != Policy::EMPTY {
             d.policies.insert(session, policy);
@@ -68,7 +67,7 @@ fn desired(state: &State) -> anyhow::Result<Desired> {
                     action: OverrideAction::Drop as u8,
                     _pad: [0; 3],
                     flags: if rule.dry_run { RULE_DRY_RUN } else { 0 },
-                    expires_boot_ns: rule.expires.map_or(0, boot_ns_at),
+                    expires_boot_ns: rule.expires.map_or(0, |at| clock.boot_ns_at(at)),
                 };
                 d.overrides.insert(prefix.override_key(session), value);
             }
@@ -95,17 +94,13 @@ fn desired(state: &State) -> anyhow::Result<Desired> {
     Ok(d)
 }
 
-fn kernel_rule(rule: &crate::state::Rule, now: Timestamp) -> KernelRule {
+fn kernel_rule(rule: &crate::state::Rule, clock: &Clock) -> KernelRule {
     let mut k = KernelRule::EMPTY;
     for territory in &rule.territories {
         k.set_blocked(territory.id());
     }
     k.flags = RULE_ACTIVE | if rule.dry_run { RULE_DRY_RUN } else { 0 };
-    k.expires_boot_ns = match rule.expires {
-        None => 0,
-        Some(at) if at <= now => 1,
-        Some(at) => boot_ns_at(at),
-    };
+    k.expires_boot_ns = rule.expires.map_or(0, |at| clock.boot_ns_at(at));
     k
 }
 

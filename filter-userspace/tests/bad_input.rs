@@ -19,6 +19,9 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
+mod common;
+
+use common::{geofence as run_geofence, root_with_bpffs};
 use filter_common::maps::capacity;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -39,17 +42,6 @@ const MAPS: [&str; 9] = [
 /// The interface pair of the attach cases, inside the fixture's own network namespace.
 const IFACE: &str = "gfbad0";
 const PEER: &str = "gfbad1";
-
-fn run_geofence(pin: &Path, state: &Path, args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_geofence"))
-        .arg("--pin-dir")
-        .arg(pin)
-        .arg("--state-dir")
-        .arg(state)
-        .args(args)
-        .output()
-        .expect("running geofence")
-}
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
@@ -378,20 +370,6 @@ impl Case {
         self.bug = Some(why);
         self
     }
-}
-
-fn root_with_bpffs(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: needs root");
-        return false;
-    }
-    let on_bpffs = nix::sys::statfs::statfs("/sys/fs/bpf")
-        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::FsType(0xcafe_4a11));
-    if !on_bpffs {
-        eprintln!("skipping {test}: /sys/fs/bpf is not a BPF filesystem");
-        return false;
-    }
-    true
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

@@ -239,12 +239,7 @@ impl Snapshot {
 }
 
 fn root_with_tools(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: needs root");
-        return false;
-    }
-    if !Path::new("/sys/fs/bpf").is_dir() {
-        eprintln!("skipping {test}: /sys/fs/bpf is missing");
+    if !common::root_with_bpffs(test) {
         return false;
     }
     for tool in ["bpftool", "ip"] {

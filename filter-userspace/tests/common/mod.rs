@@ -2,6 +2,7 @@
 //! `geofence` binary against them.
 
 use std::{
+    ffi::OsStr,
     fs,
     path::{Path, PathBuf},
     process::{Command, Output},
@@ -28,14 +29,7 @@ impl Dirs {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_geofence"))
-            .arg("--pin-dir")
-            .arg(&self.pin)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .args(args)
-            .output()
-            .expect("running geofence")
+        geofence(&self.pin, &self.state, args)
     }
 
     /// Runs a command that must succeed; returns its stdout.
@@ -76,15 +70,30 @@ impl Drop for Dirs {
     }
 }
 
-/// Root and a bpffs mount, or a printed reason to skip.
+/// Runs the `geofence` binary on a pin dir and a state dir.
+#[allow(dead_code, reason = "not every test file needs it")]
+pub fn geofence<S: AsRef<OsStr>>(pin: &Path, state: &Path, args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_geofence"))
+        .arg("--pin-dir")
+        .arg(pin)
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .output()
+        .expect("running geofence")
+}
+
+/// Root and a BPF filesystem at /sys/fs/bpf, or a printed reason to skip.
 #[allow(dead_code, reason = "not every test file needs it")]
 pub fn root_with_bpffs(test: &str) -> bool {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipping {test}: needs root");
         return false;
     }
-    if !Path::new("/sys/fs/bpf").is_dir() {
-        eprintln!("skipping {test}: /sys/fs/bpf is missing");
+    let on_bpffs = nix::sys::statfs::statfs("/sys/fs/bpf")
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::FsType(0xcafe_4a11));
+    if !on_bpffs {
+        eprintln!("skipping {test}: /sys/fs/bpf is not a BPF filesystem");
         return false;
     }
     true

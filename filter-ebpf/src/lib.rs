@@ -1,1 +1,54 @@
+//! The geofence data path: parse → find the meeting session → override or territory
+//! rule → verdict → count. Anything it cannot classify passes, and is counted by reason.
+//!
+//! The XDP entry points live in the binaries: `geofence` (src/main.rs) for relays, and the
+//! bench programs (src/bin/) that measure this same code.
 #![no_std]
+
+pub mod count;
+pub mod decide;
+pub mod maps;
+pub mod parse;
+pub mod session;
+pub mod territory;
+
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use filter_common::{PassReason, TerritoryId, Verdict};
+
+use crate::parse::{Packet, Parsed};
+
+/// The verdict for the packet in `ctx`, counted. `adjust` sees the parsed packet before it
+/// is classified: a no-op on relays; benches use it to vary the source address.
+/// `territory_of` is [`territory::lookup`] on relays; benches pass the reference too.
+#[inline(always)]
+pub fn classify(
+    ctx: &XdpContext,
+    adjust: impl FnOnce(&mut Packet),
+    territory_of: impl FnOnce(&Packet) -> TerritoryId,
+) -> Verdict {
+    let mut packet = match parse::parse(ctx) {
+        Parsed::Packet(packet) => packet,
+        Parsed::Pass(reason) => {
+            count::pass_reason(reason);
+            return Verdict::Passed;
+        }
+    };
+    adjust(&mut packet);
+    let Some(session) = session::find(&packet) else {
+        count::pass_reason(PassReason::NoSession);
+        return Verdict::Passed;
+    };
+    let territory = territory_of(&packet);
+    let verdict = decide::decide(session, territory, &packet);
+    count::session(session, territory, verdict, ctx.data_end() - ctx.data());
+    verdict
+}
+
+/// The XDP action of a verdict: a would-drop passes.
+#[inline(always)]
+pub fn action(verdict: Verdict) -> u32 {
+    match verdict {
+        Verdict::Dropped => xdp_action::XDP_DROP,
+        Verdict::Passed | Verdict::WouldDrop => xdp_action::XDP_PASS,
+    }
+}

@@ -1,4 +1,7 @@
 //! Source address → territory id, from the active generation of the territory tables.
+//!
+//! `lookup` is what relays use. `lookup_lpm` reads the stock LPM tries; it is the
+//! reference the benches and equivalence tests compare with.
 
 use aya_ebpf::maps::lpm_trie::Key;
 use filter_common::{
@@ -12,6 +15,11 @@ use crate::{
 
 #[inline(always)]
 pub fn lookup(packet: &Packet) -> TerritoryId {
+    lookup_lpm(packet)
+}
+
+#[inline(always)]
+pub fn lookup_lpm(packet: &Packet) -> TerritoryId {
     // One read of the generation per packet: the packet sees one whole table.
     let generation = GEO_ACTIVE.get(0).copied().unwrap_or(0);
     // An IPv4-mapped IPv6 source is an IPv4 host; it must not escape to "unknown".

@@ -22,6 +22,12 @@ pub use sync::{SyncReport, sync};
 /// The XDP program, built for bpfel-unknown-none by the build script.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/geofence"));
 
+/// The per-packet bench programs (`filter-ebpf/src/bin/bench.rs`).
+pub static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench"));
+
+/// The veth flood programs (`filter-ebpf/src/bin/flood.rs`).
+pub static FLOOD_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/flood"));
+
 /// The program's name in the object.
 pub const PROGRAM: &str = "geofence";
 

@@ -1,0 +1,33 @@
+//! `cargo xtask bench`: everything issue 3 measures, in one run, side by side.
+
+mod report;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Measure geofence against its references in one run.
+#[derive(Parser, Debug)]
+pub struct Options {
+    /// Small tables and few repeats: checks the bench works, measures nothing worth
+    /// reading (CI runs this).
+    #[arg(long)]
+    pub smoke: bool,
+    /// Where the JSON report goes.
+    #[arg(long, default_value = "target/bench/report.json")]
+    pub out: PathBuf,
+    /// The real geo data (ip-location-db CSVs); without it, a synthetic table is used.
+    #[arg(long, default_value = "../shared/geo")]
+    pub geo: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    let mut report = report::Report {
+        mode: if options.smoke { "smoke" } else { "full" }.to_string(),
+        ..Default::default()
+    };
+    report.write(&options.out)?;
+    println!("report written to {}", options.out.display());
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! The bench report: one table on stdout, the same figures as JSON in
+//! `target/bench/report.json`, each with its unit, its reference and the ratio.
+
+use std::{fs, path::Path};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+/// One measured figure, compared with a reference measured in the same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    /// What was measured, e.g. "IPv4 classified packet, full table, random sources".
+    pub name: String,
+    pub value: f64,
+    /// "ns/packet", "Mpps", "s", "MiB", ...
+    pub unit: String,
+    /// The reference's name and value, when there is one.
+    pub reference: Option<String>,
+    pub reference_value: Option<f64>,
+    /// `value / reference_value`.
+    pub ratio: Option<f64>,
+    /// The goal as text, e.g. "≤ 0.25 × stock LPM", and whether this run met it.
+    pub goal: Option<String>,
+    pub met: Option<bool>,
+    /// Why, where a goal is missed or a figure needs explaining.
+    pub note: Option<String>,
+}
+
+impl Figure {
+    pub fn new(name: impl Into<String>, value: f64, unit: impl Into<String>) -> Figure {
+        Figure {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            reference: None,
+            reference_value: None,
+            ratio: None,
+            goal: None,
+            met: None,
+            note: None,
+        }
+    }
+
+    /// Compares with a reference of the same unit.
+    pub fn against(mut self, reference: impl Into<String>, value: f64) -> Figure {
+        self.reference = Some(reference.into());
+        self.reference_value = Some(value);
+        self.ratio = (value != 0.0).then(|| self.value / value);
+        self
+    }
+
+    /// A goal on the ratio: met when `ratio <= at_most` (or `>= at_least` for throughput).
+    pub fn goal_ratio_at_most(mut self, at_most: f64) -> Figure {
+        self.goal = Some(format!("≤ {at_most} ×"));
+        self.met = self.ratio.map(|r| r <= at_most);
+        self
+    }
+
+    pub fn goal_ratio_at_least(mut self, at_least: f64) -> Figure {
+        self.goal = Some(format!("≥ {at_least} ×"));
+        self.met = self.ratio.map(|r| r >= at_least);
+        self
+    }
+
+    /// A goal on the value itself.
+    pub fn goal_value_at_most(mut self, at_most: f64) -> Figure {
+        self.goal = Some(format!("≤ {at_most} {}", self.unit));
+        self.met = Some(self.value <= at_most);
+        self
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Figure {
+        self.note = Some(note.into());
+        self
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// "full" or "smoke".
+    pub mode: String,
+    pub figures: Vec<Figure>,
+}
+
+impl Report {
+    pub fn push(&mut self, figure: Figure) {
+        println!("{}", row(&figure));
+        self.figures.push(figure);
+    }
+
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let json = serde_json::to_string_pretty(self)?;
+        fs::write(path, json).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+fn row(f: &Figure) -> String {
+    let reference = match (&f.reference, f.reference_value, f.ratio) {
+        (Some(name), Some(v), Some(r)) => format!("{r:>7.3} × {name} ({v:.3})"),
+        _ => String::new(),
+    };
+    let goal = match (&f.goal, f.met) {
+        (Some(goal), Some(true)) => format!("goal {goal}: met"),
+        (Some(goal), Some(false)) => format!("goal {goal}: MISSED"),
+        _ => String::new(),
+    };
+    format!(
+        "{:<62} {:>12.3} {:<10} {reference:<48} {goal}",
+        f.name, f.value, f.unit
+    )
+}
+
+/// The median of a set of measurements.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_and_goals() {
+        let f = Figure::new("x", 50.0, "ns")
+            .against("ref", 200.0)
+            .goal_ratio_at_most(0.25);
+        assert_eq!(f.ratio, Some(0.25));
+        assert_eq!(f.met, Some(true));
+        let f = Figure::new("y", 2.0, "Mpps")
+            .against("ref", 4.0)
+            .goal_ratio_at_least(0.9);
+        assert_eq!(f.met, Some(false));
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}

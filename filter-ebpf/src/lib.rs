@@ -4,6 +4,10 @@
 //! The XDP entry points live in the binaries: `geofence` (src/main.rs) for relays, and the
 //! bench programs (src/bin/) that measure this same code.
 #![no_std]
+#![expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "map keys and values are passed by reference so the program never copies them"
+)]
 
 pub mod count;
 pub mod decide;

@@ -6,6 +6,7 @@
 #![no_std]
 
 pub mod counters;
+pub mod geo;
 pub mod maps;
 pub mod policy;
 pub mod territory;

@@ -93,10 +93,21 @@ pub mod names {
     pub const GEO4_B: &str = "GEO4_B";
     pub const GEO6_A: &str = "GEO6_A";
     pub const GEO6_B: &str = "GEO6_B";
+    /// The flattened table (see [`crate::geo`]), generations A and B.
+    pub const GEO4_24_A: &str = "GEO4_24_A";
+    pub const GEO4_24_B: &str = "GEO4_24_B";
+    pub const GEO4_8_A: &str = "GEO4_8_A";
+    pub const GEO4_8_B: &str = "GEO4_8_B";
+    pub const GEO6_IX_A: &str = "GEO6_IX_A";
+    pub const GEO6_IX_B: &str = "GEO6_IX_B";
+    pub const GEO6_R_A: &str = "GEO6_R_A";
+    pub const GEO6_R_B: &str = "GEO6_R_B";
+    pub const GEO6_T_A: &str = "GEO6_T_A";
+    pub const GEO6_T_B: &str = "GEO6_T_B";
     pub const SESSION_STATS: &str = "SESSION_STATS";
     pub const PASS_REASONS: &str = "PASS_REASONS";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 21] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -106,6 +117,16 @@ pub mod names {
         GEO4_B,
         GEO6_A,
         GEO6_B,
+        GEO4_24_A,
+        GEO4_24_B,
+        GEO4_8_A,
+        GEO4_8_B,
+        GEO6_IX_A,
+        GEO6_IX_B,
+        GEO6_R_A,
+        GEO6_R_B,
+        GEO6_T_A,
+        GEO6_T_B,
         SESSION_STATS,
         PASS_REASONS,
     ];

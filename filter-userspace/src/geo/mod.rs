@@ -7,6 +7,7 @@
 mod cidr;
 mod csv;
 mod error;
+pub mod flat;
 mod list;
 mod load;
 mod mmdb;
@@ -19,6 +20,7 @@ use std::str::FromStr;
 
 pub use cidr::{PrefixParseError, PrefixV4, PrefixV6, range_to_cidrs_v4, range_to_cidrs_v6};
 pub use error::{GeoError, Origin, Reason};
+pub use flat::{FlatError, FlatTable, FlatV4, FlatV6};
 pub use load::load_files;
 pub use table::{GeoTable, SourceSummary};
 

@@ -1,0 +1,178 @@
+//! The flattened territory table: layout, entry encoding and lookups, shared by the XDP
+//! program and userspace so that both walk the arrays with the very same code.
+//!
+//! The lookups take accessors (`index → Option<&element>`) instead of slices: the kernel
+//! passes BPF array map lookups, userspace passes slices of the built or memory-mapped
+//! arrays. Every index is masked or range-checked by the accessor, so the verifier sees
+//! bounded offsets and there is no loop without a fixed bound.
+//!
+//! # IPv4: DIR-24-8 (as DPDK's `rte_lpm`)
+//!
+//! `tbl24` has one `u16` per /24 (2^24 entries, 32 MiB). An entry is a territory id
+//! (`0..=676`, 0 = unknown), or, with [`V4_GROUP_FLAG`] set, the number of a 256-entry
+//! `tbl8` group that resolves the /24 to single addresses (for /24s holding longer
+//! prefixes). One read, or two for addresses in such a /24. The entries are packed
+//! [`V4_TBL24_PER_ELEM`] to an array element because the kernel rounds an array value up
+//! to 8 bytes: a `u16` value per element would cost four times the memory.
+//!
+//! # IPv6: DXR-style ranges with a first-stage index
+//!
+//! The nested prefixes become disjoint ranges covering the whole space, sorted by start;
+//! a range runs to the next one's start (gaps are ranges of territory 0). The first stage
+//! has one entry per /[`V6_INDEX_BITS`] chunk: either the territory of the one range that
+//! covers the whole chunk ([`V6_DIRECT`]), or the first and last index of the ranges that
+//! overlap it. A binary search over those finds the last range starting at or before the
+//! address, in at most [`V6_MAX_STEPS`] steps: a builder refuses a chunk overlapped by
+//! more than [`V6_MAX_CHUNK_RANGES`] ranges. Starts are two `u64` halves (high, low) so
+//! every comparison is a plain 64-bit one.
+
+use crate::territory::{TERRITORY_UNKNOWN, TerritoryId};
+
+/// `tbl24` entries per array element (128 bytes).
+pub const V4_TBL24_PER_ELEM: usize = 64;
+/// Array elements of `tbl24`: 2^24 entries.
+pub const V4_TBL24_ELEMS: u32 = (1 << 24) / V4_TBL24_PER_ELEM as u32;
+/// Entries of one `tbl8` group: the last octet.
+pub const V4_GROUP_LEN: usize = 256;
+/// Set in a `tbl24` entry that holds a `tbl8` group number instead of a territory.
+pub const V4_GROUP_FLAG: u16 = 0x8000;
+/// `tbl8` groups per generation: 10 MiB. The real table needs 15,876 (29% headroom); the
+/// 15-bit group number would allow 32,768 but the memory budget does not.
+pub const V4_TBL8_GROUPS: u32 = 20_480;
+
+/// Address bits of the first-stage index: 2^18 chunks of 8 bytes, 2 MiB.
+pub const V6_INDEX_BITS: u32 = 18;
+/// Entries of the first-stage index.
+pub const V6_INDEX_ELEMS: u32 = 1 << V6_INDEX_BITS;
+/// Set in the first word of an index entry whose chunk lies in one range; the low 16 bits
+/// are then its territory.
+pub const V6_DIRECT: u32 = 1 << 31;
+/// Binary search steps at most, so that the kernel loop has a small fixed bound.
+pub const V6_MAX_STEPS: u32 = 16;
+/// Ranges overlapping one chunk at most: what [`V6_MAX_STEPS`] steps can search. The real
+/// table's densest /18 has about 40,300.
+pub const V6_MAX_CHUNK_RANGES: u32 = 1 << V6_MAX_STEPS;
+/// Ranges per generation: 5 MiB of starts. The real table needs about 276,000 (19%
+/// headroom).
+pub const V6_RANGES: u32 = 327_680;
+/// Territories per element of the range territory array (8 bytes).
+pub const V6_TERRITORIES_PER_ELEM: usize = 4;
+/// Elements of the range territory array.
+pub const V6_TERRITORY_ELEMS: u32 = V6_RANGES / V6_TERRITORIES_PER_ELEM as u32;
+
+// A group number shares a u16 with V4_GROUP_FLAG; territory elements split evenly.
+const _: () = assert!(V4_TBL8_GROUPS <= 1 << 15);
+const _: () = assert!((V6_RANGES as usize).is_multiple_of(V6_TERRITORIES_PER_ELEM));
+const _: () = assert!(V4_TBL24_ELEMS as usize * V4_TBL24_PER_ELEM == 1 << 24);
+
+/// One element of `tbl24`.
+pub type Tbl24Elem = [u16; V4_TBL24_PER_ELEM];
+/// One `tbl8` group.
+pub type Tbl8Group = [u16; V4_GROUP_LEN];
+/// A first-stage entry: `[first, last]` range indices, or `[V6_DIRECT | territory, 0]`.
+pub type V6IndexEntry = [u32; 2];
+/// A range start: `[high 64 bits, low 64 bits]` of the address.
+pub type V6Start = [u64; 2];
+/// Territories of [`V6_TERRITORIES_PER_ELEM`] consecutive ranges.
+pub type V6TerritoryElem = [u16; V6_TERRITORIES_PER_ELEM];
+
+/// The territory of the IPv4 address `addr` (host order).
+#[inline(always)]
+pub fn lookup_v4<'a>(
+    addr: u32,
+    tbl24: impl Fn(u32) -> Option<&'a Tbl24Elem>,
+    tbl8: impl Fn(u32) -> Option<&'a Tbl8Group>,
+) -> TerritoryId {
+    let Some(elem) = tbl24(addr >> 14) else {
+        return TERRITORY_UNKNOWN;
+    };
+    let entry = elem[((addr >> 8) as usize) & (V4_TBL24_PER_ELEM - 1)];
+    if entry & V4_GROUP_FLAG == 0 {
+        return entry;
+    }
+    match tbl8(u32::from(entry & !V4_GROUP_FLAG)) {
+        Some(group) => group[(addr as usize) & (V4_GROUP_LEN - 1)],
+        None => TERRITORY_UNKNOWN,
+    }
+}
+
+/// The first-stage chunk of an IPv6 address whose high 64 bits are `hi`.
+#[inline(always)]
+pub const fn v6_chunk(hi: u64) -> u32 {
+    (hi >> (64 - V6_INDEX_BITS)) as u32
+}
+
+/// The territory of the IPv6 address whose high and low 64 bits are `hi` and `lo`.
+#[inline(always)]
+pub fn lookup_v6<'a>(
+    hi: u64,
+    lo: u64,
+    index: impl Fn(u32) -> Option<&'a V6IndexEntry>,
+    starts: impl Fn(u32) -> Option<&'a V6Start>,
+    territories: impl Fn(u32) -> Option<&'a V6TerritoryElem>,
+) -> TerritoryId {
+    let Some(entry) = index(v6_chunk(hi)) else {
+        return TERRITORY_UNKNOWN;
+    };
+    let (first, last) = (entry[0], entry[1]);
+    if first & V6_DIRECT != 0 {
+        return first as TerritoryId;
+    }
+    // Invariant: the answer is in [base, base + n); starts[first] <= the chunk's start.
+    let mut base = first;
+    let mut n = last.wrapping_sub(first).wrapping_add(1);
+    let mut step = 0;
+    while step < V6_MAX_STEPS && n > 1 {
+        let half = n / 2;
+        let mid = base.wrapping_add(half);
+        let Some(s) = starts(mid) else {
+            return TERRITORY_UNKNOWN;
+        };
+        if s[0] < hi || (s[0] == hi && s[1] <= lo) {
+            base = mid;
+        }
+        n -= half;
+        step += 1;
+    }
+    match territories(base / V6_TERRITORIES_PER_ELEM as u32) {
+        Some(t) => t[(base as usize) & (V6_TERRITORIES_PER_ELEM - 1)],
+        None => TERRITORY_UNKNOWN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn elements_need_no_rounding() {
+        // The kernel rounds array values up to 8 bytes; none of these waste any.
+        for size in [
+            size_of::<Tbl24Elem>(),
+            size_of::<Tbl8Group>(),
+            size_of::<V6IndexEntry>(),
+            size_of::<V6Start>(),
+            size_of::<V6TerritoryElem>(),
+        ] {
+            assert_eq!(size % 8, 0);
+        }
+    }
+
+    #[test]
+    fn v4_direct_and_group() {
+        let mut tbl24 = [[0u16; V4_TBL24_PER_ELEM]; 4];
+        tbl24[0][1] = 7; // 0.0.1.0/24
+        tbl24[0][2] = V4_GROUP_FLAG | 1; // 0.0.2.0/24 → group 1
+        let mut groups = [[3u16; V4_GROUP_LEN]; 2];
+        groups[1][5] = 9;
+        let t24 = |i: u32| tbl24.get(i as usize);
+        let t8 = |g: u32| groups.get(g as usize);
+        assert_eq!(lookup_v4(0x0000_0105, t24, t8), 7);
+        assert_eq!(lookup_v4(0x0000_0205, t24, t8), 9);
+        assert_eq!(lookup_v4(0x0000_0206, t24, t8), 3);
+        assert_eq!(lookup_v4(0x0000_0305, t24, t8), 0);
+        // Out of the arrays: unknown, never a panic.
+        assert_eq!(lookup_v4(0xffff_ffff, t24, t8), 0);
+    }
+}

@@ -1,0 +1,302 @@
+//! Builds the flattened territory table (layout in [`filter_common::geo`]) from a
+//! normalized [`GeoTable`]: DIR-24-8 arrays for IPv4, disjoint ranges behind a first-stage
+//! index for IPv6. Pure functions; the kernel module copies the result into the
+//! memory-mapped BPF arrays.
+//!
+//! The lookups here are [`filter_common::geo`]'s, the code the XDP program runs, over
+//! slices: over the built arrays, or over the kernel's arrays mapped into memory.
+
+use std::borrow::Cow;
+
+use filter_common::geo::{
+    self as layout, Tbl8Group, Tbl24Elem, V4_GROUP_FLAG, V4_GROUP_LEN, V4_TBL8_GROUPS,
+    V4_TBL24_ELEMS, V4_TBL24_PER_ELEM, V6_DIRECT, V6_INDEX_BITS, V6_INDEX_ELEMS,
+    V6_MAX_CHUNK_RANGES, V6_RANGES, V6_TERRITORIES_PER_ELEM, V6IndexEntry, V6Start,
+    V6TerritoryElem,
+};
+use filter_common::territory::{TERRITORY_UNKNOWN, TerritoryId};
+
+use super::{GeoTable, PrefixV4, PrefixV6};
+
+/// Why a table does not fit the flattened layout. Checked before any map is touched.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum FlatError {
+    #[error(
+        "the IPv4 table has {needed} /24s that hold longer prefixes, each needing a tbl8 \
+         group, but the kernel table has {capacity} groups"
+    )]
+    TooManyGroups { needed: usize, capacity: u32 },
+    #[error(
+        "the IPv6 table splits into {needed} disjoint ranges but the kernel table holds \
+         {capacity}"
+    )]
+    TooManyRanges { needed: usize, capacity: u32 },
+    #[error(
+        "{chunk} overlaps {ranges} IPv6 ranges; the kernel's bounded search handles at most \
+         {max} per /{bits}"
+    )]
+    ChunkTooDense {
+        chunk: String,
+        ranges: usize,
+        max: u32,
+        bits: u32,
+    },
+    #[error("territory id {0} does not fit the table encoding")]
+    BadTerritory(TerritoryId),
+}
+
+/// IPv4 DIR-24-8 arrays: `tbl24` complete, `tbl8` only the groups in use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlatV4 {
+    pub tbl24: Vec<Tbl24Elem>,
+    pub tbl8: Vec<Tbl8Group>,
+}
+
+/// IPv6 arrays: the index complete, starts and territories only the ranges in use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlatV6 {
+    pub index: Vec<V6IndexEntry>,
+    pub starts: Vec<V6Start>,
+    pub territories: Vec<V6TerritoryElem>,
+}
+
+/// Both families, ready to be copied into one generation of the kernel maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlatTable {
+    pub v4: FlatV4,
+    pub v6: FlatV6,
+}
+
+/// Borrowed IPv4 arrays, built or memory-mapped.
+#[derive(Clone, Copy)]
+pub struct FlatV4Ref<'a> {
+    pub tbl24: &'a [Tbl24Elem],
+    pub tbl8: &'a [Tbl8Group],
+}
+
+/// Borrowed IPv6 arrays, built or memory-mapped.
+#[derive(Clone, Copy)]
+pub struct FlatV6Ref<'a> {
+    pub index: &'a [V6IndexEntry],
+    pub starts: &'a [V6Start],
+    pub territories: &'a [V6TerritoryElem],
+}
+
+impl FlatV4Ref<'_> {
+    /// The kernel's lookup; 0 is unknown.
+    pub fn lookup(&self, addr: u32) -> TerritoryId {
+        layout::lookup_v4(
+            addr,
+            |i| self.tbl24.get(i as usize),
+            |g| self.tbl8.get(g as usize),
+        )
+    }
+}
+
+impl FlatV6Ref<'_> {
+    /// The kernel's lookup; 0 is unknown.
+    pub fn lookup(&self, addr: u128) -> TerritoryId {
+        layout::lookup_v6(
+            (addr >> 64) as u64,
+            addr as u64,
+            |i| self.index.get(i as usize),
+            |i| self.starts.get(i as usize),
+            |i| self.territories.get(i as usize),
+        )
+    }
+}
+
+impl FlatV4 {
+    pub fn view(&self) -> FlatV4Ref<'_> {
+        FlatV4Ref {
+            tbl24: &self.tbl24,
+            tbl8: &self.tbl8,
+        }
+    }
+}
+
+impl FlatV6 {
+    pub fn view(&self) -> FlatV6Ref<'_> {
+        FlatV6Ref {
+            index: &self.index,
+            starts: &self.starts,
+            territories: &self.territories,
+        }
+    }
+}
+
+/// Builds both families of `table`.
+pub fn build(table: &GeoTable) -> Result<FlatTable, FlatError> {
+    Ok(FlatTable {
+        v4: build_v4(&table.v4)?,
+        v6: build_v6(&table.v6)?,
+    })
+}
+
+fn check_territory(id: TerritoryId) -> Result<TerritoryId, FlatError> {
+    // Both encodings keep the top bit of a u16 for themselves.
+    if id & V4_GROUP_FLAG != 0 {
+        return Err(FlatError::BadTerritory(id));
+    }
+    Ok(id)
+}
+
+/// DIR-24-8 by painting: prefixes in order of length, so a more specific one overwrites
+/// the prefix that contains it. Cost: the entries painted, a few times 2^24 at worst.
+pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatError> {
+    let mut by_len: Vec<(PrefixV4, TerritoryId)> = prefixes.to_vec();
+    by_len.sort_by_key(|(p, _)| p.len);
+    let short = by_len.partition_point(|(p, _)| p.len <= 24);
+    let mut tbl24 = vec![[TERRITORY_UNKNOWN; V4_TBL24_PER_ELEM]; V4_TBL24_ELEMS as usize];
+    let slots = tbl24.as_flattened_mut();
+    for &(p, id) in &by_len[..short] {
+        let first = (p.addr >> 8) as usize;
+        slots[first..first + (1 << (24 - p.len))].fill(check_territory(id)?);
+    }
+    // The longer prefixes, grouped by their /24; within a /24 still shortest first.
+    let long = &mut by_len[short..];
+    long.sort_by_key(|(p, _)| (p.addr >> 8, p.len));
+    let needed = long.chunk_by(|a, b| a.0.addr >> 8 == b.0.addr >> 8).count();
+    if needed > V4_TBL8_GROUPS as usize {
+        return Err(FlatError::TooManyGroups {
+            needed,
+            capacity: V4_TBL8_GROUPS,
+        });
+    }
+    let mut tbl8 = Vec::with_capacity(needed);
+    for run in long.chunk_by(|a, b| a.0.addr >> 8 == b.0.addr >> 8) {
+        let slot = (run[0].0.addr >> 8) as usize;
+        // Addresses of the /24 that no longer prefix covers keep the /24's territory.
+        let mut group = [slots[slot]; V4_GROUP_LEN];
+        for &(p, id) in run {
+            let first = (p.addr & 0xff) as usize;
+            group[first..first + (1 << (32 - p.len))].fill(check_territory(id)?);
+        }
+        // needed <= V4_TBL8_GROUPS <= 2^15, so the group number fits beside the flag.
+        slots[slot] = V4_GROUP_FLAG | tbl8.len() as u16;
+        tbl8.push(group);
+    }
+    Ok(FlatV4 { tbl24, tbl8 })
+}
+
+/// The nested prefixes as disjoint ranges covering the whole space: `(start, territory)`,
+/// each running to the next start, the first at address 0; neighbours differ.
+pub fn disjoint_ranges_v6(prefixes: &[(PrefixV6, TerritoryId)]) -> Vec<(u128, TerritoryId)> {
+    // Ordered by address then length, a prefix comes before the prefixes inside it.
+    let prefixes: Cow<[(PrefixV6, TerritoryId)]> = if prefixes.is_sorted_by_key(|e| e.0) {
+        Cow::Borrowed(prefixes)
+    } else {
+        let mut sorted = prefixes.to_vec();
+        sorted.sort_by_key(|e| e.0);
+        Cow::Owned(sorted)
+    };
+    let mut out = vec![(0u128, TERRITORY_UNKNOWN)];
+    // The prefixes containing the current position: (last address, territory).
+    let mut open: Vec<(u128, TerritoryId)> = Vec::new();
+    for &(p, id) in prefixes.iter() {
+        close(&mut out, &mut open, Some(p.first()));
+        push(&mut out, p.first(), id);
+        open.push((p.last(), id));
+    }
+    close(&mut out, &mut open, None);
+    out
+}
+
+/// Ends the open prefixes that end before `next` (all of them for `None`); after each,
+/// the prefix around it, or unknown, resumes.
+fn close(
+    out: &mut Vec<(u128, TerritoryId)>,
+    open: &mut Vec<(u128, TerritoryId)>,
+    next: Option<u128>,
+) {
+    while let Some(&(last, _)) = open.last() {
+        if next.is_some_and(|n| last >= n) {
+            break;
+        }
+        open.pop();
+        if let Some(resume_at) = last.checked_add(1) {
+            let resume = open.last().map_or(TERRITORY_UNKNOWN, |o| o.1);
+            push(out, resume_at, resume);
+        }
+    }
+}
+
+/// Starts territory `id` at `start`, merging with the neighbours it equals.
+fn push(out: &mut Vec<(u128, TerritoryId)>, start: u128, id: TerritoryId) {
+    let n = out.len();
+    match out.last_mut() {
+        Some(tail) if tail.0 == start => {
+            tail.1 = id;
+            if n >= 2 && out[n - 2].1 == id {
+                out.pop();
+            }
+        }
+        Some(tail) if tail.1 == id => {}
+        _ => out.push((start, id)),
+    }
+}
+
+/// The ranges and their first-stage index.
+pub fn build_v6(prefixes: &[(PrefixV6, TerritoryId)]) -> Result<FlatV6, FlatError> {
+    let ranges = disjoint_ranges_v6(prefixes);
+    if ranges.len() > V6_RANGES as usize {
+        return Err(FlatError::TooManyRanges {
+            needed: ranges.len(),
+            capacity: V6_RANGES,
+        });
+    }
+    let shift = 128 - V6_INDEX_BITS;
+    let mut index = Vec::with_capacity(V6_INDEX_ELEMS as usize);
+    // first: the range holding the chunk's first address; last: the one holding its last.
+    let mut first = 0;
+    for chunk in 0..V6_INDEX_ELEMS {
+        let start = u128::from(chunk) << shift;
+        let end = start | ((1u128 << shift) - 1);
+        while first + 1 < ranges.len() && ranges[first + 1].0 <= start {
+            first += 1;
+        }
+        let mut last = first;
+        while last + 1 < ranges.len() && ranges[last + 1].0 <= end {
+            last += 1;
+        }
+        let count = last - first + 1;
+        if count == 1 {
+            index.push([V6_DIRECT | u32::from(check_territory(ranges[first].1)?), 0]);
+        } else if count > V6_MAX_CHUNK_RANGES as usize {
+            return Err(FlatError::ChunkTooDense {
+                chunk: PrefixV6 {
+                    addr: start,
+                    len: V6_INDEX_BITS as u8,
+                }
+                .to_string(),
+                ranges: count,
+                max: V6_MAX_CHUNK_RANGES,
+                bits: V6_INDEX_BITS,
+            });
+        } else {
+            // Both fit: ranges.len() <= V6_RANGES < 2^31.
+            index.push([first as u32, last as u32]);
+        }
+    }
+    let starts = ranges
+        .iter()
+        .map(|&(s, _)| [(s >> 64) as u64, s as u64])
+        .collect();
+    let mut territories = Vec::with_capacity(ranges.len().div_ceil(V6_TERRITORIES_PER_ELEM));
+    for four in ranges.chunks(V6_TERRITORIES_PER_ELEM) {
+        let mut elem = [TERRITORY_UNKNOWN; V6_TERRITORIES_PER_ELEM];
+        for (slot, &(_, id)) in elem.iter_mut().zip(four) {
+            *slot = check_territory(id)?;
+        }
+        territories.push(elem);
+    }
+    Ok(FlatV6 {
+        index,
+        starts,
+        territories,
+    })
+}
+
+#[cfg(test)]
+#[path = "flat_tests.rs"]
+mod tests;

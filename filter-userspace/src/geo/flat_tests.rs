@@ -1,0 +1,217 @@
+use super::*;
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn u128(&mut self) -> u128 {
+        (u128::from(self.next()) << 64) | u128::from(self.next())
+    }
+}
+
+fn dedup<P: Ord + Copy>(mut v: Vec<(P, TerritoryId)>) -> Vec<(P, TerritoryId)> {
+    v.sort_by_key(|e| e.0);
+    v.dedup_by_key(|e| e.0);
+    v
+}
+
+fn table(v4: Vec<(PrefixV4, TerritoryId)>, v6: Vec<(PrefixV6, TerritoryId)>) -> GeoTable {
+    GeoTable {
+        v4: dedup(v4),
+        v6: dedup(v6),
+        sources: Vec::new(),
+    }
+}
+
+/// Nested prefixes: addresses drawn from a few small regions so prefixes overlap.
+fn random_table(rng: &mut Rng, n: usize) -> GeoTable {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for _ in 0..n {
+        let id = 1 + rng.below(676) as TerritoryId;
+        let region = [0x0a00_0000u32, 0xc000_0200, 0xffff_ff00, 0][rng.below(4) as usize];
+        let addr = region ^ (rng.next() as u32 >> rng.below(32));
+        let len = 1 + rng.below(32) as u8;
+        v4.push((
+            PrefixV4 {
+                addr: addr & PrefixV4::mask(len),
+                len,
+            },
+            id,
+        ));
+        let region =
+            [0x2001_0db8u128 << 96, u128::MAX, 0, 0x2a00u128 << 112][rng.below(4) as usize];
+        let addr = region ^ (rng.u128() >> rng.below(128));
+        let len = 1 + rng.below(128) as u8;
+        v6.push((
+            PrefixV6 {
+                addr: addr & PrefixV6::mask(len),
+                len,
+            },
+            id,
+        ));
+    }
+    table(v4, v6)
+}
+
+fn probes4(t: &GeoTable, rng: &mut Rng) -> Vec<u32> {
+    let mut out = vec![0, u32::MAX];
+    for (p, _) in &t.v4 {
+        out.extend([
+            p.first(),
+            p.last(),
+            p.first().wrapping_sub(1),
+            p.last().wrapping_add(1),
+        ]);
+        out.push(p.first() | (rng.next() as u32 & !PrefixV4::mask(p.len)));
+    }
+    out.extend((0..1000).map(|_| rng.next() as u32));
+    out
+}
+
+fn probes6(t: &GeoTable, rng: &mut Rng) -> Vec<u128> {
+    let mut out = vec![0, u128::MAX];
+    for (p, _) in &t.v6 {
+        out.extend([
+            p.first(),
+            p.last(),
+            p.first().wrapping_sub(1),
+            p.last().wrapping_add(1),
+        ]);
+        out.push(p.first() | (rng.u128() & !PrefixV6::mask(p.len)));
+    }
+    // Chunk boundaries, where the index hands over to the next entry.
+    for _ in 0..1000 {
+        let chunk = rng.u128() >> V6_INDEX_BITS << V6_INDEX_BITS;
+        out.extend([chunk, chunk.wrapping_sub(1), rng.u128()]);
+    }
+    out
+}
+
+fn check(t: &GeoTable, rng: &mut Rng) {
+    let flat = build(t).expect("builds");
+    let (v4, v6) = (flat.v4.view(), flat.v6.view());
+    for a in probes4(t, rng) {
+        let want = t.lookup_v4(a).unwrap_or(TERRITORY_UNKNOWN);
+        assert_eq!(v4.lookup(a), want, "{}", std::net::Ipv4Addr::from(a));
+    }
+    for a in probes6(t, rng) {
+        let want = t.lookup_v6(a).unwrap_or(TERRITORY_UNKNOWN);
+        assert_eq!(v6.lookup(a), want, "{}", std::net::Ipv6Addr::from(a));
+    }
+}
+
+#[test]
+fn random_tables_match_the_reference_lpm() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for n in [0, 1, 2, 5, 50, 500, 3000] {
+        let t = random_table(&mut rng, n);
+        check(&t, &mut rng);
+    }
+}
+
+#[test]
+fn edges_of_the_address_space() {
+    let mut rng = Rng(7);
+    let t = table(
+        vec![
+            ("0.0.0.0/1".parse().unwrap(), 1),
+            ("0.0.0.0/32".parse().unwrap(), 2),
+            ("255.255.255.255/32".parse().unwrap(), 3),
+            ("128.0.0.0/1".parse().unwrap(), 4),
+            ("128.0.0.0/25".parse().unwrap(), 4),
+        ],
+        vec![
+            ("::/1".parse().unwrap(), 1),
+            ("::/128".parse().unwrap(), 2),
+            (
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"
+                    .parse()
+                    .unwrap(),
+                3,
+            ),
+            ("8000::/1".parse().unwrap(), 4),
+            ("8000::/17".parse().unwrap(), 5),
+            ("8000:8000::/18".parse().unwrap(), 5),
+        ],
+    );
+    check(&t, &mut rng);
+    let flat = build(&t).unwrap();
+    // One group per /24 holding a longer prefix, even one that repeats its territory.
+    assert_eq!(flat.v4.tbl8.len(), 3);
+    let ranges = disjoint_ranges_v6(&t.v6);
+    assert_eq!(ranges.first(), Some(&(0, 2)));
+    assert_eq!(ranges.last(), Some(&(u128::MAX, 3)));
+    assert!(
+        ranges
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 != w[1].1)
+    );
+}
+
+#[test]
+fn an_empty_table_is_all_unknown() {
+    let flat = build(&GeoTable::default()).unwrap();
+    assert_eq!(flat.v4.view().lookup(0x0102_0304), TERRITORY_UNKNOWN);
+    assert_eq!(flat.v6.view().lookup(1 << 125), TERRITORY_UNKNOWN);
+    assert_eq!(flat.v6.starts.len(), 1);
+}
+
+#[test]
+fn too_many_tbl8_groups_is_refused() {
+    let v4 = (0..=V4_TBL8_GROUPS)
+        .map(|i| {
+            (
+                PrefixV4 {
+                    addr: i << 8,
+                    len: 25,
+                },
+                1,
+            )
+        })
+        .collect();
+    let err = build(&table(v4, vec![])).unwrap_err();
+    assert_eq!(
+        err,
+        FlatError::TooManyGroups {
+            needed: V4_TBL8_GROUPS as usize + 1,
+            capacity: V4_TBL8_GROUPS
+        }
+    );
+    assert!(err.to_string().contains("20481 /24s"), "{err}");
+}
+
+#[test]
+fn a_dense_chunk_and_too_many_ranges_are_refused() {
+    // Each separated /128 adds two ranges: itself and the gap after it.
+    let dense = (0..V6_MAX_CHUNK_RANGES / 2)
+        .map(|i| {
+            (
+                PrefixV6::new(0x2001_0db8u128 << 96 | u128::from(i) << 1, 128).unwrap(),
+                1,
+            )
+        })
+        .collect();
+    let err = build(&table(vec![], dense)).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "2001::/18 overlaps 65537 IPv6 ranges; the kernel's bounded search handles at \
+         most 65536 per /18"
+    );
+    let spread = (1..=V6_RANGES / 2)
+        .map(|i| (PrefixV6::new(u128::from(i) << 100, 128).unwrap(), 1))
+        .collect();
+    let err = build(&table(vec![], spread)).unwrap_err();
+    assert!(
+        matches!(err, FlatError::TooManyRanges { needed, .. } if needed == V6_RANGES as usize + 1)
+    );
+}

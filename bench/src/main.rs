@@ -1,6 +1,9 @@
 //! `cargo xtask bench`: everything issue 3 measures, in one run, side by side.
 
+mod packets;
+mod per_packet;
 mod report;
+mod table;
 
 use std::path::PathBuf;
 
@@ -27,6 +30,8 @@ fn main() -> anyhow::Result<()> {
         mode: if options.smoke { "smoke" } else { "full" }.to_string(),
         ..Default::default()
     };
+    per_packet::run(&options, &mut report)?;
+    report.print_notes();
     report.write(&options.out)?;
     println!("report written to {}", options.out.display());
     Ok(())

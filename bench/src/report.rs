@@ -22,6 +22,8 @@ pub struct Figure {
     /// The goal as text, e.g. "≤ 0.25 × stock LPM", and whether this run met it.
     pub goal: Option<String>,
     pub met: Option<bool>,
+    /// Where the goal is missed: by how much, e.g. "1.52 × the bound".
+    pub missed_by: Option<String>,
     /// Why, where a goal is missed or a figure needs explaining.
     pub note: Option<String>,
 }
@@ -37,6 +39,7 @@ impl Figure {
             ratio: None,
             goal: None,
             met: None,
+            missed_by: None,
             note: None,
         }
     }
@@ -53,12 +56,18 @@ impl Figure {
     pub fn goal_ratio_at_most(mut self, at_most: f64) -> Figure {
         self.goal = Some(format!("≤ {at_most} ×"));
         self.met = self.ratio.map(|r| r <= at_most);
+        if let (Some(false), Some(r)) = (self.met, self.ratio) {
+            self.missed_by = Some(format!("{:.2} × the bound", r / at_most));
+        }
         self
     }
 
     pub fn goal_ratio_at_least(mut self, at_least: f64) -> Figure {
         self.goal = Some(format!("≥ {at_least} ×"));
         self.met = self.ratio.map(|r| r >= at_least);
+        if let (Some(false), Some(r)) = (self.met, self.ratio) {
+            self.missed_by = Some(format!("{:.2} × short of the bound", at_least / r));
+        }
         self
     }
 
@@ -66,6 +75,9 @@ impl Figure {
     pub fn goal_value_at_most(mut self, at_most: f64) -> Figure {
         self.goal = Some(format!("≤ {at_most} {}", self.unit));
         self.met = Some(self.value <= at_most);
+        if self.value > at_most {
+            self.missed_by = Some(format!("{:.2} × the bound", self.value / at_most));
+        }
         self
     }
 
@@ -80,12 +92,35 @@ pub struct Report {
     /// "full" or "smoke".
     pub mode: String,
     pub figures: Vec<Figure>,
+    /// What a reader needs to judge the figures: data used, noise, why goals are missed
+    /// and what would close them.
+    pub notes: Vec<String>,
 }
 
 impl Report {
     pub fn push(&mut self, figure: Figure) {
         println!("{}", row(&figure));
+        if let Some(note) = &figure.note {
+            println!("    {note}");
+        }
         self.figures.push(figure);
+    }
+
+    /// A note on the whole run, printed at once and kept for the closing notes.
+    pub fn note(&mut self, note: impl Into<String>) {
+        let note = note.into();
+        println!("note: {note}");
+        self.notes.push(note);
+    }
+
+    /// The closing notes, once more, after the table.
+    pub fn print_notes(&self) {
+        if !self.notes.is_empty() {
+            println!("\nnotes:");
+            for note in &self.notes {
+                println!("  - {note}");
+            }
+        }
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
@@ -102,9 +137,10 @@ fn row(f: &Figure) -> String {
         (Some(name), Some(v), Some(r)) => format!("{r:>7.3} × {name} ({v:.3})"),
         _ => String::new(),
     };
-    let goal = match (&f.goal, f.met) {
-        (Some(goal), Some(true)) => format!("goal {goal}: met"),
-        (Some(goal), Some(false)) => format!("goal {goal}: MISSED"),
+    let goal = match (&f.goal, f.met, &f.missed_by) {
+        (Some(goal), Some(true), _) => format!("goal {goal}: met"),
+        (Some(goal), Some(false), Some(by)) => format!("goal {goal}: MISSED ({by})"),
+        (Some(goal), Some(false), None) => format!("goal {goal}: MISSED"),
         _ => String::new(),
     };
     format!(
@@ -138,6 +174,11 @@ mod tests {
             .against("ref", 4.0)
             .goal_ratio_at_least(0.9);
         assert_eq!(f.met, Some(false));
+        assert_eq!(f.missed_by.as_deref(), Some("1.80 × short of the bound"));
+        let f = Figure::new("z", 60.0, "ns")
+            .against("ref", 100.0)
+            .goal_ratio_at_most(0.3);
+        assert_eq!(f.missed_by.as_deref(), Some("2.00 × the bound"));
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
     }

@@ -2,6 +2,7 @@
 //!
 //! Every subcommand lives in its own module; `cmd` runs the external programs.
 
+mod bench;
 mod build;
 mod cmd;
 mod demo;
@@ -43,13 +44,21 @@ enum Task {
     /// Run `setup`, then the whole test suite (needs root).
     ///
     /// Builds `geofence` first and points the integration tests at it with `GEOFENCE_BIN`;
-    /// they make network namespaces and load XDP programs. Exits with cargo's exit code.
+    /// they make network namespaces and load XDP programs. Ends with `geofence-bench --smoke`
+    /// (unless the arguments choose packages). Exits with cargo's exit code.
     Test(test::Args),
     /// Run `setup`, then the demo scene in network namespaces (needs root).
     ///
     /// One relay, two meetings, participants in three territories, one territory blocked on
     /// one meeting. Exits with the demo's exit code.
     Demo(demo::Args),
+    /// Run `setup`, then measure geofence against its references (needs root).
+    ///
+    /// Builds `geofence-bench` in release and runs it from the workspace root, with the real
+    /// table from ../shared/geo when it is there: per-packet costs through BPF_PROG_TEST_RUN
+    /// and the other figures of issue 3, printed as a table and written to
+    /// target/bench/report.json. `--smoke` runs small tables and few repeats.
+    Bench(bench::Args),
 }
 
 fn main() {
@@ -59,6 +68,7 @@ fn main() {
         Task::Build(args) => build::run(&args),
         Task::Test(args) => test::run(&args),
         Task::Demo(args) => demo::run(&args),
+        Task::Bench(args) => bench::run(&args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

@@ -1,8 +1,9 @@
-//! `cargo xtask test`.
+//! `cargo xtask test`: the whole suite, then the bench in smoke mode (unless the arguments
+//! choose packages: a focused run stays focused).
 
 use anyhow::Result;
 
-use crate::{cmd, geofence_bin, phase, setup};
+use crate::{bench, cmd, geofence_bin, phase, setup, target_dir};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,7 +33,21 @@ pub fn run(args: &Args) -> Result<()> {
         cargo.arg("--no-fail-fast");
     }
     cargo.args(&args.cargo_args);
-    cmd::run(&mut cargo)
+    cmd::run(&mut cargo)?;
+
+    if own.iter().any(|arg| selects_packages(arg)) {
+        return Ok(());
+    }
+    // The bench in smoke mode, so that it keeps working; it asserts nothing about speed.
+    phase("running the bench in smoke mode");
+    cmd::run(cmd::cargo().args(["build", "-p", "geofence-bench"]))?;
+    bench::bench(
+        &target_dir().join("debug"),
+        &bench::Args {
+            smoke: true,
+            bench_args: Vec::new(),
+        },
+    )
 }
 
 /// The arguments meant for cargo itself: those before a `--` that hands on to the test binaries.

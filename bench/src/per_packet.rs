@@ -1,0 +1,632 @@
+//! Per-packet cost through BPF_PROG_TEST_RUN: the geofence data path with the relay's
+//! territory lookup and with the stock LPM trie, against a bare XDP_PASS program, with
+//! source addresses drawn at random from the table on every run (see
+//! `filter-ebpf/src/bin/bench.rs`).
+//!
+//! Method: the relay's maps are pinned in a bench-only directory and filled with the same
+//! library calls the CLI uses (one meeting with a rule blocking some territories, the
+//! territory table); the bench object shares them. Each round runs every variant once, in
+//! an order that rotates from round to round, each run repeating the program `repeat`
+//! times; the kernel reports the average time per repeat in whole nanoseconds. A cost is
+//! the median over rounds of the per-round difference with its reference (the drawing's
+//! own cost, measured by `bench_draw` in the same round, is subtracted). The full table
+//! and a random 10k-prefix subset of it are measured in two phases, each with its own
+//! references.
+
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{Context as _, bail, ensure};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::Array,
+    programs::{TestRun as _, TestRunOptions, Xdp},
+};
+use filter_common::{Address, PassReason, Verdict};
+use geofence::{
+    endpoint::Endpoint,
+    geo::GeoTable,
+    kernel::{self, Kernel},
+    state::{self, Meeting, Rule, State},
+    territory::Territory,
+};
+
+use crate::{
+    Options, packets,
+    report::{Figure, Report, median},
+    table::{self, Rng},
+};
+
+/// Samples per set and sets, as `bench.rs` declares them.
+const SET_LEN: usize = 1 << 16;
+const SET_V4_FULL: u32 = 0;
+const SET_V6_FULL: u32 = 1;
+const SET_V4_SMALL: u32 = 2;
+const SET_V6_SMALL: u32 = 3;
+
+/// The meeting's endpoint and the territories its rule blocks.
+const ENDPOINT: &str = "udp:*:40000-40009";
+const MEETING_PORT: u16 = 40000;
+/// A port no meeting has: the no-session path.
+const OTHER_PORT: u16 = 5060;
+const BLOCKED: [&str; 5] = ["CN", "RU", "IR", "BY", "KP"];
+const SEED: u64 = 0x6765_6f66_656e_6365;
+
+/// How much to measure.
+struct Settings {
+    rounds: usize,
+    repeat: u32,
+    /// Prefixes per family of the "full" table; `None`: the whole table.
+    full: Option<usize>,
+    /// Prefixes per family of the small table the scaling figure compares with.
+    small: usize,
+}
+
+impl Settings {
+    fn of(options: &Options) -> Settings {
+        if options.smoke {
+            Settings {
+                rounds: 2,
+                repeat: 10_000,
+                full: Some(2_000),
+                small: 500,
+            }
+        } else {
+            Settings {
+                rounds: 11,
+                repeat: 1_000_000,
+                full: None,
+                small: 10_000,
+            }
+        }
+    }
+}
+
+/// One program run on one frame with one sample set.
+struct Variant {
+    key: &'static str,
+    program: &'static str,
+    frame: Vec<u8>,
+    set: u32,
+}
+
+/// Run times per variant key, one per round (ns per repeat, as the kernel reports it).
+type Times = BTreeMap<&'static str, Vec<f64>>;
+
+/// A pin directory on bpffs for this run only, removed (pins, then the directory) on drop.
+struct PinDir(PathBuf);
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.0) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let settings = Settings::of(options);
+    let mut rng = Rng::new(SEED);
+    let _pin = CpuPin::new(report);
+
+    let started = Instant::now();
+    let (full, synthetic) = tables(options, &settings, &mut rng)?;
+    let small = table::subset(&full, settings.small, &mut rng);
+    println!(
+        "per-packet: table {} IPv4 + {} IPv6 prefixes, subset {} + {} ({:.1} s to read)",
+        full.v4.len(),
+        full.v6.len(),
+        small.v4.len(),
+        small.v6.len(),
+        started.elapsed().as_secs_f64()
+    );
+    match &synthetic {
+        Some(why) => report.note(format!("per-packet: {why}")),
+        None => report.note(
+            "per-packet: territory data geo-whois-asn-country (ip-location-db), CC BY 4.0, \
+             Number Resource Organization (nro.net)",
+        ),
+    }
+
+    // Dropped last: the maps' fds (in `kernel` and `bench`) go before the pins.
+    let pins =
+        PinDir(PathBuf::from("/sys/fs/bpf").join(format!("geofence-bench-{}", std::process::id())));
+    let mut kernel = Kernel::open(&pins.0).context("creating the bench's pinned maps")?;
+    kernel::sync(&mut kernel, &bench_state()?).context("adding the bench meeting")?;
+    load_tables(&mut kernel, &full)?;
+    let mut bench = load_bench(&pins.0)?;
+    for (set, samples) in [
+        (SET_V4_FULL, table::samples_v4(&full, SET_LEN, &mut rng)),
+        (SET_V6_FULL, table::samples_v6(&full, SET_LEN, &mut rng)),
+        (SET_V4_SMALL, table::samples_v4(&small, SET_LEN, &mut rng)),
+        (SET_V6_SMALL, table::samples_v6(&small, SET_LEN, &mut rng)),
+    ] {
+        fill_samples(&mut bench, set, &samples)?;
+    }
+
+    let frames = Frames::new();
+    let full_times = measure(
+        &mut bench,
+        &frames.variants(SET_V4_FULL, SET_V6_FULL, true),
+        &settings,
+        "full table",
+    )?;
+    check_counters(&kernel)?;
+    load_tables(&mut kernel, &small)?;
+    let small_times = measure(
+        &mut bench,
+        &frames.variants(SET_V4_SMALL, SET_V6_SMALL, false),
+        &settings,
+        "small table",
+    )?;
+
+    let same_code = same_program(&bench, "bench_flat", "bench_lpm")?;
+    figures(report, &settings, &full_times, &small_times, same_code);
+    Ok(())
+}
+
+/// The "full" table: the real one (or synthetic), cut to the smoke size in smoke mode.
+fn tables(
+    options: &Options,
+    settings: &Settings,
+    rng: &mut Rng,
+) -> anyhow::Result<(GeoTable, Option<String>)> {
+    let real = table::REAL_FILES
+        .iter()
+        .all(|f| options.geo.join(f).is_file());
+    match settings.full {
+        // Smoke without the real data: no need to build a million synthetic prefixes.
+        Some(n) if !real => Ok((
+            table::synthetic(n, n, rng),
+            Some(format!(
+                "{} not found: SYNTHETIC table, not the real data",
+                options.geo.display()
+            )),
+        )),
+        Some(n) => {
+            let source = table::load(&options.geo, rng)?;
+            Ok((table::subset(&source.table, n, rng), source.synthetic))
+        }
+        None => {
+            let source = table::load(&options.geo, rng)?;
+            Ok((source.table, source.synthetic))
+        }
+    }
+}
+
+/// Keeps this thread on the CPU it started on while it lives, so that runs do not migrate
+/// between caches; the other benches in the process get the whole machine back after.
+struct CpuPin(Option<nix::sched::CpuSet>);
+
+impl CpuPin {
+    fn new(report: &mut Report) -> CpuPin {
+        use nix::{sched, unistd::Pid};
+        let before = sched::sched_getaffinity(Pid::from_raw(0)).ok();
+        let cpu = unsafe { libc::sched_getcpu() };
+        let mut set = sched::CpuSet::new();
+        let pinned = before.is_some()
+            && cpu >= 0
+            && set.set(cpu as usize).is_ok()
+            && sched::sched_setaffinity(Pid::from_raw(0), &set).is_ok();
+        if !pinned {
+            report.note("per-packet: could not pin the bench to one CPU; runs may migrate");
+        }
+        CpuPin(before.filter(|_| pinned))
+    }
+}
+
+impl Drop for CpuPin {
+    fn drop(&mut self) {
+        if let Some(before) = &self.0 {
+            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), before);
+        }
+    }
+}
+
+/// One meeting on UDP ports 40000-40009 of any local address, with one rule blocking
+/// [`BLOCKED`].
+fn bench_state() -> anyhow::Result<State> {
+    let endpoint: Endpoint = ENDPOINT.parse().map_err(anyhow::Error::msg)?;
+    let territories = BLOCKED
+        .iter()
+        .map(|code| Territory::parse(code).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let rule = Rule {
+        order: "BENCH-0001".to_string(),
+        territories,
+        prefixes: Vec::new(),
+        expires: None,
+        dry_run: false,
+        issued: state::now(),
+        issued_by: "geofence-bench".to_string(),
+    };
+    let meeting = Meeting {
+        session: 1,
+        created: state::now(),
+        endpoints: vec![endpoint],
+        flows: Vec::new(),
+        rules: vec![rule],
+        allows: Vec::new(),
+    };
+    let mut state = State::default();
+    state.meetings.insert("bench".to_string(), meeting);
+    Ok(state)
+}
+
+/// Loads `table` as the relay's table and as the stock LPM reference.
+fn load_tables(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<()> {
+    let started = Instant::now();
+    // `load_table` fills the stock LPM tries too (they are the relay's table until the
+    // flattened one lands).
+    kernel::load_table(kernel, table).context("loading the territory table")?;
+    println!(
+        "per-packet: loaded {} + {} prefixes in {:.1} s",
+        table.v4.len(),
+        table.v6.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The bench object, sharing the maps pinned under `pin_dir`, every program loaded.
+fn load_bench(pin_dir: &Path) -> anyhow::Result<Ebpf> {
+    let mut bench = EbpfLoader::new()
+        .default_map_pin_directory(pin_dir)
+        .load(kernel::BENCH_OBJECT)
+        .context("loading the bench object")?;
+    for name in PROGRAMS {
+        let program: &mut Xdp = bench
+            .program_mut(name)
+            .with_context(|| format!("program {name} is missing from the bench object"))?
+            .try_into()?;
+        program
+            .load()
+            .with_context(|| format!("loading program {name} (verifier)"))?;
+    }
+    Ok(bench)
+}
+
+const PROGRAMS: [&str; 5] = [
+    "bench_pass",
+    "bench_draw",
+    "bench_flat",
+    "bench_lpm",
+    "bench_no_session",
+];
+
+fn fill_samples(bench: &mut Ebpf, set: u32, samples: &[Address]) -> anyhow::Result<()> {
+    let mut map: Array<_, Address> = Array::try_from(
+        bench
+            .map_mut("SAMPLES")
+            .context("map SAMPLES is missing from the bench object")?,
+    )?;
+    for (i, sample) in samples.iter().enumerate() {
+        map.set(set * SET_LEN as u32 + i as u32, sample, 0)
+            .context("writing map SAMPLES")?;
+    }
+    Ok(())
+}
+
+fn select_set(bench: &mut Ebpf, set: u32) -> anyhow::Result<()> {
+    let mut map: Array<_, u32> = Array::try_from(
+        bench
+            .map_mut("SAMPLE_SET")
+            .context("map SAMPLE_SET is missing from the bench object")?,
+    )?;
+    map.set(0, set, 0).context("writing map SAMPLE_SET")
+}
+
+/// The frames: to the meeting's endpoint over IPv4 and IPv6, and to a port of no meeting.
+struct Frames {
+    v4: Vec<u8>,
+    v6: Vec<u8>,
+    other: Vec<u8>,
+}
+
+impl Frames {
+    fn new() -> Frames {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
+        // The source is replaced by a drawn one on every run.
+        let (src4, dst4) = (ip("198.51.100.7"), ip("192.0.2.1"));
+        let (src6, dst6) = (ip("2001:db8:ffff::7"), ip("2001:db8::1"));
+        Frames {
+            v4: packets::udp(src4, 50000, dst4, MEETING_PORT),
+            v6: packets::udp(src6, 50000, dst6, MEETING_PORT),
+            other: packets::udp(src4, 50000, dst4, OTHER_PORT),
+        }
+    }
+
+    fn variants(&self, set4: u32, set6: u32, with_no_session: bool) -> Vec<Variant> {
+        let v = |key, program, frame: &Vec<u8>, set| Variant {
+            key,
+            program,
+            frame: frame.clone(),
+            set,
+        };
+        let mut variants = vec![
+            v("pass", "bench_pass", &self.v4, set4),
+            v("draw4", "bench_draw", &self.v4, set4),
+            v("flat4", "bench_flat", &self.v4, set4),
+            v("lpm4", "bench_lpm", &self.v4, set4),
+            v("draw6", "bench_draw", &self.v6, set6),
+            v("flat6", "bench_flat", &self.v6, set6),
+            v("lpm6", "bench_lpm", &self.v6, set6),
+        ];
+        if with_no_session {
+            variants.push(v("nosession4", "bench_no_session", &self.other, set4));
+        }
+        variants
+    }
+}
+
+/// Every variant once per round, the order rotating from round to round.
+fn measure(
+    bench: &mut Ebpf,
+    variants: &[Variant],
+    settings: &Settings,
+    phase: &str,
+) -> anyhow::Result<Times> {
+    let mut times = Times::new();
+    let started = Instant::now();
+    for round in 0..settings.rounds {
+        for i in 0..variants.len() {
+            let variant = &variants[(round + i) % variants.len()];
+            select_set(bench, variant.set)?;
+            let ns = run_once(bench, variant, settings.repeat)?;
+            times.entry(variant.key).or_default().push(ns);
+        }
+    }
+    println!(
+        "per-packet: {phase}: {} rounds of {} variants × {} repeats in {:.1} s",
+        settings.rounds,
+        variants.len(),
+        settings.repeat,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(times)
+}
+
+fn run_once(bench: &Ebpf, variant: &Variant, repeat: u32) -> anyhow::Result<f64> {
+    let program: &Xdp = bench
+        .program(variant.program)
+        .with_context(|| format!("program {}", variant.program))?
+        .try_into()?;
+    let result = program
+        .test_run(TestRunOptions {
+            data_in: Some(&variant.frame),
+            repeat,
+            ..TestRunOptions::new()
+        })
+        .with_context(|| format!("BPF_PROG_TEST_RUN of {}", variant.program))?;
+    // XDP_ABORTED 0, XDP_DROP 1, XDP_PASS 2: the draw must pass (its set is filled), the
+    // others must pass or drop.
+    let allowed: &[u32] = if variant.program == "bench_draw" {
+        &[2]
+    } else {
+        &[1, 2]
+    };
+    ensure!(
+        allowed.contains(&result.return_value),
+        "{} ({}) returned XDP action {}",
+        variant.program,
+        variant.key,
+        result.return_value
+    );
+    Ok(result.duration.as_nanos() as f64)
+}
+
+/// The drawn sources really went through the rule: the meeting counted packets both dropped
+/// (blocked territories) and passed, and the no-session runs were counted as such.
+fn check_counters(kernel: &Kernel) -> anyhow::Result<()> {
+    let stats = kernel::read_stats(kernel).context("reading the counters")?;
+    let per_verdict = |verdict: Verdict| -> u64 {
+        stats
+            .sessions
+            .get(&1)
+            .map(|t| t.values().map(|c| c.packets[verdict as usize]).sum())
+            .unwrap_or(0)
+    };
+    let (dropped, passed) = (per_verdict(Verdict::Dropped), per_verdict(Verdict::Passed));
+    let no_session = stats.pass_reasons[PassReason::NoSession as usize];
+    println!(
+        "per-packet: counters: {dropped} dropped, {passed} passed, {no_session} without session"
+    );
+    if dropped == 0 || passed == 0 || no_session == 0 {
+        bail!(
+            "the bench packets did not take the paths measured \
+             ({dropped} dropped, {passed} passed, {no_session} without session)"
+        );
+    }
+    Ok(())
+}
+
+/// Whether two loaded programs are the same code on the same maps (the relay's lookup is
+/// still the stock trie).
+fn same_program(bench: &Ebpf, a: &str, b: &str) -> anyhow::Result<bool> {
+    let info = |name: &str| -> anyhow::Result<(Option<u32>, Option<Vec<u32>>)> {
+        let program: &Xdp = bench
+            .program(name)
+            .with_context(|| format!("program {name}"))?
+            .try_into()?;
+        let info = program.info()?;
+        let mut maps = info.map_ids()?;
+        if let Some(maps) = &mut maps {
+            maps.sort_unstable();
+        }
+        Ok((info.size_translated(), maps))
+    };
+    Ok(info(a)? == info(b)?)
+}
+
+/// The median over rounds of `x - reference`, and the smallest and largest difference.
+fn cost(times: &Times, x: &str, reference: &str) -> Cost {
+    let diffs: Vec<f64> = times[x]
+        .iter()
+        .zip(&times[reference])
+        .map(|(x, r)| x - r)
+        .collect();
+    Cost {
+        median: median(diffs.clone()),
+        min: diffs.iter().copied().fold(f64::INFINITY, f64::min),
+        max: diffs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Cost {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Cost {
+    fn spread(self) -> String {
+        format!("rounds {:.0}..{:.0} ns", self.min, self.max)
+    }
+}
+
+fn figures(report: &mut Report, settings: &Settings, full: &Times, small: &Times, same: bool) {
+    let table = if settings.full.is_some() {
+        "smoke table"
+    } else {
+        "full table"
+    };
+    let small_name = format!("{}-prefix subset", settings.small);
+    let same_note = "territory::lookup is still the stock LPM trie (the flattened table has not \
+                     landed): bench_flat and bench_lpm are the same program, so their ratio is 1 \
+                     by construction; merging the flattened table closes it";
+
+    let pass = median(full["pass"].clone());
+    report.push(Figure::new("XDP_PASS stub (bench_pass)", pass, "ns/packet"));
+    let draw = cost(full, "draw4", "pass");
+    report.push(
+        Figure::new(
+            "drawing a random source (bench_draw − stub)",
+            draw.median,
+            "ns/packet",
+        )
+        .note(format!(
+            "subtracted from every classified cost below; {}",
+            draw.spread()
+        )),
+    );
+
+    // The classified costs over the stub, the drawing subtracted.
+    let flat4 = cost(full, "flat4", "draw4");
+    let lpm4 = cost(full, "lpm4", "draw4");
+    let flat6 = cost(full, "flat6", "draw6");
+    let lpm6 = cost(full, "lpm6", "draw6");
+    let no_session = cost(full, "nosession4", "draw4");
+    let small_flat4 = cost(small, "flat4", "draw4");
+    let small_lpm4 = cost(small, "lpm4", "draw4");
+    let small_flat6 = cost(small, "flat6", "draw6");
+    let small_lpm6 = cost(small, "lpm6", "draw6");
+
+    for (family, flat, lpm, bound) in [("IPv4", flat4, lpm4, 0.25), ("IPv6", flat6, lpm6, 0.5)] {
+        report.push(Figure::new(
+            format!("{family} classified, {table}, stock LPM trie: cost over stub"),
+            lpm.median,
+            "ns/packet",
+        ));
+        let mut figure = Figure::new(
+            format!("{family} classified, {table}, random sources: cost over stub"),
+            flat.median,
+            "ns/packet",
+        )
+        .against("stock LPM trie", lpm.median)
+        .goal_ratio_at_most(bound);
+        let met = figure.met;
+        figure = figure.note(match (met, same) {
+            (Some(false), true) => format!("{same_note}; {}", flat.spread()),
+            (Some(false), false) => format!(
+                "the lookup costs more than the goal allows against the trie; {}",
+                flat.spread()
+            ),
+            _ => flat.spread(),
+        });
+        report.push(figure);
+    }
+
+    for (family, flat, small_flat, lpm, small_lpm) in [
+        ("IPv4", flat4, small_flat4, lpm4, small_lpm4),
+        ("IPv6", flat6, small_flat6, lpm6, small_lpm6),
+    ] {
+        let mut figure = Figure::new(
+            format!("scaling {family}: cost at the {table}"),
+            flat.median,
+            "ns/packet",
+        )
+        .against(format!("the {small_name}"), small_flat.median);
+        if family == "IPv4" {
+            figure = figure.goal_ratio_at_most(1.3);
+        }
+        let trie_ratio = lpm.median / small_lpm.median;
+        let met = figure.met;
+        figure = figure.note(match (met, same) {
+            (Some(false), true) => format!(
+                "{same_note}; the stock trie's own ratio is {trie_ratio:.2}; at the subset {}",
+                small_flat.spread()
+            ),
+            (Some(false), false) => format!(
+                "cost grows with the table: more cache misses per lookup at the full size; \
+                 the stock trie's own ratio is {trie_ratio:.2}"
+            ),
+            _ => format!(
+                "the stock trie's own ratio is {trie_ratio:.2}; at the subset {}",
+                small_flat.spread()
+            ),
+        });
+        report.push(figure);
+        report.push(
+            Figure::new(
+                format!("scaling {family}, stock LPM trie: cost at the {table}"),
+                lpm.median,
+                "ns/packet",
+            )
+            .against(format!("the {small_name}"), small_lpm.median)
+            .note("the reference: no goal"),
+        );
+    }
+
+    let mut figure = Figure::new(
+        "non-meeting packet (no session): cost over stub",
+        no_session.median,
+        "ns/packet",
+    )
+    .against("IPv4 classified packet", flat4.median)
+    .goal_ratio_at_most(0.3);
+    let met = figure.met;
+    figure = figure.note(match met {
+        Some(false) => format!(
+            "parsing and the session lookups (flow hash, endpoint hash on the address, then on \
+             any address) are most of the classified cost while the territory lookup is cheap; \
+             {}",
+            no_session.spread()
+        ),
+        _ => no_session.spread(),
+    });
+    report.push(figure);
+
+    report.note(format!(
+        "per-packet: BPF_PROG_TEST_RUN, {} repeats per run, median of {} rounds (variants \
+         interleaved, order rotating); the kernel reports whole ns per repeat, so ±1 ns is \
+         resolution, and other load on the machine shows as the round spread given per figure",
+        settings.repeat, settings.rounds
+    ));
+    report.note(format!(
+        "per-packet: sources drawn uniformly over the table's prefixes (then at random inside \
+         one) from {SET_LEN} samples per table and family; the meeting's rule blocks {}",
+        BLOCKED.join(", ")
+    ));
+    if settings.full.is_some() {
+        report
+            .note("per-packet: SMOKE mode: small tables and few repeats; the figures mean nothing");
+    }
+}

@@ -1,13 +1,18 @@
 //! The program's maps, pinned by name under the controller's pin directory.
 
 use aya_ebpf::{
-    bindings::BPF_F_NO_PREALLOC,
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
     macros::map,
     maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap},
 };
 use filter_common::{
     EndpointKey, FlowKey, Override, OverrideKey, PassReason, Policy, SessionStats, StatsKey,
-    TerritoryId, TerritoryKeyV4, TerritoryKeyV6, maps::capacity,
+    TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
+    geo::{
+        Tbl8Group, Tbl24Elem, V4_TBL8_GROUPS, V4_TBL24_ELEMS, V6_INDEX_ELEMS, V6_RANGES,
+        V6_TERRITORY_ELEMS, V6IndexEntry, V6Start, V6TerritoryElem,
+    },
+    maps::capacity,
 };
 
 /// Exact 5-tuple → session id.
@@ -32,6 +37,34 @@ pub static POLICIES: HashMap<u32, Policy> =
 #[map]
 pub static GEO_ACTIVE: Array<u32> = Array::pinned(1, 0);
 
+// The flattened territory table (layout in filter_common::geo), generations A and B. Plain
+// arrays, memory-mappable so that userspace fills a whole generation without a syscall
+// per entry; the program reads them by index, which the kernel inlines.
+
+#[map]
+pub static GEO4_24_A: Array<Tbl24Elem> = Array::pinned(V4_TBL24_ELEMS, BPF_F_MMAPABLE);
+#[map]
+pub static GEO4_24_B: Array<Tbl24Elem> = Array::pinned(V4_TBL24_ELEMS, BPF_F_MMAPABLE);
+#[map]
+pub static GEO4_8_A: Array<Tbl8Group> = Array::pinned(V4_TBL8_GROUPS, BPF_F_MMAPABLE);
+#[map]
+pub static GEO4_8_B: Array<Tbl8Group> = Array::pinned(V4_TBL8_GROUPS, BPF_F_MMAPABLE);
+#[map]
+pub static GEO6_IX_A: Array<V6IndexEntry> = Array::pinned(V6_INDEX_ELEMS, BPF_F_MMAPABLE);
+#[map]
+pub static GEO6_IX_B: Array<V6IndexEntry> = Array::pinned(V6_INDEX_ELEMS, BPF_F_MMAPABLE);
+#[map]
+pub static GEO6_R_A: Array<V6Start> = Array::pinned(V6_RANGES, BPF_F_MMAPABLE);
+#[map]
+pub static GEO6_R_B: Array<V6Start> = Array::pinned(V6_RANGES, BPF_F_MMAPABLE);
+#[map]
+pub static GEO6_T_A: Array<V6TerritoryElem> = Array::pinned(V6_TERRITORY_ELEMS, BPF_F_MMAPABLE);
+#[map]
+pub static GEO6_T_B: Array<V6TerritoryElem> = Array::pinned(V6_TERRITORY_ELEMS, BPF_F_MMAPABLE);
+
+// The stock LPM tries: the reference `territory::lookup_lpm` reads, which benches and
+// tests compare with. Userspace fills them only on request (no preallocation: empty, they
+// cost nothing).
 #[map]
 pub static GEO4_A: LpmTrie<TerritoryKeyV4, TerritoryId> =
     LpmTrie::pinned(capacity::TERRITORY_V4, 0);

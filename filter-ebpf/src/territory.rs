@@ -1,47 +1,86 @@
 //! Source address → territory id, from the active generation of the territory tables.
 //!
-//! `lookup` is what relays use. `lookup_lpm` reads the stock LPM tries; it is the
-//! reference the benches and equivalence tests compare with.
+//! `lookup` is what relays use: the flattened table (layout and lookups in
+//! `filter_common::geo`, shared with userspace), a bounded number of array reads with no
+//! unbounded loop. `lookup_lpm` reads the stock LPM tries; it is the reference the benches
+//! and equivalence tests compare with.
 
 use aya_ebpf::maps::lpm_trie::Key;
 use filter_common::{
-    TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6, maps::V4_MAPPED_PREFIX,
+    TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6, geo, maps::V4_MAPPED_PREFIX,
 };
 
 use crate::{
-    maps::{GEO_ACTIVE, GEO4_A, GEO4_B, GEO6_A, GEO6_B},
+    maps::{
+        GEO_ACTIVE, GEO4_8_A, GEO4_8_B, GEO4_24_A, GEO4_24_B, GEO4_A, GEO4_B, GEO6_A, GEO6_B,
+        GEO6_IX_A, GEO6_IX_B, GEO6_R_A, GEO6_R_B, GEO6_T_A, GEO6_T_B,
+    },
     parse::Packet,
 };
 
+/// The packet's source as an IPv4 address (host order), if it is one: IPv4, or an
+/// IPv4-mapped IPv6 source, which is an IPv4 host and must not escape to "unknown".
+#[inline(always)]
+fn source_v4(packet: &Packet) -> Option<u32> {
+    let s = &packet.src;
+    (!packet.is_v6 || s[..12] == V4_MAPPED_PREFIX)
+        .then(|| u32::from_be_bytes([s[12], s[13], s[14], s[15]]))
+}
+
 #[inline(always)]
 pub fn lookup(packet: &Packet) -> TerritoryId {
-    lookup_lpm(packet)
+    // One read of the generation per packet: the packet sees one whole table.
+    let generation = GEO_ACTIVE.get(0).copied().unwrap_or(0);
+    if let Some(addr) = source_v4(packet) {
+        return if generation == 0 {
+            geo::lookup_v4(addr, |i| GEO4_24_A.get(i), |g| GEO4_8_A.get(g))
+        } else {
+            geo::lookup_v4(addr, |i| GEO4_24_B.get(i), |g| GEO4_8_B.get(g))
+        };
+    }
+    let s = &packet.src;
+    let hi = u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
+    let lo = u64::from_be_bytes([s[8], s[9], s[10], s[11], s[12], s[13], s[14], s[15]]);
+    if generation == 0 {
+        geo::lookup_v6(
+            hi,
+            lo,
+            |i| GEO6_IX_A.get(i),
+            |i| GEO6_R_A.get(i),
+            |i| GEO6_T_A.get(i),
+        )
+    } else {
+        geo::lookup_v6(
+            hi,
+            lo,
+            |i| GEO6_IX_B.get(i),
+            |i| GEO6_R_B.get(i),
+            |i| GEO6_T_B.get(i),
+        )
+    }
 }
 
 #[inline(always)]
 pub fn lookup_lpm(packet: &Packet) -> TerritoryId {
-    // One read of the generation per packet: the packet sees one whole table.
     let generation = GEO_ACTIVE.get(0).copied().unwrap_or(0);
-    // An IPv4-mapped IPv6 source is an IPv4 host; it must not escape to "unknown".
-    let found = if packet.is_v6 && packet.src[..12] != V4_MAPPED_PREFIX {
-        let key = Key::new(128, TerritoryKeyV6 { addr: packet.src });
-        if generation == 0 {
-            GEO6_A.get(&key)
-        } else {
-            GEO6_B.get(&key)
-        }
-    } else {
-        let s = &packet.src;
+    let found = if let Some(addr) = source_v4(packet) {
         let key = Key::new(
             32,
             TerritoryKeyV4 {
-                addr: [s[12], s[13], s[14], s[15]],
+                addr: addr.to_be_bytes(),
             },
         );
         if generation == 0 {
             GEO4_A.get(&key)
         } else {
             GEO4_B.get(&key)
+        }
+    } else {
+        let key = Key::new(128, TerritoryKeyV6 { addr: packet.src });
+        if generation == 0 {
+            GEO6_A.get(&key)
+        } else {
+            GEO6_B.get(&key)
         }
     };
     found.copied().unwrap_or(TERRITORY_UNKNOWN)

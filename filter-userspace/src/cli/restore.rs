@@ -4,11 +4,7 @@
 //! attachment whose link pin is missing is attached again. Running it again changes
 //! nothing.
 
-use std::collections::BTreeSet;
-
 use anyhow::{Context as _, anyhow, bail};
-use aya::maps::LpmTrie;
-use filter_common::{TerritoryId, TerritoryKeyV4, TerritoryKeyV6, maps::names};
 use serde_json::{Value, json};
 
 use super::{change::Ctx, geo::generation_name, meeting::plural};
@@ -162,7 +158,7 @@ fn restore_geo(
     record: &GeoRecord,
 ) -> anyhow::Result<GeoOutcome> {
     let active = kernel::active_generation(kernel)?;
-    if active_table_is(kernel, active, table)? {
+    if kernel::active_holds(kernel, table)? {
         return Ok(GeoOutcome {
             generation: active,
             reloaded: false,
@@ -184,41 +180,6 @@ fn restore_geo(
         generation: loaded.generation,
         reloaded: true,
     })
-}
-
-/// Whether the kernel's table `generation` holds exactly the prefixes of `table`.
-fn active_table_is(kernel: &Kernel, generation: u32, table: &GeoTable) -> anyhow::Result<bool> {
-    let (v4_name, v6_name) = if generation == 0 {
-        (names::GEO4_A, names::GEO6_A)
-    } else {
-        (names::GEO4_B, names::GEO6_B)
-    };
-    let v4: LpmTrie<_, TerritoryKeyV4, TerritoryId> = LpmTrie::try_from(kernel.map(v4_name)?)?;
-    let have: BTreeSet<(u32, u32, TerritoryId)> = v4
-        .iter()
-        .map(|r| r.map(|(k, id)| (k.prefix_len(), u32::from_be_bytes(k.data().addr), id)))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("reading map {v4_name}"))?;
-    let want: BTreeSet<(u32, u32, TerritoryId)> = table
-        .v4
-        .iter()
-        .map(|(p, id)| (u32::from(p.len), p.addr, *id))
-        .collect();
-    if have != want {
-        return Ok(false);
-    }
-    let v6: LpmTrie<_, TerritoryKeyV6, TerritoryId> = LpmTrie::try_from(kernel.map(v6_name)?)?;
-    let have: BTreeSet<(u32, u128, TerritoryId)> = v6
-        .iter()
-        .map(|r| r.map(|(k, id)| (k.prefix_len(), u128::from_be_bytes(k.data().addr), id)))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("reading map {v6_name}"))?;
-    let want: BTreeSet<(u32, u128, TerritoryId)> = table
-        .v6
-        .iter()
-        .map(|(p, id)| (u32::from(p.len), p.addr, *id))
-        .collect();
-    Ok(have == want)
 }
 
 fn attach_mode(name: &str) -> Result<AttachMode, String> {

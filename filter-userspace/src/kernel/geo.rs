@@ -1,15 +1,32 @@
-//! Territory tables: two generations of each family's LPM trie. A load fills the
-//! generation packets are not using, then flips `GEO_ACTIVE`; a packet reads the
-//! generation once, so it sees the old table or the new one, never a mix.
+//! Territory tables: two generations (A, B) of the flattened table (layout in
+//! `filter_common::geo`). A load builds the arrays in memory, copies them into the
+//! generation packets are not using through a memory mapping of each BPF array (no syscall
+//! per entry), then flips `GEO_ACTIVE` with one map update; a packet reads the generation
+//! once, so it sees the old table or the new one, never a mix.
+//!
+//! The stock LPM tries (`GEO4_A`…) are the reference path: only benches and tests fill
+//! them, through [`load_lpm_reference`]. Filling them costs a syscall per prefix (over a
+//! second for the real table) and ~36 MiB of kernel memory, which relays do not need.
 
-use std::net::IpAddr;
+use std::{
+    net::IpAddr,
+    os::fd::{AsFd as _, AsRawFd as _},
+    ptr::NonNull,
+};
 
-use anyhow::Context as _;
-use aya::maps::{Array, LpmTrie, lpm_trie::Key};
-use filter_common::{TerritoryId, TerritoryKeyV4, TerritoryKeyV6, maps::names};
+use anyhow::{Context as _, bail, ensure};
+use aya::maps::{Array, LpmTrie, Map, MapData, lpm_trie::Key};
+use filter_common::{
+    TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
+    geo::{Tbl8Group, Tbl24Elem, V6IndexEntry, V6Start, V6TerritoryElem},
+    maps::names,
+};
 
 use super::Kernel;
-use crate::geo::GeoTable;
+use crate::geo::{
+    GeoTable,
+    flat::{self, FlatTable, FlatV4Ref, FlatV6Ref},
+};
 
 /// What a load did.
 #[derive(Debug)]
@@ -17,13 +34,186 @@ pub struct GeoLoad {
     pub generation: u32,
     pub prefixes_v4: usize,
     pub prefixes_v6: usize,
+    /// tbl8 groups and IPv6 ranges the flattened table uses.
+    pub groups_v4: usize,
+    pub ranges_v6: usize,
 }
 
-fn table_names(generation: u32) -> (&'static str, &'static str) {
+/// `BPF_F_MMAPABLE`: the maps were created with it, or they cannot be mapped.
+const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// One BPF array mapped into this process; unmapped on drop. The mapping stays valid
+/// after the map's fd is closed, and the map lives on in its pin.
+struct Mapped<T> {
+    ptr: NonNull<T>,
+    len: usize,
+    bytes: usize,
+}
+
+impl<T: Copy> Mapped<T> {
+    fn open(kernel: &Kernel, name: &str, writable: bool) -> anyhow::Result<Self> {
+        let Map::Array(data) = kernel.map(name)? else {
+            bail!("map {name} is not an array");
+        };
+        Self::map(data, name, writable)
+    }
+
+    fn map(data: &MapData, name: &str, writable: bool) -> anyhow::Result<Self> {
+        let info = data
+            .info()
+            .with_context(|| format!("inspecting map {name}"))?;
+        ensure!(
+            info.value_size() as usize == size_of::<T>() && info.map_flags() & BPF_F_MMAPABLE != 0,
+            "map {name} has values of {} bytes and flags {:#x}, not the layout of this \
+             version ({} bytes, mmapable); the pins under the pin directory are from another \
+             geofence version: detach, remove the pin directory and load again",
+            info.value_size(),
+            info.map_flags(),
+            size_of::<T>()
+        );
+        let len = info.max_entries() as usize;
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let bytes = (len * size_of::<T>()).next_multiple_of(page);
+        let (prot, flags) = if writable {
+            // Populate: a load writes every page, and one fault per page costs more.
+            (
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+            )
+        } else {
+            (libc::PROT_READ, libc::MAP_SHARED)
+        };
+        let fd = data.fd().as_fd().as_raw_fd();
+        // SAFETY: a fresh mapping of a BPF array fd at offset 0; the kernel checks the size.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), bytes, prot, flags, fd, 0) };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("mapping map {name} into memory"));
+        }
+        let ptr = NonNull::new(ptr.cast::<T>()).context("mmap returned null")?;
+        Ok(Mapped { ptr, len, bytes })
+    }
+
+    fn as_slice(&self) -> &[T] {
+        // SAFETY: `len` elements of T lie in the mapping, which is page-aligned; T is plain
+        // integers, valid for any bytes.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// Only for mappings opened writable.
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: as above, and `&mut self` makes this the only view in this process.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// Copies `src` to the front and zeroes the rest, so the generation holds exactly it.
+    fn fill(&mut self, src: &[T], zero: T, name: &str) -> anyhow::Result<()> {
+        let dst = self.as_mut_slice();
+        ensure!(
+            src.len() <= dst.len(),
+            "map {name} holds {} entries but the table needs {}",
+            dst.len(),
+            src.len()
+        );
+        let (used, rest) = dst.split_at_mut(src.len());
+        used.copy_from_slice(src);
+        rest.fill(zero);
+        Ok(())
+    }
+
+    /// Whether the mapped array starts with `want`.
+    fn starts_with(&self, want: &[T]) -> bool
+    where
+        T: PartialEq,
+    {
+        self.as_slice().starts_with(want)
+    }
+}
+
+impl<T> Drop for Mapped<T> {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.bytes) };
+    }
+}
+
+/// The arrays of one generation of the flattened table, mapped into this process.
+pub struct MappedTable {
+    tbl24: Mapped<Tbl24Elem>,
+    tbl8: Mapped<Tbl8Group>,
+    index: Mapped<V6IndexEntry>,
+    starts: Mapped<V6Start>,
+    territories: Mapped<V6TerritoryElem>,
+}
+
+/// Map names of generation 0 (A) or 1 (B): tbl24, tbl8, index, starts, territories.
+fn flat_names(generation: u32) -> [&'static str; 5] {
     if generation == 0 {
-        (names::GEO4_A, names::GEO6_A)
+        let n = [names::GEO4_24_A, names::GEO4_8_A, names::GEO6_IX_A];
+        [n[0], n[1], n[2], names::GEO6_R_A, names::GEO6_T_A]
     } else {
-        (names::GEO4_B, names::GEO6_B)
+        let n = [names::GEO4_24_B, names::GEO4_8_B, names::GEO6_IX_B];
+        [n[0], n[1], n[2], names::GEO6_R_B, names::GEO6_T_B]
+    }
+}
+
+impl MappedTable {
+    fn open(kernel: &Kernel, generation: u32, writable: bool) -> anyhow::Result<Self> {
+        let [t24, t8, ix, r, t] = flat_names(generation);
+        Ok(MappedTable {
+            tbl24: Mapped::open(kernel, t24, writable)?,
+            tbl8: Mapped::open(kernel, t8, writable)?,
+            index: Mapped::open(kernel, ix, writable)?,
+            starts: Mapped::open(kernel, r, writable)?,
+            territories: Mapped::open(kernel, t, writable)?,
+        })
+    }
+
+    fn write(&mut self, flat: &FlatTable, generation: u32) -> anyhow::Result<()> {
+        let [t24, t8, ix, r, t] = flat_names(generation);
+        self.tbl24.fill(&flat.v4.tbl24, [0; _], t24)?;
+        self.tbl8.fill(&flat.v4.tbl8, [0; _], t8)?;
+        self.index.fill(&flat.v6.index, [0; _], ix)?;
+        self.starts.fill(&flat.v6.starts, [0; _], r)?;
+        self.territories.fill(&flat.v6.territories, [0; _], t)
+    }
+
+    /// Whether this generation answers every lookup as `flat` does: the first stages are
+    /// equal, and so is every group and range they can reach.
+    fn holds(&self, flat: &FlatTable) -> bool {
+        self.tbl24.as_slice() == flat.v4.tbl24.as_slice()
+            && self.index.as_slice() == flat.v6.index.as_slice()
+            && self.tbl8.starts_with(&flat.v4.tbl8)
+            && self.starts.starts_with(&flat.v6.starts)
+            && self.territories.starts_with(&flat.v6.territories)
+    }
+
+    /// The XDP program's own lookup code over the kernel's arrays; 0 is unknown.
+    pub fn lookup(&self, addr: IpAddr) -> TerritoryId {
+        match addr {
+            IpAddr::V4(a) => self.v4().lookup(a.into()),
+            // As the program does: an IPv4-mapped source is an IPv4 host.
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => self.v4().lookup(v4.into()),
+                None => self.v6().lookup(a.into()),
+            },
+        }
+    }
+
+    pub fn v4(&self) -> FlatV4Ref<'_> {
+        FlatV4Ref {
+            tbl24: self.tbl24.as_slice(),
+            tbl8: self.tbl8.as_slice(),
+        }
+    }
+
+    pub fn v6(&self) -> FlatV6Ref<'_> {
+        FlatV6Ref {
+            index: self.index.as_slice(),
+            starts: self.starts.as_slice(),
+            territories: self.territories.as_slice(),
+        }
     }
 }
 
@@ -32,8 +222,60 @@ pub fn active_generation(kernel: &Kernel) -> anyhow::Result<u32> {
     Ok(active.get(&0, 0).context("reading GEO_ACTIVE")? & 1)
 }
 
+/// Fills the inactive generation with `table` and switches packets to it.
+///
+/// Writing the inactive generation in place is safe: packets stopped reading it at the
+/// previous switch, at least one whole load earlier (loads are serialized by the lock),
+/// while a packet's program runs for microseconds.
+pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLoad> {
+    // Build first: a table that does not fit is refused before any map is touched.
+    let flat = flat::build(table).context("building the flattened territory table")?;
+    let next = 1 - active_generation(kernel)?;
+    MappedTable::open(kernel, next, true)?.write(&flat, next)?;
+    // TRANSITION: the LPM reference is still filled on every load, because
+    // filter-userspace/tests/{restore,bad_input}.rs inspect those maps to see the table.
+    // It costs over a second for the real table and ~36 MiB; drop this line when those
+    // tests look at the flattened table instead.
+    fill_lpm(kernel, next, table)?;
+    let mut active: Array<_, u32> = Array::try_from(kernel.map_mut(names::GEO_ACTIVE)?)?;
+    active.set(0, next, 0).context("switching GEO_ACTIVE")?;
+    Ok(GeoLoad {
+        generation: next,
+        prefixes_v4: table.v4.len(),
+        prefixes_v6: table.v6.len(),
+        groups_v4: flat.v4.tbl8.len(),
+        ranges_v6: flat.v6.starts.len(),
+    })
+}
+
+/// Whether the active generation gives every address the territory `table` gives it.
+pub fn active_holds(kernel: &Kernel, table: &GeoTable) -> anyhow::Result<bool> {
+    let flat = flat::build(table).context("building the flattened territory table")?;
+    Ok(MappedTable::open(kernel, active_generation(kernel)?, false)?.holds(&flat))
+}
+
+/// The territory the kernel's active table gives `addr`, or `None` if no entry covers it.
+/// The XDP program's own lookup code, run over the kernel's arrays mapped read-only.
+pub fn lookup(kernel: &Kernel, addr: IpAddr) -> anyhow::Result<Option<TerritoryId>> {
+    let id = map_active(kernel)?.lookup(addr);
+    Ok((id != TERRITORY_UNKNOWN).then_some(id))
+}
+
+/// The active generation, mapped read-only: for many lookups without a syscall each.
+pub fn map_active(kernel: &Kernel) -> anyhow::Result<MappedTable> {
+    MappedTable::open(kernel, active_generation(kernel)?, false)
+}
+
+fn lpm_names(generation: u32) -> (&'static str, &'static str) {
+    if generation == 0 {
+        (names::GEO4_A, names::GEO6_A)
+    } else {
+        (names::GEO4_B, names::GEO6_B)
+    }
+}
+
 fn clear<K: aya::Pod>(
-    trie: &mut LpmTrie<&mut aya::maps::MapData, K, TerritoryId>,
+    trie: &mut LpmTrie<&mut MapData, K, TerritoryId>,
     name: &str,
 ) -> anyhow::Result<()> {
     let keys: Vec<Key<K>> = trie
@@ -47,52 +289,52 @@ fn clear<K: aya::Pod>(
     Ok(())
 }
 
-/// Fills the inactive generation with `table` and switches packets to it.
-pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLoad> {
-    let next = 1 - active_generation(kernel)?;
-    let (v4_name, v6_name) = table_names(next);
-    {
-        let mut v4: LpmTrie<_, TerritoryKeyV4, TerritoryId> =
-            LpmTrie::try_from(kernel.map_mut(v4_name)?)?;
-        clear(&mut v4, v4_name)?;
-        for (prefix, territory) in &table.v4 {
-            let key = Key::new(
-                u32::from(prefix.len),
-                TerritoryKeyV4 {
-                    addr: prefix.addr.to_be_bytes(),
-                },
-            );
-            v4.insert(&key, territory, 0)
-                .with_context(|| format!("writing {prefix} to map {v4_name}"))?;
-        }
-    }
-    {
-        let mut v6: LpmTrie<_, TerritoryKeyV6, TerritoryId> =
-            LpmTrie::try_from(kernel.map_mut(v6_name)?)?;
-        clear(&mut v6, v6_name)?;
-        for (prefix, territory) in &table.v6 {
-            let key = Key::new(
-                u32::from(prefix.len),
-                TerritoryKeyV6 {
-                    addr: prefix.addr.to_be_bytes(),
-                },
-            );
-            v6.insert(&key, territory, 0)
-                .with_context(|| format!("writing {prefix} to map {v6_name}"))?;
-        }
-    }
-    let mut active: Array<_, u32> = Array::try_from(kernel.map_mut(names::GEO_ACTIVE)?)?;
-    active.set(0, next, 0).context("switching GEO_ACTIVE")?;
-    Ok(GeoLoad {
-        generation: next,
-        prefixes_v4: table.v4.len(),
-        prefixes_v6: table.v6.len(),
-    })
+/// Fills the stock LPM tries of the active generation with `table`, replacing what they
+/// held: the reference that `territory::lookup_lpm` reads. For benches and tests; call it
+/// after [`load_table`]. One syscall per prefix, so not atomic and not fast.
+pub fn load_lpm_reference(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<()> {
+    let generation = active_generation(kernel)?;
+    fill_lpm(kernel, generation, table)
 }
 
-/// The territory the kernel's active table gives `addr`, or `None` if no entry covers it.
-pub fn lookup(kernel: &Kernel, addr: IpAddr) -> anyhow::Result<Option<TerritoryId>> {
-    let (v4_name, v6_name) = table_names(active_generation(kernel)?);
+fn fill_lpm(kernel: &mut Kernel, generation: u32, table: &GeoTable) -> anyhow::Result<()> {
+    let (v4_name, v6_name) = lpm_names(generation);
+    let mut v4: LpmTrie<_, TerritoryKeyV4, TerritoryId> =
+        LpmTrie::try_from(kernel.map_mut(v4_name)?)?;
+    clear(&mut v4, v4_name)?;
+    for (prefix, territory) in &table.v4 {
+        let key = Key::new(
+            u32::from(prefix.len),
+            TerritoryKeyV4 {
+                addr: prefix.addr.to_be_bytes(),
+            },
+        );
+        v4.insert(&key, territory, 0)
+            .with_context(|| format!("writing {prefix} to map {v4_name}"))?;
+    }
+    let mut v6: LpmTrie<_, TerritoryKeyV6, TerritoryId> =
+        LpmTrie::try_from(kernel.map_mut(v6_name)?)?;
+    clear(&mut v6, v6_name)?;
+    for (prefix, territory) in &table.v6 {
+        let key = Key::new(
+            u32::from(prefix.len),
+            TerritoryKeyV6 {
+                addr: prefix.addr.to_be_bytes(),
+            },
+        );
+        v6.insert(&key, territory, 0)
+            .with_context(|| format!("writing {prefix} to map {v6_name}"))?;
+    }
+    Ok(())
+}
+
+/// What the active generation's stock LPM trie gives `addr` (the reference).
+pub fn lookup_lpm(kernel: &Kernel, addr: IpAddr) -> anyhow::Result<Option<TerritoryId>> {
+    let (v4_name, v6_name) = lpm_names(active_generation(kernel)?);
+    let addr = match addr {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    };
     let found = match addr {
         IpAddr::V4(a) => {
             let trie: LpmTrie<_, TerritoryKeyV4, TerritoryId> =

@@ -15,7 +15,10 @@ use anyhow::{Context as _, bail};
 use aya::{Ebpf, EbpfLoader};
 
 pub use attach::{AttachMode, attach, detach, link_pinned};
-pub use geo::{GeoLoad, active_generation, load_table, lookup as geo_lookup};
+pub use geo::{
+    GeoLoad, MappedTable, active_generation, active_holds, load_lpm_reference, load_table,
+    lookup as geo_lookup, lookup_lpm as geo_lookup_lpm, map_active,
+};
 pub use stats::{PassCounts, Stats, TerritoryCounts, read_stats};
 pub use sync::{SyncReport, sync};
 

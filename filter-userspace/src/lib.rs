@@ -7,6 +7,7 @@ pub mod expiry;
 pub mod geo;
 pub mod kernel;
 pub mod lock;
+pub mod model;
 pub mod prefix;
 pub mod state;
 pub mod territory;

@@ -6,6 +6,7 @@ mod bench;
 mod build;
 mod cmd;
 mod demo;
+mod fuzz_verdicts;
 mod setup;
 mod test;
 
@@ -59,6 +60,12 @@ enum Task {
     /// and the other figures of issue 3, printed as a table and written to
     /// target/bench/report.json. `--smoke` runs small tables and few repeats.
     Bench(bench::Args),
+    /// Compare N frames between the XDP program and the reference model (needs root).
+    ///
+    /// Runs the differential test (tests/tests/differential.rs) in release: generated frames
+    /// through BPF_PROG_TEST_RUN and through `geofence::model`, on random rule sets and the
+    /// real table from ../shared/geo. Prints packets/s and the mismatch count.
+    FuzzVerdicts(fuzz_verdicts::Args),
 }
 
 fn main() {
@@ -69,6 +76,7 @@ fn main() {
         Task::Test(args) => test::run(&args),
         Task::Demo(args) => demo::run(&args),
         Task::Bench(args) => bench::run(&args),
+        Task::FuzzVerdicts(args) => fuzz_verdicts::run(&args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

@@ -17,7 +17,7 @@ use filter_common::{
 };
 
 use super::Kernel;
-use crate::{expiry::Clock, state::State};
+use crate::{expiry::Clock, model::SessionMaps, state::State};
 
 /// How many entries a sync wrote and removed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -26,12 +26,15 @@ pub struct SyncReport {
     pub removed: usize,
 }
 
-/// Everything the session maps should hold for `state`.
-struct Desired {
-    endpoints: StdMap<EndpointKey, u32>,
-    flows: StdMap<FlowKey, u32>,
-    overrides: StdMap<(u32, OverrideKey), Override>,
-    policies: StdMap<u32, Policy>,
+/// Everything the session maps should hold for `state`: the model's type, so that kernel
+/// and model are fed from this one derivation.
+type Desired = SessionMaps;
+
+impl SessionMaps {
+    /// The session maps for `state`, derived as [`sync`] derives what it writes.
+    pub fn derive(state: &State) -> anyhow::Result<SessionMaps> {
+        desired(state)
+    }
 }
 
 /// Checks capacity limits and builds the desired entries; touches nothing.

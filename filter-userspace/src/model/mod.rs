@@ -1,0 +1,256 @@
+//! A reference model of the XDP program's verdict, in plain Rust: parse → session →
+//! override → territory → policy → expiry → what is counted.
+//!
+//! It is written from the design (the data path, steps 1–7) and the types shared with the
+//! kernel in `filter-common`, not from the eBPF code, so that the differential test
+//! (`tests/tests/differential.rs`), which runs the same frames through both, can catch
+//! either one being wrong. It reads the same map contents the kernel does: [`SessionMaps`]
+//! is what `kernel::sync` writes, derived by the same function ([`SessionMaps::derive`]),
+//! and the territory table is the [`GeoTable`] that `kernel::load_table` loads, looked up by
+//! plain longest-prefix match rather than through the kernel's flattened layout.
+//!
+//! Not modelled: a full statistics map (`PassReason::StatsFull`), which depends on what
+//! other packets did before.
+
+pub mod parse;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap};
+
+use filter_common::{
+    Address, EndpointKey, FlowKey, Override, OverrideAction, OverrideKey, PassReason, Policy,
+    TERRITORY_UNKNOWN, TerritoryId, Verdict, maps::ADDRESS_ANY, policy::RULE_DRY_RUN,
+};
+
+pub use parse::{Headers, parse};
+
+use crate::geo::GeoTable;
+use crate::state::State;
+
+/// `XDP_DROP` and `XDP_PASS` (linux/bpf.h).
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+
+/// The session maps' contents: endpoints, flow bindings, prefix overrides and policies.
+///
+/// [`SessionMaps::derive`] builds them from a [`State`]; `kernel::sync` writes the same
+/// value to the kernel.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SessionMaps {
+    pub endpoints: HashMap<EndpointKey, u32>,
+    pub flows: HashMap<FlowKey, u32>,
+    /// `(prefix length in bits, key)` → override, as the LPM trie holds them: the length
+    /// counts the 32 session bits in front of the address.
+    pub overrides: HashMap<(u32, OverrideKey), Override>,
+    pub policies: HashMap<u32, Policy>,
+}
+
+/// Everything the verdict reads: the session maps and the territory table.
+#[derive(Clone, Debug)]
+pub struct ModelMaps {
+    pub sessions: SessionMaps,
+    pub geo: GeoTable,
+    /// The overrides, keyed by their masked 160-bit key, per prefix length.
+    overrides: HashMap<(u32, [u8; 20]), Override>,
+    /// Prefix lengths present, longest first.
+    override_lens: Vec<u32>,
+}
+
+/// What a packet moved: a pass-reason counter, or a (session, territory) counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    Reason(PassReason),
+    Session {
+        session: u32,
+        territory: TerritoryId,
+        verdict: Verdict,
+        /// The frame's length.
+        bytes: u64,
+    },
+}
+
+/// The model's verdict on one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    /// `XDP_DROP` for a drop; `XDP_PASS` otherwise (a would-drop passes).
+    pub xdp_action: u32,
+    pub counted: Counted,
+}
+
+impl Outcome {
+    fn passed(reason: PassReason) -> Outcome {
+        Outcome {
+            verdict: Verdict::Passed,
+            xdp_action: XDP_PASS,
+            counted: Counted::Reason(reason),
+        }
+    }
+}
+
+/// The LPM key bytes of an override lookup: session id big-endian, then the address.
+fn override_bytes(key: &OverrideKey) -> [u8; 20] {
+    let mut out = [0; 20];
+    out[..4].copy_from_slice(&key.session_be);
+    out[4..].copy_from_slice(&key.addr);
+    out
+}
+
+/// `bytes` with every bit after the first `len` cleared.
+fn masked(mut bytes: [u8; 20], len: u32) -> [u8; 20] {
+    for (i, b) in bytes.iter_mut().enumerate() {
+        let first_bit = i as u32 * 8;
+        if first_bit >= len {
+            *b = 0;
+        } else if first_bit + 8 > len {
+            *b &= 0xffu8 << (8 - (len - first_bit));
+        }
+    }
+    bytes
+}
+
+impl ModelMaps {
+    pub fn new(sessions: SessionMaps, geo: GeoTable) -> ModelMaps {
+        let overrides: HashMap<(u32, [u8; 20]), Override> = sessions
+            .overrides
+            .iter()
+            .map(|(&(len, key), value)| ((len, masked(override_bytes(&key), len)), *value))
+            .collect();
+        let lens: BTreeSet<u32> = overrides.keys().map(|(len, _)| *len).collect();
+        ModelMaps {
+            sessions,
+            geo,
+            overrides,
+            override_lens: lens.into_iter().rev().collect(),
+        }
+    }
+
+    /// The same territory table with other session maps.
+    pub fn with_sessions(self, sessions: SessionMaps) -> ModelMaps {
+        ModelMaps::new(sessions, self.geo)
+    }
+
+    /// The maps for `state` and `geo`, derived as `kernel::sync` and `kernel::load_table`
+    /// derive the kernel's.
+    pub fn from_state(state: &State, geo: GeoTable) -> anyhow::Result<ModelMaps> {
+        Ok(ModelMaps::new(SessionMaps::derive(state)?, geo))
+    }
+
+    /// Step 3: an exact flow binding, then the endpoint on the destination address, then
+    /// the endpoint on any address.
+    pub fn session(&self, h: &Headers) -> Option<u32> {
+        let flow = FlowKey {
+            proto: h.proto,
+            _pad: [0; 3],
+            src_port: h.src_port,
+            dst_port: h.dst_port,
+            src: h.src,
+            dst: h.dst,
+        };
+        if let Some(&session) = self.sessions.flows.get(&flow) {
+            return Some(session);
+        }
+        let endpoint = |addr: Address| EndpointKey {
+            proto: h.proto,
+            _pad: 0,
+            port: h.dst_port,
+            addr,
+        };
+        let endpoints = &self.sessions.endpoints;
+        endpoints
+            .get(&endpoint(h.dst))
+            .or_else(|| endpoints.get(&endpoint(ADDRESS_ANY)))
+            .copied()
+    }
+
+    /// Step 4's lookup: the override with the longest prefix covering (session, source).
+    pub fn override_for(&self, session: u32, src: &Address) -> Option<Override> {
+        let key = override_bytes(&OverrideKey {
+            session_be: session.to_be_bytes(),
+            addr: *src,
+        });
+        self.override_lens
+            .iter()
+            .find_map(|&len| self.overrides.get(&(len, masked(key, len))).copied())
+    }
+
+    /// Step 5: the source's territory; IPv4 and IPv4-mapped IPv6 sources in the IPv4
+    /// table, other IPv6 sources in the IPv6 table; not found is "unknown".
+    pub fn territory(&self, h: &Headers) -> TerritoryId {
+        let found = match parse::mapped_v4(&h.src) {
+            Some(v4) => self.geo.lookup_v4(u32::from(v4)),
+            None => self.geo.lookup_v6(u128::from_be_bytes(h.src)),
+        };
+        found.unwrap_or(TERRITORY_UNKNOWN)
+    }
+
+    /// Steps 4 and 6: the verdict for a packet of `session` from `src` in `territory`.
+    pub fn decide(
+        &self,
+        session: u32,
+        src: &Address,
+        territory: TerritoryId,
+        now_boot_ns: u64,
+    ) -> Verdict {
+        let lapsed = |expires: u64| expires != 0 && now_boot_ns >= expires;
+        let mode = |flags: u32| {
+            if flags & RULE_DRY_RUN != 0 {
+                Verdict::WouldDrop
+            } else {
+                Verdict::Dropped
+            }
+        };
+        if let Some(o) = self.override_for(session, src) {
+            if o.action == OverrideAction::Allow as u8 {
+                return Verdict::Passed;
+            }
+            // A drop that has lapsed leaves the decision to the territory rules.
+            if o.action == OverrideAction::Drop as u8 && !lapsed(o.expires_boot_ns) {
+                return mode(o.flags);
+            }
+        }
+        let Some(policy) = self.sessions.policies.get(&session) else {
+            return Verdict::Passed;
+        };
+        // Every order in force that blocks the territory applies; one enforcing order
+        // drops, whatever dry runs other orders hold.
+        let applying = policy
+            .rules
+            .iter()
+            .filter(|r| r.in_force(now_boot_ns) && r.blocks(territory));
+        applying.fold(Verdict::Passed, |verdict, rule| {
+            match (verdict, mode(rule.flags)) {
+                (Verdict::Dropped, _) | (_, Verdict::Dropped) => Verdict::Dropped,
+                _ => Verdict::WouldDrop,
+            }
+        })
+    }
+}
+
+/// The verdict on `frame` at `now_boot_ns` (`CLOCK_BOOTTIME`), and what it counts.
+pub fn verdict(frame: &[u8], maps: &ModelMaps, now_boot_ns: u64) -> Outcome {
+    let h = match parse(frame) {
+        Ok(h) => h,
+        Err(reason) => return Outcome::passed(reason),
+    };
+    let Some(session) = maps.session(&h) else {
+        return Outcome::passed(PassReason::NoSession);
+    };
+    let territory = maps.territory(&h);
+    let verdict = maps.decide(session, &h.src, territory, now_boot_ns);
+    Outcome {
+        verdict,
+        xdp_action: if verdict == Verdict::Dropped {
+            XDP_DROP
+        } else {
+            XDP_PASS
+        },
+        counted: Counted::Session {
+            session,
+            territory,
+            verdict,
+            bytes: frame.len() as u64,
+        },
+    }
+}

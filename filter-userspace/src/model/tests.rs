@@ -1,0 +1,403 @@
+//! Hand-made frames with known verdicts.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use filter_common::{PassReason, Verdict, proto, territory::territory_id};
+
+use super::*;
+use crate::endpoint::{Flow, Proto};
+use crate::geo::{PrefixV4, PrefixV6};
+use crate::state::{Meeting, Rule};
+use crate::territory::Territory;
+
+const NOW: u64 = 1_000_000_000_000;
+
+fn id(code: &str) -> TerritoryId {
+    territory_id(code.as_bytes().try_into().expect("two letters")).expect("a code")
+}
+
+/// XA: 192.0.2.0/24 and 2001:db8:a::/48; XB: 198.51.100.0/24 with 198.51.100.128/25 XC.
+fn geo() -> GeoTable {
+    let v4 = |s: &str| s.parse::<PrefixV4>().expect("v4 prefix");
+    let v6 = |s: &str| s.parse::<PrefixV6>().expect("v6 prefix");
+    GeoTable {
+        v4: vec![
+            (v4("192.0.2.0/24"), id("XA")),
+            (v4("198.51.100.0/24"), id("XB")),
+            (v4("198.51.100.128/25"), id("XC")),
+        ],
+        v6: vec![(v6("2001:db8:a::/48"), id("XA"))],
+        sources: Vec::new(),
+    }
+}
+
+fn rule(territories: &[&str], prefixes: &[&str], dry_run: bool, expires: Option<&str>) -> Rule {
+    Rule {
+        order: "model-test".to_string(),
+        territories: territories
+            .iter()
+            .map(|t| Territory::parse(t).expect("territory"))
+            .collect(),
+        prefixes: prefixes
+            .iter()
+            .map(|p| p.parse().expect("prefix"))
+            .collect(),
+        expires: expires.map(|t| t.parse().expect("time")),
+        dry_run,
+        issued: crate::state::now(),
+        issued_by: "model tests".to_string(),
+    }
+}
+
+fn meeting(session: u32, endpoints: &[&str], rules: Vec<Rule>) -> Meeting {
+    Meeting {
+        session,
+        created: crate::state::now(),
+        endpoints: endpoints
+            .iter()
+            .map(|e| e.parse().expect("endpoint"))
+            .collect(),
+        flows: Vec::new(),
+        rules,
+        allows: Vec::new(),
+    }
+}
+
+/// Meeting M (1): udp:*:40000, tcp:[2001:db8:ffff::1]:443; blocks XA; drops
+/// 198.51.100.7; allows 192.0.2.77; dry-run drop of 198.51.100.0/25.
+/// Meeting N (2): a flow 198.51.100.9:5000 → 100.64.0.1:40000 (a port of M's endpoint);
+/// blocks XB dry-run and XC (expired in 2000).
+fn maps() -> ModelMaps {
+    let mut m = meeting(
+        1,
+        &["udp:*:40000", "tcp:[2001:db8:ffff::1]:443"],
+        vec![
+            rule(&["XA"], &[], false, None),
+            rule(&[], &["198.51.100.7"], false, None),
+            rule(&[], &["198.51.100.0/25"], true, None),
+        ],
+    );
+    m.allows = vec!["192.0.2.77".parse().expect("prefix")];
+    let mut n = meeting(
+        2,
+        &[],
+        vec![
+            rule(&["XB"], &[], true, None),
+            rule(&["XC"], &[], false, Some("2000-01-01T00:00:00Z")),
+        ],
+    );
+    let src: SocketAddr = "198.51.100.9:5000".parse().expect("src");
+    let dst: SocketAddr = "100.64.0.1:40000".parse().expect("dst");
+    n.flows = vec![Flow::new(Proto::Udp, src, dst).expect("flow")];
+    let mut state = State::default();
+    state.meetings.insert("M".to_string(), m);
+    state.meetings.insert("N".to_string(), n);
+    ModelMaps::from_state(&state, geo()).expect("derivable")
+}
+
+/// Ethernet, `tags` VLAN tags, then an IP header (IHL 5 or no extensions) and a UDP or
+/// TCP header with a 4-byte payload.
+struct Frame {
+    tags: usize,
+    proto: u8,
+    src: SocketAddr,
+    dst: SocketAddr,
+    /// IPv4 flags and offset, or an IPv6 fragment header's offset-and-M field.
+    fragment: Option<u16>,
+}
+
+fn frame(proto: u8, src: &str, dst: &str) -> Frame {
+    Frame {
+        tags: 0,
+        proto,
+        src: src.parse().expect("src"),
+        dst: dst.parse().expect("dst"),
+        fragment: None,
+    }
+}
+
+impl Frame {
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
+        for _ in 0..self.tags {
+            out.extend([0x81, 0x00, 0x00, 0x05]);
+        }
+        let l4_len = if self.proto == proto::TCP { 20 } else { 8 };
+        let mut l4 = vec![0; l4_len + 4];
+        l4[..2].copy_from_slice(&self.src.port().to_be_bytes());
+        l4[2..4].copy_from_slice(&self.dst.port().to_be_bytes());
+        match (self.src.ip(), self.dst.ip()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                out.extend([0x08, 0x00, 0x45, 0, 0, 0, 0, 0]);
+                out.extend(self.fragment.unwrap_or(0).to_be_bytes());
+                out.extend([64, self.proto, 0, 0]);
+                out.extend(s.octets());
+                out.extend(d.octets());
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let next = if self.fragment.is_some() {
+                    44
+                } else {
+                    self.proto
+                };
+                out.extend([0x86, 0xdd, 0x60, 0, 0, 0, 0, 0, next, 64]);
+                out.extend(s.octets());
+                out.extend(d.octets());
+                if let Some(field) = self.fragment {
+                    out.extend([self.proto, 0]);
+                    out.extend(field.to_be_bytes());
+                    out.extend([0, 0, 0, 1]);
+                }
+            }
+            _ => panic!("mixed families"),
+        }
+        out.extend(l4);
+        out
+    }
+}
+
+fn session(session: u32, territory: &str, verdict: Verdict, frame: &[u8]) -> Outcome {
+    Outcome {
+        verdict,
+        xdp_action: if verdict == Verdict::Dropped {
+            XDP_DROP
+        } else {
+            XDP_PASS
+        },
+        counted: Counted::Session {
+            session,
+            territory: if territory == "unknown" {
+                TERRITORY_UNKNOWN
+            } else {
+                id(territory)
+            },
+            verdict,
+            bytes: frame.len() as u64,
+        },
+    }
+}
+
+fn check(what: &str, bytes: &[u8], want: Outcome) {
+    let got = verdict(bytes, &maps(), NOW);
+    assert_eq!(got, want, "{what}");
+}
+
+#[test]
+fn territory_rules() {
+    let cases = [
+        (
+            "blocked XA on the wildcard endpoint",
+            "192.0.2.10:1000",
+            "100.64.0.9:40000",
+            1,
+            "XA",
+            Verdict::Dropped,
+        ),
+        (
+            "allowed participant in XA",
+            "192.0.2.77:1000",
+            "100.64.0.9:40000",
+            1,
+            "XA",
+            Verdict::Passed,
+        ),
+        (
+            "XB drop override",
+            "198.51.100.7:1000",
+            "100.64.0.9:40000",
+            1,
+            "XB",
+            Verdict::Dropped,
+        ),
+        (
+            "XB dry-run override /25",
+            "198.51.100.8:1000",
+            "100.64.0.9:40000",
+            1,
+            "XB",
+            Verdict::WouldDrop,
+        ),
+        (
+            "XC: more specific table entry, no rule",
+            "198.51.100.200:1000",
+            "100.64.0.9:40000",
+            1,
+            "XC",
+            Verdict::Passed,
+        ),
+        (
+            "unknown source",
+            "10.0.0.1:1000",
+            "100.64.0.9:40000",
+            1,
+            "unknown",
+            Verdict::Passed,
+        ),
+        (
+            "flow binding wins over the endpoint",
+            "198.51.100.9:5000",
+            "100.64.0.1:40000",
+            2,
+            "XB",
+            Verdict::WouldDrop,
+        ),
+    ];
+    for (what, src, dst, s, territory, v) in cases {
+        let bytes = frame(proto::UDP, src, dst).bytes();
+        check(what, &bytes, session(s, territory, v, &bytes));
+    }
+}
+
+#[test]
+fn expired_rule_lapses() {
+    // N blocks XC until 2000; a flow source in XC would otherwise be dropped.
+    let mut m = maps();
+    let flow = *m.sessions.flows.keys().next().expect("a flow");
+    let mut key = flow;
+    key.src = filter_common::maps::v4_mapped([198, 51, 100, 200]);
+    m.sessions.flows.insert(key, 2);
+    let bytes = frame(proto::UDP, "198.51.100.200:5000", "100.64.0.1:40000").bytes();
+    assert_eq!(
+        verdict(&bytes, &m, NOW),
+        session(2, "XC", Verdict::Passed, &bytes)
+    );
+}
+
+#[test]
+fn ipv6_endpoints_and_mapped_sources() {
+    let bytes = frame(proto::TCP, "[2001:db8:a::5]:1000", "[2001:db8:ffff::1]:443").bytes();
+    check("v6 XA", &bytes, session(1, "XA", Verdict::Dropped, &bytes));
+    // An IPv4-mapped IPv6 source is looked up in the IPv4 table.
+    let bytes = frame(
+        proto::UDP,
+        "[::ffff:192.0.2.10]:1000",
+        "[2001:db8:ffff::2]:40000",
+    )
+    .bytes();
+    check(
+        "mapped XA",
+        &bytes,
+        session(1, "XA", Verdict::Dropped, &bytes),
+    );
+    // The TCP endpoint is on one address only.
+    let bytes = frame(proto::TCP, "[2001:db8:a::5]:1000", "[2001:db8:ffff::2]:443").bytes();
+    check(
+        "other address",
+        &bytes,
+        Outcome::passed(PassReason::NoSession),
+    );
+}
+
+#[test]
+fn parse_paths() {
+    let base = frame(proto::UDP, "192.0.2.10:1000", "100.64.0.9:40000");
+    let dropped = |bytes: &[u8]| session(1, "XA", Verdict::Dropped, bytes);
+    let two = Frame {
+        tags: 2,
+        ..frame(proto::UDP, "192.0.2.10:1000", "100.64.0.9:40000")
+    };
+    let bytes = two.bytes();
+    check("two VLAN tags", &bytes, dropped(&bytes));
+    let three = Frame {
+        tags: 3,
+        ..frame(proto::UDP, "192.0.2.10:1000", "100.64.0.9:40000")
+    };
+    check(
+        "three VLAN tags",
+        &three.bytes(),
+        Outcome::passed(PassReason::NotIp),
+    );
+    let first = Frame {
+        fragment: Some(0x2000),
+        ..frame(proto::UDP, "192.0.2.10:1000", "100.64.0.9:40000")
+    };
+    let mut bytes = first.bytes();
+    bytes.truncate(bytes.len() - 8); // ports only
+    check("first v4 fragment, 4 bytes of UDP", &bytes, dropped(&bytes));
+    let later = Frame {
+        fragment: Some(0x0001),
+        ..frame(proto::UDP, "192.0.2.10:1000", "100.64.0.9:40000")
+    };
+    check(
+        "later v4 fragment",
+        &later.bytes(),
+        Outcome::passed(PassReason::Fragment),
+    );
+    let v6_later = Frame {
+        fragment: Some(8),
+        ..frame(proto::UDP, "[2001:db8:a::5]:1", "[2001:db8:ffff::1]:40000")
+    };
+    check(
+        "later v6 fragment",
+        &v6_later.bytes(),
+        Outcome::passed(PassReason::Fragment),
+    );
+    let v6_first = Frame {
+        fragment: Some(1),
+        ..frame(proto::TCP, "[2001:db8:a::5]:1", "[2001:db8:ffff::1]:443")
+    };
+    let mut bytes = v6_first.bytes();
+    bytes.truncate(bytes.len() - 20);
+    check(
+        "first v6 fragment, 8 bytes of TCP",
+        &bytes,
+        session(1, "XA", Verdict::Dropped, &bytes),
+    );
+    let whole = base.bytes();
+    // Cut inside the UDP header (the 4 payload bytes and 4 header bytes gone).
+    check(
+        "UDP cut short",
+        &whole[..whole.len() - 8],
+        Outcome::passed(PassReason::Malformed),
+    );
+    check("empty", &[], Outcome::passed(PassReason::Malformed));
+    let mut icmp = whole.clone();
+    icmp[14 + 9] = 1;
+    check("ICMP", &icmp, Outcome::passed(PassReason::NotUdpTcp));
+    let mut v5 = whole.clone();
+    v5[14] = 0x55;
+    check("IP version 5", &v5, Outcome::passed(PassReason::Malformed));
+    let mut ihl4 = whole;
+    ihl4[14] = 0x44;
+    check("IHL 4", &ihl4, Outcome::passed(PassReason::Malformed));
+}
+
+#[test]
+fn extension_header_limit() {
+    // Six hop-by-hop headers are followed; a seventh extension header is one too many.
+    let build = |n: usize| {
+        let base = frame(proto::UDP, "[2001:db8:a::5]:1", "[2001:db8:ffff::1]:40000").bytes();
+        let (head, udp) = base.split_at(14 + 40);
+        let mut out = head.to_vec();
+        out[14 + 6] = if n == 0 { proto::UDP } else { 0 };
+        for i in 0..n {
+            let next = if i + 1 == n { proto::UDP } else { 0 };
+            out.extend([next, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        out.extend(udp);
+        out
+    };
+    let six = build(6);
+    check("six", &six, session(1, "XA", Verdict::Dropped, &six));
+    check(
+        "seven",
+        &build(7),
+        Outcome::passed(PassReason::ExtHeaderLimit),
+    );
+    let addr = Ipv6Addr::from(u128::from_be_bytes(parse(&six).expect("parses").src));
+    assert_eq!(addr, "2001:db8:a::5".parse::<Ipv6Addr>().expect("addr"));
+}
+
+#[test]
+fn override_lpm_and_masking() {
+    let m = maps();
+    let src = filter_common::maps::v4_mapped([198, 51, 100, 7]);
+    let o = m.override_for(1, &src).expect("the /32");
+    assert_eq!(o.flags & RULE_DRY_RUN, 0);
+    let src = filter_common::maps::v4_mapped([198, 51, 100, 100]);
+    let o = m.override_for(1, &src).expect("the /25");
+    assert_ne!(o.flags & RULE_DRY_RUN, 0);
+    assert_eq!(m.override_for(2, &src), None, "another session");
+    let _ = Ipv4Addr::LOCALHOST;
+    assert_eq!(masked([0xff; 20], 35)[..5], [0xff, 0xff, 0xff, 0xff, 0xe0]);
+}

@@ -1,0 +1,485 @@
+//! Differential test: the XDP program (through BPF_PROG_TEST_RUN) and the reference model
+//! (`geofence::model`) must give every frame the same verdict and count it the same way.
+//!
+//! Random rule sets ([`Scenario`]) are synced to the kernel with `kernel::sync` and given to
+//! the model from the same derivation; the territory table is the real one from
+//! `../shared/geo` (a synthetic one, with a note, when it is absent). Each scenario runs the
+//! structured frames (every VLAN / IPv4 option and fragment / IPv6 extension chain
+//! combination, some cut at every byte offset) and then random ones. The XDP action is
+//! compared per frame; the counters (pass reasons, and packets and bytes per session,
+//! territory and verdict) are compared as totals every [`BATCH`] frames, and a batch whose
+//! totals differ is replayed frame by frame to name the frame.
+//!
+//! Environment: `GEOFENCE_DIFF_PACKETS` (default 100000), `GEOFENCE_DIFF_SEED`,
+//! `GEOFENCE_DIFF_MAX_MISMATCHES` (stop after this many, default 1), and
+//! `GEOFENCE_DIFF_SUMMARY` (a file to write `compared=N mismatches=M seconds=S` to, also
+//! when the test fails). `cargo xtask fuzz-verdicts N` runs this test in release with
+//! those set.
+//!
+//! Needs root (BPF and bpffs); skipped otherwise.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use aya::programs::{TestRun as _, TestRunOptions, Xdp};
+use filter_common::{PassReason, TerritoryId, Verdict};
+use geofence::geo::{Format, GeoTable, load_files};
+use geofence::kernel::{self, Kernel, Stats};
+use geofence::model::{self, Counted, ModelMaps, Outcome, SessionMaps};
+use geofence_tests::r#gen::{Case, Rng, Scenario, hex, synthetic_table};
+
+/// Frames between two comparisons of the counters.
+const BATCH: usize = 4096;
+/// Random frames per scenario (after its structured ones).
+const PER_SCENARIO: u64 = 20_000;
+const DEFAULT_PACKETS: u64 = 100_000;
+const DEFAULT_SEED: u64 = 0x6765_6f66_656e_6365;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => {
+            let v = v.replace('_', "");
+            let parsed = match v.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => v.parse(),
+            };
+            parsed.unwrap_or_else(|e| panic!("{name}={v}: {e}"))
+        }
+        Err(_) => default,
+    }
+}
+
+/// A pin directory on bpffs, removed (pins first) on drop.
+struct PinDir(PathBuf);
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.0) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+fn boot_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The real table, or a synthetic one when it is not on this machine.
+fn table() -> (GeoTable, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/geo");
+    let files: Vec<PathBuf> = [
+        "geo-whois-asn-country-ipv4.csv",
+        "geo-whois-asn-country-ipv6.csv",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .collect();
+    if files.iter().all(|f| f.exists()) {
+        let started = Instant::now();
+        let table = load_files(&files, Format::Csv, None).expect("loading the real table");
+        let what = format!(
+            "real table from {} ({} IPv4 + {} IPv6 prefixes, read in {:.1} s)",
+            dir.display(),
+            table.v4.len(),
+            table.v6.len(),
+            started.elapsed().as_secs_f64()
+        );
+        (table, what)
+    } else {
+        eprintln!(
+            "note: no real table at {}; using a synthetic table instead",
+            dir.display()
+        );
+        (synthetic_table(1), "synthetic table".to_string())
+    }
+}
+
+/// Counter totals the way the model sees them: `(session, territory)` → packets and bytes
+/// per verdict, and packets per pass reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Tally {
+    sessions: BTreeMap<(u32, TerritoryId), [u64; 6]>,
+    reasons: [u64; PassReason::COUNT as usize],
+}
+
+impl Tally {
+    fn add(&mut self, counted: Counted) {
+        match counted {
+            Counted::Reason(r) => self.reasons[r as usize] += 1,
+            Counted::Session {
+                session,
+                territory,
+                verdict,
+                bytes,
+            } => {
+                let c = self.sessions.entry((session, territory)).or_default();
+                c[verdict as usize] += 1;
+                c[3 + verdict as usize] += bytes;
+            }
+        }
+    }
+
+    fn of(stats: &Stats) -> Tally {
+        let mut t = Tally {
+            reasons: stats.pass_reasons,
+            ..Tally::default()
+        };
+        for (&session, territories) in &stats.sessions {
+            for (&territory, c) in territories {
+                let mut v = [0; 6];
+                v[..3].copy_from_slice(&c.packets);
+                v[3..].copy_from_slice(&c.bytes);
+                t.sessions.insert((session, territory), v);
+            }
+        }
+        t
+    }
+
+    /// `self - base`, dropping zero rows.
+    fn since(&self, base: &Tally) -> Tally {
+        let mut t = Tally::default();
+        for (r, n) in self.reasons.iter().enumerate() {
+            t.reasons[r] = n - base.reasons[r];
+        }
+        for (k, v) in &self.sessions {
+            let b = base.sessions.get(k).copied().unwrap_or_default();
+            let d: Vec<u64> = v.iter().zip(b).map(|(a, b)| a.wrapping_sub(b)).collect();
+            if d.iter().any(|&x| x != 0) {
+                t.sessions.insert(*k, d.try_into().expect("six"));
+            }
+        }
+        t
+    }
+
+    fn describe(&self) -> String {
+        let mut out = String::new();
+        for r in PassReason::ALL {
+            if self.reasons[r as usize] != 0 {
+                write!(out, "{}={} ", r.name(), self.reasons[r as usize]).expect("fmt");
+            }
+        }
+        for ((s, t), v) in &self.sessions {
+            write!(out, "[s{s} t{t} pkts {:?} bytes {:?}] ", &v[..3], &v[3..]).expect("fmt");
+        }
+        out
+    }
+}
+
+fn describe_outcome(o: &Outcome) -> String {
+    let counted = match o.counted {
+        Counted::Reason(r) => format!("pass reason {}", r.name()),
+        Counted::Session {
+            session,
+            territory,
+            verdict,
+            bytes,
+        } => format!(
+            "session {session}, territory {territory} ({}), {}, {bytes} bytes",
+            territory_name(territory),
+            verdict.name()
+        ),
+    };
+    format!(
+        "{} (XDP {}), counted {counted}",
+        o.verdict.name(),
+        o.xdp_action
+    )
+}
+
+fn territory_name(id: TerritoryId) -> String {
+    filter_common::territory::territory_code(id).map_or_else(
+        || "unknown".to_string(),
+        |c| String::from_utf8_lossy(&c).into_owned(),
+    )
+}
+
+fn describe_frame(case: &Case) -> String {
+    let decoded = match model::parse(&case.frame.bytes) {
+        Ok(h) => h.to_string(),
+        Err(r) => format!("unclassified: {}", r.name()),
+    };
+    format!(
+        "{} ({} bytes; layers: {})\n  model decodes: {decoded}\n{}",
+        case.what,
+        case.frame.len(),
+        case.frame,
+        hex(&case.frame.bytes)
+    )
+}
+
+struct Runner {
+    kernel: Kernel,
+    model: ModelMaps,
+    /// Kernel counters when the model's tally started.
+    base: Tally,
+    tally: Tally,
+    batch: Vec<(Case, Outcome)>,
+    /// Every frame compared, by what it counted: the coverage of the run.
+    seen: Tally,
+    compared: u64,
+    refused: u64,
+    mismatches: u64,
+    max_mismatches: u64,
+    now: u64,
+    started: Instant,
+}
+
+impl Runner {
+    fn xdp(&self) -> &Xdp {
+        self.kernel
+            .ebpf
+            .program(kernel::PROGRAM)
+            .expect("the geofence program")
+            .try_into()
+            .expect("an XDP program")
+    }
+
+    /// The XDP action, or `None` when BPF_PROG_TEST_RUN refuses a frame shorter than an
+    /// Ethernet header (EINVAL), which no interface delivers.
+    fn run_kernel(&self, bytes: &[u8]) -> Option<u32> {
+        let result = self.xdp().test_run(TestRunOptions {
+            data_in: Some(bytes),
+            ..TestRunOptions::new()
+        });
+        match result {
+            Ok(r) => Some(r.return_value),
+            Err(_) if bytes.len() < 14 => None,
+            Err(e) => panic!(
+                "BPF_PROG_TEST_RUN failed on a {}-byte frame: {e:?}",
+                bytes.len()
+            ),
+        }
+    }
+
+    fn stats(&self) -> Tally {
+        Tally::of(&kernel::read_stats(&self.kernel).expect("reading the counters"))
+    }
+
+    /// Writes the totals where `GEOFENCE_DIFF_SUMMARY` says, if it says.
+    fn write_summary(&self) {
+        if let Some(path) = std::env::var_os("GEOFENCE_DIFF_SUMMARY") {
+            let line = format!(
+                "compared={} mismatches={} seconds={:.3}\n",
+                self.compared,
+                self.mismatches,
+                self.started.elapsed().as_secs_f64()
+            );
+            std::fs::write(&path, line).expect("writing the summary");
+        }
+    }
+
+    fn mismatch(&mut self, report: String) {
+        self.mismatches += 1;
+        eprintln!("MISMATCH #{}: {report}", self.mismatches);
+        if self.mismatches >= self.max_mismatches {
+            self.write_summary();
+        }
+        assert!(
+            self.mismatches < self.max_mismatches,
+            "kernel and model disagree (see above); {} frames compared before",
+            self.compared
+        );
+    }
+
+    fn check(&mut self, case: Case) {
+        let outcome = model::verdict(&case.frame.bytes, &self.model, self.now);
+        let Some(action) = self.run_kernel(&case.frame.bytes) else {
+            self.refused += 1;
+            return;
+        };
+        self.compared += 1;
+        if action != outcome.xdp_action {
+            let report = format!(
+                "XDP action differs\n  kernel: XDP action {action}\n  model:  {}\n  frame:  {}",
+                describe_outcome(&outcome),
+                describe_frame(&case)
+            );
+            // Its counter moved too; the rest of the batch is compared by totals.
+            self.mismatch(report);
+            self.rebase();
+            return;
+        }
+        self.tally.add(outcome.counted);
+        self.seen.add(match outcome.counted {
+            Counted::Session { verdict, .. } => Counted::Session {
+                session: 0,
+                territory: 0,
+                verdict,
+                bytes: 0,
+            },
+            reason => reason,
+        });
+        self.batch.push((case, outcome));
+        if self.batch.len() >= BATCH {
+            self.compare_counters();
+        }
+    }
+
+    /// Starts a new tally from the kernel's counters as they are.
+    fn rebase(&mut self) {
+        self.base = self.stats();
+        self.tally = Tally::default();
+        self.batch.clear();
+        self.now = boot_ns();
+    }
+
+    fn compare_counters(&mut self) {
+        let now = self.stats();
+        let kernel = now.since(&self.base);
+        if kernel == self.tally {
+            self.base = now;
+            self.tally = Tally::default();
+            self.batch.clear();
+            self.now = boot_ns();
+            return;
+        }
+        // Replay the batch one frame at a time to find the frame whose counter differs.
+        let batch = std::mem::take(&mut self.batch);
+        let mut found = None;
+        for (case, outcome) in &batch {
+            let before = self.stats();
+            self.run_kernel(&case.frame.bytes);
+            let moved = self.stats().since(&before);
+            let mut want = Tally::default();
+            want.add(outcome.counted);
+            if moved != want {
+                found = Some(format!(
+                    "counters differ\n  kernel counted: {}\n  model:  {}\n  frame:  {}",
+                    moved.describe(),
+                    describe_outcome(outcome),
+                    describe_frame(case)
+                ));
+                break;
+            }
+        }
+        let report = found.unwrap_or_else(|| {
+            format!(
+                "counter totals of a batch of {} frames differ, but no frame differs when \
+                 replayed\n  kernel: {}\n  model:  {}",
+                batch.len(),
+                kernel.describe(),
+                self.tally.describe()
+            )
+        });
+        self.mismatch(report);
+        self.rebase();
+    }
+
+    fn set_scenario(&mut self, scenario: &Scenario) {
+        self.compare_counters();
+        kernel::sync(&mut self.kernel, &scenario.state).expect("syncing the scenario");
+        let sessions = SessionMaps::derive(&scenario.state).expect("deriving the session maps");
+        let model = std::mem::replace(
+            &mut self.model,
+            ModelMaps::new(SessionMaps::default(), GeoTable::default()),
+        );
+        self.model = model.with_sessions(sessions);
+        self.rebase();
+    }
+}
+
+#[test]
+fn kernel_and_model_agree() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping kernel_and_model_agree: needs root (BPF_PROG_TEST_RUN and bpffs)");
+        return;
+    }
+    let packets = env_u64("GEOFENCE_DIFF_PACKETS", DEFAULT_PACKETS);
+    let seed = env_u64("GEOFENCE_DIFF_SEED", DEFAULT_SEED);
+    let max_mismatches = env_u64("GEOFENCE_DIFF_MAX_MISMATCHES", 1).max(1);
+    geofence_tests::sys::ensure_bpffs().expect("bpffs on /sys/fs/bpf");
+    let pins = PinDir(PathBuf::from("/sys/fs/bpf").join(format!(
+        "gf-diff-{}-{}",
+        std::process::id(),
+        seed & 0xffff
+    )));
+    let (table, what) = table();
+    eprintln!("differential: {packets} frames, seed {seed:#x}, {what}");
+    let mut kernel = Kernel::open(&pins.0).expect("loading the geofence object");
+    kernel::load_table(&mut kernel, &table).expect("loading the territory table");
+    {
+        let prog: &mut Xdp = kernel
+            .ebpf
+            .program_mut(kernel::PROGRAM)
+            .expect("the geofence program")
+            .try_into()
+            .expect("an XDP program");
+        prog.load().expect("loading the XDP program");
+    }
+    let mut runner = Runner {
+        kernel,
+        model: ModelMaps::new(SessionMaps::default(), table.clone()),
+        base: Tally::default(),
+        tally: Tally::default(),
+        batch: Vec::new(),
+        seen: Tally::default(),
+        compared: 0,
+        refused: 0,
+        mismatches: 0,
+        max_mismatches,
+        now: boot_ns(),
+        started: Instant::now(),
+    };
+    runner.rebase();
+    let mut rng = Rng::new(seed);
+    let mut scenarios = 0;
+    let mut generated = 0u64;
+    while generated < packets {
+        let scenario = Scenario::random(&mut rng, &table);
+        runner.set_scenario(&scenario);
+        scenarios += 1;
+        for case in scenario.structured_cases(&mut rng, &table) {
+            if generated >= packets {
+                break;
+            }
+            generated += 1;
+            runner.check(case);
+        }
+        for _ in 0..PER_SCENARIO {
+            if generated >= packets {
+                break;
+            }
+            generated += 1;
+            runner.check(scenario.random_case(&mut rng, &table));
+        }
+    }
+    runner.compare_counters();
+    runner.write_summary();
+    let secs = runner.started.elapsed().as_secs_f64();
+    let rate = runner.compared as f64 / secs;
+    println!(
+        "differential: {} frames compared ({} shorter than Ethernet refused by the kernel) \
+         over {scenarios} rule sets, {} mismatches, {secs:.1} s, {rate:.0} packets/s",
+        runner.compared, runner.refused, runner.mismatches
+    );
+    let verdicts = runner
+        .seen
+        .sessions
+        .values()
+        .next()
+        .copied()
+        .unwrap_or_default();
+    let verdicts = Verdict::ALL.map(|v| format!("{} {}", v.name(), verdicts[v as usize]));
+    let reasons =
+        PassReason::ALL.map(|r| format!("{} {}", r.name(), runner.seen.reasons[r as usize]));
+    println!(
+        "differential: session verdicts: {}; unclassified: {}",
+        verdicts.join(", "),
+        reasons.join(", ")
+    );
+    assert_eq!(
+        runner.mismatches, 0,
+        "kernel and model disagree (see above)"
+    );
+}

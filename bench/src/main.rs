@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: everything issue 3 measures, in one run, side by side.
 
+mod flood;
 mod packets;
 mod per_packet;
 mod report;
@@ -31,6 +32,7 @@ fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     per_packet::run(&options, &mut report)?;
+    flood::run(&options, &mut report)?;
     report.print_notes();
     report.write(&options.out)?;
     println!("report written to {}", options.out.display());

@@ -14,6 +14,8 @@ use geofence::kernel::{Kernel, PROGRAM};
 pub struct MapMemory {
     pub name: String,
     pub bytes: u64,
+    /// A stock LPM trie (the reference path, not the flattened table).
+    pub lpm: bool,
 }
 
 /// Every map the relay program uses, every map pinned in its pin directory, and the inner
@@ -41,15 +43,14 @@ pub fn maps(kernel: &Kernel) -> anyhow::Result<Vec<MapMemory>> {
             continue;
         }
         let info = MapInfo::from_id(id).with_context(|| format!("map id {id}"))?;
-        if matches!(
-            info.map_type(),
-            Ok(MapType::ArrayOfMaps | MapType::HashOfMaps)
-        ) {
+        let map_type = info.map_type();
+        if matches!(map_type, Ok(MapType::ArrayOfMaps | MapType::HashOfMaps)) {
             todo.extend(inner_map_ids(id)?);
         }
         out.push(MapMemory {
             name: info.name_as_str().unwrap_or("?").to_string(),
             bytes: memlock(&info)?,
+            lpm: matches!(map_type, Ok(MapType::LpmTrie)),
         });
     }
     out.sort_by_key(|m| std::cmp::Reverse(m.bytes));

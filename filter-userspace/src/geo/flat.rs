@@ -127,10 +127,13 @@ impl FlatV6 {
 
 /// Builds both families of `table`.
 pub fn build(table: &GeoTable) -> Result<FlatTable, FlatError> {
-    Ok(FlatTable {
-        v4: build_v4(&table.v4)?,
-        v6: build_v6(&table.v6)?,
-    })
+    // The families are independent: built side by side, a reload waits for the slower.
+    let (v4, v6) = std::thread::scope(|s| {
+        let v6 = s.spawn(|| build_v6(&table.v6));
+        (build_v4(&table.v4), v6.join())
+    });
+    let v6 = v6.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    Ok(FlatTable { v4: v4?, v6 })
 }
 
 fn check_territory(id: TerritoryId) -> Result<TerritoryId, FlatError> {
@@ -145,7 +148,8 @@ fn check_territory(id: TerritoryId) -> Result<TerritoryId, FlatError> {
 /// the prefix that contains it. Cost: the entries painted, a few times 2^24 at worst.
 pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatError> {
     let mut by_len: Vec<(PrefixV4, TerritoryId)> = prefixes.to_vec();
-    by_len.sort_by_key(|(p, _)| p.len);
+    // Unstable is fine: prefixes of one length are disjoint.
+    by_len.sort_unstable_by_key(|(p, _)| p.len);
     let short = by_len.partition_point(|(p, _)| p.len <= 24);
     let mut tbl24 = vec![[TERRITORY_UNKNOWN; V4_TBL24_PER_ELEM]; V4_TBL24_ELEMS as usize];
     let slots = tbl24.as_flattened_mut();
@@ -155,7 +159,7 @@ pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatErro
     }
     // The longer prefixes, grouped by their /24; within a /24 still shortest first.
     let long = &mut by_len[short..];
-    long.sort_by_key(|(p, _)| (p.addr >> 8, p.len));
+    long.sort_unstable_by_key(|(p, _)| (p.addr >> 8, p.len));
     let needed = long.chunk_by(|a, b| a.0.addr >> 8 == b.0.addr >> 8).count();
     if needed > V4_TBL8_GROUPS as usize {
         return Err(FlatError::TooManyGroups {

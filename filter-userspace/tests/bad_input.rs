@@ -27,16 +27,15 @@ use filter_common::maps::capacity;
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Every map the fixture's state touches.
-const MAPS: [&str; 9] = [
-    "ENDPOINTS",
-    "POLICIES",
-    "OVERRIDES",
-    "FLOWS",
-    "GEO4_A",
-    "GEO4_B",
-    "GEO6_A",
-    "GEO6_B",
-    "GEO_ACTIVE",
+const MAPS: [&str; 5] = ["ENDPOINTS", "POLICIES", "OVERRIDES", "FLOWS", "GEO_ACTIVE"];
+
+/// Addresses whose territory shows whether the table changed.
+const GEO_PROBES: [&str; 5] = [
+    "192.0.2.1",
+    "198.51.100.255",
+    "203.0.113.1",
+    "2001:db8::1",
+    "2001:db8:1::1",
 ];
 
 /// The interface pair of the attach cases, inside the fixture's own network namespace.
@@ -287,6 +286,12 @@ impl Fixture {
                     String::from_utf8_lossy(&out.stdout).into_owned(),
                 )
             })
+            .chain(std::iter::once((
+                "territory table".to_string(),
+                GEO_PROBES
+                    .map(|addr| self.ok(&["geo", "lookup", addr]))
+                    .concat(),
+            )))
             .collect();
         Snapshot {
             state: read("state.json"),
@@ -1014,9 +1019,14 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     for name in ["ENDPOINTS", "POLICIES", "OVERRIDES", "FLOWS", "GEO_ACTIVE"] {
         assert!(entries(name) > 0, "bpftool shows no entry of {name}");
     }
+    let (_, table) = before
+        .maps
+        .iter()
+        .find(|(n, _)| n == "territory table")
+        .expect("territory table");
     assert!(
-        entries("GEO4_A") + entries("GEO4_B") > 0 && entries("GEO6_A") + entries("GEO6_B") > 0,
-        "bpftool shows the geo table"
+        table.contains("192.0.2.1: XA") && table.contains("198.51.100.255: XB"),
+        "the fixture's table is loaded: {table}"
     );
 
     let mut rows = Vec::new();

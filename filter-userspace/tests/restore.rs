@@ -45,16 +45,17 @@ impl Reboot for Dirs {
         ] {
             maps.insert(name, dump(&self.pin.join(name)));
         }
-        let active = dump(&self.pin.join(names::GEO_ACTIVE));
-        let value = active.get(&vec![0, 0, 0, 0]).expect("GEO_ACTIVE[0]");
-        let generation = u32::from_le_bytes(value[..4].try_into().expect("u32")) & 1;
-        let (v4, v6) = if generation == 0 {
-            (names::GEO4_A, names::GEO6_A)
-        } else {
-            (names::GEO4_B, names::GEO6_B)
-        };
-        maps.insert("active GEO4", dump(&self.pin.join(v4)));
-        maps.insert("active GEO6", dump(&self.pin.join(v6)));
+        // The territory table as packets see it: the active generation's answer at every
+        // boundary of the fixture (the generation itself may differ after a restore).
+        let territories = GEO_PROBES
+            .iter()
+            .map(|addr| {
+                let out = self.ok(&["geo", "lookup", addr]);
+                let code = out.split_whitespace().nth(1).unwrap_or("").to_string();
+                (addr.as_bytes().to_vec(), code.into_bytes())
+            })
+            .collect();
+        maps.insert("territory table", territories);
         Snapshot { maps }
     }
 }
@@ -270,6 +271,21 @@ const GEO_CSV: &str = "192.0.2.0,192.0.2.255,XA\n\
                        203.0.113.0,203.0.113.127,XA\n\
                        2001:db8::,2001:db8:0:ffff:ffff:ffff:ffff:ffff,XB\n";
 
+/// Addresses at and around every boundary of [`GEO_CSV`].
+const GEO_PROBES: [&str; 11] = [
+    "192.0.2.0",
+    "192.0.2.255",
+    "192.0.3.0",
+    "198.51.100.0",
+    "198.51.100.255",
+    "203.0.113.127",
+    "203.0.113.128",
+    "10.0.0.1",
+    "2001:db8::",
+    "2001:db8:0:ffff:ffff:ffff:ffff:ffff",
+    "2001:db8:1::",
+];
+
 /// Meetings, a flow, rules of every kind and an exception, on top of a loaded table.
 fn set_up_rules(d: &Dirs, geo: &str) {
     d.ok(&["geo", "load", geo]);
@@ -375,8 +391,7 @@ fn restore_rebuilds_the_kernel_state_after_a_reboot() {
         names::ENDPOINTS,
         names::OVERRIDES,
         names::POLICIES,
-        "active GEO4",
-        "active GEO6",
+        "territory table",
     ] {
         assert!(!before.maps[name].is_empty(), "the setup left {name} empty");
     }

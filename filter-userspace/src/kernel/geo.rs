@@ -232,11 +232,6 @@ pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLo
     let flat = flat::build(table).context("building the flattened territory table")?;
     let next = 1 - active_generation(kernel)?;
     MappedTable::open(kernel, next, true)?.write(&flat, next)?;
-    // TRANSITION: the LPM reference is still filled on every load, because
-    // filter-userspace/tests/{restore,bad_input}.rs inspect those maps to see the table.
-    // It costs over a second for the real table and ~36 MiB; drop this line when those
-    // tests look at the flattened table instead.
-    fill_lpm(kernel, next, table)?;
     let mut active: Array<_, u32> = Array::try_from(kernel.map_mut(names::GEO_ACTIVE)?)?;
     active.set(0, next, 0).context("switching GEO_ACTIVE")?;
     Ok(GeoLoad {

@@ -667,7 +667,8 @@ fn figures(report: &mut Report, settings: &Settings, full: &Times, small: &Times
 fn load_note() -> Option<String> {
     let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
     let one_minute = loadavg.split_whitespace().next()?;
-    let cpus = std::thread::available_parallelism().ok()?;
+    // Online CPUs, not `available_parallelism`: that is this thread's affinity (one CPU).
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     Some(format!(
         "per-packet: load average {one_minute} on {cpus} CPUs at the end of the runs; \
          above ~0.5 per CPU, other work shared the machine and the round spreads show it"

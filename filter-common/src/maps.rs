@@ -70,6 +70,25 @@ pub struct TerritoryKeyV6 {
     pub addr: [u8; 16],
 }
 
+/// The `PORTS` bitmap: one bit per (UDP or TCP, destination port) that some endpoint or
+/// flow uses. A packet whose bit is clear belongs to no meeting, which one array read
+/// tells without the three hash lookups of the session search.
+pub mod ports {
+    /// Words of the bitmap: 65,536 ports × 2 protocols / 64.
+    pub const WORDS: u32 = 2 * 65_536 / 64;
+
+    /// The word index and bit of `(proto, port)`; `None` for protocols other than UDP/TCP.
+    #[inline(always)]
+    pub const fn bit(proto: u8, port: u16) -> Option<(u32, u64)> {
+        let base = match proto {
+            crate::proto::UDP => 0,
+            crate::proto::TCP => 65_536 / 64,
+            _ => return None,
+        };
+        Some((base + (port / 64) as u32, 1u64 << (port % 64)))
+    }
+}
+
 /// Capacities, shared so userspace can refuse what the kernel maps cannot hold.
 pub mod capacity {
     /// Session ids are `1..MAX_SESSIONS`; 0 is never a session.
@@ -106,8 +125,9 @@ pub mod names {
     pub const GEO6_T_B: &str = "GEO6_T_B";
     pub const SESSION_STATS: &str = "SESSION_STATS";
     pub const PASS_REASONS: &str = "PASS_REASONS";
+    pub const PORTS: &str = "PORTS";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 22] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -129,6 +149,7 @@ pub mod names {
         GEO6_T_B,
         SESSION_STATS,
         PASS_REASONS,
+        PORTS,
     ];
 }
 

@@ -86,3 +86,8 @@ pub static SESSION_STATS: PerCpuHashMap<StatsKey, SessionStats> =
 /// Packets that passed unclassified, per [`PassReason`], per CPU.
 #[map]
 pub static PASS_REASONS: PerCpuArray<u64> = PerCpuArray::pinned(PassReason::COUNT, 0);
+
+/// Bit per (protocol, destination port) that some endpoint or flow uses; see
+/// `filter_common::maps::ports`.
+#[map]
+pub static PORTS: Array<u64> = Array::pinned(filter_common::maps::ports::WORDS, 0);

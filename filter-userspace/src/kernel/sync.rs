@@ -7,12 +7,12 @@ use std::{collections::HashMap as StdMap, hash::Hash};
 use anyhow::{Context as _, bail};
 use aya::{
     Pod,
-    maps::{HashMap, LpmTrie, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, lpm_trie::Key},
 };
 use filter_common::{
     EndpointKey, FlowKey, Override, OverrideAction, OverrideKey, Policy, Rule as KernelRule,
     StatsKey,
-    maps::{capacity, names},
+    maps::{capacity, names, ports},
     policy::{RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };
 
@@ -200,6 +200,12 @@ pub fn sync(kernel: &mut Kernel, state: &State) -> anyhow::Result<SyncReport> {
         )?;
     }
     sync_overrides(kernel, &want.overrides, &mut report)?;
+    // Ports of new sessions are marked before their endpoints exist, and ports of removed
+    // ones cleared after: the bitmap never hides a live session.
+    let ports = port_bitmap(&want);
+    let in_use = read_ports(kernel)?;
+    let union: Vec<u64> = in_use.iter().zip(&ports).map(|(a, b)| a | b).collect();
+    write_ports(kernel, &in_use, &union, &mut report)?;
     {
         let mut map: HashMap<_, EndpointKey, u32> =
             HashMap::try_from(kernel.map_mut(names::ENDPOINTS)?)?;
@@ -221,8 +227,46 @@ pub fn sync(kernel: &mut Kernel, state: &State) -> anyhow::Result<SyncReport> {
             &mut report,
         )?;
     }
+    write_ports(kernel, &union, &ports, &mut report)?;
     forget_stats_of_removed_sessions(kernel, state)?;
     Ok(report)
+}
+
+/// The `PORTS` words for the endpoints and flows of `want`.
+fn port_bitmap(want: &Desired) -> Vec<u64> {
+    let mut words = vec![0u64; ports::WORDS as usize];
+    let keys = want.endpoints.keys().map(|k| (k.proto, k.port));
+    let flows = want.flows.keys().map(|k| (k.proto, k.dst_port));
+    for (proto, port) in keys.chain(flows) {
+        if let Some((word, bit)) = ports::bit(proto, port) {
+            words[word as usize] |= bit;
+        }
+    }
+    words
+}
+
+fn read_ports(kernel: &Kernel) -> anyhow::Result<Vec<u64>> {
+    let map: Array<_, u64> = Array::try_from(kernel.map(names::PORTS)?)?;
+    (0..ports::WORDS)
+        .map(|i| map.get(&i, 0).context("reading map PORTS"))
+        .collect()
+}
+
+/// Writes the words of `want` that differ from `have`.
+fn write_ports(
+    kernel: &mut Kernel,
+    have: &[u64],
+    want: &[u64],
+    report: &mut SyncReport,
+) -> anyhow::Result<()> {
+    let mut map: Array<_, u64> = Array::try_from(kernel.map_mut(names::PORTS)?)?;
+    for (i, (h, w)) in have.iter().zip(want).enumerate() {
+        if h != w {
+            map.set(i as u32, w, 0).context("writing map PORTS")?;
+            report.written += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Counters of a deleted meeting must not be inherited by the next meeting given its id.

@@ -232,7 +232,7 @@ pub fn operator() -> String {
     }
 }
 
-fn host() -> String {
+pub fn host() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -83,8 +83,8 @@ pub enum Command {
     Allow(AllowArgs),
     /// Show interfaces, the territory table, meetings and their rules.
     ///
-    /// Example: geofence status
-    Status,
+    /// Example: geofence status --json
+    Status(StatusArgs),
     /// Show packet and byte counters per meeting and territory.
     ///
     /// Example: geofence stats town-hall --json
@@ -261,6 +261,13 @@ pub struct AllowArgs {
     /// A source prefix or single address to let through.
     #[arg(long = "prefix", required = true)]
     pub prefixes: Vec<Prefix>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -4,11 +4,13 @@
 mod args;
 mod change;
 mod geo;
+mod human;
 mod interface;
 mod meeting;
 mod restore;
 mod rules;
 mod show;
+mod status;
 
 use std::process::ExitCode;
 
@@ -18,6 +20,7 @@ pub use args::{Cli, Command};
 
 /// Runs the CLI with the process arguments; errors are printed with their causes.
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,8 +48,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Block(b) => rules::block(&ctx, b),
         Command::Unblock(u) => rules::unblock(&ctx, u),
         Command::Allow(a) => rules::allow(&ctx, a),
-        Command::Status => show::status(&ctx),
+        Command::Status(s) => status::status(&ctx, s),
         Command::Stats(s) => show::stats(&ctx, s),
         Command::Restore => restore::restore(&ctx),
+    }
+}
+
+/// Rust ignores SIGPIPE, so `geofence status | head` would panic on the closed pipe; a
+/// command-line tool should end quietly instead, as `ls` does. Sockets are unaffected:
+/// std writes to them with MSG_NOSIGNAL.
+fn restore_sigpipe() {
+    // SAFETY: called once at startup, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -70,22 +70,37 @@ pub struct TerritoryKeyV6 {
     pub addr: [u8; 16],
 }
 
-/// The `PORTS` bitmap: one bit per (UDP or TCP, destination port) that some endpoint or
-/// flow uses. A packet whose bit is clear belongs to no meeting, which one array read
-/// tells without the three hash lookups of the session search.
+/// The `PORTS` table: for each (UDP or TCP, destination port), four bits saying which
+/// session keys exist on it (flows, endpoints on a local address, endpoints on any
+/// address). A packet whose bits are all clear belongs to no meeting, which one array
+/// read tells; otherwise only the lookups that can hit are made, so a meeting with one
+/// wildcard endpoint costs one hash lookup, not three.
 pub mod ports {
-    /// Words of the bitmap: 65,536 ports × 2 protocols / 64.
-    pub const WORDS: u32 = 2 * 65_536 / 64;
+    /// A flow binding has this destination port.
+    pub const FLOW: u64 = 1;
+    /// An endpoint on a specific local address has this port.
+    pub const ENDPOINT_ADDR: u64 = 2;
+    /// An endpoint on any local address (`*`) has this port.
+    pub const ENDPOINT_ANY: u64 = 4;
+    /// The bits of one (protocol, port).
+    pub const MASK: u64 = 0xf;
 
-    /// The word index and bit of `(proto, port)`; `None` for protocols other than UDP/TCP.
+    const PORTS_PER_WORD: u32 = 64 / 4;
+
+    /// Words of the table: 65,536 ports × 2 protocols × 4 bits / 64 (64 KiB).
+    pub const WORDS: u32 = 2 * 65_536 / PORTS_PER_WORD;
+
+    /// The word index and bit shift of `(proto, port)`; `None` for protocols other than
+    /// UDP/TCP.
     #[inline(always)]
-    pub const fn bit(proto: u8, port: u16) -> Option<(u32, u64)> {
+    pub const fn slot(proto: u8, port: u16) -> Option<(u32, u32)> {
         let base = match proto {
             crate::proto::UDP => 0,
-            crate::proto::TCP => 65_536 / 64,
+            crate::proto::TCP => 65_536 / PORTS_PER_WORD,
             _ => return None,
         };
-        Some((base + (port / 64) as u32, 1u64 << (port % 64)))
+        let port = port as u32;
+        Some((base + port / PORTS_PER_WORD, (port % PORTS_PER_WORD) * 4))
     }
 }
 
@@ -167,6 +182,20 @@ mod pod {
 mod tests {
     use super::*;
     use core::mem::size_of;
+
+    #[test]
+    fn every_protocol_and_port_has_its_own_bits() {
+        extern crate std;
+        let mut seen = std::collections::HashSet::new();
+        for proto in [crate::proto::UDP, crate::proto::TCP] {
+            for port in 0..=u16::MAX {
+                let (word, shift) = ports::slot(proto, port).expect("UDP and TCP have slots");
+                assert!(word < ports::WORDS && shift <= 60, "{proto}/{port}");
+                assert!(seen.insert((word, shift)), "{proto}/{port} shares its bits");
+            }
+        }
+        assert_eq!(ports::slot(1, 80), None, "ICMP has no ports");
+    }
 
     #[test]
     fn layouts_have_no_implicit_padding() {

@@ -12,7 +12,7 @@ use aya::{
 use filter_common::{
     EndpointKey, FlowKey, Override, OverrideAction, OverrideKey, Policy, Rule as KernelRule,
     StatsKey,
-    maps::{capacity, names, ports},
+    maps::{ADDRESS_ANY, capacity, names, ports},
     policy::{RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };
 
@@ -235,11 +235,21 @@ pub fn sync(kernel: &mut Kernel, state: &State) -> anyhow::Result<SyncReport> {
 /// The `PORTS` words for the endpoints and flows of `want`.
 fn port_bitmap(want: &Desired) -> Vec<u64> {
     let mut words = vec![0u64; ports::WORDS as usize];
-    let keys = want.endpoints.keys().map(|k| (k.proto, k.port));
-    let flows = want.flows.keys().map(|k| (k.proto, k.dst_port));
-    for (proto, port) in keys.chain(flows) {
-        if let Some((word, bit)) = ports::bit(proto, port) {
-            words[word as usize] |= bit;
+    let endpoints = want.endpoints.keys().map(|k| {
+        let kind = if k.addr == ADDRESS_ANY {
+            ports::ENDPOINT_ANY
+        } else {
+            ports::ENDPOINT_ADDR
+        };
+        (k.proto, k.port, kind)
+    });
+    let flows = want
+        .flows
+        .keys()
+        .map(|k| (k.proto, k.dst_port, ports::FLOW));
+    for (proto, port, kind) in endpoints.chain(flows) {
+        if let Some((word, shift)) = ports::slot(proto, port) {
+            words[word as usize] |= kind << shift;
         }
     }
     words

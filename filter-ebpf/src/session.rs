@@ -48,10 +48,10 @@ pub fn find(packet: &Packet) -> Option<u32> {
         port: packet.dst_port,
         addr: packet.dst,
     };
-    if keys & ports::ENDPOINT_ADDR != 0 {
-        if let Some(session) = unsafe { ENDPOINTS.get(&endpoint) } {
-            return Some(*session);
-        }
+    if keys & ports::ENDPOINT_ADDR != 0
+        && let Some(session) = unsafe { ENDPOINTS.get(&endpoint) }
+    {
+        return Some(*session);
     }
     if keys & ports::ENDPOINT_ANY == 0 {
         return None;

@@ -104,6 +104,22 @@ pub mod ports {
     }
 }
 
+/// The `OVERRIDE_SESSIONS` bitmap: one bit per session that has any prefix override, so
+/// the packets of the many sessions without one skip the LPM trie.
+pub mod override_sessions {
+    /// Words of the bitmap: one bit per session id.
+    pub const WORDS: u32 = super::capacity::MAX_SESSIONS / 64;
+
+    /// The word index and bit of `session`; `None` beyond the session ids.
+    #[inline(always)]
+    pub const fn bit(session: u32) -> Option<(u32, u64)> {
+        if session >= super::capacity::MAX_SESSIONS {
+            return None;
+        }
+        Some((session / 64, 1u64 << (session % 64)))
+    }
+}
+
 /// Capacities, shared so userspace can refuse what the kernel maps cannot hold.
 pub mod capacity {
     /// Session ids are `1..MAX_SESSIONS`; 0 is never a session.
@@ -141,8 +157,9 @@ pub mod names {
     pub const SESSION_STATS: &str = "SESSION_STATS";
     pub const PASS_REASONS: &str = "PASS_REASONS";
     pub const PORTS: &str = "PORTS";
+    pub const OVERRIDE_SESSIONS: &str = "OVERRIDE_SESSIONS";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 22] = [
+    pub const ALL: [&str; 23] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -165,6 +182,7 @@ pub mod names {
         SESSION_STATS,
         PASS_REASONS,
         PORTS,
+        OVERRIDE_SESSIONS,
     ];
 }
 

@@ -4,12 +4,12 @@
 use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
 use filter_common::{
     OverrideAction, OverrideKey, TerritoryId, Verdict,
-    maps::OVERRIDE_SESSION_BITS,
+    maps::{OVERRIDE_SESSION_BITS, override_sessions},
     policy::{RULE_DRY_RUN, RULES_PER_SESSION},
 };
 
 use crate::{
-    maps::{OVERRIDES, POLICIES},
+    maps::{OVERRIDE_SESSIONS, OVERRIDES, POLICIES},
     parse::Packet,
 };
 
@@ -28,6 +28,16 @@ fn verdict_for(flags: u32) -> Verdict {
     }
 }
 
+/// Whether `session` has any prefix override: one array read that spares most sessions
+/// the LPM trie walk.
+#[inline(always)]
+fn has_overrides(session: u32) -> bool {
+    let Some((word, bit)) = override_sessions::bit(session) else {
+        return false;
+    };
+    OVERRIDE_SESSIONS.get(word).is_some_and(|w| w & bit != 0)
+}
+
 #[inline(always)]
 pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Verdict {
     let key = Key::new(
@@ -37,7 +47,9 @@ pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Verdict 
             addr: packet.src,
         },
     );
-    if let Some(found) = OVERRIDES.get(&key) {
+    if has_overrides(session)
+        && let Some(found) = OVERRIDES.get(&key)
+    {
         if found.action == OverrideAction::Allow as u8 {
             return Verdict::Passed;
         }

@@ -91,3 +91,8 @@ pub static PASS_REASONS: PerCpuArray<u64> = PerCpuArray::pinned(PassReason::COUN
 /// `filter_common::maps::ports`.
 #[map]
 pub static PORTS: Array<u64> = Array::pinned(filter_common::maps::ports::WORDS, 0);
+
+/// Bit per session that has prefix overrides; see `filter_common::maps::override_sessions`.
+#[map]
+pub static OVERRIDE_SESSIONS: Array<u64> =
+    Array::pinned(filter_common::maps::override_sessions::WORDS, 0);

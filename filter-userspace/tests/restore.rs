@@ -42,6 +42,8 @@ impl Reboot for Dirs {
             names::ENDPOINTS,
             names::OVERRIDES,
             names::POLICIES,
+            names::PORTS,
+            names::OVERRIDE_SESSIONS,
         ] {
             maps.insert(name, dump(&self.pin.join(name)));
         }

@@ -12,7 +12,7 @@ use aya::{
 use filter_common::{
     EndpointKey, FlowKey, Override, OverrideAction, OverrideKey, Policy, Rule as KernelRule,
     StatsKey,
-    maps::{ADDRESS_ANY, capacity, names, ports},
+    maps::{ADDRESS_ANY, capacity, names, override_sessions, ports},
     policy::{RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };
 
@@ -199,13 +199,26 @@ pub fn sync(kernel: &mut Kernel, state: &State) -> anyhow::Result<SyncReport> {
             &mut report,
         )?;
     }
+    // Sessions gaining overrides are marked before the entries exist, and sessions losing
+    // them cleared after: the bitmap never hides an override.
+    let marked = override_bitmap(&want);
+    let had = read_words(kernel, names::OVERRIDE_SESSIONS, override_sessions::WORDS)?;
+    let either: Vec<u64> = had.iter().zip(&marked).map(|(a, b)| a | b).collect();
+    write_words(kernel, names::OVERRIDE_SESSIONS, &had, &either, &mut report)?;
     sync_overrides(kernel, &want.overrides, &mut report)?;
+    write_words(
+        kernel,
+        names::OVERRIDE_SESSIONS,
+        &either,
+        &marked,
+        &mut report,
+    )?;
     // Ports of new sessions are marked before their endpoints exist, and ports of removed
     // ones cleared after: the bitmap never hides a live session.
     let ports = port_bitmap(&want);
-    let in_use = read_ports(kernel)?;
+    let in_use = read_words(kernel, names::PORTS, ports::WORDS)?;
     let union: Vec<u64> = in_use.iter().zip(&ports).map(|(a, b)| a | b).collect();
-    write_ports(kernel, &in_use, &union, &mut report)?;
+    write_words(kernel, names::PORTS, &in_use, &union, &mut report)?;
     {
         let mut map: HashMap<_, EndpointKey, u32> =
             HashMap::try_from(kernel.map_mut(names::ENDPOINTS)?)?;
@@ -227,7 +240,7 @@ pub fn sync(kernel: &mut Kernel, state: &State) -> anyhow::Result<SyncReport> {
             &mut report,
         )?;
     }
-    write_ports(kernel, &union, &ports, &mut report)?;
+    write_words(kernel, names::PORTS, &union, &ports, &mut report)?;
     forget_stats_of_removed_sessions(kernel, state)?;
     Ok(report)
 }
@@ -255,24 +268,40 @@ fn port_bitmap(want: &Desired) -> Vec<u64> {
     words
 }
 
-fn read_ports(kernel: &Kernel) -> anyhow::Result<Vec<u64>> {
-    let map: Array<_, u64> = Array::try_from(kernel.map(names::PORTS)?)?;
-    (0..ports::WORDS)
-        .map(|i| map.get(&i, 0).context("reading map PORTS"))
+/// The `OVERRIDE_SESSIONS` words for the overrides of `want`.
+fn override_bitmap(want: &Desired) -> Vec<u64> {
+    let mut words = vec![0u64; override_sessions::WORDS as usize];
+    for (_, key) in want.overrides.keys() {
+        if let Some((word, bit)) = override_sessions::bit(u32::from_be_bytes(key.session_be)) {
+            words[word as usize] |= bit;
+        }
+    }
+    words
+}
+
+fn read_words(kernel: &Kernel, name: &str, words: u32) -> anyhow::Result<Vec<u64>> {
+    let map: Array<_, u64> = Array::try_from(kernel.map(name)?)?;
+    (0..words)
+        .map(|i| {
+            map.get(&i, 0)
+                .with_context(|| format!("reading map {name}"))
+        })
         .collect()
 }
 
 /// Writes the words of `want` that differ from `have`.
-fn write_ports(
+fn write_words(
     kernel: &mut Kernel,
+    name: &str,
     have: &[u64],
     want: &[u64],
     report: &mut SyncReport,
 ) -> anyhow::Result<()> {
-    let mut map: Array<_, u64> = Array::try_from(kernel.map_mut(names::PORTS)?)?;
+    let mut map: Array<_, u64> = Array::try_from(kernel.map_mut(name)?)?;
     for (i, (h, w)) in have.iter().zip(want).enumerate() {
         if h != w {
-            map.set(i as u32, w, 0).context("writing map PORTS")?;
+            map.set(i as u32, w, 0)
+                .with_context(|| format!("writing map {name}"))?;
             report.written += 1;
         }
     }

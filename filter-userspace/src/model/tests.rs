@@ -2,7 +2,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use filter_common::{PassReason, Verdict, proto, territory::territory_id};
+use filter_common::{
+    PassReason, TERRITORY_UNKNOWN, Verdict, policy::RULE_DRY_RUN, proto, territory::territory_id,
+};
 
 use super::*;
 use crate::endpoint::{Flow, Proto};

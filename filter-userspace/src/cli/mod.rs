@@ -3,6 +3,7 @@
 
 mod args;
 mod change;
+mod explain;
 mod geo;
 mod interface;
 mod meeting;
@@ -48,5 +49,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => show::status(&ctx),
         Command::Stats(s) => show::stats(&ctx, s),
         Command::Restore => restore::restore(&ctx),
+        Command::Explain(e) => explain::explain(&ctx, e),
     }
 }

@@ -659,6 +659,76 @@ fn explain_asks_the_attached_program() {
     );
 }
 
+/// Dropped packets of meeting A (session 1) from XA in the kernel's counters.
+fn dropped_a_xa(kernel: &geofence::kernel::Kernel) -> u64 {
+    let stats = geofence::kernel::read_stats(kernel).expect("reading the counters");
+    let xa = Territory::parse("XA").expect("XA").id();
+    let counts = stats.sessions.get(&1).and_then(|t| t.get(&xa)).copied();
+    counts.unwrap_or_default().packets[filter_common::Verdict::Dropped as usize]
+}
+
+#[test]
+fn only_a_whole_probe_with_the_magic_skips_the_counters() {
+    if !root_with_bpffs("only_a_whole_probe_with_the_magic_skips_the_counters") {
+        return;
+    }
+    use filter_common::probe::{ANSWER_SESSION, PROBE_MAGIC, ProbeMeta};
+    use geofence::{
+        explain::{Question, frame},
+        kernel::{Kernel, probe, test_run::run_xdp},
+    };
+    let d = Dirs::new("explain-magic");
+    fixture(&d);
+    let mut kernel = Kernel::open(&d.pin).expect("opening the pinned maps");
+    let target = probe::fresh_target(&mut kernel).expect("loading the program");
+    let q = Question::parse(Proto::Udp, "192.0.2.10:1", "100.64.0.1:40000").expect("question");
+    let frame = frame::build(&q);
+    const XDP_DROP: u32 = 1;
+
+    let mut wrong_magic = [0u8; 32];
+    wrong_magic[..8].copy_from_slice(b"GFEXPLN0");
+    let mut too_short = [0u8; 16];
+    too_short[..8].copy_from_slice(&PROBE_MAGIC);
+    for (what, meta) in [
+        ("no metadata", &[][..]),
+        ("32 bytes, wrong magic", &wrong_magic[..]),
+        ("the magic in 16 bytes", &too_short[..]),
+    ] {
+        let before = dropped_a_xa(&kernel);
+        let run = run_xdp(target.fd(), meta, &frame).expect("test run");
+        assert_eq!(run.action, XDP_DROP, "{what}");
+        assert_eq!(
+            run.meta, meta,
+            "{what}: the program wrote into metadata that is no probe"
+        );
+        assert_eq!(run.frame, frame, "{what}");
+        assert_eq!(
+            dropped_a_xa(&kernel),
+            before + 1,
+            "{what}: ordinary traffic is counted"
+        );
+    }
+
+    let before = dropped_a_xa(&kernel);
+    let question = ProbeMeta::question();
+    let mut bytes = question.magic.to_vec();
+    bytes.extend([
+        question.answer,
+        question.verdict,
+        question.pass_reason,
+        question.rule_slot,
+    ]);
+    bytes.resize(32, 0);
+    let run = run_xdp(target.fd(), &bytes, &frame).expect("test run");
+    assert_eq!(run.action, XDP_DROP);
+    assert_eq!(run.meta[8], ANSWER_SESSION, "answered: {:?}", run.meta);
+    assert_eq!(
+        u32::from_ne_bytes(run.meta[12..16].try_into().expect("4 bytes")),
+        1
+    );
+    assert_eq!(dropped_a_xa(&kernel), before, "a probe is not counted");
+}
+
 #[test]
 fn bad_arguments_are_refused_clearly() {
     let d = Dirs::new("explain-args");

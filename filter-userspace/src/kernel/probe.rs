@@ -33,6 +33,13 @@ pub struct ProbeTarget {
     fd: OwnedFd,
 }
 
+impl ProbeTarget {
+    /// The program's fd, e.g. for a raw test run.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 /// What the kernel decided for a probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelAnswer {

@@ -9,6 +9,7 @@ pub mod counters;
 pub mod geo;
 pub mod maps;
 pub mod policy;
+pub mod probe;
 pub mod territory;
 
 pub use counters::{PassReason, SessionStats, StatsKey, Verdict};

@@ -13,6 +13,7 @@ pub mod count;
 pub mod decide;
 pub mod maps;
 pub mod parse;
+pub mod probe;
 pub mod session;
 pub mod territory;
 
@@ -33,18 +34,25 @@ pub fn classify(
     let mut packet = match parse::parse(ctx) {
         Parsed::Packet(packet) => packet,
         Parsed::Pass(reason) => {
-            count::pass_reason(reason);
+            if !probe::answered_pass(ctx, reason) {
+                count::pass_reason(reason);
+            }
             return Verdict::Passed;
         }
     };
     adjust(&mut packet);
     let Some(session) = session::find(&packet) else {
-        count::pass_reason(PassReason::NoSession);
+        if !probe::answered_pass(ctx, PassReason::NoSession) {
+            count::pass_reason(PassReason::NoSession);
+        }
         return Verdict::Passed;
     };
     let territory = territory_of(&packet);
     let verdict = decide::decide(session, territory, &packet);
-    count::session(session, territory, verdict, ctx.data_end() - ctx.data());
+    // `geofence explain` probes are answered in their metadata, never counted.
+    if !probe::answered_session(ctx, session, territory, verdict) {
+        count::session(session, territory, verdict, ctx.data_end() - ctx.data());
+    }
     verdict
 }
 

@@ -69,6 +69,11 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// `CLOCK_BOOTTIME` now, the clock of `bpf_ktime_get_boot_ns()`.
+pub fn boot_ns_now() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME)
+}
+
 /// The wall clock and the kernel's boot clock read together, so that many expiries are
 /// converted against one reading.
 #[derive(Clone, Copy, Debug)]

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod endpoint;
 pub mod expiry;
+pub mod explain;
 pub mod geo;
 pub mod kernel;
 pub mod lock;

@@ -99,6 +99,16 @@ pub enum Command {
     ///
     /// Example: geofence restore
     Restore,
+    /// Explain why a packet is passed or dropped, step by step, and check it in the kernel.
+    ///
+    /// Walks the decision from the state and the territory files: which key found the
+    /// meeting, which override applied, the territory and the table prefix that matched,
+    /// each rule with its order, expiry and mode, and the verdict. Then runs the same packet
+    /// through the attached program (BPF_PROG_TEST_RUN, marked so that no counter moves) and
+    /// says whether the kernel agrees; a disagreement makes the command fail.
+    ///
+    /// Example: geofence explain --proto udp --src 192.0.2.10:50000 --dst 100.64.0.1:40000
+    Explain(super::explain::ExplainArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

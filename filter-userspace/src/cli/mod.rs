@@ -3,6 +3,7 @@
 
 mod args;
 mod change;
+mod explain;
 mod geo;
 mod human;
 mod interface;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(s) => status::status(&ctx, s),
         Command::Stats(s) => show::stats(&ctx, s),
         Command::Restore => restore::restore(&ctx),
+        Command::Explain(e) => explain::explain(&ctx, e),
     }
 }
 

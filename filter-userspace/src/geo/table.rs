@@ -61,16 +61,21 @@ pub struct GeoTable {
 }
 
 macro_rules! lpm {
-    ($name:ident, $field:ident, $p:ident, $int:ty) => {
+    ($name:ident, $matching:ident, $field:ident, $p:ident, $int:ty) => {
         /// Longest-prefix match, as the kernel's LPM trie does it.
         pub fn $name(&self, addr: $int) -> Option<TerritoryId> {
+            self.$matching(addr).map(|(_, id)| id)
+        }
+
+        /// The longest prefix covering `addr`, with its territory.
+        pub fn $matching(&self, addr: $int) -> Option<($p, TerritoryId)> {
             (0..=$p::MAX_LEN).rev().find_map(|len| {
                 let key = $p {
                     addr: addr & $p::mask(len),
                     len,
                 };
                 let i = self.$field.binary_search_by_key(&key, |(p, _)| *p).ok()?;
-                Some(self.$field[i].1)
+                Some(self.$field[i])
             })
         }
     };
@@ -83,8 +88,8 @@ impl GeoTable {
         v4.chain(self.v6.iter().map(|(_, id)| *id)).collect()
     }
 
-    lpm!(lookup_v4, v4, PrefixV4, u32);
-    lpm!(lookup_v6, v6, PrefixV6, u128);
+    lpm!(lookup_v4, matching_v4, v4, PrefixV4, u32);
+    lpm!(lookup_v6, matching_v6, v6, PrefixV6, u128);
 }
 
 fn origin(paths: &[PathBuf], src: u32, line: u32) -> Origin {

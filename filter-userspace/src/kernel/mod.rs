@@ -3,8 +3,10 @@
 
 mod attach;
 mod geo;
+pub mod probe;
 mod stats;
 mod sync;
+pub mod test_run;
 
 use std::{
     os::unix::fs::DirBuilderExt as _,

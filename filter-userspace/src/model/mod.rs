@@ -15,15 +15,19 @@
 pub mod parse;
 #[cfg(test)]
 mod tests;
+pub mod trace;
 
 use std::collections::{BTreeSet, HashMap};
 
 use filter_common::{
-    Address, EndpointKey, FlowKey, Override, OverrideAction, OverrideKey, PassReason, Policy,
-    TERRITORY_UNKNOWN, TerritoryId, Verdict, maps::ADDRESS_ANY, policy::RULE_DRY_RUN,
+    Address, EndpointKey, FlowKey, Override, OverrideKey, PassReason, Policy, TerritoryId, Verdict,
 };
 
 pub use parse::{Headers, parse};
+pub use trace::{
+    DecidedBy, Decision, OverrideHit, RuleHit, SessionKey, SessionLookup, TerritoryMatch, Trace,
+    trace,
+};
 
 use crate::geo::GeoTable;
 use crate::state::State;
@@ -140,49 +144,30 @@ impl ModelMaps {
     /// Step 3: an exact flow binding, then the endpoint on the destination address, then
     /// the endpoint on any address.
     pub fn session(&self, h: &Headers) -> Option<u32> {
-        let flow = FlowKey {
-            proto: h.proto,
-            _pad: [0; 3],
-            src_port: h.src_port,
-            dst_port: h.dst_port,
-            src: h.src,
-            dst: h.dst,
-        };
-        if let Some(&session) = self.sessions.flows.get(&flow) {
-            return Some(session);
-        }
-        let endpoint = |addr: Address| EndpointKey {
-            proto: h.proto,
-            _pad: 0,
-            port: h.dst_port,
-            addr,
-        };
-        let endpoints = &self.sessions.endpoints;
-        endpoints
-            .get(&endpoint(h.dst))
-            .or_else(|| endpoints.get(&endpoint(ADDRESS_ANY)))
-            .copied()
+        self.session_lookup(h).session()
     }
 
     /// Step 4's lookup: the override with the longest prefix covering (session, source).
     pub fn override_for(&self, session: u32, src: &Address) -> Option<Override> {
+        self.override_match(session, src).map(|(_, o)| o)
+    }
+
+    /// [`Self::override_for`] with the prefix length of the match (session bits included).
+    pub fn override_match(&self, session: u32, src: &Address) -> Option<(u32, Override)> {
         let key = override_bytes(&OverrideKey {
             session_be: session.to_be_bytes(),
             addr: *src,
         });
-        self.override_lens
-            .iter()
-            .find_map(|&len| self.overrides.get(&(len, masked(key, len))).copied())
+        self.override_lens.iter().find_map(|&len| {
+            let found = self.overrides.get(&(len, masked(key, len)));
+            found.map(|o| (len, *o))
+        })
     }
 
     /// Step 5: the source's territory; IPv4 and IPv4-mapped IPv6 sources in the IPv4
     /// table, other IPv6 sources in the IPv6 table; not found is "unknown".
     pub fn territory(&self, h: &Headers) -> TerritoryId {
-        let found = match parse::mapped_v4(&h.src) {
-            Some(v4) => self.geo.lookup_v4(u32::from(v4)),
-            None => self.geo.lookup_v6(u128::from_be_bytes(h.src)),
-        };
-        found.unwrap_or(TERRITORY_UNKNOWN)
+        self.territory_match(h).id
     }
 
     /// Steps 4 and 6: the verdict for a packet of `session` from `src` in `territory`.
@@ -193,64 +178,11 @@ impl ModelMaps {
         territory: TerritoryId,
         now_boot_ns: u64,
     ) -> Verdict {
-        let lapsed = |expires: u64| expires != 0 && now_boot_ns >= expires;
-        let mode = |flags: u32| {
-            if flags & RULE_DRY_RUN != 0 {
-                Verdict::WouldDrop
-            } else {
-                Verdict::Dropped
-            }
-        };
-        if let Some(o) = self.override_for(session, src) {
-            if o.action == OverrideAction::Allow as u8 {
-                return Verdict::Passed;
-            }
-            // A drop that has lapsed leaves the decision to the territory rules.
-            if o.action == OverrideAction::Drop as u8 && !lapsed(o.expires_boot_ns) {
-                return mode(o.flags);
-            }
-        }
-        let Some(policy) = self.sessions.policies.get(&session) else {
-            return Verdict::Passed;
-        };
-        // Every order in force that blocks the territory applies; one enforcing order
-        // drops, whatever dry runs other orders hold.
-        let applying = policy
-            .rules
-            .iter()
-            .filter(|r| r.in_force(now_boot_ns) && r.blocks(territory));
-        applying.fold(Verdict::Passed, |verdict, rule| {
-            match (verdict, mode(rule.flags)) {
-                (Verdict::Dropped, _) | (_, Verdict::Dropped) => Verdict::Dropped,
-                _ => Verdict::WouldDrop,
-            }
-        })
+        self.decision(session, src, territory, now_boot_ns).verdict
     }
 }
 
 /// The verdict on `frame` at `now_boot_ns` (`CLOCK_BOOTTIME`), and what it counts.
 pub fn verdict(frame: &[u8], maps: &ModelMaps, now_boot_ns: u64) -> Outcome {
-    let h = match parse(frame) {
-        Ok(h) => h,
-        Err(reason) => return Outcome::passed(reason),
-    };
-    let Some(session) = maps.session(&h) else {
-        return Outcome::passed(PassReason::NoSession);
-    };
-    let territory = maps.territory(&h);
-    let verdict = maps.decide(session, &h.src, territory, now_boot_ns);
-    Outcome {
-        verdict,
-        xdp_action: if verdict == Verdict::Dropped {
-            XDP_DROP
-        } else {
-            XDP_PASS
-        },
-        counted: Counted::Session {
-            session,
-            territory,
-            verdict,
-            bytes: frame.len() as u64,
-        },
-    }
+    trace(frame, maps, now_boot_ns).outcome
 }

@@ -2,7 +2,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use filter_common::{PassReason, Verdict, proto, territory::territory_id};
+use filter_common::{
+    PassReason, TERRITORY_UNKNOWN, Verdict, policy::RULE_DRY_RUN, proto, territory::territory_id,
+};
 
 use super::*;
 use crate::endpoint::{Flow, Proto};
@@ -400,4 +402,86 @@ fn override_lpm_and_masking() {
     assert_eq!(m.override_for(2, &src), None, "another session");
     let _ = Ipv4Addr::LOCALHOST;
     assert_eq!(masked([0xff; 20], 35)[..5], [0xff, 0xff, 0xff, 0xff, 0xe0]);
+}
+
+#[test]
+fn traces_name_their_reasons() {
+    let m = maps();
+    let run = |src: &str, dst: &str| trace(&frame(proto::UDP, src, dst).bytes(), &m, NOW);
+
+    let t = run("192.0.2.10:1000", "100.64.0.9:40000");
+    assert_eq!(
+        t.session,
+        Some(SessionLookup::Found {
+            session: 1,
+            key: SessionKey::WildcardEndpoint
+        })
+    );
+    let territory = t.territory.as_ref().expect("looked up");
+    assert_eq!(territory.prefix.as_deref(), Some("192.0.2.0/24"));
+    let d = t.decision.as_ref().expect("decided");
+    assert_eq!(d.decided_by, DecidedBy::Rules);
+    assert_eq!(
+        d.deciding_rule().map(|r| (r.slot, r.dry_run)),
+        Some((0, false))
+    );
+    assert_eq!(
+        t.outcome,
+        verdict(
+            &frame(proto::UDP, "192.0.2.10:1000", "100.64.0.9:40000").bytes(),
+            &m,
+            NOW
+        )
+    );
+
+    let t = run("198.51.100.9:5000", "100.64.0.1:40000");
+    assert_eq!(
+        t.session,
+        Some(SessionLookup::Found {
+            session: 2,
+            key: SessionKey::Flow
+        })
+    );
+
+    let t = run("198.51.100.7:1000", "100.64.0.9:40000");
+    let d = t.decision.as_ref().expect("decided");
+    assert_eq!(d.decided_by, DecidedBy::DropOverride);
+    assert_eq!(d.override_hit.map(|o| o.key_len), Some(32 + 96 + 32));
+    assert_eq!(d.deciding_rule(), None);
+
+    let t = run("198.51.100.9:1", "100.64.0.9:9");
+    assert_eq!(t.session, Some(SessionLookup::PortUnused));
+    let t = run("198.51.100.9:1", "100.64.0.1:443");
+    assert_eq!(
+        t.session,
+        Some(SessionLookup::PortUnused),
+        "udp/443 is unused; tcp/443 is"
+    );
+    let tcp = trace(
+        &frame(proto::TCP, "10.0.0.1:1", "100.64.0.1:443").bytes(),
+        &m,
+        NOW,
+    );
+    assert_eq!(
+        tcp.session,
+        Some(SessionLookup::NoMatch),
+        "tcp/443 is M's on another address"
+    );
+}
+
+#[test]
+fn a_lapsed_rule_is_traced_but_not_in_force() {
+    // N blocks XC until 2000: the trace lists the rule as not in force.
+    let m = maps();
+    let n_policy = ModelMaps::decision(
+        &m,
+        2,
+        &filter_common::maps::v4_mapped([198, 51, 100, 200]),
+        id("XC"),
+        NOW,
+    );
+    assert_eq!(n_policy.verdict, Verdict::Passed);
+    assert_eq!(n_policy.rules.len(), 1);
+    assert!(!n_policy.rules[0].in_force);
+    assert_eq!(n_policy.deciding_rule(), None);
 }

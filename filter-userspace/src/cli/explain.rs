@@ -1,0 +1,218 @@
+//! `geofence explain`: the model's walk for one packet, then the same packet through the
+//! kernel's program as an uncounted probe; a disagreement fails the command.
+
+use std::net::IpAddr;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::change::Ctx;
+use crate::{
+    endpoint::Proto,
+    expiry::boot_ns_now,
+    explain::{
+        Question,
+        check::{action_name, decision_text, differences, expected},
+        frame,
+        geo::{self, GeoContext},
+        walk::{self, Step},
+        words::{territory_name, verdict_name},
+    },
+    kernel::{
+        self, Kernel,
+        probe::{self, KernelDecision, ProgramOrigin},
+    },
+    model::{self, ModelMaps},
+    state::State,
+};
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The transport protocol: udp or tcp.
+    #[arg(long)]
+    pub proto: Proto,
+    /// The sender: ADDR or ADDR:PORT (IPv6 as ADDR or [ADDR]:PORT); without a port, 49152.
+    #[arg(long)]
+    pub src: String,
+    /// The relay address and port the packet is sent to: ADDR:PORT (IPv6 as [ADDR]:PORT).
+    #[arg(long)]
+    pub dst: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn origin_text(origin: &ProgramOrigin) -> String {
+    match origin {
+        ProgramOrigin::Attached { program_id, links } => {
+            format!(
+                "program {program_id}, attached through {}",
+                links.join(", ")
+            )
+        }
+        ProgramOrigin::FreshCopy => "nothing is attached: checked against a freshly loaded copy \
+                                     of the program on the pinned maps"
+            .to_string(),
+    }
+}
+
+fn origin_json(origin: &ProgramOrigin) -> Value {
+    match origin {
+        ProgramOrigin::Attached { program_id, links } => {
+            json!({ "attached": true, "program_id": program_id, "links": links })
+        }
+        ProgramOrigin::FreshCopy => json!({ "attached": false, "fresh_copy": true }),
+    }
+}
+
+/// The source as the kernel's territory table is keyed: IPv4-mapped sources are IPv4.
+fn table_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn print_steps(question: &Question, steps: &[Step], geo: &GeoContext, frame_len: usize) {
+    let defaulted = if question.src_port_defaulted {
+        " (no source port given: 49152)"
+    } else {
+        ""
+    };
+    println!(
+        "{} {} → {}, a {frame_len}-byte frame{defaulted}",
+        question.proto, question.src, question.dst
+    );
+    for step in steps {
+        let mut lines = step.text.lines();
+        println!("  {:<10} {}", step.name, lines.next().unwrap_or(""));
+        for line in lines {
+            println!("  {:<10} {line}", "");
+        }
+    }
+    for warning in &geo.warnings {
+        println!("  warning: {warning}");
+    }
+}
+
+pub fn explain(ctx: &Ctx, args: ExplainArgs) -> anyhow::Result<()> {
+    let question = Question::parse(args.proto, &args.src, &args.dst)?;
+    kernel::check_privileges()?;
+    let state = State::load(&ctx.state_dir)?;
+    if !Kernel::exists(&ctx.pin_dir) {
+        bail!(
+            "no geofence maps under {} (is --pin-dir right? `geofence restore` recreates them)",
+            ctx.pin_dir.display()
+        );
+    }
+    let mut kernel = Kernel::open(&ctx.pin_dir)?;
+    let src = table_key(question.src.ip());
+    let kernel_territory = kernel::geo_lookup(&kernel, src)
+        .context("looking the source up in the kernel's territory table")?
+        .unwrap_or(filter_common::TERRITORY_UNKNOWN);
+    let geo = geo::context(state.geo.as_ref(), src, Some(kernel_territory));
+    let maps = ModelMaps::from_state(&state, geo.table.clone())
+        .context("deriving the session maps from the state")?;
+    let frame = frame::build(&question);
+    let trace = model::trace(&frame, &maps, boot_ns_now());
+    let steps = walk::steps(
+        &question.dst,
+        &state,
+        &geo,
+        Some(kernel_territory),
+        &trace,
+        jiff::Timestamp::now(),
+    );
+
+    let mut targets = probe::attached_targets(&ctx.pin_dir)?;
+    if targets.is_empty() {
+        targets.push(probe::fresh_target(&mut kernel)?);
+    }
+    let mut checks = Vec::new();
+    for target in &targets {
+        let answer = probe::ask(target, &frame)?;
+        checks.push((target.origin.clone(), answer, differences(&trace, &answer)));
+    }
+    let disagreeing = checks.iter().filter(|(_, _, d)| !d.is_empty()).count();
+
+    if args.json {
+        let kernel: Vec<Value> = checks
+            .iter()
+            .map(|(origin, answer, diffs)| {
+                json!({
+                    "program": origin_json(origin),
+                    "xdp_action": action_name(answer.xdp_action),
+                    "decision": answer.decision.as_ref().map(decision_json),
+                    "agrees": diffs.is_empty(),
+                    "differences": diffs,
+                })
+            })
+            .collect();
+        let out = json!({
+            "packet": {
+                "proto": question.proto.to_string(),
+                "src": question.src.to_string(),
+                "dst": question.dst.to_string(),
+                "src_port_defaulted": question.src_port_defaulted,
+                "frame_bytes": frame.len(),
+            },
+            "steps": steps.iter().map(Step::to_json).collect::<Vec<_>>(),
+            "model": {
+                "xdp_action": action_name(trace.outcome.xdp_action),
+                "decision": decision_json(&expected(&trace)),
+            },
+            "geo_warnings": geo.warnings,
+            "kernel": kernel,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_steps(&question, &steps, &geo, frame.len());
+        for (origin, answer, diffs) in &checks {
+            if diffs.is_empty() {
+                println!(
+                    "kernel agrees: {} ({}); {}",
+                    action_name(answer.xdp_action),
+                    answer
+                        .decision
+                        .as_ref()
+                        .map_or_else(String::new, decision_text),
+                    origin_text(origin)
+                );
+            } else {
+                println!("KERNEL DISAGREES ({})", origin_text(origin));
+                for d in diffs {
+                    println!("  {d}");
+                }
+            }
+        }
+    }
+    if disagreeing > 0 {
+        bail!(
+            "the kernel disagrees with the model for this packet ({disagreeing} of {} program{}): \
+             the kernel's maps or territory table no longer match state.json and the recorded \
+             geo files (edited by hand, files changed since `geo load`, or maps changed by another \
+             tool?); `geofence restore` makes the maps match the state, `geofence geo load` \
+             reloads changed files",
+            checks.len(),
+            if checks.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+fn decision_json(d: &KernelDecision) -> Value {
+    match d {
+        KernelDecision::Pass(r) => json!({ "verdict": "passed", "pass_reason": r.name() }),
+        KernelDecision::Session {
+            session,
+            territory,
+            verdict,
+        } => json!({
+            "verdict": verdict.name(),
+            "session": session,
+            "territory": territory_name(*territory),
+            "verdict_text": verdict_name(*verdict),
+        }),
+    }
+}

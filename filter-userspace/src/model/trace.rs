@@ -1,0 +1,315 @@
+//! The model's verdict with its reasons: which key found the session, which override and
+//! which rules applied, which table prefix gave the territory. `geofence explain` prints
+//! this; [`super::verdict`] is the same walk with the reasons dropped, so there is one
+//! implementation of the verdict.
+
+use filter_common::{
+    Address, EndpointKey, FlowKey, Override, OverrideAction, PassReason, TERRITORY_UNKNOWN,
+    TerritoryId, Verdict,
+    maps::ADDRESS_ANY,
+    policy::{RULE_ACTIVE, RULE_DRY_RUN},
+};
+
+use super::{Counted, Headers, ModelMaps, Outcome, XDP_DROP, XDP_PASS, parse};
+
+/// Which key of the session search matched (design step 3, in this order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionKey {
+    /// The exact 5-tuple of a flow binding.
+    Flow,
+    /// The endpoint on the packet's destination address.
+    Endpoint,
+    /// The endpoint on any local address (`*`).
+    WildcardEndpoint,
+}
+
+/// The outcome of the session search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionLookup {
+    Found {
+        session: u32,
+        key: SessionKey,
+    },
+    /// No endpoint or flow uses the (protocol, destination port): the kernel's port bitmap
+    /// answers without a hash lookup.
+    PortUnused,
+    /// The port is in use, but no flow, endpoint or wildcard endpoint matched.
+    NoMatch,
+}
+
+impl SessionLookup {
+    pub fn session(self) -> Option<u32> {
+        match self {
+            SessionLookup::Found { session, .. } => Some(session),
+            SessionLookup::PortUnused | SessionLookup::NoMatch => None,
+        }
+    }
+}
+
+/// The territory of the source and the table prefix that gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TerritoryMatch {
+    pub id: TerritoryId,
+    /// The longest table prefix covering the source; `None` when none does ("unknown").
+    pub prefix: Option<String>,
+}
+
+/// The override with the longest prefix covering (session, source).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverrideHit {
+    /// The LPM prefix length, including the 32 session bits in front of the address.
+    pub key_len: u32,
+    pub value: Override,
+    /// A drop override past its expiry: it no longer applies.
+    pub lapsed: bool,
+}
+
+impl OverrideHit {
+    pub fn allows(&self) -> bool {
+        self.value.action == OverrideAction::Allow as u8
+    }
+}
+
+/// An active rule slot of the session's policy that blocks the packet's territory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleHit {
+    pub slot: usize,
+    pub dry_run: bool,
+    /// `CLOCK_BOOTTIME` ns; 0 = never.
+    pub expires_boot_ns: u64,
+    pub in_force: bool,
+}
+
+/// What made the decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecidedBy {
+    /// An allow override: passes whatever the rules say.
+    AllowOverride,
+    /// A drop override in force (enforce or dry run).
+    DropOverride,
+    /// The session's territory rules (none in force that block the territory: passed).
+    Rules,
+    /// The session has no territory rules at all.
+    NoPolicy,
+}
+
+/// Steps 4 and 6 with their reasons.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub override_hit: Option<OverrideHit>,
+    /// Every active rule that blocks the territory, in slot order, in force or not.
+    pub rules: Vec<RuleHit>,
+    pub decided_by: DecidedBy,
+    pub verdict: Verdict,
+}
+
+impl Decision {
+    /// The rule that decided: the first enforcing rule in force, else the first dry run in
+    /// force; `None` when no rule applied.
+    pub fn deciding_rule(&self) -> Option<RuleHit> {
+        if self.decided_by != DecidedBy::Rules {
+            return None;
+        }
+        let in_force = || self.rules.iter().filter(|r| r.in_force);
+        in_force()
+            .find(|r| !r.dry_run)
+            .or_else(|| in_force().next())
+            .copied()
+    }
+}
+
+/// The whole walk for one frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trace {
+    /// The parsed headers, or why the frame passes unclassified.
+    pub headers: Result<Headers, PassReason>,
+    /// `None` when the frame did not parse.
+    pub session: Option<SessionLookup>,
+    /// Looked up only for a packet of a session.
+    pub territory: Option<TerritoryMatch>,
+    pub decision: Option<Decision>,
+    pub outcome: Outcome,
+}
+
+fn mode(flags: u32) -> Verdict {
+    if flags & RULE_DRY_RUN != 0 {
+        Verdict::WouldDrop
+    } else {
+        Verdict::Dropped
+    }
+}
+
+impl ModelMaps {
+    /// Step 3 with the key that matched.
+    pub fn session_lookup(&self, h: &Headers) -> SessionLookup {
+        let flow = FlowKey {
+            proto: h.proto,
+            _pad: [0; 3],
+            src_port: h.src_port,
+            dst_port: h.dst_port,
+            src: h.src,
+            dst: h.dst,
+        };
+        if let Some(&session) = self.sessions.flows.get(&flow) {
+            return SessionLookup::Found {
+                session,
+                key: SessionKey::Flow,
+            };
+        }
+        let endpoint = |addr: Address| EndpointKey {
+            proto: h.proto,
+            _pad: 0,
+            port: h.dst_port,
+            addr,
+        };
+        let endpoints = &self.sessions.endpoints;
+        if let Some(&session) = endpoints.get(&endpoint(h.dst)) {
+            return SessionLookup::Found {
+                session,
+                key: SessionKey::Endpoint,
+            };
+        }
+        if let Some(&session) = endpoints.get(&endpoint(ADDRESS_ANY)) {
+            return SessionLookup::Found {
+                session,
+                key: SessionKey::WildcardEndpoint,
+            };
+        }
+        // Only the explanation needs to know whether the port bitmap already said no.
+        let port_used = endpoints
+            .keys()
+            .any(|k| (k.proto, k.port) == (h.proto, h.dst_port))
+            || (self.sessions.flows.keys()).any(|k| (k.proto, k.dst_port) == (h.proto, h.dst_port));
+        if port_used {
+            SessionLookup::NoMatch
+        } else {
+            SessionLookup::PortUnused
+        }
+    }
+
+    /// Step 5 with the table prefix that matched.
+    pub fn territory_match(&self, h: &Headers) -> TerritoryMatch {
+        let found = match parse::mapped_v4(&h.src) {
+            Some(v4) => self
+                .geo
+                .matching_v4(u32::from(v4))
+                .map(|(p, id)| (p.to_string(), id)),
+            None => self
+                .geo
+                .matching_v6(u128::from_be_bytes(h.src))
+                .map(|(p, id)| (p.to_string(), id)),
+        };
+        match found {
+            Some((prefix, id)) => TerritoryMatch {
+                id,
+                prefix: Some(prefix),
+            },
+            None => TerritoryMatch {
+                id: TERRITORY_UNKNOWN,
+                prefix: None,
+            },
+        }
+    }
+
+    /// Steps 4 and 6 with their reasons.
+    pub fn decision(
+        &self,
+        session: u32,
+        src: &Address,
+        territory: TerritoryId,
+        now_boot_ns: u64,
+    ) -> Decision {
+        let lapsed = |expires: u64| expires != 0 && now_boot_ns >= expires;
+        let override_hit = self
+            .override_match(session, src)
+            .map(|(key_len, value)| OverrideHit {
+                key_len,
+                value,
+                lapsed: value.action == OverrideAction::Drop as u8 && lapsed(value.expires_boot_ns),
+            });
+        let rules: Vec<RuleHit> = self
+            .sessions
+            .policies
+            .get(&session)
+            .map_or_else(Vec::new, |p| {
+                (p.rules.iter().enumerate())
+                    .filter(|(_, r)| r.flags & RULE_ACTIVE != 0 && r.blocks(territory))
+                    .map(|(slot, r)| RuleHit {
+                        slot,
+                        dry_run: r.flags & RULE_DRY_RUN != 0,
+                        expires_boot_ns: r.expires_boot_ns,
+                        in_force: r.in_force(now_boot_ns),
+                    })
+                    .collect()
+            });
+        let decided = |decided_by, verdict| Decision {
+            override_hit,
+            rules: rules.clone(),
+            decided_by,
+            verdict,
+        };
+        if let Some(o) = override_hit {
+            if o.allows() {
+                return decided(DecidedBy::AllowOverride, Verdict::Passed);
+            }
+            // A drop that has lapsed leaves the decision to the territory rules.
+            if o.value.action == OverrideAction::Drop as u8 && !o.lapsed {
+                return decided(DecidedBy::DropOverride, mode(o.value.flags));
+            }
+        }
+        if !self.sessions.policies.contains_key(&session) {
+            return decided(DecidedBy::NoPolicy, Verdict::Passed);
+        }
+        // Every order in force that blocks the territory applies; one enforcing order
+        // drops, whatever dry runs other orders hold.
+        let verdict = (rules.iter().filter(|r| r.in_force)).fold(Verdict::Passed, |v, r| {
+            match (v, r.dry_run) {
+                (Verdict::Dropped, _) | (_, false) => Verdict::Dropped,
+                _ => Verdict::WouldDrop,
+            }
+        });
+        decided(DecidedBy::Rules, verdict)
+    }
+}
+
+/// The verdict on `frame` at `now_boot_ns` (`CLOCK_BOOTTIME`) with every reason.
+pub fn trace(frame: &[u8], maps: &ModelMaps, now_boot_ns: u64) -> Trace {
+    let passed = |headers, session, reason| Trace {
+        headers,
+        session,
+        territory: None,
+        decision: None,
+        outcome: Outcome::passed(reason),
+    };
+    let h = match parse(frame) {
+        Ok(h) => h,
+        Err(reason) => return passed(Err(reason), None, reason),
+    };
+    let lookup = maps.session_lookup(&h);
+    let Some(session) = lookup.session() else {
+        return passed(Ok(h), Some(lookup), PassReason::NoSession);
+    };
+    let territory = maps.territory_match(&h);
+    let decision = maps.decision(session, &h.src, territory.id, now_boot_ns);
+    let verdict = decision.verdict;
+    Trace {
+        headers: Ok(h),
+        session: Some(lookup),
+        outcome: Outcome {
+            verdict,
+            xdp_action: if verdict == Verdict::Dropped {
+                XDP_DROP
+            } else {
+                XDP_PASS
+            },
+            counted: Counted::Session {
+                session,
+                territory: territory.id,
+                verdict,
+                bytes: frame.len() as u64,
+            },
+        },
+        territory: Some(territory),
+        decision: Some(decision),
+    }
+}

@@ -51,7 +51,7 @@ fn reloads_under_traffic_open_no_gap() {
         Geofence::new().expect("geofence CLI"),
         &specs,
         &[MeetingPorts::new("A", 40000, 40001)],
-        &[load.clone()],
+        std::slice::from_ref(&load),
     )
     .expect("setting up");
     let gf = &world.gf;

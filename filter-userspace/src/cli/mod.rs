@@ -3,6 +3,8 @@
 
 mod args;
 mod change;
+mod daemon;
+mod docs;
 mod geo;
 mod interface;
 mod meeting;
@@ -48,5 +50,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => show::status(&ctx),
         Command::Stats(s) => show::stats(&ctx, s),
         Command::Restore => restore::restore(&ctx),
+        Command::Daemon(d) => daemon::run(ctx, d),
+        Command::Completions(c) => docs::completions(&c),
+        Command::Man(m) => docs::man(&m),
     }
 }

@@ -247,6 +247,55 @@ fn an_expired_rule_is_removed_and_sigterm_leaves_enforcement() {
 }
 
 #[test]
+fn sigterm_waits_for_a_change_under_way() {
+    if !root_with_bpffs("sigterm_waits_for_a_change_under_way") {
+        return;
+    }
+    let d = Dirs::new("dstop");
+    set_up(&d);
+    d.ok(&[
+        "block",
+        "A",
+        "--territory",
+        "XA",
+        "--order",
+        "ORD-LATE",
+        "--for",
+        "1s",
+    ]);
+    // Hold the change lock, as a long CLI command would: the daemon's expiry must wait.
+    let lock = fs::OpenOptions::new()
+        .write(true)
+        .open(d.state.join("lock"))
+        .expect("the lock file");
+    let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("taking the lock");
+    let mut daemon = Daemon::start(&d);
+    daemon.wait_for_log("waiting for another geofence command");
+    daemon.signal(libc::SIGTERM);
+    // No timing is asserted: only that it is still there while its change waits.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        daemon.exited().is_none(),
+        "exited with a change under way:\n{}",
+        daemon.log()
+    );
+    drop(held);
+    let status = daemon.terminate();
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+    let audit = d.read_state("audit.jsonl");
+    assert!(
+        audit
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("\"expire\"") && l.contains("ORD-LATE")),
+        "the change finished before the exit:\n{audit}"
+    );
+    assert!(!d.read_state("state.json").contains("ORD-LATE"));
+}
+
+#[test]
 fn a_busy_address_or_a_bad_poll_is_refused_naming_it() {
     if !root_with_bpffs("a_busy_address_or_a_bad_poll_is_refused_naming_it") {
         return;

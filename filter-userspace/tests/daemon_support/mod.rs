@@ -108,13 +108,35 @@ impl Daemon {
         self.log.lock().expect("log").clone()
     }
 
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    /// Waits until the daemon's log contains `text`.
+    pub fn wait_for_log(&self, text: &str) {
+        let started = Instant::now();
+        while !self.log().contains(text) {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the log never said {text:?}:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
         // SAFETY: kill(2) on our own child, which has not been reaped yet.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM");
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill");
+    }
+
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("waiting")
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait().expect("waiting") {
+            if let Some(status) = self.exited() {
                 return status;
             }
             assert!(

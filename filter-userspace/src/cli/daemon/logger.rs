@@ -41,6 +41,22 @@ impl Log for Stderr {
     fn flush(&self) {}
 }
 
+/// Whether stderr is the journal stream systemd gave us: `JOURNAL_STREAM` is `DEV:INODE`
+/// of it (systemd.exec(5)); a redirect of stderr elsewhere gets plain lines.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let Ok(stderr) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    dev.parse() == Ok(stderr.dev()) && ino.parse() == Ok(stderr.ino())
+}
+
 /// Installs the logger; a second call (tests) keeps the first.
 pub fn init() {
     let level = match std::env::var("GEOFENCE_LOG").as_deref() {
@@ -49,7 +65,7 @@ pub fn init() {
         Ok("error") => LevelFilter::Error,
         _ => LevelFilter::Info,
     };
-    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let journal = stderr_is_journal();
     if log::set_logger(Box::leak(Box::new(Stderr { journal }))).is_ok() {
         log::set_max_level(level);
     }

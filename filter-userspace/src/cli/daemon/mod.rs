@@ -68,11 +68,15 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
     let status = Shared::new();
     let (stop, stopped) = channel::channel(false);
 
+    // Scrapes read the maps in blocking threads; a few at a time is plenty, and a burst of
+    // connections cannot start hundreds of threads.
+    let scrapes = Arc::new(tokio::sync::Semaphore::new(2));
     let scrape = {
         let (ctx, status) = (ctx.clone(), status.clone());
         move || {
-            let (ctx, status) = (ctx.clone(), status.clone());
+            let (ctx, status, scrapes) = (ctx.clone(), status.clone(), scrapes.clone());
             async move {
+                let _permit = scrapes.acquire_owned().await;
                 let rendered = tokio::task::spawn_blocking(move || {
                     let snapshot =
                         metrics::Snapshot::read(&ctx.pin_dir, &ctx.state_dir, status.get());

@@ -257,3 +257,7 @@ fn render_daemon(e: &mut Exposition, s: &Snapshot) {
     )
     .sample(&[], d.expiry_failures);
 }
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

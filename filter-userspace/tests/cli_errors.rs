@@ -253,7 +253,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    let commands: [&[&str]; 16] = [
+    let commands: [&[&str]; 19] = [
         &["attach"],
         &["detach"],
         &["geo", "load"],
@@ -270,6 +270,9 @@ fn every_command_has_help_with_an_example() {
         &["stats"],
         &["restore"],
         &["explain"],
+        &["daemon"],
+        &["completions"],
+        &["man"],
     ];
     for command in commands {
         let out = Command::new(env!("CARGO_BIN_EXE_geofence"))

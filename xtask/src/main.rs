@@ -7,6 +7,7 @@ mod build;
 mod cmd;
 mod demo;
 mod fuzz_verdicts;
+mod install;
 mod setup;
 mod test;
 
@@ -66,6 +67,13 @@ enum Task {
     /// through BPF_PROG_TEST_RUN and through `geofence::model`, on random rule sets and the
     /// real table from ../shared/geo. Prints packets/s and the mismatch count.
     FuzzVerdicts(fuzz_verdicts::Args),
+    /// Build geofence in release and install it with its systemd unit, completions and man pages.
+    ///
+    /// Into PREFIX (default /usr/local): bin/geofence, lib/systemd/system/geofence.service
+    /// (or --unit-dir, e.g. /etc/systemd/system), share/bash-completion, share/zsh,
+    /// share/fish and share/man/man1. --destdir stages everything under a directory.
+    /// Files already in place are left alone, so running it again changes nothing.
+    Install(install::Args),
 }
 
 fn main() {
@@ -77,6 +85,7 @@ fn main() {
         Task::Demo(args) => demo::run(&args),
         Task::Bench(args) => bench::run(&args),
         Task::FuzzVerdicts(args) => fuzz_verdicts::run(&args),
+        Task::Install(args) => install::run(&args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

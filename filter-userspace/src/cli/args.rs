@@ -109,6 +109,26 @@ pub enum Command {
     ///
     /// Example: geofence explain --proto udp --src 192.0.2.10:50000 --dst 100.64.0.1:40000
     Explain(super::explain::ExplainArgs),
+    /// Serve Prometheus metrics, reload changed geo files, remove expired rules.
+    ///
+    /// Metrics are at http://ADDR:PORT/metrics (default 127.0.0.1:9464): packets and bytes
+    /// per meeting, territory and verdict, unclassified packets by reason, the territory
+    /// table's generation, prefix counts and load time, rule expiries. When a file recorded
+    /// by `geo load` changes on disk, the table is reloaded as `geo load` would (a file that
+    /// does not parse leaves the current table in force and is logged). Expired rules are
+    /// removed from the state and recorded as `expire` in the audit log. SIGTERM stops it
+    /// after any change under way; enforcement stays in place. Logs go to stderr.
+    ///
+    /// Example: geofence daemon --listen 127.0.0.1:9464 --poll 2s
+    Daemon(super::daemon::DaemonArgs),
+    /// Print shell completions (bash, zsh, fish) generated from this command line.
+    ///
+    /// Example: geofence completions bash > /usr/share/bash-completion/completions/geofence
+    Completions(super::docs::CompletionsArgs),
+    /// Write manual pages generated from this command line.
+    ///
+    /// Example: geofence man --dir /usr/local/share/man/man1
+    Man(super::docs::ManArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

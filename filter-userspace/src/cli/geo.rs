@@ -1,8 +1,11 @@
 //! `geofence geo load` and `geofence geo lookup`.
 
-use std::time::Instant;
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use serde_json::json;
 
 use super::{
@@ -33,25 +36,82 @@ fn load(
     format: FormatArg,
     territory: Option<Territory>,
 ) -> anyhow::Result<()> {
-    let started = Instant::now();
     let format = match format {
         FormatArg::Auto => Format::Auto,
         FormatArg::Csv => Format::Csv,
         FormatArg::Mmdb => Format::Mmdb,
         FormatArg::Cidr => Format::Cidr,
     };
-    let code = territory.map(|t| t.to_string());
+    let request = GeoRequest {
+        files,
+        format,
+        territory: territory.map(|t| t.to_string()),
+    };
+    let done = load_geo(ctx, &request, None, None)?;
+    println!(
+        "loaded {} IPv4 and {} IPv6 prefixes for {} territories from {} file{} in {:.2}s \
+         (parse {:.2}s, kernel {:.2}s); table {} is now active",
+        done.loaded.prefixes_v4,
+        done.loaded.prefixes_v6,
+        done.territories,
+        request.files.len(),
+        super::meeting::plural(request.files.len()),
+        done.total.as_secs_f64(),
+        done.parse.as_secs_f64(),
+        (done.total - done.parse).as_secs_f64(),
+        generation_name(done.loaded.generation),
+    );
+    Ok(())
+}
+
+/// What to load into the territory table.
+#[derive(Clone, Debug)]
+pub struct GeoRequest {
+    pub files: Vec<PathBuf>,
+    pub format: Format,
+    pub territory: Option<String>,
+}
+
+/// What a load did, and how long it took.
+#[derive(Debug)]
+pub struct GeoLoaded {
+    pub loaded: kernel::GeoLoad,
+    pub territories: usize,
+    /// Reading and parsing the files.
+    pub parse: Duration,
+    /// Parsing, filling the kernel's table and recording it.
+    pub total: Duration,
+}
+
+/// The one path of every territory table load (`geo load`, the daemon's reloads): parse and
+/// validate every file before taking the lock, fill and switch the table, record it in the
+/// state and the audit log. `note` is added to the audit details (why the load happened).
+///
+/// With `replacing`, the load happens only if the state still records exactly that table
+/// once the lock is held: a reload must not overwrite a table an operator loaded meanwhile.
+pub fn load_geo(
+    ctx: &Ctx,
+    request: &GeoRequest,
+    replacing: Option<&GeoRecord>,
+    note: Option<&str>,
+) -> anyhow::Result<GeoLoaded> {
+    let started = Instant::now();
     // Parse and validate everything before taking the lock or touching a map.
-    let table = geo::load_files(&files, format, code.as_deref())?;
-    let parsed = started.elapsed();
+    let table = geo::load_files(&request.files, request.format, request.territory.as_deref())?;
+    let parse = started.elapsed();
     let mut session = ctx.begin()?;
+    if let Some(expected) = replacing
+        && session.state.geo.as_ref() != Some(expected)
+    {
+        bail!("the territory table was replaced while its files were being read; not reloading");
+    }
     let loaded = kernel::load_table(&mut session.kernel, &table)?;
     let territories = table.territories().len();
     let mut new = session.state.clone();
     new.geo = Some(GeoRecord {
-        files: files.clone(),
-        format: format.to_string(),
-        territory: code,
+        files: request.files.clone(),
+        format: request.format.to_string(),
+        territory: request.territory.clone(),
         loaded: state::now(),
         prefixes_v4: loaded.prefixes_v4,
         prefixes_v6: loaded.prefixes_v6,
@@ -64,25 +124,17 @@ fn load(
         .iter()
         .map(|s| json!({ "file": s.path, "format": s.format.to_string(), "bytes": s.bytes, "rows": s.rows }))
         .collect();
-    state::audit(
-        &ctx.state_dir,
-        "geo load",
-        json!({ "sources": sources, "prefixes_v4": loaded.prefixes_v4, "prefixes_v6": loaded.prefixes_v6 }),
-    )?;
-    let total = started.elapsed();
-    println!(
-        "loaded {} IPv4 and {} IPv6 prefixes for {territories} territories from {} file{} in {:.2}s \
-         (parse {:.2}s, kernel {:.2}s); table {} is now active",
-        loaded.prefixes_v4,
-        loaded.prefixes_v6,
-        files.len(),
-        super::meeting::plural(files.len()),
-        total.as_secs_f64(),
-        parsed.as_secs_f64(),
-        (total - parsed).as_secs_f64(),
-        generation_name(loaded.generation),
-    );
-    Ok(())
+    let mut details = json!({ "sources": sources, "prefixes_v4": loaded.prefixes_v4, "prefixes_v6": loaded.prefixes_v6 });
+    if let Some(note) = note {
+        details["note"] = json!(note);
+    }
+    state::audit(&ctx.state_dir, "geo load", details)?;
+    Ok(GeoLoaded {
+        loaded,
+        territories,
+        parse,
+        total: started.elapsed(),
+    })
 }
 
 pub(super) fn generation_name(generation: u32) -> &'static str {

@@ -3,6 +3,8 @@
 
 mod args;
 mod change;
+mod daemon;
+mod docs;
 mod explain;
 mod geo;
 mod human;
@@ -21,8 +23,11 @@ pub use args::{Cli, Command};
 
 /// Runs the CLI with the process arguments; errors are printed with their causes.
 pub fn main() -> ExitCode {
-    restore_sigpipe();
     let cli = Cli::parse();
+    // The daemon keeps Rust's default: a log reader going away must not kill it.
+    if !matches!(cli.command, Command::Daemon(_)) {
+        restore_sigpipe();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -53,6 +58,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(s) => show::stats(&ctx, s),
         Command::Restore => restore::restore(&ctx),
         Command::Explain(e) => explain::explain(&ctx, e),
+        Command::Daemon(d) => daemon::run(ctx, d),
+        Command::Completions(c) => docs::completions(&c),
+        Command::Man(m) => docs::man(&m),
     }
 }
 

@@ -1,0 +1,263 @@
+//! What `/metrics` shows: the state file (meetings, rules, the territory table's record),
+//! the kernel's counters and active table, and what this daemon did (reloads, expiries).
+//!
+//! Reading is lock-free: the state file is replaced atomically and the maps are read-only
+//! here, so a scrape never waits for a change. Per-rule kernel series (drops per rule,
+//! distinct sources) slot in as one more field of [`KernelView`] and one more family in
+//! [`render`], labelled like `geofence_rule_expiry_timestamp_seconds` (meeting, order).
+
+use std::{collections::BTreeMap, path::Path};
+
+use filter_common::{PassReason, Verdict};
+use jiff::Timestamp;
+
+use super::{
+    exposition::{Exposition, Kind},
+    status::DaemonStatus,
+};
+use crate::{
+    kernel::{self, Kernel, Stats},
+    state::State,
+    territory::Territory,
+};
+
+/// What the kernel shows, when its maps are pinned.
+pub struct KernelView {
+    pub stats: Stats,
+    /// The table generation packets use (0 = A, 1 = B).
+    pub generation: u32,
+}
+
+/// Everything one scrape shows, read at one moment.
+pub struct Snapshot {
+    pub state: Option<State>,
+    pub kernel: Option<KernelView>,
+    pub maps_pinned: bool,
+    pub daemon: DaemonStatus,
+    pub now: Timestamp,
+}
+
+impl Snapshot {
+    /// Reads the state and the maps; a part that cannot be read is logged and left out,
+    /// and `geofence_up` says so.
+    pub fn read(pin_dir: &Path, state_dir: &Path, daemon: DaemonStatus) -> Snapshot {
+        let state = State::load(state_dir)
+            .inspect_err(|e| log::error!("metrics: reading the state: {e:#}"))
+            .ok();
+        // Opening the maps creates them when they are missing; a scrape must not.
+        let maps_pinned = Kernel::exists(pin_dir);
+        let kernel = maps_pinned.then(|| read_kernel(pin_dir)).and_then(|r| {
+            r.inspect_err(|e| log::error!("metrics: reading the maps: {e:#}"))
+                .ok()
+        });
+        Snapshot {
+            state,
+            kernel,
+            maps_pinned,
+            daemon,
+            now: Timestamp::now(),
+        }
+    }
+}
+
+fn read_kernel(pin_dir: &Path) -> anyhow::Result<KernelView> {
+    let kernel = Kernel::open(pin_dir)?;
+    Ok(KernelView {
+        stats: kernel::read_stats(&kernel)?,
+        generation: kernel::active_generation(&kernel)?,
+    })
+}
+
+fn seconds(t: Timestamp) -> f64 {
+    t.as_millisecond() as f64 / 1000.0
+}
+
+pub fn render(s: &Snapshot) -> String {
+    let mut e = Exposition::default();
+    let up = s.state.is_some() && s.kernel.is_some();
+    e.family("geofence_up", Kind::Gauge, "1 if the state file and the pinned maps were read for this scrape, else 0 (see the daemon's log).")
+        .sample(&[], u8::from(up));
+    e.family(
+        "geofence_build_info",
+        Kind::Gauge,
+        "The geofence version serving these metrics.",
+    )
+    .sample(&[("version", env!("CARGO_PKG_VERSION"))], 1);
+    e.family(
+        "geofence_daemon_start_time_seconds",
+        Kind::Gauge,
+        "When this daemon started, in seconds since the epoch.",
+    )
+    .sample(&[], seconds(s.daemon.started));
+    e.family(
+        "geofence_maps_pinned",
+        Kind::Gauge,
+        "1 if geofence's maps are pinned under the pin directory (0: run `geofence restore`).",
+    )
+    .sample(&[], u8::from(s.maps_pinned));
+    if let Some(state) = &s.state {
+        render_state(&mut e, state, s.now);
+    }
+    if let (Some(state), Some(kernel)) = (&s.state, &s.kernel) {
+        render_counters(&mut e, state, kernel);
+    }
+    render_daemon(&mut e, s);
+    e.finish()
+}
+
+fn render_state(e: &mut Exposition, state: &State, now: Timestamp) {
+    let mut f = e.family(
+        "geofence_meeting_rules",
+        Kind::Gauge,
+        "Rules recorded on a meeting that have not expired.",
+    );
+    for (name, m) in &state.meetings {
+        let live = m.rules.iter().filter(|r| !r.expired(now)).count();
+        f.sample(&[("meeting", name)], live);
+    }
+    // Two rules with the same meeting, order and targets would be one series; the later
+    // expiry is when the block really ends.
+    let mut expiries: BTreeMap<(&str, &str, String, &str), f64> = BTreeMap::new();
+    for (name, m) in &state.meetings {
+        for rule in &m.rules {
+            if let Some(at) = rule.expires {
+                let mode = if rule.dry_run { "dry-run" } else { "enforce" };
+                // Space-separated: commas in label values trip naive parsers.
+                let key = (
+                    name.as_str(),
+                    rule.order.as_str(),
+                    rule.targets().replace(", ", " "),
+                    mode,
+                );
+                let entry = expiries.entry(key).or_insert(f64::MIN);
+                *entry = entry.max(seconds(at));
+            }
+        }
+    }
+    let mut f = e.family(
+        "geofence_rule_expiry_timestamp_seconds",
+        Kind::Gauge,
+        "When a rule expires, in seconds since the epoch (rules without expiry are not listed).",
+    );
+    for ((meeting, order, targets, mode), at) in &expiries {
+        f.sample(
+            &[
+                ("meeting", meeting),
+                ("order", order),
+                ("targets", targets),
+                ("mode", mode),
+            ],
+            at,
+        );
+    }
+    if let Some(geo) = &state.geo {
+        e.family(
+            "geofence_geo_table_prefixes",
+            Kind::Gauge,
+            "Prefixes in the loaded territory table, by address family.",
+        )
+        .sample(&[("family", "ipv4")], geo.prefixes_v4)
+        .sample(&[("family", "ipv6")], geo.prefixes_v6);
+        e.family(
+            "geofence_geo_table_territories",
+            Kind::Gauge,
+            "Territories in the loaded territory table.",
+        )
+        .sample(&[], geo.territories);
+        e.family(
+            "geofence_geo_table_loaded_timestamp_seconds",
+            Kind::Gauge,
+            "When the territory table was last loaded, in seconds since the epoch.",
+        )
+        .sample(&[], seconds(geo.loaded));
+    }
+}
+
+fn render_counters(e: &mut Exposition, state: &State, kernel: &KernelView) {
+    e.family(
+        "geofence_geo_table_generation",
+        Kind::Gauge,
+        "The territory table generation packets use (0 = A, 1 = B); it flips at every load.",
+    )
+    .sample(&[], kernel.generation);
+    let families = [
+        (
+            "geofence_packets_total",
+            "Packets of a meeting by source territory and verdict (passed, dropped, would_drop).",
+        ),
+        (
+            "geofence_bytes_total",
+            "Bytes of a meeting by source territory and verdict (passed, dropped, would_drop).",
+        ),
+    ];
+    for (index, (name, help)) in families.into_iter().enumerate() {
+        let mut f = e.family(name, Kind::Counter, help);
+        for (meeting, m) in &state.meetings {
+            let Some(territories) = kernel.stats.sessions.get(&m.session) else {
+                continue;
+            };
+            for (id, counts) in territories {
+                let territory = Territory::from_id(*id).to_string();
+                for verdict in Verdict::ALL {
+                    let counts = if index == 0 {
+                        &counts.packets
+                    } else {
+                        &counts.bytes
+                    };
+                    let labels = [
+                        ("meeting", meeting.as_str()),
+                        ("territory", &territory),
+                        ("verdict", verdict.name()),
+                    ];
+                    f.sample(&labels, counts[verdict as usize]);
+                }
+            }
+        }
+    }
+    let mut f = e.family(
+        "geofence_unclassified_packets_total",
+        Kind::Counter,
+        "Packets passed without classification, by reason.",
+    );
+    for reason in PassReason::ALL {
+        f.sample(
+            &[("reason", reason.name())],
+            kernel.stats.pass_reasons[reason as usize],
+        );
+    }
+}
+
+fn render_daemon(e: &mut Exposition, s: &Snapshot) {
+    let d = &s.daemon;
+    e.family(
+        "geofence_geo_reloads_total",
+        Kind::Counter,
+        "Reloads of the territory table after its files changed on disk, by result.",
+    )
+    .sample(&[("result", "ok")], d.reloads_ok)
+    .sample(&[("result", "failed")], d.reloads_failed);
+    if let Some(took) = d.last_reload_seconds {
+        e.family(
+            "geofence_geo_table_load_duration_seconds",
+            Kind::Gauge,
+            "How long this daemon's last reload of the territory table took (parse, fill, record).",
+        )
+        .sample(&[], took);
+    }
+    e.family(
+        "geofence_expired_rules_removed_total",
+        Kind::Counter,
+        "Expired rules this daemon removed from the state.",
+    )
+    .sample(&[], d.expired_removed);
+    e.family(
+        "geofence_expiry_failures_total",
+        Kind::Counter,
+        "Failed attempts to remove expired rules from the state (see the daemon's log).",
+    )
+    .sample(&[], d.expiry_failures);
+}
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

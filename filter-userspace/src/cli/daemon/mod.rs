@@ -1,0 +1,155 @@
+//! `geofence daemon`: serves Prometheus metrics, reloads the territory table when its
+//! files change, and removes expired rules from the state. Enforcement does not depend on
+//! it: the pinned link and maps work without any process, and stay when it stops.
+//!
+//! One maintenance loop polls (files, expiries) and runs each change to completion in a
+//! blocking thread; SIGTERM or SIGINT stops new work, waits for a change under way (so
+//! the lock is released with the state, maps and audit trail consistent), and exits 0.
+
+mod expire;
+mod exposition;
+mod http;
+mod logger;
+mod metrics;
+mod status;
+mod watch;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::watch as channel,
+};
+
+use super::change::Ctx;
+use crate::{expiry::parse_duration, kernel, state};
+use status::Shared;
+
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Address and port of the Prometheus endpoint, served at /metrics. Port 0 picks a
+    /// free port (logged at start).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+    /// How often to look at the territory table's files and the rules' expiries, e.g. 2s
+    /// or 200ms. A changed file is reloaded after it has been stable for one more poll.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub poll: Duration,
+}
+
+pub fn run(ctx: Ctx, args: DaemonArgs) -> anyhow::Result<()> {
+    logger::init();
+    kernel::check_privileges()?;
+    state::ensure_dir(&ctx.state_dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(Arc::new(ctx), args))
+}
+
+async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
+    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("--listen {}: cannot listen there", args.listen))?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    log::info!(
+        "geofence {} daemon: metrics on http://{bound}/metrics; checking geo files and expiries every {:?}; \
+         pin dir {}, state dir {}",
+        env!("CARGO_PKG_VERSION"),
+        args.poll,
+        ctx.pin_dir.display(),
+        ctx.state_dir.display()
+    );
+    let status = Shared::new();
+    let (stop, stopped) = channel::channel(false);
+
+    // Scrapes read the maps in blocking threads; a few at a time is plenty, and a burst of
+    // connections cannot start hundreds of threads.
+    let scrapes = Arc::new(tokio::sync::Semaphore::new(2));
+    let scrape = {
+        let (ctx, status) = (ctx.clone(), status.clone());
+        move || {
+            let (ctx, status, scrapes) = (ctx.clone(), status.clone(), scrapes.clone());
+            async move {
+                let _permit = scrapes.acquire_owned().await;
+                let rendered = tokio::task::spawn_blocking(move || {
+                    let snapshot =
+                        metrics::Snapshot::read(&ctx.pin_dir, &ctx.state_dir, status.get());
+                    metrics::render(&snapshot)
+                })
+                .await;
+                match rendered {
+                    Ok(body) => http::Response::metrics(body),
+                    Err(e) => {
+                        log::error!("rendering metrics: {e}");
+                        http::Response {
+                            status: 500,
+                            content_type: "text/plain; charset=utf-8",
+                            body: "rendering metrics failed; see the daemon's log\n".into(),
+                            allow: false,
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let server = tokio::spawn(http::serve(listener, scrape, stopped.clone()));
+    let maintenance = tokio::spawn(maintain(ctx, status, args.poll, stopped));
+
+    let name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    log::info!("{name}: stopping (enforcement stays in place)");
+    // Receivers only drop when their tasks have ended, which is what we wait for anyway.
+    let _ = stop.send(true);
+    let (server, maintenance) = tokio::join!(server, maintenance);
+    server.context("the metrics server failed")?;
+    maintenance.context("the maintenance loop failed")?;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Polls until told to stop. A poll's work runs to the end before the stop is seen.
+async fn maintain(
+    ctx: Arc<Ctx>,
+    status: Shared,
+    every: Duration,
+    mut stopped: channel::Receiver<bool>,
+) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watcher = watch::GeoWatcher::default();
+    loop {
+        tokio::select! {
+            biased;
+            _ = stopped.changed() => return,
+            _ = interval.tick() => {}
+        }
+        let (ctx, status) = (ctx.clone(), status.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            match state::State::load(&ctx.state_dir) {
+                Ok(seen) => {
+                    watcher.poll(&ctx, &seen, &status);
+                    expire::poll(&ctx, &seen, &status);
+                }
+                Err(e) => log::error!("reading the state: {e:#}"),
+            }
+            watcher
+        })
+        .await;
+        match done {
+            Ok(w) => watcher = w,
+            Err(e) => {
+                // A panic in one poll must not stop the others.
+                log::error!("a maintenance poll failed: {e}");
+                watcher = watch::GeoWatcher::default();
+            }
+        }
+    }
+}

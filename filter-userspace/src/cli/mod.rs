@@ -1,6 +1,7 @@
 //! The `geofence` command line. Each call is a short process: take the lock, load the
 //! state, validate the whole change, apply it to the pinned maps, record it.
 
+mod apply;
 mod args;
 mod change;
 mod geo;
@@ -48,5 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => show::status(&ctx),
         Command::Stats(s) => show::stats(&ctx, s),
         Command::Restore => restore::restore(&ctx),
+        Command::Apply(a) => apply::apply(&ctx, a),
+        Command::Export(e) => apply::export(&ctx, e),
     }
 }

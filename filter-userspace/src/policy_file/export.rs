@@ -42,7 +42,8 @@ pub fn export(state: &State, host: &str, now: Timestamp) -> String {
         "# geofence policy exported from {host} at {}.\n\
          # Apply with `geofence apply FILE` (`--dry-run` shows the diff only). Interfaces are\n\
          # not part of a policy: `geofence attach`/`detach` manage them on each host.",
-        crate::state::rounded(now)
+        crate::state::rounded(now),
+        host = comment(host)
     );
     for a in &state.attachments {
         let _ = writeln!(

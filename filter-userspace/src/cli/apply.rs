@@ -57,7 +57,10 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
     let declared = policy_file::parse(&args.file, text, Timestamp::now())?;
     // The table's files are read and checked before anything is locked or touched.
     let table = match &declared.geo {
-        Some(want) => Some(read_table(want)?),
+        Some(want) => {
+            let _progress = super::progress::start();
+            Some(read_table(want)?)
+        }
         None => None,
     };
     if args.dry_run {
@@ -87,7 +90,15 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
     let previous = kernel::active_generation(kernel)?;
     let mut loaded_now = None;
     if let (true, Some(want), Some(table)) = (reload, &declared.geo, &table) {
+        let progress = super::progress::start();
+        if let Some(p) = &progress {
+            let next = generation_name(1 - previous);
+            p.phase(&format!(
+                "building the flattened table and filling table {next}"
+            ));
+        }
         let loaded = kernel::load_table(kernel, table).context("loading the territory table")?;
+        drop(progress);
         loaded_now = Some(loaded.generation);
         plan.new.geo = Some(GeoRecord {
             files: want.files.clone(),

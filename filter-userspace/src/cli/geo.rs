@@ -41,11 +41,19 @@ fn load(
         FormatArg::Cidr => Format::Cidr,
     };
     let code = territory.map(|t| t.to_string());
+    let progress = super::progress::start();
     // Parse and validate everything before taking the lock or touching a map.
     let table = geo::load_files(&files, format, code.as_deref())?;
     let parsed = started.elapsed();
     let mut session = ctx.begin()?;
+    if let Some(p) = &progress {
+        let next = generation_name(1 - kernel::active_generation(&session.kernel)?);
+        p.phase(&format!(
+            "building the flattened table and filling table {next}"
+        ));
+    }
     let loaded = kernel::load_table(&mut session.kernel, &table)?;
+    drop(progress);
     let territories = table.territories().len();
     let mut new = session.state.clone();
     new.geo = Some(GeoRecord {

@@ -7,6 +7,7 @@ mod change;
 mod geo;
 mod interface;
 mod meeting;
+mod progress;
 mod restore;
 mod rules;
 mod show;

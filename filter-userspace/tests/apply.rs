@@ -265,6 +265,13 @@ fn bad_files() -> Vec<(&'static str, String, &'static str, &'static str)> {
     ]
 }
 
+/// A row of the table in `docs/bad-input.md`: the message's lines joined by ⏎.
+fn row(n: usize, what: &str, err: &str, d: &Dirs) -> String {
+    let dir = d.state.to_str().expect("utf-8 path");
+    let shown = err.trim_end().replace(dir, "$DIR").replace('\n', " ⏎ ");
+    format!("| A{n} | {what} | `` geofence apply $DIR/bad.toml `` | `` {shown} `` | yes (tested) |")
+}
+
 #[test]
 fn a_failed_apply_changes_nothing() {
     if !root_with_bpftool("a_failed_apply_changes_nothing") {
@@ -295,28 +302,41 @@ fn a_failed_apply_changes_nothing() {
             i + 1
         ));
     }
-    // Valid, with another territory table, but more endpoint ports than the kernel map
-    // holds: the table is loaded, then the maps refuse the change, and the previous table
-    // must be back in force.
+    // Valid, but more endpoint ports than the kernel map holds: refused before the
+    // territory table it names is loaded.
     let too_big = POLICY_1.replace("geo-1.csv", "geo-2.csv").replace(
         "\"udp:*:40000-40003\"",
         "\"udp:*:1-39999\", \"tcp:*:1-30000\"",
     );
     let bad = write(&d, "bad.toml", &too_big);
     let err = d.fails(&["apply", &bad]);
-    assert!(err.contains("exceed the kernel map's capacity"), "{err}");
+    assert!(err.contains("more than the kernel maps hold"), "{err}");
+    assert!(
+        err.contains("exceed the kernel map's capacity of 65536"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&d), before, "over capacity: changed something");
+    rows.push(row(
+        rows.len() + 1,
+        "valid file, 70,001 endpoint ports (over capacity)",
+        &err,
+        &d,
+    ));
+    // Valid, and the maps take it, but the state file cannot be written (its temporary
+    // file is a directory): the table loaded for the change must be switched back.
+    let new_table = write(&d, "bad.toml", &POLICY_1.replace("geo-1.csv", "geo-2.csv"));
+    let blocker = d.state.join(".state.json.tmp");
+    fs::create_dir_all(&blocker).expect("blocking the state file");
+    let err = d.fails(&["apply", &new_table]);
+    fs::remove_dir(&blocker).expect("unblocking the state file");
     assert!(err.contains("the previous rules are in force"), "{err}");
     assert_eq!(
         snapshot(&d),
         before,
-        "the failed change left the new territory table in force"
+        "a failed save left the new territory table in force"
     );
-    let first = err.lines().next().unwrap_or_default();
-    rows.push(format!(
-        "| A{} | valid file with a new territory table and 69,999 endpoint ports (over capacity) | `` geofence apply $DIR/bad.toml `` | `` {} ⏎ caused by: … `` | yes (tested; table switched back) |",
-        rows.len() + 1,
-        first.replace(&bad, "$DIR/bad.toml")
-    ));
+    let what = "valid file with another territory table; the state file cannot be written";
+    rows.push(row(rows.len() + 1, what, &err, &d));
     println!("{}", rows.join("\n"));
 }
 

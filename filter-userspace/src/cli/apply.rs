@@ -121,13 +121,14 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
     if let Err(error) = ctx.commit(kernel, &old, &plan.new, "apply", details) {
         // Only if the new state did not reach the disk: a failed audit append comes after.
         let saved = State::load(&ctx.state_dir).is_ok_and(|s| s == plan.new);
-        if loaded_now.is_some() && !saved {
-            if let Err(again) = kernel::activate_generation(kernel, previous) {
-                return Err(error.context(format!(
-                    "switching back to territory table {} failed too ({again:#})",
-                    generation_name(previous)
-                )));
-            }
+        if loaded_now.is_some()
+            && !saved
+            && let Err(again) = kernel::activate_generation(kernel, previous)
+        {
+            return Err(error.context(format!(
+                "switching back to territory table {} failed too ({again:#})",
+                generation_name(previous)
+            )));
         }
         return Err(error);
     }
@@ -146,6 +147,9 @@ fn prepare(
     table: Option<&GeoTable>,
 ) -> anyhow::Result<(Plan, bool)> {
     let mut plan = policy_file::plan(state, declared, state::now(), &state::operator())?;
+    // Capacity is checked here, before a table is loaded or a map touched.
+    crate::model::SessionMaps::derive(&plan.new)
+        .context("the policy asks for more than the kernel maps hold")?;
     let reload = match (&declared.geo, table) {
         (Some(want), Some(table)) => geo_diff(&mut plan, state.geo.as_ref(), want, table, kernel)?,
         _ => false,

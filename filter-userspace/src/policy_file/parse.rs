@@ -325,8 +325,7 @@ fn enclosing_meeting(text: &str, offset: usize) -> Option<String> {
     let header = before
         .lines()
         .map(str::trim)
-        .filter(|l| l.starts_with('['))
-        .last()?;
+        .rfind(|l| l.starts_with('['))?;
     let inner = header.split(']').next()?.trim_start_matches('[').trim();
     let name = inner.strip_prefix("meetings.")?;
     let name = name.strip_suffix(".rules").unwrap_or(name).trim();

@@ -73,6 +73,12 @@ fn root_with_bpftool(test: &str) -> bool {
     true
 }
 
+fn sha256(text: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Writes `text` to `name` in the test's state directory; returns the path.
 fn write(d: &Dirs, name: &str, text: &str) -> String {
     fs::create_dir_all(&d.state).expect("state dir");
@@ -137,8 +143,15 @@ fn apply_export_apply_changes_nothing_and_dry_run_changes_nothing() {
     let audit: serde_json::Value =
         serde_json::from_str(d.read_state("audit.jsonl").trim()).expect("audit JSON");
     assert_eq!(audit["action"], "apply");
-    assert_eq!(audit["details"]["sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(audit["details"]["sha256"], sha256(POLICY_1));
     assert_eq!(audit["details"]["summary"]["meeting"]["added"], 2);
+    let source = &audit["details"]["geo_sources"][0];
+    assert_eq!(source["bytes"], GEO_1.len());
+    assert_eq!(
+        source["sha256"].as_str().map(str::len),
+        Some(64),
+        "{source}"
+    );
     assert_eq!(before.territories[0], "192.0.2.1: XA (table B)\n");
 
     let exported = d.state.join("exported.toml");

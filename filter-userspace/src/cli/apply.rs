@@ -112,12 +112,15 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
         });
     }
     let file = std::path::absolute(&args.file).unwrap_or_else(|_| args.file.clone());
-    let details = json!({
+    let mut details = json!({
         "file": file,
         "sha256": sha256,
         "summary": plan.summary.to_json(),
         "changes": plan.changes.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });
+    if let (Some(_), Some(table)) = (loaded_now, &table) {
+        details["geo_sources"] = geo_sources(table);
+    }
     if let Err(error) = ctx.commit(kernel, &old, &plan.new, "apply", details) {
         // Only if the new state did not reach the disk: a failed audit append comes after.
         let saved = State::load(&ctx.state_dir).is_ok_and(|s| s == plan.new);
@@ -174,6 +177,33 @@ fn read_table(want: &DeclaredGeo) -> anyhow::Result<GeoTable> {
     let code = want.territory.map(|t| t.to_string());
     geo::load_files(&want.files, want.format, code.as_deref())
         .map_err(|e| anyhow!("{}: [geo] files: {e}", want.at))
+}
+
+/// The loaded table's files as the audit trail records them: which bytes were in force.
+fn geo_sources(table: &GeoTable) -> serde_json::Value {
+    let sources = table.sources.iter().map(|s| {
+        json!({
+            "file": s.path,
+            "format": s.format.to_string(),
+            "bytes": s.bytes,
+            "rows": s.rows,
+            "sha256": file_sha256(&s.path).unwrap_or_else(|e| format!("unreadable: {e}")),
+        })
+    });
+    serde_json::Value::Array(sources.collect())
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok(hex(&hasher.finalize())),
+            n => hasher.update(&buf[..n]),
+        }
+    }
 }
 
 fn same_path(a: &Path, b: &Path) -> bool {

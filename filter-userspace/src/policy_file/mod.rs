@@ -12,7 +12,10 @@
 mod diff;
 mod export;
 mod parse;
+mod parse_rule;
+mod rule_match;
 mod schema;
+mod summary;
 
 use std::{collections::BTreeMap, ops::Range, path::PathBuf};
 
@@ -25,9 +28,10 @@ use crate::{
     territory::Territory,
 };
 
-pub use diff::{Change, Plan, Summary, plan};
+pub use diff::plan;
 pub use export::export;
 pub use parse::parse;
+pub use summary::{Change, Plan, Summary};
 
 /// What a policy file declares, validated.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,4 +1,4 @@
-//! `geofence apply FILE.toml [--dry-run]` and `geofence export [--output FILE]`.
+//! `geofence apply FILE.toml [--dry-run]`.
 //!
 //! apply parses and checks the whole file (and reads its territory table files) before
 //! taking the lock; under the lock it computes the diff against the current state, prints
@@ -8,7 +8,6 @@
 
 use std::{
     fs,
-    io::Write as _,
     path::{Path, PathBuf},
 };
 
@@ -37,13 +36,6 @@ pub struct ApplyArgs {
     pub dry_run: bool,
 }
 
-#[derive(Args, Debug)]
-pub struct ExportArgs {
-    /// Write the policy to FILE instead of standard output.
-    #[arg(long, short, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -64,21 +56,7 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
         None => None,
     };
     if args.dry_run {
-        let _lock = match ctx.state_dir.is_dir() {
-            true => Some(Lock::acquire(&ctx.state_dir)?),
-            false => None,
-        };
-        let state = State::load(&ctx.state_dir)?;
-        // Opening the maps would create them: a dry run only looks if they exist.
-        let kernel = match Kernel::exists(&ctx.pin_dir) {
-            true => Some(Kernel::open(&ctx.pin_dir)?),
-            false => None,
-        };
-        let (plan, _) = prepare(&state, kernel.as_ref(), &declared, table.as_ref())?;
-        if show(&plan, &name) {
-            println!("dry run: nothing was changed ({})", plan.summary);
-        }
-        return Ok(());
+        return dry_run(ctx, &declared, table.as_ref(), &name);
     }
     let mut session = ctx.begin()?;
     let old = session.state.clone();
@@ -90,26 +68,9 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
     let previous = kernel::active_generation(kernel)?;
     let mut loaded_now = None;
     if let (true, Some(want), Some(table)) = (reload, &declared.geo, &table) {
-        let progress = super::progress::start();
-        if let Some(p) = &progress {
-            let next = generation_name(1 - previous);
-            p.phase(&format!(
-                "building the flattened table and filling table {next}"
-            ));
-        }
-        let loaded = kernel::load_table(kernel, table).context("loading the territory table")?;
-        drop(progress);
-        loaded_now = Some(loaded.generation);
-        plan.new.geo = Some(GeoRecord {
-            files: want.files.clone(),
-            format: want.format.to_string(),
-            territory: want.territory.map(|t| t.to_string()),
-            loaded: state::now(),
-            prefixes_v4: loaded.prefixes_v4,
-            prefixes_v6: loaded.prefixes_v6,
-            territories: table.territories().len(),
-            generation: loaded.generation,
-        });
+        let record = load(kernel, want, table, previous)?;
+        loaded_now = Some(record.generation);
+        plan.new.geo = Some(record);
     }
     let file = std::path::absolute(&args.file).unwrap_or_else(|_| args.file.clone());
     let mut details = json!({
@@ -140,6 +101,57 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
         .unwrap_or_default();
     println!("applied {name}: {}{table_note}", plan.summary);
     Ok(())
+}
+
+/// Prints the diff against the current state and changes nothing.
+fn dry_run(
+    ctx: &Ctx,
+    declared: &policy_file::Declared,
+    table: Option<&GeoTable>,
+    name: &str,
+) -> anyhow::Result<()> {
+    let _lock = match ctx.state_dir.is_dir() {
+        true => Some(Lock::acquire(&ctx.state_dir)?),
+        false => None,
+    };
+    let state = State::load(&ctx.state_dir)?;
+    // Opening the maps would create them: a dry run only looks if they exist.
+    let kernel = match Kernel::exists(&ctx.pin_dir) {
+        true => Some(Kernel::open(&ctx.pin_dir)?),
+        false => None,
+    };
+    let (plan, _) = prepare(&state, kernel.as_ref(), declared, table)?;
+    if show(&plan, name) {
+        println!("dry run: nothing was changed ({})", plan.summary);
+    }
+    Ok(())
+}
+
+/// Loads `table` into the idle generation and switches to it; the record for the state.
+fn load(
+    kernel: &mut Kernel,
+    want: &DeclaredGeo,
+    table: &GeoTable,
+    previous: u32,
+) -> anyhow::Result<GeoRecord> {
+    let progress = super::progress::start();
+    if let Some(p) = &progress {
+        let next = generation_name(1 - previous);
+        p.phase(&format!(
+            "building the flattened table and filling table {next}"
+        ));
+    }
+    let loaded = kernel::load_table(kernel, table).context("loading the territory table")?;
+    Ok(GeoRecord {
+        files: want.files.clone(),
+        format: want.format.to_string(),
+        territory: want.territory.map(|t| t.to_string()),
+        loaded: state::now(),
+        prefixes_v4: loaded.prefixes_v4,
+        prefixes_v6: loaded.prefixes_v6,
+        territories: table.territories().len(),
+        generation: loaded.generation,
+    })
 }
 
 /// The diff of the whole change, and whether the territory table must be loaded.
@@ -264,42 +276,4 @@ fn geo_diff(
     };
     plan.push("territory table", sign, false, text);
     Ok(true)
-}
-
-fn host() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
-pub fn export(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<()> {
-    let state = State::load(&ctx.state_dir)?;
-    let text = policy_file::export(&state, &host(), Timestamp::now());
-    let Some(path) = args.output else {
-        print!("{text}");
-        return Ok(());
-    };
-    // Written beside the target and renamed: a reader never sees half a policy.
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map_or("policy".into(), |n| n.to_string_lossy())
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)
-    };
-    write().with_context(|| format!("writing {}", path.display()))?;
-    let rules: usize = state.meetings.values().map(|m| m.rules.len()).sum();
-    println!(
-        "wrote {}: {} meeting{}, {rules} rule{} (expired ones as comments)",
-        path.display(),
-        state.meetings.len(),
-        super::meeting::plural(state.meetings.len()),
-        super::meeting::plural(rules)
-    );
-    Ok(())
 }

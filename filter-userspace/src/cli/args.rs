@@ -117,7 +117,7 @@ pub enum Command {
     /// rules and the attached interfaces appear only as comments.
     ///
     /// Example: geofence export --output policy.toml
-    Export(super::apply::ExportArgs),
+    Export(super::export::ExportArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -4,6 +4,7 @@
 mod apply;
 mod args;
 mod change;
+mod export;
 mod geo;
 mod interface;
 mod meeting;
@@ -51,6 +52,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(s) => show::stats(&ctx, s),
         Command::Restore => restore::restore(&ctx),
         Command::Apply(a) => apply::apply(&ctx, a),
-        Command::Export(e) => apply::export(&ctx, e),
+        Command::Export(e) => export::export(&ctx, e),
     }
 }

@@ -107,7 +107,8 @@ pub enum Command {
     /// Rule expiries are absolute (`expires`, RFC 3339); expired rules already in the state
     /// are kept as records. Without a [geo] section the loaded table is left alone.
     /// Interfaces are not part of a policy: attach and detach them on each host. Applying
-    /// the same file again prints "no changes" and records nothing.
+    /// the same file again prints "no changes" and records nothing. The format is described
+    /// in docs/policy-file.md.
     ///
     /// Example: geofence apply policy.toml --dry-run
     Apply(super::apply::ApplyArgs),

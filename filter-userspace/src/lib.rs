@@ -9,6 +9,7 @@ pub mod geo;
 pub mod kernel;
 pub mod lock;
 pub mod model;
+pub mod policy_file;
 pub mod prefix;
 pub mod state;
 pub mod territory;

@@ -129,6 +129,26 @@ pub enum Command {
     ///
     /// Example: geofence man --dir /usr/local/share/man/man1
     Man(super::docs::ManArgs),
+    /// Make meetings, rules and the territory table equal to a policy file (TOML).
+    ///
+    /// The whole file is checked first; then the diff against the current state is printed
+    /// (+ added, - removed, ~ changed) and applied as one change with one audit entry.
+    /// Meetings that stay keep their session ids; unchanged rules keep their issue time.
+    /// Rule expiries are absolute (`expires`, RFC 3339); expired rules already in the state
+    /// are kept as records. Without a [geo] section the loaded table is left alone.
+    /// Interfaces are not part of a policy: attach and detach them on each host. Applying
+    /// the same file again prints "no changes" and records nothing. The format is described
+    /// in docs/policy-file.md.
+    ///
+    /// Example: geofence apply policy.toml --dry-run
+    Apply(super::apply::ApplyArgs),
+    /// Write the current meetings, rules and territory table sources as a policy file.
+    ///
+    /// The output is what `geofence apply` reads: applying it changes nothing. Expired
+    /// rules and the attached interfaces appear only as comments.
+    ///
+    /// Example: geofence export --output policy.toml
+    Export(super::export::ExportArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

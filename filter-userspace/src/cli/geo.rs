@@ -47,7 +47,9 @@ fn load(
         format,
         territory: territory.map(|t| t.to_string()),
     };
-    let done = load_geo(ctx, &request, None, None)?;
+    let progress = super::progress::start();
+    let done = load_geo(ctx, &request, None, None, progress.as_ref())?;
+    drop(progress);
     println!(
         "loaded {} IPv4 and {} IPv6 prefixes for {} territories from {} file{} in {:.2}s \
          (parse {:.2}s, kernel {:.2}s); table {} is now active",
@@ -89,11 +91,13 @@ pub struct GeoLoaded {
 ///
 /// With `replacing`, the load happens only if the state still records exactly that table
 /// once the lock is held: a reload must not overwrite a table an operator loaded meanwhile.
+/// `progress` shows the phases to an operator at a terminal.
 pub fn load_geo(
     ctx: &Ctx,
     request: &GeoRequest,
     replacing: Option<&GeoRecord>,
     note: Option<&str>,
+    progress: Option<&super::progress::Shown>,
 ) -> anyhow::Result<GeoLoaded> {
     let started = Instant::now();
     // Parse and validate everything before taking the lock or touching a map.
@@ -104,6 +108,12 @@ pub fn load_geo(
         && session.state.geo.as_ref() != Some(expected)
     {
         bail!("the territory table was replaced while its files were being read; not reloading");
+    }
+    if let Some(p) = progress {
+        let next = generation_name(1 - kernel::active_generation(&session.kernel)?);
+        p.phase(&format!(
+            "building the flattened table and filling table {next}"
+        ));
     }
     let loaded = kernel::load_table(&mut session.kernel, &table)?;
     let territories = table.territories().len();

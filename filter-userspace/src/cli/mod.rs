@@ -1,15 +1,18 @@
 //! The `geofence` command line. Each call is a short process: take the lock, load the
 //! state, validate the whole change, apply it to the pinned maps, record it.
 
+mod apply;
 mod args;
 mod change;
 mod daemon;
 mod docs;
 mod explain;
+mod export;
 mod geo;
 mod human;
 mod interface;
 mod meeting;
+mod progress;
 mod restore;
 mod rules;
 mod show;
@@ -61,6 +64,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Daemon(d) => daemon::run(ctx, d),
         Command::Completions(c) => docs::completions(&c),
         Command::Man(m) => docs::man(&m),
+        Command::Apply(a) => apply::apply(&ctx, a),
+        Command::Export(e) => export::export(&ctx, e),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod flat;
 mod list;
 mod load;
 mod mmdb;
+pub mod progress;
 mod ranges;
 mod source;
 mod table;

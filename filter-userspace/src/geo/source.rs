@@ -30,7 +30,7 @@ pub(crate) fn read(path: &Path) -> Result<Input, GeoError> {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
+    let file = super::progress::Reader::new(std::fs::File::open(path).map_err(io)?, path);
     let mut raw = Vec::new();
     file.take(MAX_BYTES + 1).read_to_end(&mut raw).map_err(io)?;
     let too_large = || GeoError::TooLarge {

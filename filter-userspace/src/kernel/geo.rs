@@ -243,6 +243,15 @@ pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLo
     })
 }
 
+/// Switches packets to `generation` (0 = A, 1 = B) without touching either table: how a
+/// change that loaded a table and then failed puts the previous one back in force.
+pub fn activate_generation(kernel: &mut Kernel, generation: u32) -> anyhow::Result<()> {
+    let mut active: Array<_, u32> = Array::try_from(kernel.map_mut(names::GEO_ACTIVE)?)?;
+    active
+        .set(0, generation & 1, 0)
+        .context("switching GEO_ACTIVE back")
+}
+
 /// Whether the active generation gives every address the territory `table` gives it.
 pub fn active_holds(kernel: &Kernel, table: &GeoTable) -> anyhow::Result<bool> {
     let flat = flat::build(table).context("building the flattened territory table")?;

@@ -17,6 +17,7 @@ use anyhow::{Context as _, bail};
 use aya::{Ebpf, EbpfLoader};
 
 pub use attach::{AttachMode, attach, detach, link_pinned};
+pub use geo::activate_generation;
 pub use geo::{
     GeoLoad, MappedTable, active_generation, active_holds, load_lpm_reference, load_table,
     lookup as geo_lookup, lookup_lpm as geo_lookup_lpm, map_active,

@@ -177,6 +177,7 @@ fn reload(ctx: &Ctx, record: &GeoRecord) -> anyhow::Result<(GeoRecord, f64)> {
         &request,
         Some(record),
         Some("reloaded by geofence daemon: the files changed on disk"),
+        None,
     )?;
     let state = State::load(&ctx.state_dir)?;
     let new_record = state

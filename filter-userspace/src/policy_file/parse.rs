@@ -1,0 +1,228 @@
+//! From TOML text to a validated [`Declared`], or the first problem with its position.
+
+use std::{collections::BTreeMap, ops::Range, path::Path};
+
+use jiff::Timestamp;
+use toml::Spanned;
+
+use super::{
+    Declared, DeclaredGeo, DeclaredMeeting, PolicyError, Position,
+    parse_rule::{check_rules, rule},
+    schema::{FileSchema, GeoSchema, MeetingSchema},
+};
+use crate::{
+    endpoint::{Endpoint, Flow, parse_socket},
+    geo::Format,
+    prefix::Prefix,
+};
+
+/// Where errors point: the file's name as given and its text.
+pub(super) struct Source<'a> {
+    name: String,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    pub(super) fn at(&self, span: Range<usize>) -> Position {
+        Position::of(&self.name, self.text, span)
+    }
+
+    pub(super) fn error(&self, span: Range<usize>, message: impl Into<String>) -> PolicyError {
+        PolicyError::new(self.at(span), message)
+    }
+}
+
+/// Parses and validates a policy file. `now` decides which expiries are in the past.
+pub fn parse(path: &Path, text: &str, now: Timestamp) -> Result<Declared, PolicyError> {
+    let src = Source {
+        name: path.display().to_string(),
+        text,
+    };
+    let file: FileSchema = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim_end().to_string();
+        let meeting = enclosing_meeting(text, span.start);
+        let key = text.get(span.clone()).unwrap_or_default().trim_matches('"');
+        match meeting {
+            Some(m) if message == "duplicate key" && m == key => {
+                src.error(span, format!("meeting `{m}` is defined twice"))
+            }
+            Some(m) => src.error(span, format!("meeting `{m}`: {message}")),
+            None => src.error(span, message),
+        }
+    })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let base = std::path::absolute(dir)
+        .map_err(|e| src.error(0..0, format!("resolving the file's directory: {e}")))?;
+    let geo = file.geo.map(|g| geo(&src, &base, g)).transpose()?;
+    let mut meetings = BTreeMap::new();
+    for (name, meeting) in file.meetings {
+        let span = name.span();
+        let name = name.into_inner();
+        let declared = self::meeting(&src, &name, span, meeting, now)?;
+        meetings.insert(name, declared);
+    }
+    check_across_meetings(&meetings)?;
+    let declared = Declared { geo, meetings };
+    Ok(declared)
+}
+
+fn geo(src: &Source, base: &Path, geo: Spanned<GeoSchema>) -> Result<DeclaredGeo, PolicyError> {
+    let geo = geo.into_inner();
+    let at = src.at(geo.files.span());
+    if geo.files.get_ref().is_empty() {
+        return Err(PolicyError::new(at, "[geo] files: list at least one file"));
+    }
+    let files = geo
+        .files
+        .into_inner()
+        .into_iter()
+        .map(|f| base.join(f.into_inner()))
+        .collect();
+    let format = match geo.format {
+        None => Format::Auto,
+        Some(f) => f
+            .get_ref()
+            .parse()
+            .map_err(|e| src.error(f.span(), format!("[geo] format: {e}")))?,
+    };
+    Ok(DeclaredGeo {
+        files,
+        format,
+        territory: geo.territory.map(Spanned::into_inner),
+        at,
+    })
+}
+
+/// The rules of `meeting add`, in the file's words.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > 64 || !name.chars().all(ok_char) {
+        return Err(format!(
+            "meeting name `{name}`: use 1 to 64 letters, digits, `.`, `_` or `-`"
+        ));
+    }
+    Ok(())
+}
+
+fn meeting(
+    src: &Source,
+    name: &str,
+    name_span: Range<usize>,
+    meeting: Spanned<MeetingSchema>,
+    now: Timestamp,
+) -> Result<DeclaredMeeting, PolicyError> {
+    check_name(name).map_err(|e| src.error(name_span.clone(), e))?;
+    let m = meeting.into_inner();
+    let in_meeting =
+        |span: Range<usize>, what: String| src.error(span, format!("meeting `{name}`: {what}"));
+    if m.endpoints.get_ref().is_empty() {
+        let span = m.endpoints.span();
+        return Err(in_meeting(span, "list at least one endpoint".into()));
+    }
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    for text in m.endpoints.into_inner() {
+        let endpoint: Endpoint = text
+            .get_ref()
+            .parse()
+            .map_err(|e: String| in_meeting(text.span(), format!("endpoint {e}")))?;
+        if let Some(other) = endpoints.iter().find(|e| e.overlaps(&endpoint)) {
+            let what = format!("endpoints {other} and {endpoint} overlap");
+            return Err(in_meeting(text.span(), what));
+        }
+        endpoints.push(endpoint);
+    }
+    let mut flows = Vec::new();
+    for flow in m.flows {
+        let span = flow.span();
+        let f = flow.into_inner();
+        let socket = |s: &Spanned<String>, key: &str| {
+            parse_socket(s.get_ref()).map_err(|e| in_meeting(s.span(), format!("flow {key} {e}")))
+        };
+        let (from, to) = (socket(&f.src, "src")?, socket(&f.dst, "dst")?);
+        let flow = Flow::new(f.proto, from, to).map_err(|e| in_meeting(span.clone(), e))?;
+        if flows.contains(&flow) {
+            return Err(in_meeting(span, format!("flow {flow} is listed twice")));
+        }
+        flows.push(flow);
+    }
+    let rules = m
+        .rules
+        .into_iter()
+        .map(|r| rule(src, name, r, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut allows: Vec<Prefix> = Vec::new();
+    for prefix in &m.allow {
+        if let Some(rule) = rules.iter().find(|r| r.prefixes.contains(prefix.get_ref())) {
+            let what = format!(
+                "allow {} is also blocked by order {}; a prefix is either blocked or allowed",
+                prefix.get_ref(),
+                rule.order
+            );
+            return Err(in_meeting(prefix.span(), what));
+        }
+        allows.push(*prefix.get_ref());
+    }
+    allows.sort();
+    allows.dedup();
+    check_rules(name, &rules)?;
+    Ok(DeclaredMeeting {
+        endpoints,
+        flows,
+        rules,
+        allows,
+        at: src.at(name_span),
+    })
+}
+
+/// An endpoint or a flow belongs to one meeting, or the kernel's session is ambiguous.
+fn check_across_meetings(meetings: &BTreeMap<String, DeclaredMeeting>) -> Result<(), PolicyError> {
+    let all: Vec<(&String, &DeclaredMeeting)> = meetings.iter().collect();
+    for (i, (name, meeting)) in all.iter().enumerate() {
+        for (other_name, other) in &all[..i] {
+            for endpoint in &meeting.endpoints {
+                if let Some(taken) = other.endpoints.iter().find(|e| e.overlaps(endpoint)) {
+                    return Err(PolicyError::new(
+                        meeting.at.clone(),
+                        format!(
+                            "meeting `{name}`: endpoint {endpoint} overlaps {taken} of meeting \
+                             `{other_name}` (line {})",
+                            other.at.line
+                        ),
+                    ));
+                }
+            }
+            if let Some(flow) = meeting.flows.iter().find(|f| other.flows.contains(f)) {
+                return Err(PolicyError::new(
+                    meeting.at.clone(),
+                    format!(
+                        "meeting `{name}`: flow {flow} is also bound to meeting `{other_name}`"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The meeting whose `[meetings.NAME]` or `[[meetings.NAME.rules]]` header comes last
+/// before `offset`: context for errors the TOML parser reports by position alone.
+fn enclosing_meeting(text: &str, offset: usize) -> Option<String> {
+    // Up to the end of the error's line: an error in a header belongs to that header.
+    let end = text
+        .get(offset..)
+        .and_then(|rest| rest.find('\n'))
+        .map_or(text.len(), |i| offset + i);
+    let before = text.get(..end)?;
+    let header = before
+        .lines()
+        .map(str::trim)
+        .rfind(|l| l.starts_with('['))?;
+    let inner = header.split(']').next()?.trim_start_matches('[').trim();
+    let name = inner.strip_prefix("meetings.")?;
+    let name = name.strip_suffix(".rules").unwrap_or(name).trim();
+    Some(name.trim_matches('"').to_string())
+}

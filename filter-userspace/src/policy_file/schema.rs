@@ -1,0 +1,62 @@
+//! The policy file as TOML sees it: every value keeps its position, so that a later check
+//! can name the line. Unknown keys are refused, so a typo never silently means nothing.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{endpoint::Proto, prefix::Prefix, territory::Territory};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileSchema {
+    pub geo: Option<Spanned<GeoSchema>>,
+    #[serde(default)]
+    pub meetings: BTreeMap<Spanned<String>, Spanned<MeetingSchema>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GeoSchema {
+    pub files: Spanned<Vec<Spanned<String>>>,
+    pub format: Option<Spanned<String>>,
+    pub territory: Option<Spanned<Territory>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MeetingSchema {
+    pub endpoints: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub flows: Vec<Spanned<FlowSchema>>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<RuleSchema>>,
+    #[serde(default)]
+    pub allow: Vec<Spanned<Prefix>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FlowSchema {
+    pub proto: Proto,
+    pub src: Spanned<String>,
+    pub dst: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RuleSchema {
+    pub order: Spanned<String>,
+    #[serde(default)]
+    pub territories: Vec<Spanned<Territory>>,
+    #[serde(default)]
+    pub prefixes: Vec<Spanned<Prefix>>,
+    /// A TOML datetime or an RFC 3339 string.
+    pub expires: Option<Spanned<toml::Value>>,
+    /// Refused with an explanation rather than as an unknown key.
+    #[serde(rename = "for")]
+    pub for_: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub dry_run: bool,
+}

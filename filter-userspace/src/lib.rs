@@ -1,6 +1,7 @@
 //! The geofence controller: geo tables, the meeting and rule model, and the kernel maps
 //! they are applied to. The `geofence` binary is a thin CLI over this library.
 
+pub mod audit;
 pub mod cli;
 pub mod endpoint;
 pub mod expiry;

@@ -253,7 +253,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    let commands: [&[&str]; 15] = [
+    let commands: [&[&str]; 17] = [
         &["attach"],
         &["detach"],
         &["geo", "load"],
@@ -269,6 +269,8 @@ fn every_command_has_help_with_an_example() {
         &["status"],
         &["stats"],
         &["restore"],
+        &["audit", "show"],
+        &["audit", "verify"],
     ];
     for command in commands {
         let out = Command::new(env!("CARGO_BIN_EXE_geofence"))

@@ -99,6 +99,9 @@ pub enum Command {
     ///
     /// Example: geofence restore
     Restore,
+    /// Show and verify the hash-chained audit trail of every change.
+    #[command(subcommand)]
+    Audit(super::audit::AuditCommand),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -43,6 +43,11 @@ fn load(
     let code = territory.map(|t| t.to_string());
     // Parse and validate everything before taking the lock or touching a map.
     let table = geo::load_files(&files, format, code.as_deref())?;
+    // For the audit trail; after parsing, which names an unreadable file best.
+    let digests = files
+        .iter()
+        .map(|f| crate::audit::file_digest(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let parsed = started.elapsed();
     let mut session = ctx.begin()?;
     let loaded = kernel::load_table(&mut session.kernel, &table)?;
@@ -62,7 +67,8 @@ fn load(
     let sources: Vec<_> = table
         .sources
         .iter()
-        .map(|s| json!({ "file": s.path, "format": s.format.to_string(), "bytes": s.bytes, "rows": s.rows }))
+        .zip(&digests)
+        .map(|(s, (sha256, size))| json!({ "file": s.path, "format": s.format.to_string(), "bytes": size, "sha256": sha256, "rows": s.rows }))
         .collect();
     state::audit(
         &ctx.state_dir,

@@ -2,6 +2,7 @@
 //! state, validate the whole change, apply it to the pinned maps, record it.
 
 mod args;
+mod audit;
 mod change;
 mod geo;
 mod interface;
@@ -48,5 +49,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => show::status(&ctx),
         Command::Stats(s) => show::stats(&ctx, s),
         Command::Restore => restore::restore(&ctx),
+        Command::Audit(a) => audit::run(&ctx, a),
     }
 }

@@ -126,8 +126,12 @@ pub mod names {
     pub const SESSION_STATS: &str = "SESSION_STATS";
     pub const PASS_REASONS: &str = "PASS_REASONS";
     pub const PORTS: &str = "PORTS";
+    /// Per rule slot: packets and bytes dropped or would-drop (see [`crate::accounting`]).
+    pub const RULE_COUNTERS: &str = "RULE_COUNTERS";
+    /// Per rule slot: the distinct-source sketch.
+    pub const RULE_SOURCES: &str = "RULE_SOURCES";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 22] = [
+    pub const ALL: [&str; 24] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -150,6 +154,8 @@ pub mod names {
         SESSION_STATS,
         PASS_REASONS,
         PORTS,
+        RULE_COUNTERS,
+        RULE_SOURCES,
     ];
 }
 

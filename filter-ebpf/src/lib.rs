@@ -43,9 +43,11 @@ pub fn classify(
         return Verdict::Passed;
     };
     let territory = territory_of(&packet);
-    let verdict = decide::decide(session, territory, &packet);
-    count::session(session, territory, verdict, ctx.data_end() - ctx.data());
-    verdict
+    let decision = decide::decide(session, territory, &packet);
+    let bytes = ctx.data_end() - ctx.data();
+    count::session(session, territory, decision.verdict, bytes);
+    count::rule(session, decision.slot, &packet.src, bytes);
+    decision.verdict
 }
 
 /// The XDP action of a verdict: a would-drop passes.

@@ -56,6 +56,11 @@ pub struct Rule {
     pub dry_run: bool,
     pub issued: Timestamp,
     pub issued_by: String,
+    /// The kernel rule slot (0..8) the rule's territories hold for its whole life, so its
+    /// counters are never mixed with another rule's. Assigned by `Ctx::commit`
+    /// ([`crate::rule_slots`]); `None` for prefix-only rules and in older state files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u8>,
 }
 
 impl Rule {

@@ -47,7 +47,7 @@ fn commands_leave_a_verifiable_trail() {
         .skip(1)
         .filter_map(|l| l.split_whitespace().nth(3))
         .collect();
-    assert_eq!(actions, ["block"], "{shown}");
+    assert_eq!(actions, ["block", "unblock"], "{shown}");
     let json = d.ok(&["audit", "show", "--json"]);
     let entries: serde_json::Value = serde_json::from_str(&json).expect("json");
     let load = &entries[0]["details"]["sources"][0];

@@ -9,6 +9,9 @@
 //! and the territory table is the [`GeoTable`] that `kernel::load_table` loads, looked up by
 //! plain longest-prefix match rather than through the kernel's flattened layout.
 //!
+//! Per-rule accounting: the outcome names the policy slot credited with a dropped or
+//! would-drop packet (the enforcing rule, else the first dry run in slot order).
+//!
 //! Not modelled: a full statistics map (`PassReason::StatsFull`), which depends on what
 //! other packets did before.
 
@@ -77,6 +80,9 @@ pub struct Outcome {
     /// `XDP_DROP` for a drop; `XDP_PASS` otherwise (a would-drop passes).
     pub xdp_action: u32,
     pub counted: Counted,
+    /// The policy slot credited with the packet in the per-rule counters
+    /// (`RULE_COUNTERS`, `RULE_SOURCES`); `None` when no territory rule decided.
+    pub rule: Option<u8>,
 }
 
 impl Outcome {
@@ -85,6 +91,7 @@ impl Outcome {
             verdict: Verdict::Passed,
             xdp_action: XDP_PASS,
             counted: Counted::Reason(reason),
+            rule: None,
         }
     }
 }
@@ -193,6 +200,20 @@ impl ModelMaps {
         territory: TerritoryId,
         now_boot_ns: u64,
     ) -> Verdict {
+        self.decide_with_rule(session, src, territory, now_boot_ns)
+            .0
+    }
+
+    /// [`ModelMaps::decide`], and the policy slot whose per-rule counters the packet moves:
+    /// the enforcing rule that drops it, else the first dry-run rule that would; `None`
+    /// when an override or nothing decided.
+    pub fn decide_with_rule(
+        &self,
+        session: u32,
+        src: &Address,
+        territory: TerritoryId,
+        now_boot_ns: u64,
+    ) -> (Verdict, Option<u8>) {
         let lapsed = |expires: u64| expires != 0 && now_boot_ns >= expires;
         let mode = |flags: u32| {
             if flags & RULE_DRY_RUN != 0 {
@@ -203,28 +224,28 @@ impl ModelMaps {
         };
         if let Some(o) = self.override_for(session, src) {
             if o.action == OverrideAction::Allow as u8 {
-                return Verdict::Passed;
+                return (Verdict::Passed, None);
             }
             // A drop that has lapsed leaves the decision to the territory rules.
             if o.action == OverrideAction::Drop as u8 && !lapsed(o.expires_boot_ns) {
-                return mode(o.flags);
+                return (mode(o.flags), None);
             }
         }
         let Some(policy) = self.sessions.policies.get(&session) else {
-            return Verdict::Passed;
+            return (Verdict::Passed, None);
         };
         // Every order in force that blocks the territory applies; one enforcing order
         // drops, whatever dry runs other orders hold.
-        let applying = policy
-            .rules
-            .iter()
-            .filter(|r| r.in_force(now_boot_ns) && r.blocks(territory));
-        applying.fold(Verdict::Passed, |verdict, rule| {
-            match (verdict, mode(rule.flags)) {
-                (Verdict::Dropped, _) | (_, Verdict::Dropped) => Verdict::Dropped,
-                _ => Verdict::WouldDrop,
-            }
-        })
+        let applying: Vec<(u8, Verdict)> = (0u8..)
+            .zip(&policy.rules)
+            .filter(|(_, r)| r.in_force(now_boot_ns) && r.blocks(territory))
+            .map(|(slot, r)| (slot, mode(r.flags)))
+            .collect();
+        let enforcing = applying.iter().find(|(_, v)| *v == Verdict::Dropped);
+        match enforcing.or(applying.first()) {
+            Some(&(slot, verdict)) => (verdict, Some(slot)),
+            None => (Verdict::Passed, None),
+        }
     }
 }
 
@@ -238,9 +259,10 @@ pub fn verdict(frame: &[u8], maps: &ModelMaps, now_boot_ns: u64) -> Outcome {
         return Outcome::passed(PassReason::NoSession);
     };
     let territory = maps.territory(&h);
-    let verdict = maps.decide(session, &h.src, territory, now_boot_ns);
+    let (verdict, rule) = maps.decide_with_rule(session, &h.src, territory, now_boot_ns);
     Outcome {
         verdict,
+        rule,
         xdp_action: if verdict == Verdict::Dropped {
             XDP_DROP
         } else {

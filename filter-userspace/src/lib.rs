@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod lock;
 pub mod model;
 pub mod prefix;
+pub mod report;
 pub mod rule_slots;
 pub mod sketch;
 pub mod state;

@@ -70,3 +70,68 @@ fn commands_leave_a_verifiable_trail() {
         "{out}"
     );
 }
+
+#[test]
+fn report_command_formats_and_refuses_bad_periods() {
+    if !root_with_bpffs("report_command_formats_and_refuses_bad_periods") {
+        return;
+    }
+    let d = Dirs::new("report");
+    fs::create_dir_all(&d.state).expect("state dir");
+    d.ok(&["meeting", "add", "town-hall", "--endpoint", "udp:*:40000"]);
+    d.ok(&[
+        "block",
+        "town-hall",
+        "--territory",
+        "XA",
+        "--order",
+        "ORD-1",
+    ]);
+    d.ok(&[
+        "block",
+        "town-hall",
+        "--territory",
+        "XB",
+        "--order",
+        "ORD-2",
+        "--dry-run",
+    ]);
+    d.ok(&["unblock", "town-hall", "--territory", "XB"]);
+    let today = jiff::Timestamp::now().to_string()[..10].to_string();
+    let period = ["report", "--from", today.as_str(), "--to", today.as_str()];
+
+    let csv = d.ok(&[&period[..], &["--format", "csv"]].concat());
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "header and one row per rule:\n{csv}");
+    assert!(rows[0].starts_with("order,meeting,"), "{csv}");
+    assert!(
+        rows[1].starts_with("ORD-1,town-hall,1,0,XA,,enforce,"),
+        "{csv}"
+    );
+    assert!(
+        rows[2].contains(",dry-run,") && rows[2].contains(",removed,"),
+        "{csv}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&d.ok(&[&period[..], &["--format", "json"]].concat())).expect("json");
+    assert_eq!(json["provenance"]["chain"], "intact");
+    assert_eq!(
+        json["rules"][1]["counts"]["packets"], 0,
+        "no packets were sent"
+    );
+    assert_eq!(json["rules"][1]["counts"]["source"], "audit seq 4");
+    assert_eq!(json["rules"][0]["counts"]["source"], "live");
+
+    let md = d.ok(&period);
+    assert!(md.starts_with("# geofence transparency report"), "{md}");
+    assert!(md.contains("## What was not done"), "{md}");
+
+    let err = d.fails(&["report", "--from", "2026-11-30", "--to", "2026-11-01"]);
+    assert!(
+        err.contains("--from") && err.contains("not before"),
+        "{err}"
+    );
+    let err = d.fails(&["report", "--from", "last week", "--to", "2026-11-01"]);
+    assert!(err.contains("--from `last week`"), "{err}");
+}

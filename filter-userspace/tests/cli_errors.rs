@@ -253,7 +253,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    let commands: [&[&str]; 17] = [
+    let commands: [&[&str]; 18] = [
         &["attach"],
         &["detach"],
         &["geo", "load"],
@@ -271,6 +271,7 @@ fn every_command_has_help_with_an_example() {
         &["restore"],
         &["audit", "show"],
         &["audit", "verify"],
+        &["report"],
     ];
     for command in commands {
         let out = Command::new(env!("CARGO_BIN_EXE_geofence"))

@@ -13,6 +13,7 @@ use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use clap::Parser as _;
 use geofence::audit;
 use geofence::kernel::{self, Kernel, RuleCounts};
+use geofence::report;
 use geofence::state::State;
 use geofence_tests::packet::Packet;
 
@@ -105,8 +106,13 @@ impl Program {
         Program(kernel)
     }
 
-    /// Sends `per_source` packets from each of `sources`; returns the frame length.
+    /// Sends `per_source` packets from each of `sources` to the relay's port 40000;
+    /// returns the frame length.
     fn send(&self, sources: &[SocketAddr], per_source: usize, want: u32) -> u64 {
+        self.send_to(RELAY, sources, per_source, want)
+    }
+
+    fn send_to(&self, relay: &str, sources: &[SocketAddr], per_source: usize, want: u32) -> u64 {
         let prog: &Xdp = self
             .0
             .ebpf
@@ -114,7 +120,7 @@ impl Program {
             .expect("the geofence program")
             .try_into()
             .expect("an XDP program");
-        let relay: SocketAddr = RELAY.parse().expect("relay");
+        let relay: SocketAddr = relay.parse().expect("relay");
         let mut len = 0;
         for src in sources {
             let frame = Packet::udp(*src, relay).build();
@@ -282,4 +288,128 @@ fn rule_counters_follow_rules_through_changes() {
             .is_empty()
     );
     assert_eq!(audit::verify(&dirs.state).expect("verify"), Ok(7));
+}
+
+#[test]
+fn report_over_a_scripted_scenario() {
+    if !root("report_over_a_scripted_scenario") {
+        return;
+    }
+    let dirs = setup("report");
+    dirs.geofence(&["meeting", "add", "n", "--endpoint", "udp:*:41000"]);
+    dirs.geofence(&[
+        "block",
+        "m",
+        "--territory",
+        "XA",
+        "--order",
+        "ORD-A",
+        "--for",
+        "2h",
+    ]);
+    dirs.geofence(&["block", "n", "--territory", "XA", "--order", "ORD-A"]);
+    dirs.geofence(&[
+        "block",
+        "m",
+        "--territory",
+        "XB",
+        "--order",
+        "ORD-B",
+        "--dry-run",
+    ]);
+    dirs.geofence(&["block", "n", "--prefix", "203.0.113.9", "--order", "ORD-P"]);
+    let program = Program::load(&dirs);
+    let len = program.send(&sources([192, 0, 2], 30), 2, XDP_DROP);
+    // n sees 20 of the same XA sources: ORD-A's union is 30 sources, not 50.
+    program.send_to("100.64.0.1:41000", &sources([192, 0, 2], 20), 1, XDP_DROP);
+    program.send(&sources([198, 51, 100], 10), 3, XDP_PASS);
+    program.send_to("100.64.0.1:41000", &sources([203, 0, 113], 8), 1, XDP_PASS);
+    let prefix = "203.0.113.9:1000".parse().expect("address");
+    program.send_to("100.64.0.1:41000", &[prefix], 1, XDP_DROP);
+    dirs.geofence(&["unblock", "m", "--territory", "XA"]);
+    // After the unblock, m's XA packets pass and count for nobody.
+    program.send(&sources([192, 0, 2], 5), 1, XDP_PASS);
+
+    let now = jiff::Timestamp::now();
+    let hour = jiff::SignedDuration::from_hours(1);
+    let (from, to) = (now - hour, now + hour);
+    let r = report::report_from(&dirs.state, Some(&program.0), "", from, to).expect("report");
+    eprintln!("{}", report::markdown(&r));
+
+    assert_eq!(r.provenance.chain, "intact");
+    assert_eq!(r.provenance.audit_entries, 8);
+    assert_eq!(
+        r.orders.keys().collect::<Vec<_>>(),
+        ["ORD-A", "ORD-B", "ORD-P"]
+    );
+    let a = &r.orders["ORD-A"];
+    assert_eq!((a.rules, a.packets, a.bytes), (2, 80, 80 * len));
+    assert_eq!(a.meetings.iter().collect::<Vec<_>>(), ["m", "n"]);
+    assert!(
+        close(a.distinct_sources, 30),
+        "ORD-A: 30 distinct sources, estimated {}",
+        a.distinct_sources
+    );
+    let b = &r.orders["ORD-B"];
+    assert_eq!(
+        (b.packets, b.bytes),
+        (30, 30 * len),
+        "dry run: would-drop packets"
+    );
+    assert!(
+        close(b.distinct_sources, 10),
+        "ORD-B: 10 sources, estimated {}",
+        b.distinct_sources
+    );
+    assert_eq!(
+        r.orders["ORD-P"].uncounted_rules, 1,
+        "a prefix rule is not counted per rule"
+    );
+    assert_eq!(r.territories["XA"].rules, 2);
+    assert_eq!(
+        r.territories["XB"].orders.iter().collect::<Vec<_>>(),
+        ["ORD-B"]
+    );
+
+    let m_a = r
+        .rules
+        .iter()
+        .find(|x| x.life.order == "ORD-A" && x.life.meeting == "m")
+        .expect("ORD-A on m");
+    assert_eq!(m_a.status, "removed");
+    let counts = m_a.life.counts.as_ref().expect("final counts");
+    assert_eq!(counts.packets, 60);
+    assert!(counts.source.starts_with("audit seq "), "{}", counts.source);
+    assert!(m_a.life.expires.is_some());
+    let n_a = r
+        .rules
+        .iter()
+        .find(|x| x.life.order == "ORD-A" && x.life.meeting == "n")
+        .expect("ORD-A on n");
+    assert_eq!(
+        (
+            n_a.status.as_str(),
+            n_a.life
+                .counts
+                .as_ref()
+                .map(|c| (c.packets, c.source.as_str()))
+        ),
+        ("in force", Some((20, "live")))
+    );
+    assert!(
+        n_a.seconds_in_force <= 3600 + 60,
+        "in force since the block, minutes ago"
+    );
+
+    let csv = report::csv(&r);
+    assert_eq!(
+        csv.lines().count(),
+        1 + 4,
+        "header and one row per rule:\n{csv}"
+    );
+    let md = report::markdown(&r);
+    assert!(
+        md.contains("## What was not done") && md.contains("| ORD-A |"),
+        "{md}"
+    );
 }

@@ -7,6 +7,7 @@ mod change;
 mod geo;
 mod interface;
 mod meeting;
+mod report;
 mod restore;
 mod rules;
 mod show;
@@ -50,5 +51,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(s) => show::stats(&ctx, s),
         Command::Restore => restore::restore(&ctx),
         Command::Audit(a) => audit::run(&ctx, a),
+        Command::Report(r) => report::run(&ctx, r),
     }
 }

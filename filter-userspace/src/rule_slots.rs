@@ -71,6 +71,14 @@ pub fn assign(old: &State, new: &mut State) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `state` with every territory rule in the slot `kernel::sync` puts it in: the stored
+/// one, or for rules saved before slots were recorded, the next free one in rule order.
+pub fn as_synced(state: &State) -> anyhow::Result<State> {
+    let mut placed = state.clone();
+    assign(&State::default(), &mut placed)?;
+    Ok(placed)
+}
+
 /// A rule with the meeting it belongs to.
 #[derive(Clone, Debug)]
 pub struct PlacedRule {

@@ -132,3 +132,20 @@ fn an_invalid_or_duplicate_slot_is_reassigned() {
     assign(&State::default(), &mut s).expect("assign");
     assert_eq!(slots(&s), [Some(1), Some(0), Some(2)]);
 }
+
+#[test]
+fn rules_saved_without_slots_keep_the_slots_sync_gave_them() {
+    // An older state: no slots stored; sync placed O-1 in 0 and O-2 in 1.
+    let legacy = state(vec![rule("O-1", &["XA"], 1), rule("O-2", &["XB"], 2)]);
+    let before = as_synced(&legacy).expect("placed");
+    assert_eq!(slots(&before), [Some(0), Some(1)]);
+    let mut new = legacy.clone();
+    new.meetings.get_mut("m").expect("m").rules.remove(0);
+    assign(&before, &mut new).expect("assign");
+    assert_eq!(slots(&new), [Some(1)], "O-2 stays where sync put it");
+    let changes = diff(&before, &new);
+    assert!(
+        changes.changed.is_empty() && changes.started_slots().is_empty(),
+        "{changes:?}"
+    );
+}

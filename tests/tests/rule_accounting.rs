@@ -218,9 +218,14 @@ fn rule_counters_follow_rules_through_changes() {
         b.distinct_sources
     );
 
+    let started = std::time::Instant::now();
     let all = kernel::read_rule_stats(&program.0).expect("all rule stats");
+    eprintln!("read_rule_stats over every slot: {:?}", started.elapsed());
     let keys: Vec<(u32, u8)> = all.keys().copied().collect();
     assert_eq!(keys, [(session, slot_a), (session, slot_b)]);
+    let state = State::load(&dirs.state).expect("state");
+    let of_state = kernel::read_rule_stats_of(&program.0, &state).expect("rule stats of the state");
+    assert_eq!(of_state, all, "the per-rule read agrees with the full scan");
 
     // Lifting ORD-A records its final counts and frees the slot; ORD-B keeps its counts.
     dirs.geofence(&["unblock", "m", "--territory", "XA"]);

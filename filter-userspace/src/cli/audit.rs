@@ -71,16 +71,61 @@ fn show(ctx: &Ctx, since: Option<String>, order: Option<String>, json: bool) -> 
     Ok(())
 }
 
-/// `key=value` pairs of the details, lists joined by commas; sketch registers left out.
+/// `key=value` pairs of the details, lists joined by commas; the rule records that every
+/// change carries are shortened to `order@meeting[targets]`, with counts when a rule ended.
 fn summary(details: &Value) -> String {
     let Value::Object(map) = details else {
         return details.to_string();
     };
     map.iter()
         .filter(|(k, _)| k.as_str() != "registers")
-        .map(|(k, v)| format!("{k}={}", flat(v)))
+        .map(|(k, v)| match k.as_str() {
+            "rules_added" | "rules_removed" => format!("{k}={}", each(v, rule_brief)),
+            "rules_changed" => format!(
+                "{k}={}",
+                each(v, |c| format!(
+                    "{}→{}",
+                    rule_brief(&c["before"]),
+                    targets(&c["after"])
+                ))
+            ),
+            _ => format!("{k}={}", flat(v)),
+        })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn each(list: &Value, brief: impl Fn(&Value) -> String) -> String {
+    let items = list
+        .as_array()
+        .map(|a| a.iter().map(brief).collect::<Vec<_>>());
+    items.unwrap_or_default().join(",")
+}
+
+fn targets(rule: &Value) -> String {
+    let mut all = Vec::new();
+    for key in ["territories", "prefixes"] {
+        all.extend(rule[key].as_array().into_iter().flatten().map(flat));
+    }
+    format!("[{}]", all.join(" "))
+}
+
+fn rule_brief(rule: &Value) -> String {
+    let counts = &rule["counts"];
+    let counted = if counts.is_object() {
+        format!(
+            "({} pkts, {} bytes, ≈{} sources)",
+            counts["packets"], counts["bytes"], counts["distinct_sources"]
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{}@{}{}{counted}",
+        flat(&rule["order"]),
+        flat(&rule["meeting"]),
+        targets(rule)
+    )
 }
 
 fn flat(value: &Value) -> String {

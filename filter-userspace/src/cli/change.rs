@@ -52,7 +52,7 @@ impl Ctx {
         let old = session.state.clone();
         let mut new = old.clone();
         let details = edit(&mut new)?;
-        rule_slots::assign(&old, &mut new)?;
+        rule_slots::assign(&rule_slots::as_synced(&old)?, &mut new)?;
         self.commit(&mut session.kernel, &old, &new, action, details)?;
         Ok(new)
     }
@@ -69,9 +69,12 @@ impl Ctx {
         action: &str,
         details: serde_json::Value,
     ) -> anyhow::Result<()> {
+        // Slots as the kernel has them: a state saved before slots were recorded gets them
+        // as sync derives them, so its rules keep their counters.
+        let before = rule_slots::as_synced(old)?;
         let mut new = new.clone();
-        rule_slots::assign(old, &mut new)?;
-        let changes = rule_slots::diff(old, &new);
+        rule_slots::assign(&before, &mut new)?;
+        let changes = rule_slots::diff(&before, &new);
         let ended = final_counts(kernel, &changes)?;
         for (session, slot) in changes.started_slots() {
             kernel::reset_rule_counts(kernel, session, slot)?;

@@ -87,6 +87,25 @@ pub fn read_rule_stats(kernel: &Kernel) -> anyhow::Result<BTreeMap<(u32, u8), Ru
     Ok(out)
 }
 
+/// The counts of every territory rule in `state`, by `(session, slot)`: a read per rule
+/// rather than a scan of every slot (which [`read_rule_stats`] does, at about 0.3 s).
+pub fn read_rule_stats_of(
+    kernel: &Kernel,
+    state: &crate::state::State,
+) -> anyhow::Result<BTreeMap<(u32, u8), RuleCounts>> {
+    let mut out = BTreeMap::new();
+    for meeting in state.meetings.values() {
+        // Slots as sync placed them, also for rules saved before slots were recorded.
+        let mut placed = meeting.clone();
+        crate::rule_slots::assign_meeting(None, &mut placed)?;
+        for slot in placed.rules.iter().filter_map(|r| r.slot) {
+            let counts = read_rule_counts(kernel, meeting.session, slot)?;
+            out.insert((meeting.session, slot), counts);
+        }
+    }
+    Ok(out)
+}
+
 /// Zeroes a slot's counters and sketch, for a rule that starts on it.
 pub fn reset_rule_counts(kernel: &mut Kernel, session: u32, slot: u8) -> anyhow::Result<()> {
     let i = index(session, slot)?;

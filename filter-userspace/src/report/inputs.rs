@@ -51,7 +51,8 @@ pub fn report_from(
             format!("NOT intact: {}", shown.join("; "))
         }
     };
-    let state = State::load(state_dir)?;
+    // Slots as the kernel has them, also for rules saved before slots were recorded.
+    let state = crate::rule_slots::as_synced(&State::load(state_dir)?)?;
     let now = Timestamp::now();
     let live_counters = match kernel {
         Some(_) => format!("read {}", crate::state::now()),

@@ -7,6 +7,7 @@
 //! SHA-256 of the canonical serialization of every other field ([`canonical`]: keys sorted,
 //! no whitespace). Appends happen under the state lock, so seq and prev cannot race.
 
+mod head;
 mod query;
 mod verify;
 
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
+pub use head::HEAD_FILE;
 pub use query::{Filter, mentions_order, parse_since};
 pub use verify::{Problem, verify};
 
@@ -185,6 +187,7 @@ pub fn append(dir: &Path, action: &str, details: Value) -> anyhow::Result<Entry>
         .and_then(|_| file.write_all(line.as_bytes()))
         .and_then(|()| file.sync_data())
         .with_context(|| format!("appending to {}", path.display()))?;
+    head::write(dir, &entry)?;
     Ok(entry)
 }
 

@@ -214,3 +214,38 @@ fn filter_by_order_and_since() {
     assert_eq!(entries.iter().filter(|e| last_hour.matches(e)).count(), 4);
     assert!(parse_since("yesterday", now).is_err());
 }
+
+#[test]
+fn verify_names_entries_removed_from_the_end() {
+    let dir = trail("tail");
+    let mut lines = dir.lines();
+    lines.pop();
+    assert_eq!(check(&joined(&lines)), Ok(3), "the chain alone cannot tell");
+    fs::write(dir.0.join(AUDIT_FILE), joined(&lines)).expect("write");
+    let problems = verify(&dir.0).expect("verify").expect_err("the head tells");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!((problems[0].line, problems[0].seq), (4, Some(4)));
+    assert!(
+        problems[0].what.contains("removed from the end"),
+        "{}",
+        problems[0]
+    );
+}
+
+#[test]
+fn verify_names_a_replaced_last_entry() {
+    let dir = trail("replaced");
+    let mut lines = dir.lines();
+    let mut last: Entry = serde_json::from_str(&lines[3]).expect("entry");
+    last.action = "meeting del".to_string();
+    last.hash = last.compute_hash();
+    lines[3] = serde_json::to_string(&last).expect("json");
+    fs::write(dir.0.join(AUDIT_FILE), joined(&lines)).expect("write");
+    let problems = verify(&dir.0).expect("verify").expect_err("the head tells");
+    assert_eq!(
+        (problems[0].line, problems[0].seq),
+        (4, Some(4)),
+        "{problems:?}"
+    );
+    assert!(problems[0].what.contains("replaced"), "{}", problems[0]);
+}

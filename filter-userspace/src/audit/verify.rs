@@ -35,7 +35,23 @@ pub fn verify(dir: &Path) -> anyhow::Result<Result<usize, Vec<Problem>>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(0)),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    Ok(check(&text))
+    let mut result = check(&text);
+    let entries: Vec<(usize, Entry)> = text
+        .lines()
+        .enumerate()
+        .filter_map(|(i, l)| parse_line(l).ok().map(|e| (i + 1, e)))
+        .collect();
+    let last = entries
+        .iter()
+        .max_by_key(|(_, e)| e.seq)
+        .map(|(l, e)| (*l, e));
+    if let Some(problem) = super::head::check(dir, last, text.lines().count())? {
+        match &mut result {
+            Ok(_) => result = Err(vec![problem]),
+            Err(problems) => problems.push(problem),
+        }
+    }
+    Ok(result)
 }
 
 /// The chain check on the trail's text.

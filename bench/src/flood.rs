@@ -207,6 +207,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
                 dry_run: false,
                 issued: now,
                 issued_by: "geofence-bench".to_string(),
+                slot: None,
             }],
             allows: Vec::new(),
         },

@@ -246,6 +246,7 @@ fn bench_state() -> anyhow::Result<State> {
         dry_run: false,
         issued: state::now(),
         issued_by: "geofence-bench".to_string(),
+        slot: None,
     };
     let meeting = Meeting {
         session: 1,

@@ -5,6 +5,7 @@
 //! feature, which the eBPF crate never enables.
 #![no_std]
 
+pub mod accounting;
 pub mod counters;
 pub mod geo;
 pub mod maps;

@@ -158,8 +158,12 @@ pub mod names {
     pub const PASS_REASONS: &str = "PASS_REASONS";
     pub const PORTS: &str = "PORTS";
     pub const OVERRIDE_SESSIONS: &str = "OVERRIDE_SESSIONS";
+    /// Per rule slot: packets and bytes dropped or would-drop (see [`crate::accounting`]).
+    pub const RULE_COUNTERS: &str = "RULE_COUNTERS";
+    /// Per rule slot: the distinct-source sketch.
+    pub const RULE_SOURCES: &str = "RULE_SOURCES";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 23] = [
+    pub const ALL: [&str; 25] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -183,6 +187,8 @@ pub mod names {
         PASS_REASONS,
         PORTS,
         OVERRIDE_SESSIONS,
+        RULE_COUNTERS,
+        RULE_SOURCES,
     ];
 }
 

@@ -1,9 +1,12 @@
 //! Per-CPU counters: per (session, territory) and verdict, and per pass reason.
 
 use aya_ebpf::bindings::BPF_NOEXIST;
-use filter_common::{PassReason, SessionStats, StatsKey, TerritoryId, Verdict};
+use filter_common::{
+    Address, PassReason, SessionStats, StatsKey, TerritoryId, Verdict,
+    accounting::{self, SKETCH_REGISTERS},
+};
 
-use crate::maps::{PASS_REASONS, SESSION_STATS};
+use crate::maps::{PASS_REASONS, RULE_COUNTERS, RULE_SOURCES, SESSION_STATS};
 
 #[inline(always)]
 pub fn pass_reason(reason: PassReason) {
@@ -57,5 +60,30 @@ pub fn session(session: u32, territory: TerritoryId, verdict: Verdict, bytes: us
         // SAFETY: as above.
         Some(stats) => unsafe { add(&mut *stats, verdict, bytes as u64) },
         None => pass_reason(PassReason::StatsFull),
+    }
+}
+
+/// Credits a packet to the rule slot that dropped (or would have dropped) it: packets,
+/// bytes, and its source in the slot's distinct-source sketch.
+#[inline(always)]
+pub fn rule(session: u32, slot: u32, src: &Address, bytes: usize) {
+    let Some(index) = accounting::rule_index(session, slot) else {
+        return;
+    };
+    if let Some(counters) = RULE_COUNTERS.get_ptr_mut(index) {
+        // SAFETY: a per-CPU value; no other CPU writes it.
+        unsafe {
+            (*counters).packets += 1;
+            (*counters).bytes += bytes as u64;
+        }
+    }
+    let (register, rank) = accounting::register_and_rank(accounting::hash_address(src));
+    if let Some(sketch) = RULE_SOURCES.get_ptr_mut(index) {
+        // SAFETY: the index is masked into the array. Another CPU may write the same byte
+        // at once; either rank may win, which the estimate tolerates.
+        let register = unsafe { &mut (*sketch).registers[register & (SKETCH_REGISTERS - 1)] };
+        if rank > *register {
+            *register = rank;
+        }
     }
 }

@@ -4,6 +4,7 @@
 use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
 use filter_common::{
     OverrideAction, OverrideKey, TerritoryId, Verdict,
+    accounting::NO_RULE,
     maps::{OVERRIDE_SESSION_BITS, override_sessions},
     policy::{RULE_DRY_RUN, RULES_PER_SESSION},
 };
@@ -38,8 +39,27 @@ fn has_overrides(session: u32) -> bool {
     OVERRIDE_SESSIONS.get(word).is_some_and(|w| w & bit != 0)
 }
 
+/// A verdict and the rule slot that gave it ([`NO_RULE`] for an override or no match).
+#[derive(Clone, Copy)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub slot: u32,
+}
+
+impl Decision {
+    #[inline(always)]
+    const fn without_rule(verdict: Verdict) -> Decision {
+        Decision {
+            verdict,
+            slot: NO_RULE,
+        }
+    }
+}
+
+/// An enforcing rule wins over dry runs; among dry runs the first in slot order is
+/// credited.
 #[inline(always)]
-pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Verdict {
+pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Decision {
     let key = Key::new(
         OVERRIDE_SESSION_BITS + 128,
         OverrideKey {
@@ -51,17 +71,17 @@ pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Verdict 
         && let Some(found) = OVERRIDES.get(&key)
     {
         if found.action == OverrideAction::Allow as u8 {
-            return Verdict::Passed;
+            return Decision::without_rule(Verdict::Passed);
         }
         if found.expires_boot_ns == 0 || now() < found.expires_boot_ns {
-            return verdict_for(found.flags);
+            return Decision::without_rule(verdict_for(found.flags));
         }
     }
     // SAFETY: the map is not preallocated, so an entry is never reused under a reader.
     let Some(policy) = (unsafe { POLICIES.get(session) }) else {
-        return Verdict::Passed;
+        return Decision::without_rule(Verdict::Passed);
     };
-    let mut verdict = Verdict::Passed;
+    let mut decision = Decision::without_rule(Verdict::Passed);
     let mut now_ns = 0;
     for i in 0..RULES_PER_SESSION {
         let rule = &policy.rules[i];
@@ -75,9 +95,20 @@ pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Verdict 
             continue;
         }
         match verdict_for(rule.flags) {
-            Verdict::Dropped => return Verdict::Dropped,
-            other => verdict = other,
+            Verdict::Dropped => {
+                return Decision {
+                    verdict: Verdict::Dropped,
+                    slot: i as u32,
+                };
+            }
+            other if decision.slot == NO_RULE => {
+                decision = Decision {
+                    verdict: other,
+                    slot: i as u32,
+                };
+            }
+            _ => {}
         }
     }
-    verdict
+    decision
 }

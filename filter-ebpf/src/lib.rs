@@ -48,12 +48,14 @@ pub fn classify(
         return Verdict::Passed;
     };
     let territory = territory_of(&packet);
-    let verdict = decide::decide(session, territory, &packet);
+    let decision = decide::decide(session, territory, &packet);
     // `geofence explain` probes are answered in their metadata, never counted.
-    if !probe::answered_session(ctx, session, territory, verdict) {
-        count::session(session, territory, verdict, ctx.data_end() - ctx.data());
+    if !probe::answered_session(ctx, session, territory, decision.verdict) {
+        let bytes = ctx.data_end() - ctx.data();
+        count::session(session, territory, decision.verdict, bytes);
+        count::rule(session, decision.slot, &packet.src, bytes);
     }
-    verdict
+    decision.verdict
 }
 
 /// The XDP action of a verdict: a would-drop passes.

@@ -8,6 +8,7 @@ use aya_ebpf::{
 use filter_common::{
     EndpointKey, FlowKey, Override, OverrideKey, PassReason, Policy, SessionStats, StatsKey,
     TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
+    accounting::{RULE_ENTRIES, RuleCounters, SourceSketch},
     geo::{
         Tbl8Group, Tbl24Elem, V4_TBL8_GROUPS, V4_TBL24_ELEMS, V6_INDEX_ELEMS, V6_RANGES,
         V6_TERRITORY_ELEMS, V6IndexEntry, V6Start, V6TerritoryElem,
@@ -96,3 +97,12 @@ pub static PORTS: Array<u64> = Array::pinned(filter_common::maps::ports::WORDS, 
 #[map]
 pub static OVERRIDE_SESSIONS: Array<u64> =
     Array::pinned(filter_common::maps::override_sessions::WORDS, 0);
+/// `session * RULES_PER_SESSION + slot` → packets and bytes the rule dropped or would
+/// have dropped, per CPU.
+#[map]
+pub static RULE_COUNTERS: PerCpuArray<RuleCounters> = PerCpuArray::pinned(RULE_ENTRIES, 0);
+
+/// Same index → the rule's distinct-source sketch. Shared by all CPUs: a register is
+/// written only when its rank grows, which after the first few sources is rare.
+#[map]
+pub static RULE_SOURCES: Array<SourceSketch> = Array::pinned(RULE_ENTRIES, 0);

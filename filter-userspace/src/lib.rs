@@ -1,6 +1,7 @@
 //! The geofence controller: geo tables, the meeting and rule model, and the kernel maps
 //! they are applied to. The `geofence` binary is a thin CLI over this library.
 
+pub mod audit;
 pub mod cli;
 pub mod endpoint;
 pub mod expiry;
@@ -11,5 +12,8 @@ pub mod lock;
 pub mod model;
 pub mod policy_file;
 pub mod prefix;
+pub mod report;
+pub mod rule_slots;
+pub mod sketch;
 pub mod state;
 pub mod territory;

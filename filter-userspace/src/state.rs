@@ -56,6 +56,11 @@ pub struct Rule {
     pub dry_run: bool,
     pub issued: Timestamp,
     pub issued_by: String,
+    /// The kernel rule slot (0..8) the rule's territories hold for its whole life, so its
+    /// counters are never mixed with another rule's. Assigned by `Ctx::commit`
+    /// ([`crate::rule_slots`]); `None` for prefix-only rules and in older state files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u8>,
 }
 
 impl Rule {
@@ -190,23 +195,10 @@ pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating state directory {}", dir.display()))
 }
 
-/// Appends one line to `audit.jsonl`.
+/// Appends one hash-chained entry to `audit.jsonl` (see [`crate::audit`]). The caller
+/// holds the state lock.
 pub fn audit(dir: &Path, action: &str, details: serde_json::Value) -> anyhow::Result<()> {
-    let path = dir.join("audit.jsonl");
-    let entry = serde_json::json!({
-        "time": now().to_string(),
-        "operator": operator(),
-        "host": host(),
-        "action": action,
-        "details": details,
-    });
-    let mut file = fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    writeln!(file, "{entry}").with_context(|| format!("appending to {}", path.display()))
+    crate::audit::append(dir, action, details).map(|_| ())
 }
 
 /// The current time to the second, for records people read.
@@ -230,11 +222,4 @@ pub fn operator() -> String {
         Ok(Some(user)) => user.name,
         _ => format!("uid {uid}"),
     }
-}
-
-pub fn host() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown".to_string())
 }

@@ -275,6 +275,9 @@ fn every_command_has_help_with_an_example() {
         &["man"],
         &["apply"],
         &["export"],
+        &["audit", "show"],
+        &["audit", "verify"],
+        &["report"],
     ];
     for &command in commands {
         let out = Command::new(env!("CARGO_BIN_EXE_geofence"))

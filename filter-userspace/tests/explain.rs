@@ -45,6 +45,7 @@ fn rule(
         dry_run,
         issued: geofence::state::now(),
         issued_by: "explain.rs".to_string(),
+        slot: None,
     }
 }
 

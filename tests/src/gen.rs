@@ -679,6 +679,7 @@ fn rule(rng: &mut Rng, territories: Vec<Territory>, prefixes: Vec<Prefix>, m: us
         dry_run: rng.percent(30),
         issued: geofence::state::now(),
         issued_by: "differential".to_string(),
+        slot: None,
     }
 }
 

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
-use filter_common::{PassReason, TerritoryId, Verdict};
+use filter_common::{PassReason, TerritoryId, Verdict, policy::RULES_PER_SESSION};
 use geofence::geo::{Format, GeoTable, load_files};
 use geofence::kernel::{self, Kernel, Stats};
 use geofence::model::{self, Counted, ModelMaps, Outcome, SessionMaps};
@@ -111,6 +111,8 @@ fn table() -> (GeoTable, String) {
 struct Tally {
     sessions: BTreeMap<(u32, TerritoryId), [u64; 6]>,
     reasons: [u64; PassReason::COUNT as usize],
+    /// Per-rule counters: `(session, slot)` → packets and bytes credited to the rule.
+    rules: BTreeMap<(u32, u8), [u64; 2]>,
 }
 
 impl Tally {
@@ -127,6 +129,17 @@ impl Tally {
                 c[verdict as usize] += 1;
                 c[3 + verdict as usize] += bytes;
             }
+        }
+    }
+
+    /// The per-rule counters the outcome moves, if a territory rule decided.
+    fn add_rule(&mut self, outcome: &Outcome) {
+        if let (Some(slot), Counted::Session { session, bytes, .. }) =
+            (outcome.rule, outcome.counted)
+        {
+            let c = self.rules.entry((session, slot)).or_default();
+            c[0] += 1;
+            c[1] += bytes;
         }
     }
 
@@ -159,6 +172,13 @@ impl Tally {
                 t.sessions.insert(*k, d.try_into().expect("six"));
             }
         }
+        for (k, v) in &self.rules {
+            let b = base.rules.get(k).copied().unwrap_or_default();
+            let d = [v[0].wrapping_sub(b[0]), v[1].wrapping_sub(b[1])];
+            if d != [0, 0] {
+                t.rules.insert(*k, d);
+            }
+        }
         t
     }
 
@@ -171,6 +191,14 @@ impl Tally {
         }
         for ((s, t), v) in &self.sessions {
             write!(out, "[s{s} t{t} pkts {:?} bytes {:?}] ", &v[..3], &v[3..]).expect("fmt");
+        }
+        for ((s, slot), v) in &self.rules {
+            write!(
+                out,
+                "[s{s} rule slot {slot}: {} pkts {} bytes] ",
+                v[0], v[1]
+            )
+            .expect("fmt");
         }
         out
     }
@@ -190,8 +218,11 @@ fn describe_outcome(o: &Outcome) -> String {
             verdict.name()
         ),
     };
+    let rule = o.rule.map_or(String::new(), |slot| {
+        format!(", credited to rule slot {slot}")
+    });
     format!(
-        "{} (XDP {}), counted {counted}",
+        "{} (XDP {}), counted {counted}{rule}",
         o.verdict.name(),
         o.xdp_action
     )
@@ -227,6 +258,8 @@ struct Runner {
     batch: Vec<(Case, Outcome)>,
     /// Every frame compared, by what it counted: the coverage of the run.
     seen: Tally,
+    /// Sessions of the current scenario, whose rule slots are compared.
+    sessions: Vec<u32>,
     compared: u64,
     refused: u64,
     mismatches: u64,
@@ -263,7 +296,17 @@ impl Runner {
     }
 
     fn stats(&self) -> Tally {
-        Tally::of(&kernel::read_stats(&self.kernel).expect("reading the counters"))
+        let mut t = Tally::of(&kernel::read_stats(&self.kernel).expect("reading the counters"));
+        for &session in &self.sessions {
+            for slot in 0..RULES_PER_SESSION as u8 {
+                let c = kernel::read_rule_counts(&self.kernel, session, slot)
+                    .expect("reading the per-rule counters");
+                if c.packets != 0 {
+                    t.rules.insert((session, slot), [c.packets, c.bytes]);
+                }
+            }
+        }
+        t
     }
 
     /// Writes the totals where `GEOFENCE_DIFF_SUMMARY` says, if it says.
@@ -311,6 +354,8 @@ impl Runner {
             return;
         }
         self.tally.add(outcome.counted);
+        self.tally.add_rule(&outcome);
+        self.seen.add_rule(&outcome);
         self.seen.add(match outcome.counted {
             Counted::Session { verdict, .. } => Counted::Session {
                 session: 0,
@@ -353,6 +398,7 @@ impl Runner {
             let moved = self.stats().since(&before);
             let mut want = Tally::default();
             want.add(outcome.counted);
+            want.add_rule(outcome);
             if moved != want {
                 found = Some(format!(
                     "counters differ\n  kernel counted: {}\n  model:  {}\n  frame:  {}",
@@ -378,6 +424,12 @@ impl Runner {
 
     fn set_scenario(&mut self, scenario: &Scenario) {
         self.compare_counters();
+        self.sessions = scenario
+            .state
+            .meetings
+            .values()
+            .map(|m| m.session)
+            .collect();
         kernel::sync(&mut self.kernel, &scenario.state).expect("syncing the scenario");
         let sessions = SessionMaps::derive(&scenario.state).expect("deriving the session maps");
         let model = std::mem::replace(
@@ -424,6 +476,7 @@ fn kernel_and_model_agree() {
         tally: Tally::default(),
         batch: Vec::new(),
         seen: Tally::default(),
+        sessions: Vec::new(),
         compared: 0,
         refused: 0,
         mismatches: 0,
@@ -473,10 +526,13 @@ fn kernel_and_model_agree() {
     let verdicts = Verdict::ALL.map(|v| format!("{} {}", v.name(), verdicts[v as usize]));
     let reasons =
         PassReason::ALL.map(|r| format!("{} {}", r.name(), runner.seen.reasons[r as usize]));
+    let credited: u64 = runner.seen.rules.values().map(|c| c[0]).sum();
     println!(
-        "differential: session verdicts: {}; unclassified: {}",
+        "differential: session verdicts: {}; unclassified: {}; credited to a rule slot: {credited} \
+         (over {} slots)",
         verdicts.join(", "),
-        reasons.join(", ")
+        reasons.join(", "),
+        runner.seen.rules.len()
     );
     assert_eq!(
         runner.mismatches, 0,

@@ -350,6 +350,7 @@ fn block(territories: &[&str], expires: Option<&str>, dry_run: bool) -> Rule {
         dry_run,
         issued: geofence::state::now(),
         issued_by: "verdict.rs".to_string(),
+        slot: None,
     }
 }
 

@@ -149,6 +149,16 @@ pub enum Command {
     ///
     /// Example: geofence export --output policy.toml
     Export(super::export::ExportArgs),
+    /// Show and verify the hash-chained audit trail of every change.
+    #[command(subcommand)]
+    Audit(super::audit::AuditCommand),
+    /// The transparency report for a period: orders acted on, by territory and order;
+    /// meetings affected; each rule's time in force, packets and bytes dropped and
+    /// distinct blocked sources; and what was not done. Built from the audit trail and
+    /// the per-rule counters only.
+    ///
+    /// Example: geofence report --from 2026-11-01 --to 2026-11-30 --format md
+    Report(super::report::ReportArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -4,10 +4,13 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use serde_json::{Value, json};
 
 use crate::{
+    audit,
     kernel::{self, Kernel},
     lock::Lock,
+    rule_slots::{self, PlacedRule, RuleChanges},
     state::{self, State},
 };
 
@@ -49,10 +52,15 @@ impl Ctx {
         let old = session.state.clone();
         let mut new = old.clone();
         let details = edit(&mut new)?;
+        rule_slots::assign(&rule_slots::as_synced(&old)?, &mut new)?;
         self.commit(&mut session.kernel, &old, &new, action, details)?;
         Ok(new)
     }
 
+    /// Makes `new` the state: rule slots assigned, maps synced, state saved, and the audit
+    /// entry written with `details` plus the rules added, removed and changed. A rule that
+    /// ends here has its final per-rule counts read into the entry first; a rule that
+    /// starts on a slot gets it zeroed before the policy naming it is written.
     pub fn commit(
         &self,
         kernel: &mut Kernel,
@@ -61,15 +69,91 @@ impl Ctx {
         action: &str,
         details: serde_json::Value,
     ) -> anyhow::Result<()> {
-        if let Err(error) = kernel::sync(kernel, new) {
+        // Slots as the kernel has them: a state saved before slots were recorded gets them
+        // as sync derives them, so its rules keep their counters.
+        let before = rule_slots::as_synced(old)?;
+        let mut new = new.clone();
+        rule_slots::assign(&before, &mut new)?;
+        let changes = rule_slots::diff(&before, &new);
+        let ended = final_counts(kernel, &changes)?;
+        for (session, slot) in changes.started_slots() {
+            kernel::reset_rule_counts(kernel, session, slot)?;
+        }
+        if let Err(error) = kernel::sync(kernel, &new) {
             return Err(restore(kernel, old, error));
         }
         if let Err(error) = new.save(&self.state_dir) {
             return Err(restore(kernel, old, error));
         }
+        // Freed slots are zeroed too, so nothing reading the maps sees a past rule's counts.
+        let started = changes.started_slots();
+        for (_, (session, slot)) in changes.ended_slots() {
+            if !started.contains(&(session, slot)) {
+                kernel::reset_rule_counts(kernel, session, slot)?;
+            }
+        }
+        let details = with_rule_changes(details, &changes, ended);
         state::audit(&self.state_dir, action, details)
             .context("recording the change in the audit log")
     }
+}
+
+/// Each ending rule's record with its final counts, read before anything is changed.
+fn final_counts(kernel: &Kernel, changes: &RuleChanges) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for (rule, (session, slot)) in changes.ended_slots() {
+        let counts = kernel::read_rule_counts(kernel, session, slot)
+            .with_context(|| format!("reading the final counts of order {}", rule.rule.order))?;
+        let mut record = rule.to_json();
+        record["counts"] = counts.to_json();
+        out.push(record);
+    }
+    Ok(out)
+}
+
+fn with_rule_changes(details: Value, changes: &RuleChanges, ended: Vec<Value>) -> Value {
+    let mut details = details;
+    if !changes.added.is_empty() {
+        let added = changes.added.iter().map(PlacedRule::to_json).collect();
+        details = audit::with_field(details, "rules_added", Value::Array(added));
+    }
+    if !changes.removed.is_empty() {
+        // Removed rules that held a slot appear with their counts.
+        let removed = changes
+            .removed
+            .iter()
+            .map(|r| {
+                ended
+                    .iter()
+                    .find(|e| same_record(e, r))
+                    .cloned()
+                    .unwrap_or_else(|| r.to_json())
+            })
+            .collect();
+        details = audit::with_field(details, "rules_removed", Value::Array(removed));
+    }
+    if !changes.changed.is_empty() {
+        let changed = changes
+            .changed
+            .iter()
+            .map(|(before, after)| {
+                let mut record = json!({ "before": before.to_json(), "after": after.to_json() });
+                if let Some(e) = ended.iter().find(|e| same_record(e, before)) {
+                    record["before"] = e.clone();
+                }
+                record
+            })
+            .collect();
+        details = audit::with_field(details, "rules_changed", Value::Array(changed));
+    }
+    details
+}
+
+fn same_record(record: &Value, rule: &PlacedRule) -> bool {
+    record["session"] == rule.session
+        && record["slot"] == json!(rule.rule.slot)
+        && record["order"] == rule.rule.order.as_str()
+        && record["issued"] == rule.rule.issued.to_string().as_str()
 }
 
 fn restore(kernel: &mut Kernel, old: &State, error: anyhow::Error) -> anyhow::Error {

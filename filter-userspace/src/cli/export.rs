@@ -17,16 +17,9 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
 }
 
-fn host() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
 pub fn export(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<()> {
     let state = State::load(&ctx.state_dir)?;
-    let text = policy_file::export(&state, &host(), Timestamp::now());
+    let text = policy_file::export(&state, &crate::audit::host(), Timestamp::now());
     let Some(path) = args.output else {
         print!("{text}");
         return Ok(());

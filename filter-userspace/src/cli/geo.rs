@@ -102,6 +102,12 @@ pub fn load_geo(
     let started = Instant::now();
     // Parse and validate everything before taking the lock or touching a map.
     let table = geo::load_files(&request.files, request.format, request.territory.as_deref())?;
+    // For the audit trail; after parsing, which names an unreadable file best.
+    let digests = request
+        .files
+        .iter()
+        .map(|f| crate::audit::file_digest(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let parse = started.elapsed();
     let mut session = ctx.begin()?;
     if let Some(expected) = replacing
@@ -132,7 +138,8 @@ pub fn load_geo(
     let sources: Vec<_> = table
         .sources
         .iter()
-        .map(|s| json!({ "file": s.path, "format": s.format.to_string(), "bytes": s.bytes, "rows": s.rows }))
+        .zip(&digests)
+        .map(|(s, (sha256, size))| json!({ "file": s.path, "format": s.format.to_string(), "bytes": size, "sha256": sha256, "rows": s.rows }))
         .collect();
     let mut details = json!({ "sources": sources, "prefixes_v4": loaded.prefixes_v4, "prefixes_v6": loaded.prefixes_v6 });
     if let Some(note) = note {

@@ -64,6 +64,12 @@ pub fn detach(ctx: &Ctx, args: DetachArgs) -> anyhow::Result<()> {
     if pinned {
         kernel::detach(&ctx.pin_dir, &args.interface, args.netns.as_deref())?;
     }
+    let mode = session
+        .state
+        .attachments
+        .iter()
+        .find(|a| a.interface == args.interface && a.netns == args.netns)
+        .map(|a| a.mode.clone());
     let mut new = session.state.clone();
     new.attachments
         .retain(|a| !(a.interface == args.interface && a.netns == args.netns));
@@ -71,7 +77,7 @@ pub fn detach(ctx: &Ctx, args: DetachArgs) -> anyhow::Result<()> {
     crate::state::audit(
         &ctx.state_dir,
         "detach",
-        json!({ "interface": args.interface, "netns": args.netns }),
+        json!({ "interface": args.interface, "netns": args.netns, "mode": mode }),
     )?;
     println!("detached from {}", args.interface);
     Ok(())

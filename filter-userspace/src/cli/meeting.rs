@@ -89,7 +89,8 @@ fn del(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
         let meeting = state.meeting(name)?;
         rules = meeting.rules.len();
         let orders: Vec<&str> = meeting.rules.iter().map(|r| r.order.as_str()).collect();
-        let details = json!({ "meeting": name, "session": meeting.session, "orders": orders });
+        let endpoints: Vec<String> = meeting.endpoints.iter().map(ToString::to_string).collect();
+        let details = json!({ "meeting": name, "session": meeting.session, "endpoints": endpoints, "orders": orders });
         state.meetings.remove(name);
         Ok(details)
     })?;

@@ -3,6 +3,7 @@
 
 mod apply;
 mod args;
+mod audit;
 mod change;
 mod daemon;
 mod docs;
@@ -13,6 +14,7 @@ mod human;
 mod interface;
 mod meeting;
 mod progress;
+mod report;
 mod restore;
 mod rules;
 mod show;
@@ -66,6 +68,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Man(m) => docs::man(&m),
         Command::Apply(a) => apply::apply(&ctx, a),
         Command::Export(e) => export::export(&ctx, e),
+        Command::Audit(a) => audit::run(&ctx, a),
+        Command::Report(r) => report::run(&ctx, r),
     }
 }
 

@@ -57,6 +57,7 @@ pub fn block(ctx: &Ctx, args: BlockArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         issued: crate::state::now(),
         issued_by: operator(),
+        slot: None,
     };
     ctx.change("block", |state| {
         let meeting = state.meeting_mut(&args.name)?;

@@ -76,7 +76,7 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     }
     println!(
         "geofence status on {} at {}",
-        state::host(),
+        crate::audit::host(),
         state::rounded(now)
     );
     println!(
@@ -299,7 +299,7 @@ fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timestamp) -> Val
             .collect::<serde_json::Map<_, _>>()
     });
     json!({
-        "host": state::host(),
+        "host": crate::audit::host(),
         "time": state::rounded(now),
         "pin_dir": ctx.pin_dir,
         "state_dir": ctx.state_dir,

@@ -92,6 +92,7 @@ mod tests {
             decision: None,
             outcome: Outcome {
                 verdict: Verdict::Dropped,
+                rule: None,
                 xdp_action: XDP_DROP,
                 counted: Counted::Session {
                     session: 1,

@@ -112,6 +112,7 @@ mod tests {
             dry_run: false,
             issued: crate::state::now(),
             issued_by: "test".to_string(),
+            slot: None,
         };
         let meeting = Meeting {
             session: 7,

@@ -4,6 +4,7 @@
 mod attach;
 mod geo;
 pub mod probe;
+mod rule_stats;
 mod stats;
 mod sync;
 pub mod test_run;
@@ -21,6 +22,9 @@ pub use geo::activate_generation;
 pub use geo::{
     GeoLoad, MappedTable, active_generation, active_holds, load_lpm_reference, load_table,
     lookup as geo_lookup, lookup_lpm as geo_lookup_lpm, map_active,
+};
+pub use rule_stats::{
+    RuleCounts, read_rule_counts, read_rule_stats, read_rule_stats_of, reset_rule_counts,
 };
 pub use stats::{PassCounts, Stats, TerritoryCounts, read_stats};
 pub use sync::{SyncReport, sync};

@@ -54,12 +54,18 @@ fn desired(state: &State) -> anyhow::Result<Desired> {
         d.flows
             .extend(meeting.flows.iter().map(|f| (f.key(), session)));
         let mut policy = Policy::EMPTY;
-        let territory_rules = meeting.rules.iter().filter(|r| !r.territories.is_empty());
-        for (slot, rule) in territory_rules.enumerate() {
-            if slot >= RULES_PER_SESSION {
-                bail!("meeting has more than {RULES_PER_SESSION} territory rules");
+        // Each rule in its own slot, which its per-rule counters are indexed by; a state
+        // from before slots were recorded gets them here, in order.
+        let mut placed = meeting.clone();
+        crate::rule_slots::assign_meeting(None, &mut placed)?;
+        for rule in &placed.rules {
+            if let Some(slot) = rule
+                .slot
+                .map(usize::from)
+                .filter(|&s| s < RULES_PER_SESSION)
+            {
+                policy.rules[slot] = kernel_rule(rule, &clock);
             }
-            policy.rules[slot] = kernel_rule(rule, &clock);
         }
         if policy != Policy::EMPTY {
             d.policies.insert(session, policy);

@@ -9,6 +9,9 @@
 //! and the territory table is the [`GeoTable`] that `kernel::load_table` loads, looked up by
 //! plain longest-prefix match rather than through the kernel's flattened layout.
 //!
+//! Per-rule accounting: the outcome names the policy slot credited with a dropped or
+//! would-drop packet (the enforcing rule, else the first dry run in slot order).
+//!
 //! Not modelled: a full statistics map (`PassReason::StatsFull`), which depends on what
 //! other packets did before.
 
@@ -81,6 +84,9 @@ pub struct Outcome {
     /// `XDP_DROP` for a drop; `XDP_PASS` otherwise (a would-drop passes).
     pub xdp_action: u32,
     pub counted: Counted,
+    /// The policy slot credited with the packet in the per-rule counters
+    /// (`RULE_COUNTERS`, `RULE_SOURCES`); `None` when no territory rule decided.
+    pub rule: Option<u8>,
 }
 
 impl Outcome {
@@ -89,6 +95,7 @@ impl Outcome {
             verdict: Verdict::Passed,
             xdp_action: XDP_PASS,
             counted: Counted::Reason(reason),
+            rule: None,
         }
     }
 }
@@ -179,6 +186,21 @@ impl ModelMaps {
         now_boot_ns: u64,
     ) -> Verdict {
         self.decision(session, src, territory, now_boot_ns).verdict
+    }
+
+    /// [`ModelMaps::decide`], and the policy slot whose per-rule counters the packet moves:
+    /// the enforcing rule that drops it, else the first dry-run rule that would; `None`
+    /// when an override or nothing decided.
+    pub fn decide_with_rule(
+        &self,
+        session: u32,
+        src: &Address,
+        territory: TerritoryId,
+        now_boot_ns: u64,
+    ) -> (Verdict, Option<u8>) {
+        let decision = self.decision(session, src, territory, now_boot_ns);
+        let slot = decision.deciding_rule().map(|r| r.slot as u8);
+        (decision.verdict, slot)
     }
 }
 

@@ -48,6 +48,7 @@ fn rule(territories: &[&str], prefixes: &[&str], dry_run: bool, expires: Option<
         dry_run,
         issued: crate::state::now(),
         issued_by: "model tests".to_string(),
+        slot: None,
     }
 }
 
@@ -176,12 +177,55 @@ fn session(session: u32, territory: &str, verdict: Verdict, frame: &[u8]) -> Out
             verdict,
             bytes: frame.len() as u64,
         },
+        rule: None,
     }
 }
 
+/// Compares all but the credited rule slot, which `rule_slot_credited` checks.
 fn check(what: &str, bytes: &[u8], want: Outcome) {
     let got = verdict(bytes, &maps(), NOW);
-    assert_eq!(got, want, "{what}");
+    assert_eq!(Outcome { rule: None, ..got }, want, "{what}");
+}
+
+#[test]
+fn rule_slot_credited() {
+    // Slots 0..3: XA dry run, XB enforce, XA enforce, XA dry run; a drop override.
+    let mut m = meeting(
+        7,
+        &["udp:*:46000"],
+        vec![
+            rule(&["XA"], &[], true, None),
+            rule(&["XB"], &[], false, None),
+            rule(&["XA"], &[], false, None),
+            rule(&["XB", "XC"], &["198.51.100.7"], true, None),
+        ],
+    );
+    m.rules[3].slot = Some(5);
+    let mut state = State::default();
+    state.meetings.insert("S".to_string(), m);
+    let maps = ModelMaps::from_state(&state, geo()).expect("derivable");
+    let slot_of = |src: &str| {
+        let bytes = frame(proto::UDP, src, "100.64.0.1:46000").bytes();
+        let o = verdict(&bytes, &maps, NOW);
+        (o.verdict, o.rule)
+    };
+    assert_eq!(
+        slot_of("192.0.2.10:1"),
+        (Verdict::Dropped, Some(2)),
+        "the enforcing XA rule, not the earlier dry run"
+    );
+    assert_eq!(slot_of("198.51.100.9:1"), (Verdict::Dropped, Some(1)));
+    assert_eq!(
+        slot_of("198.51.100.200:1"),
+        (Verdict::WouldDrop, Some(5)),
+        "a stored slot is kept"
+    );
+    assert_eq!(
+        slot_of("198.51.100.7:1"),
+        (Verdict::WouldDrop, None),
+        "an override"
+    );
+    assert_eq!(slot_of("10.0.0.1:1"), (Verdict::Passed, None));
 }
 
 #[test]

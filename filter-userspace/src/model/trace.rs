@@ -297,6 +297,7 @@ pub fn trace(frame: &[u8], maps: &ModelMaps, now_boot_ns: u64) -> Trace {
         session: Some(lookup),
         outcome: Outcome {
             verdict,
+            rule: decision.deciding_rule().map(|r| r.slot as u8),
             xdp_action: if verdict == Verdict::Dropped {
                 XDP_DROP
             } else {

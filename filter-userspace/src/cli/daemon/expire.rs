@@ -96,6 +96,7 @@ mod tests {
             dry_run: false,
             issued: "2026-11-28T10:00:00Z".parse().expect("time"),
             issued_by: "test".into(),
+            slot: None,
         }
     }
 

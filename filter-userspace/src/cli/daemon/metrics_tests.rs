@@ -17,6 +17,7 @@ fn rule(order: &str, territory: &str, expires: Option<&str>) -> Rule {
         dry_run: false,
         issued: "2026-11-28T10:00:00Z".parse().expect("time"),
         issued_by: "test".into(),
+        slot: None,
     }
 }
 

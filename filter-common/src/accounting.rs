@@ -1,0 +1,165 @@
+//! Per-rule accounting: packets and bytes each rule slot dropped (or would have dropped),
+//! and a HyperLogLog sketch of how many distinct sources it blocked, without storing any
+//! address.
+//!
+//! Both maps are indexed by [`rule_index`] = `session * RULES_PER_SESSION + slot`. The
+//! sketch is [`SKETCH_REGISTERS`] registers of one byte: a source's 16-byte address (IPv4
+//! mapped, see [`crate::maps`]) is hashed by [`hash_address`]; the hash's top
+//! [`SKETCH_INDEX_BITS`] bits pick a register and [`rank`] of the rest is kept if it is
+//! higher than the register's value. Kernel, userspace estimator and tests share these
+//! functions so that all three derive the same registers from the same address.
+
+use crate::{maps::Address, maps::capacity::MAX_SESSIONS, policy::RULES_PER_SESSION};
+
+/// Registers per sketch: a standard error of about 1.04 / √64 ≈ 13%.
+pub const SKETCH_REGISTERS: usize = 64;
+/// Hash bits that pick the register.
+pub const SKETCH_INDEX_BITS: u32 = 6;
+
+/// Entries of `RULE_COUNTERS` and `RULE_SOURCES`: every slot of every session id.
+pub const RULE_ENTRIES: u32 = MAX_SESSIONS * RULES_PER_SESSION as u32;
+
+/// [`crate::policy`] slot value meaning "no rule gave the verdict" (an override did, or
+/// nothing matched).
+pub const NO_RULE: u32 = u32::MAX;
+
+/// Packets and bytes a rule dropped (enforce) or would have dropped (dry run); per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleCounters {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Distinct-source sketch of one rule: HyperLogLog registers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceSketch {
+    pub registers: [u8; SKETCH_REGISTERS],
+}
+
+impl SourceSketch {
+    pub const EMPTY: SourceSketch = SourceSketch {
+        registers: [0; SKETCH_REGISTERS],
+    };
+
+    /// Adds one address (what the kernel does per counted packet).
+    pub fn add(&mut self, addr: &Address) {
+        let (register, rank) = register_and_rank(hash_address(addr));
+        if rank > self.registers[register] {
+            self.registers[register] = rank;
+        }
+    }
+}
+
+/// The maps' index of `(session, slot)`, if both are in range.
+#[inline(always)]
+pub fn rule_index(session: u32, slot: u32) -> Option<u32> {
+    if session >= MAX_SESSIONS || slot >= RULES_PER_SESSION as u32 {
+        return None;
+    }
+    Some(session * RULES_PER_SESSION as u32 + slot)
+}
+
+/// The finalizer of MurmurHash3: every input bit affects every output bit.
+#[inline(always)]
+const fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// A 64-bit hash of a 16-byte address.
+#[inline(always)]
+pub fn hash_address(addr: &Address) -> u64 {
+    let mut hi = [0u8; 8];
+    let mut lo = [0u8; 8];
+    hi.copy_from_slice(&addr[..8]);
+    lo.copy_from_slice(&addr[8..]);
+    let h = mix64(u64::from_le_bytes(hi) ^ 0x9e37_79b9_7f4a_7c15);
+    mix64(h ^ u64::from_le_bytes(lo))
+}
+
+/// Position of the first 1 bit after the index bits, counted from 1; 59 when all of them
+/// are zero.
+#[inline(always)]
+pub fn rank(hash: u64) -> u8 {
+    let rest = hash << SKETCH_INDEX_BITS;
+    if rest == 0 {
+        return (64 - SKETCH_INDEX_BITS + 1) as u8;
+    }
+    (rest.leading_zeros() + 1) as u8
+}
+
+/// Which register a hash updates, and with what rank.
+#[inline(always)]
+pub fn register_and_rank(hash: u64) -> (usize, u8) {
+    (
+        (hash >> (64 - SKETCH_INDEX_BITS)) as usize & (SKETCH_REGISTERS - 1),
+        rank(hash),
+    )
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: repr(C), Copy, no padding, no pointers.
+    unsafe impl aya::Pod for super::RuleCounters {}
+    unsafe impl aya::Pod for super::SourceSketch {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maps::v4_mapped;
+
+    #[test]
+    fn index_covers_every_slot_once() {
+        assert_eq!(rule_index(0, 0), Some(0));
+        assert_eq!(rule_index(1, 0), Some(8));
+        assert_eq!(rule_index(MAX_SESSIONS - 1, 7), Some(RULE_ENTRIES - 1));
+        assert_eq!(rule_index(MAX_SESSIONS, 0), None);
+        assert_eq!(rule_index(1, 8), None);
+        assert_eq!(rule_index(1, NO_RULE), None);
+    }
+
+    #[test]
+    fn rank_counts_leading_zeros_after_the_index() {
+        assert_eq!(rank(0), 59);
+        assert_eq!(rank(u64::MAX), 1);
+        assert_eq!(rank(1 << 57), 1, "the first bit after the index");
+        assert_eq!(rank(1 << 56), 2);
+        assert_eq!(rank(1), 58);
+        assert_eq!(register_and_rank(u64::MAX).0, 63);
+        assert_eq!(register_and_rank(0).0, 0);
+    }
+
+    #[test]
+    fn hash_spreads_neighbouring_addresses() {
+        let a = hash_address(&v4_mapped([192, 0, 2, 1]));
+        let b = hash_address(&v4_mapped([192, 0, 2, 2]));
+        assert_ne!(a, b);
+        assert!((a ^ b).count_ones() > 16, "{a:x} {b:x}");
+        let mut used = [false; SKETCH_REGISTERS];
+        for i in 0..=255u8 {
+            used[register_and_rank(hash_address(&v4_mapped([10, 0, 0, i]))).0] = true;
+        }
+        assert!(
+            used.iter().filter(|u| **u).count() > 50,
+            "256 addresses reach most registers"
+        );
+    }
+
+    #[test]
+    fn sketch_keeps_the_highest_rank() {
+        let mut s = SourceSketch::EMPTY;
+        let addr = v4_mapped([198, 51, 100, 7]);
+        s.add(&addr);
+        let (register, rank) = register_and_rank(hash_address(&addr));
+        assert_eq!(s.registers[register], rank);
+        let before = s;
+        s.add(&addr);
+        assert_eq!(s, before, "the same address again changes nothing");
+    }
+}

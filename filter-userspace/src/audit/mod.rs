@@ -1,0 +1,253 @@
+//! The audit trail: `audit.jsonl` in the state directory, one change per line, each line
+//! chained to the one before by a SHA-256 hash so that an edited, removed or reordered
+//! entry is detected by [`verify`].
+//!
+//! A line is a JSON object with `seq` (1, 2, ...), `time`, `operator`, `host`, `action`,
+//! `details`, `prev` (the previous entry's `hash`, 64 zeros for the first) and `hash`, the
+//! SHA-256 of the canonical serialization of every other field ([`canonical`]: keys sorted,
+//! no whitespace). Appends happen under the state lock, so seq and prev cannot race.
+
+mod head;
+mod query;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    fs,
+    io::{Read as _, Seek as _, SeekFrom, Write as _},
+    os::unix::fs::OpenOptionsExt as _,
+    path::Path,
+};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+
+pub use head::HEAD_FILE;
+pub use query::{Filter, mentions_order, parse_since};
+pub use verify::{Problem, verify};
+
+/// The file name in the state directory.
+pub const AUDIT_FILE: &str = "audit.jsonl";
+
+/// `prev` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One line of the audit trail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    /// RFC 3339, to the second.
+    pub time: String,
+    pub operator: String,
+    pub host: String,
+    pub action: String,
+    pub details: Value,
+    pub prev: String,
+    pub hash: String,
+}
+
+impl Entry {
+    /// The hash this entry must carry: over every field but `hash`.
+    pub fn compute_hash(&self) -> String {
+        let body = serde_json::json!({
+            "seq": self.seq,
+            "time": self.time,
+            "operator": self.operator,
+            "host": self.host,
+            "action": self.action,
+            "details": self.details,
+            "prev": self.prev,
+        });
+        sha256_hex(canonical(&body).as_bytes())
+    }
+
+    /// The entry's time, if it parses.
+    pub fn timestamp(&self) -> Option<jiff::Timestamp> {
+        self.time.parse().ok()
+    }
+}
+
+/// JSON with object keys sorted at every level and no whitespace: the same value always
+/// gives the same bytes, whatever order its keys were built in.
+pub fn canonical(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// The SHA-256 and size of a file, streamed.
+pub fn file_digest(path: &Path) -> anyhow::Result<(String, u64)> {
+    let cannot = || format!("{}: cannot read", path.display());
+    let mut file = fs::File::open(path).with_context(cannot)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).with_context(cannot)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex(&hasher.finalize()), size))
+}
+
+/// Where the chain continues: after the last line that is an entry. A line cut short or a
+/// legacy line after it is skipped; `verify` reports it, so the break stays visible.
+fn chain_tail(text: &str) -> (u64, String) {
+    text.lines()
+        .rev()
+        .find_map(|line| parse_line(line).ok())
+        .map_or((1, GENESIS.to_string()), |entry| {
+            (entry.seq + 1, entry.hash)
+        })
+}
+
+/// Appends one entry, chained to the last, and syncs the file. The caller holds the state
+/// lock.
+pub fn append(dir: &Path, action: &str, details: Value) -> anyhow::Result<Entry> {
+    let path = dir.join(AUDIT_FILE);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let (seq, prev) = chain_tail(&text);
+    let mut entry = Entry {
+        seq,
+        time: crate::state::now().to_string(),
+        operator: crate::state::operator(),
+        host: host(),
+        action: action.to_string(),
+        details,
+        prev,
+        hash: String::new(),
+    };
+    entry.hash = entry.compute_hash();
+    let mut line = serde_json::to_string(&entry).context("serializing the audit entry")?;
+    // A line cut short by a crash must not swallow this entry.
+    if !text.is_empty() && !text.ends_with('\n') {
+        line.insert(0, '\n');
+    }
+    line.push('\n');
+    file.seek(SeekFrom::End(0))
+        .and_then(|_| file.write_all(line.as_bytes()))
+        .and_then(|()| file.sync_data())
+        .with_context(|| format!("appending to {}", path.display()))?;
+    head::write(dir, &entry)?;
+    Ok(entry)
+}
+
+/// Every entry of the trail, in file order. A line that is not a chained entry is an error
+/// naming it; run [`verify`] for the full diagnosis.
+pub fn read(dir: &Path) -> anyhow::Result<Vec<Entry>> {
+    let path = dir.join(AUDIT_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry = parse_line(line)
+            .map_err(|why| anyhow::anyhow!("{} line {}: {why}", path.display(), i + 1))?;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// One line as an entry, or why it is not one.
+pub(crate) fn parse_line(line: &str) -> Result<Entry, String> {
+    let value: Value = serde_json::from_str(line)
+        .map_err(|e| format!("not a complete JSON object ({e}); truncated or edited"))?;
+    let Value::Object(map) = &value else {
+        return Err("not a JSON object".to_string());
+    };
+    if !map.contains_key("hash") {
+        return Err(
+            "no `hash`: a legacy entry written before the audit trail was hash-chained \
+             (move the old lines to another file to start a verifiable trail)"
+                .to_string(),
+        );
+    }
+    serde_json::from_value(value.clone()).map_err(|e| format!("not an audit entry: {e}"))
+}
+
+/// A details object with `key` added (details that are not an object are wrapped).
+pub fn with_field(details: Value, key: &str, value: Value) -> Value {
+    let mut map = match details {
+        Value::Object(map) => map,
+        Value::Null => Map::new(),
+        other => {
+            let mut map = Map::new();
+            map.insert("details".to_string(), other);
+            map
+        }
+    };
+    map.insert(key.to_string(), value);
+    Value::Object(map)
+}
+
+/// The machine acting, for records people read.
+pub fn host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".to_string())
+}

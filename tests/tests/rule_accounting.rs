@@ -1,0 +1,420 @@
+//! Per-rule accounting end to end: CLI changes (in process, through `geofence::cli::run`)
+//! set up meetings and rules, packets from many sources run through the program with
+//! BPF_PROG_TEST_RUN, and the per-rule counters, the audit trail's final counts and the
+//! transparency report must add up.
+//!
+//! Needs root (BPF and bpffs); skipped otherwise.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aya::programs::{TestRun as _, TestRunOptions, Xdp};
+use clap::Parser as _;
+use geofence::audit;
+use geofence::kernel::{self, Kernel, RuleCounts};
+use geofence::report;
+use geofence::state::State;
+use geofence_tests::packet::Packet;
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const RELAY: &str = "100.64.0.1:40000";
+const GEO_CSV: &str = "\
+192.0.2.0,192.0.2.255,XA
+198.51.100.0,198.51.100.255,XB
+203.0.113.0,203.0.113.255,XC
+";
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A pin directory and a state directory of one test, removed on drop.
+struct Dirs {
+    pin: PathBuf,
+    state: PathBuf,
+}
+
+impl Dirs {
+    fn new(tag: &str) -> Dirs {
+        let id = format!(
+            "gf-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let state = std::env::temp_dir().join(&id);
+        std::fs::create_dir_all(&state).expect("state dir");
+        Dirs {
+            pin: Path::new("/sys/fs/bpf").join(id),
+            state,
+        }
+    }
+
+    /// Runs `geofence ARGS` in process; it must succeed.
+    fn geofence(&self, args: &[&str]) {
+        let mut argv = vec!["geofence", "--pin-dir"];
+        argv.push(self.pin.to_str().expect("utf-8 pin dir"));
+        argv.push("--state-dir");
+        argv.push(self.state.to_str().expect("utf-8 state dir"));
+        argv.extend_from_slice(args);
+        let cli = geofence::cli::Cli::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("geofence {args:?}: {e}"));
+        if let Err(e) = geofence::cli::run(cli) {
+            panic!("geofence {args:?} failed: {e:#}");
+        }
+    }
+
+    fn session(&self, meeting: &str) -> u32 {
+        State::load(&self.state).expect("state").meetings[meeting].session
+    }
+
+    fn slot(&self, meeting: &str, order: &str) -> u8 {
+        let state = State::load(&self.state).expect("state");
+        let rule = state.meetings[meeting]
+            .rules
+            .iter()
+            .find(|r| r.order == order)
+            .unwrap_or_else(|| panic!("no rule under {order}"));
+        rule.slot.expect("a territory rule holds a slot")
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state);
+        if let Ok(entries) = std::fs::read_dir(&self.pin) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&self.pin);
+    }
+}
+
+/// The program loaded from the pinned maps the CLI uses.
+struct Program(Kernel);
+
+impl Program {
+    fn load(dirs: &Dirs) -> Program {
+        let mut kernel = Kernel::open(&dirs.pin).expect("opening the pinned maps");
+        let prog: &mut Xdp = kernel
+            .ebpf
+            .program_mut(kernel::PROGRAM)
+            .expect("the geofence program")
+            .try_into()
+            .expect("an XDP program");
+        prog.load().expect("loading the XDP program");
+        Program(kernel)
+    }
+
+    /// Sends `per_source` packets from each of `sources` to the relay's port 40000;
+    /// returns the frame length.
+    fn send(&self, sources: &[SocketAddr], per_source: usize, want: u32) -> u64 {
+        self.send_to(RELAY, sources, per_source, want)
+    }
+
+    fn send_to(&self, relay: &str, sources: &[SocketAddr], per_source: usize, want: u32) -> u64 {
+        let prog: &Xdp = self
+            .0
+            .ebpf
+            .program(kernel::PROGRAM)
+            .expect("the geofence program")
+            .try_into()
+            .expect("an XDP program");
+        let relay: SocketAddr = relay.parse().expect("relay");
+        let mut len = 0;
+        for src in sources {
+            let frame = Packet::udp(*src, relay).build();
+            len = frame.len() as u64;
+            for _ in 0..per_source {
+                let run = prog
+                    .test_run(TestRunOptions {
+                        data_in: Some(&frame.bytes),
+                        ..TestRunOptions::new()
+                    })
+                    .expect("BPF_PROG_TEST_RUN");
+                assert_eq!(run.return_value, want, "XDP action for a packet from {src}");
+            }
+        }
+        len
+    }
+
+    fn counts(&self, session: u32, slot: u8) -> RuleCounts {
+        kernel::read_rule_counts(&self.0, session, slot).expect("reading rule counts")
+    }
+}
+
+/// `n` distinct sources in `a.b.c.0/24`, from host 1 up, with varying ports.
+fn sources(net: [u8; 3], n: u8) -> Vec<SocketAddr> {
+    (1..=n)
+        .map(|h| SocketAddr::from(([net[0], net[1], net[2], h], 50_000 + u16::from(h))))
+        .collect()
+}
+
+/// Within the sketch's tolerance (three standard errors of 13%, at least 2).
+fn close(estimate: u64, truth: u64) -> bool {
+    estimate.abs_diff(truth) as f64 <= (0.39 * truth as f64).max(2.0)
+}
+
+fn root(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: needs root (BPF_PROG_TEST_RUN and bpffs)");
+        return false;
+    }
+    geofence_tests::sys::ensure_bpffs().expect("bpffs on /sys/fs/bpf");
+    true
+}
+
+/// Loads the fixture table and a meeting `m` on udp:*:40000.
+fn setup(tag: &str) -> Dirs {
+    let dirs = Dirs::new(tag);
+    let csv = dirs.state.join("geo.csv");
+    std::fs::write(&csv, GEO_CSV).expect("csv");
+    dirs.geofence(&["geo", "load", csv.to_str().expect("utf-8")]);
+    dirs.geofence(&["meeting", "add", "m", "--endpoint", "udp:*:40000"]);
+    dirs
+}
+
+#[test]
+fn rule_counters_follow_rules_through_changes() {
+    if !root("rule_counters_follow_rules_through_changes") {
+        return;
+    }
+    let dirs = setup("rule-acct");
+    dirs.geofence(&["block", "m", "--territory", "XA", "--order", "ORD-A"]);
+    dirs.geofence(&[
+        "block",
+        "m",
+        "--territory",
+        "XB",
+        "--order",
+        "ORD-B",
+        "--dry-run",
+    ]);
+    let session = dirs.session("m");
+    let (slot_a, slot_b) = (dirs.slot("m", "ORD-A"), dirs.slot("m", "ORD-B"));
+    assert_eq!((slot_a, slot_b), (0, 1));
+    let program = Program::load(&dirs);
+
+    let len = program.send(&sources([192, 0, 2], 40), 3, XDP_DROP);
+    program.send(&sources([198, 51, 100], 25), 2, XDP_PASS);
+    program.send(&sources([203, 0, 113], 5), 1, XDP_PASS);
+    let a = program.counts(session, slot_a);
+    let b = program.counts(session, slot_b);
+    eprintln!("ORD-A: {a:?}\nORD-B: {b:?}");
+    assert_eq!((a.packets, a.bytes), (120, 120 * len));
+    assert_eq!(
+        (b.packets, b.bytes),
+        (50, 50 * len),
+        "a dry run counts would-drops"
+    );
+    assert!(
+        close(a.distinct_sources, 40),
+        "40 sources, estimated {}",
+        a.distinct_sources
+    );
+    assert!(
+        close(b.distinct_sources, 25),
+        "25 sources, estimated {}",
+        b.distinct_sources
+    );
+
+    let started = std::time::Instant::now();
+    let all = kernel::read_rule_stats(&program.0).expect("all rule stats");
+    eprintln!("read_rule_stats over every slot: {:?}", started.elapsed());
+    let keys: Vec<(u32, u8)> = all.keys().copied().collect();
+    assert_eq!(keys, [(session, slot_a), (session, slot_b)]);
+    let state = State::load(&dirs.state).expect("state");
+    let of_state = kernel::read_rule_stats_of(&program.0, &state).expect("rule stats of the state");
+    assert_eq!(of_state, all, "the per-rule read agrees with the full scan");
+
+    // Lifting ORD-A records its final counts and frees the slot; ORD-B keeps its counts.
+    dirs.geofence(&["unblock", "m", "--territory", "XA"]);
+    let last = audit::read(&dirs.state)
+        .expect("audit")
+        .pop()
+        .expect("an entry");
+    assert_eq!(last.action, "unblock");
+    let removed = &last.details["rules_removed"][0];
+    assert_eq!(removed["order"], "ORD-A");
+    assert_eq!(removed["counts"]["packets"], 120);
+    assert_eq!(removed["counts"]["bytes"], 120 * len);
+    assert_eq!(removed["counts"]["distinct_sources"], a.distinct_sources);
+    let registers = removed["counts"]["registers"].as_str().expect("registers");
+    assert_eq!(
+        geofence::sketch::registers_from_hex(registers),
+        Some(a.registers),
+        "the registers recorded reproduce the estimate"
+    );
+    assert!(
+        program.counts(session, slot_a).is_zero(),
+        "a freed slot is zeroed"
+    );
+    assert_eq!(program.counts(session, slot_b).packets, 50);
+
+    // A new rule takes the free slot and starts from zero; ORD-B stays where it was.
+    dirs.geofence(&["block", "m", "--territory", "XC", "--order", "ORD-C"]);
+    assert_eq!(dirs.slot("m", "ORD-C"), slot_a);
+    assert_eq!(dirs.slot("m", "ORD-B"), slot_b);
+    program.send(&sources([192, 0, 2], 3), 1, XDP_PASS);
+    program.send(&sources([203, 0, 113], 12), 1, XDP_DROP);
+    let c = program.counts(session, slot_a);
+    assert_eq!(c.packets, 12, "only packets since ORD-C began: {c:?}");
+    assert!(
+        close(c.distinct_sources, 12),
+        "12 sources, estimated {}",
+        c.distinct_sources
+    );
+
+    // Deleting the meeting ends every rule, with counts, in one entry.
+    dirs.geofence(&["meeting", "del", "m"]);
+    let last = audit::read(&dirs.state)
+        .expect("audit")
+        .pop()
+        .expect("an entry");
+    let removed = last.details["rules_removed"]
+        .as_array()
+        .expect("removed rules");
+    let counted: Vec<(String, u64)> = removed
+        .iter()
+        .map(|r| {
+            (
+                r["order"].as_str().unwrap_or_default().to_string(),
+                r["counts"]["packets"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counted,
+        [("ORD-B".to_string(), 50), ("ORD-C".to_string(), 12)]
+    );
+    assert!(
+        kernel::read_rule_stats(&program.0)
+            .expect("stats")
+            .is_empty()
+    );
+    assert_eq!(audit::verify(&dirs.state).expect("verify"), Ok(7));
+}
+
+#[test]
+fn report_over_a_scripted_scenario() {
+    if !root("report_over_a_scripted_scenario") {
+        return;
+    }
+    let dirs = setup("report");
+    dirs.geofence(&["meeting", "add", "n", "--endpoint", "udp:*:41000"]);
+    dirs.geofence(&[
+        "block",
+        "m",
+        "--territory",
+        "XA",
+        "--order",
+        "ORD-A",
+        "--for",
+        "2h",
+    ]);
+    dirs.geofence(&["block", "n", "--territory", "XA", "--order", "ORD-A"]);
+    dirs.geofence(&[
+        "block",
+        "m",
+        "--territory",
+        "XB",
+        "--order",
+        "ORD-B",
+        "--dry-run",
+    ]);
+    dirs.geofence(&["block", "n", "--prefix", "203.0.113.9", "--order", "ORD-P"]);
+    let program = Program::load(&dirs);
+    let len = program.send(&sources([192, 0, 2], 30), 2, XDP_DROP);
+    // n sees 20 of the same XA sources: ORD-A's union is 30 sources, not 50.
+    program.send_to("100.64.0.1:41000", &sources([192, 0, 2], 20), 1, XDP_DROP);
+    program.send(&sources([198, 51, 100], 10), 3, XDP_PASS);
+    program.send_to("100.64.0.1:41000", &sources([203, 0, 113], 8), 1, XDP_PASS);
+    let prefix = "203.0.113.9:1000".parse().expect("address");
+    program.send_to("100.64.0.1:41000", &[prefix], 1, XDP_DROP);
+    dirs.geofence(&["unblock", "m", "--territory", "XA"]);
+    // After the unblock, m's XA packets pass and count for nobody.
+    program.send(&sources([192, 0, 2], 5), 1, XDP_PASS);
+
+    let now = jiff::Timestamp::now();
+    let hour = jiff::SignedDuration::from_hours(1);
+    let (from, to) = (now - hour, now + hour);
+    let r = report::report_from(&dirs.state, Some(&program.0), "", from, to).expect("report");
+    eprintln!("{}", report::markdown(&r));
+
+    assert_eq!(r.provenance.chain, "intact");
+    assert_eq!(r.provenance.audit_entries, 8);
+    assert_eq!(
+        r.orders.keys().collect::<Vec<_>>(),
+        ["ORD-A", "ORD-B", "ORD-P"]
+    );
+    let a = &r.orders["ORD-A"];
+    assert_eq!((a.rules, a.packets, a.bytes), (2, 80, 80 * len));
+    assert_eq!(a.meetings.iter().collect::<Vec<_>>(), ["m", "n"]);
+    assert!(
+        close(a.distinct_sources, 30),
+        "ORD-A: 30 distinct sources, estimated {}",
+        a.distinct_sources
+    );
+    let b = &r.orders["ORD-B"];
+    assert_eq!(
+        (b.packets, b.bytes),
+        (30, 30 * len),
+        "dry run: would-drop packets"
+    );
+    assert!(
+        close(b.distinct_sources, 10),
+        "ORD-B: 10 sources, estimated {}",
+        b.distinct_sources
+    );
+    assert_eq!(
+        r.orders["ORD-P"].uncounted_rules, 1,
+        "a prefix rule is not counted per rule"
+    );
+    assert_eq!(r.territories["XA"].rules, 2);
+    assert_eq!(
+        r.territories["XB"].orders.iter().collect::<Vec<_>>(),
+        ["ORD-B"]
+    );
+
+    let m_a = r
+        .rules
+        .iter()
+        .find(|x| x.life.order == "ORD-A" && x.life.meeting == "m")
+        .expect("ORD-A on m");
+    assert_eq!(m_a.status, "removed");
+    let counts = m_a.life.counts.as_ref().expect("final counts");
+    assert_eq!(counts.packets, 60);
+    assert!(counts.source.starts_with("audit seq "), "{}", counts.source);
+    assert!(m_a.life.expires.is_some());
+    let n_a = r
+        .rules
+        .iter()
+        .find(|x| x.life.order == "ORD-A" && x.life.meeting == "n")
+        .expect("ORD-A on n");
+    assert_eq!(
+        (
+            n_a.status.as_str(),
+            n_a.life
+                .counts
+                .as_ref()
+                .map(|c| (c.packets, c.source.as_str()))
+        ),
+        ("in force", Some((20, "live")))
+    );
+    assert!(
+        n_a.seconds_in_force <= 3600 + 60,
+        "in force since the block, minutes ago"
+    );
+
+    let csv = report::csv(&r);
+    assert_eq!(
+        csv.lines().count(),
+        1 + 4,
+        "header and one row per rule:\n{csv}"
+    );
+    let md = report::markdown(&r);
+    assert!(
+        md.contains("## What was not done") && md.contains("| ORD-A |"),
+        "{md}"
+    );
+}

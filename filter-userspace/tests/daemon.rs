@@ -4,11 +4,13 @@
 
 mod common;
 mod daemon_support;
+mod frames;
 
 use std::{fs, net::Ipv4Addr};
 
 use common::{Dirs, root_with_bpffs};
-use daemon_support::{Daemon, Netns, run_packet, udp_frame, value};
+use daemon_support::{Daemon, Netns, value};
+use frames::{Program, XDP_DROP, XDP_PASS, close, hosts, udp_frame};
 use geofence::kernel;
 
 const GEO_CSV: &str = "192.0.2.0,192.0.2.255,XA\n198.51.100.0,198.51.100.255,XB\n";
@@ -103,7 +105,8 @@ fn metrics_show_meetings_counters_and_the_table() {
         40000,
         100,
     );
-    assert_eq!(run_packet(&d, &frame), 1, "XDP_DROP");
+    let program = Program::load(&d.pin);
+    assert_eq!(program.run(&frame), XDP_DROP);
     let dropped = [
         ("meeting", "A"),
         ("territory", "XA"),
@@ -123,7 +126,7 @@ fn metrics_show_meetings_counters_and_the_table() {
         9,
         10,
     );
-    assert_eq!(run_packet(&d, &stray), 2, "XDP_PASS");
+    assert_eq!(program.run(&stray), XDP_PASS);
     daemon.wait_for(
         "geofence_unclassified_packets_total",
         &[("reason", "no_session")],
@@ -144,6 +147,115 @@ fn metrics_show_meetings_counters_and_the_table() {
 
     let (head, _) = daemon.get("/nothing-here");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn metrics_show_what_each_rule_dropped_and_from_how_many_sources() {
+    if !root_with_bpffs("metrics_show_what_each_rule_dropped_and_from_how_many_sources") {
+        return;
+    }
+    let d = Dirs::new("drules");
+    set_up(&d);
+    d.ok(&["block", "A", "--territory", "XA", "--order", "ORD-A"]);
+    d.ok(&[
+        "block",
+        "B",
+        "--territory",
+        "XB",
+        "--order",
+        "ORD-B",
+        "--dry-run",
+    ]);
+    let daemon = Daemon::start(&d);
+    let ord_a = [("meeting", "A"), ("order", "ORD-A"), ("mode", "enforce")];
+    let ord_b = [("meeting", "B"), ("order", "ORD-B"), ("mode", "dry-run")];
+    // Before any packet: listed, at zero.
+    daemon.wait_for("geofence_rule_packets_total", &ord_a, 0.0);
+
+    // 30 sources in XA, 2 frames each, to meeting A: dropped. 6 in XB, 3 each, to B:
+    // passed under the dry run, counted as would-drop. XA to B and XB to A: no rule.
+    let program = Program::load(&d.pin);
+    let len = program.send(&hosts([192, 0, 2], 10, 30), 40000, 2, XDP_DROP);
+    program.send(&hosts([198, 51, 100], 10, 6), 41000, 3, XDP_PASS);
+    program.send(&hosts([192, 0, 2], 200, 4), 41000, 1, XDP_PASS);
+    program.send(&hosts([198, 51, 100], 200, 4), 40000, 1, XDP_PASS);
+
+    let scrape = daemon.wait_for("geofence_rule_packets_total", &ord_a, 60.0);
+    assert_eq!(
+        value(&scrape, "geofence_rule_bytes_total", &ord_a),
+        Some((60 * len) as f64)
+    );
+    assert_eq!(
+        value(&scrape, "geofence_rule_packets_total", &ord_b),
+        Some(18.0)
+    );
+    assert_eq!(
+        value(&scrape, "geofence_rule_bytes_total", &ord_b),
+        Some((18 * len) as f64)
+    );
+    for (labels, truth) in [(&ord_a, 30), (&ord_b, 6)] {
+        let estimate = value(&scrape, "geofence_rule_distinct_sources", labels)
+            .unwrap_or_else(|| panic!("no distinct-source estimate for {labels:?}"));
+        assert!(
+            close(estimate, truth),
+            "{labels:?}: estimated {estimate} distinct sources, sent from {truth}"
+        );
+    }
+    let types = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .map(|s| format!("{:?}", s.value))
+    };
+    assert!(
+        types("geofence_rule_packets_total").is_some_and(|t| t.starts_with("Counter")),
+        "{:?}",
+        types("geofence_rule_packets_total")
+    );
+    assert!(
+        types("geofence_rule_distinct_sources").is_some_and(|t| t.starts_with("Gauge")),
+        "{:?}",
+        types("geofence_rule_distinct_sources")
+    );
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn scrapes_follow_maps_replaced_by_restore() {
+    if !root_with_bpffs("scrapes_follow_maps_replaced_by_restore") {
+        return;
+    }
+    let d = Dirs::new("drestore");
+    set_up(&d);
+    d.ok(&["block", "A", "--territory", "XA", "--order", "ORD-A"]);
+    let daemon = Daemon::start(&d);
+    let ord_a = [("meeting", "A"), ("order", "ORD-A"), ("mode", "enforce")];
+    Program::load(&d.pin).send(&hosts([192, 0, 2], 10, 5), 40000, 1, XDP_DROP);
+    daemon.wait_for("geofence_rule_packets_total", &ord_a, 5.0);
+
+    // As after a reboot: the pins are gone, and restore makes new maps.
+    for entry in fs::read_dir(&d.pin).expect("pin dir").flatten() {
+        fs::remove_file(entry.path()).expect("unpinning");
+    }
+    daemon.wait_for("geofence_maps_pinned", &[], 0.0);
+    d.ok(&["restore"]);
+    Program::load(&d.pin).send(&hosts([192, 0, 2], 20, 2), 40000, 1, XDP_DROP);
+    // Maps kept open from before would still say 5.
+    let scrape = daemon.wait_for("geofence_rule_packets_total", &ord_a, 2.0);
+    assert_eq!(
+        value(
+            &scrape,
+            "geofence_packets_total",
+            &[
+                ("meeting", "A"),
+                ("territory", "XA"),
+                ("verdict", "dropped")
+            ]
+        ),
+        Some(2.0)
+    );
     assert!(daemon.terminate().success());
 }
 

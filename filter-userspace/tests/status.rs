@@ -2,14 +2,17 @@
 //! ends the command quietly.
 
 mod common;
+mod frames;
 
 use std::{
+    os::unix::process::CommandExt as _,
     process::{Command, Stdio},
     thread::sleep,
     time::Duration,
 };
 
 use common::{Dirs, root_with_bpffs};
+use frames::{Program, XDP_DROP, close, hosts};
 
 fn scene(tag: &str) -> Dirs {
     let d = Dirs::new(tag);
@@ -142,4 +145,151 @@ fn a_closed_pipe_ends_status_quietly() {
     let out = child.wait_with_output().expect("waiting for geofence");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "status panicked: {stderr}");
+}
+
+/// The number after `~` in `~12 sources`.
+fn estimate_in(line: &str) -> f64 {
+    line.split('~')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("no estimate in {line:?}"))
+}
+
+#[test]
+fn status_and_stats_show_what_each_rule_dropped() {
+    if !root_with_bpffs("status_and_stats_show_what_each_rule_dropped") {
+        return;
+    }
+    let d = scene("status-rules");
+    // 20 sources of XA (203.0.113.7, the exception, is not among them), 3 frames each,
+    // to town-hall: dropped under ORD-1.
+    let program = Program::load(&d.pin);
+    let len = program.send(&hosts([203, 0, 113], 20, 20), 40000, 3, XDP_DROP);
+    let bytes = 60 * len;
+
+    let text = d.ok(&["status"]);
+    let line = text
+        .lines()
+        .find(|l| l.contains("order ORD-1"))
+        .unwrap_or_else(|| panic!("no ORD-1 line:\n{text}"));
+    let human_bytes = format!("{:.1} KiB", bytes as f64 / 1024.0);
+    assert!(
+        line.contains(&format!("dropped    60 pkts {human_bytes} ~")),
+        "{line}"
+    );
+    assert!(close(estimate_in(line), 20), "{line}");
+    assert!(!text.contains("rules show no counts"), "{text}");
+
+    let v: serde_json::Value =
+        serde_json::from_str(&d.ok(&["status", "--json"])).expect("status --json is JSON");
+    let town = v["meetings"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == "town-hall"))
+        .unwrap_or_else(|| panic!("town-hall in {v}"));
+    let ord1 = &town["rules"][0];
+    assert_eq!(ord1["order"], "ORD-1", "{town}");
+    assert_eq!(ord1["packets"], 60, "{ord1}");
+    assert_eq!(ord1["bytes"], bytes, "{ord1}");
+    let estimate = ord1["distinct_sources"].as_f64().expect("an estimate");
+    assert!(close(estimate, 20), "{ord1}");
+    assert!(v["rule_counters_unavailable"].is_null(), "{v}");
+
+    let v: serde_json::Value =
+        serde_json::from_str(&d.ok(&["stats", "--json"])).expect("stats --json is JSON");
+    let rules = v["rules"].as_array().expect("a rules list");
+    let ord1 = rules
+        .iter()
+        .find(|r| r["order"] == "ORD-1")
+        .unwrap_or_else(|| panic!("ORD-1 in {v}"));
+    assert_eq!(ord1["meeting"], "town-hall");
+    assert_eq!(ord1["territories"][0], "XA");
+    assert_eq!(ord1["mode"], "enforce");
+    assert_eq!(ord1["packets"], 60, "{ord1}");
+    assert_eq!(ord1["bytes"], bytes, "{ord1}");
+    assert!(close(
+        ord1["distinct_sources"].as_f64().expect("an estimate"),
+        20
+    ));
+    let ord3 = rules
+        .iter()
+        .find(|r| r["order"] == "ORD-3")
+        .unwrap_or_else(|| panic!("ORD-3 in {v}"));
+    assert_eq!(
+        (ord3["meeting"].as_str(), &ord3["packets"]),
+        (Some("standup"), &0.into())
+    );
+
+    // One meeting: only its rules.
+    let v: serde_json::Value =
+        serde_json::from_str(&d.ok(&["stats", "standup", "--json"])).expect("JSON");
+    let orders: Vec<&str> = v["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["order"].as_str())
+        .collect();
+    assert_eq!(orders, ["ORD-3"], "{v}");
+
+    let text = d.ok(&["stats"]);
+    let row = text
+        .lines()
+        .find(|l| l.contains("ORD-1"))
+        .unwrap_or_else(|| panic!("no ORD-1 row:\n{text}"));
+    let words: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        words[..5],
+        ["town-hall", "ORD-1", "XA", "enforce", "60"],
+        "{row}"
+    );
+    assert_eq!(words[5], bytes.to_string(), "{row}");
+    assert!(close(estimate_in(row), 20), "{row}");
+}
+
+#[test]
+fn without_root_status_says_once_that_rules_have_no_counts() {
+    if !root_with_bpffs("without_root_status_says_once_that_rules_have_no_counts") {
+        return;
+    }
+    let d = scene("status-noroot");
+    // The state as an unprivileged operator may read it.
+    for path in [&d.state, &d.state.join("state.json")] {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .expect("chmod");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_geofence"))
+        .arg("--pin-dir")
+        .arg(&d.pin)
+        .arg("--state-dir")
+        .arg(&d.state)
+        .arg("status")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("running geofence as nobody");
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() && text.is_empty() {
+        // The binary or the state may be out of nobody's reach (a private target dir):
+        // that is the environment, not status.
+        eprintln!(
+            "skipping without_root_status_says_once_that_rules_have_no_counts: \
+             nobody cannot run it here: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.matches("counters need root").count(),
+        // The rules' note and the totals.
+        2,
+        "{text}"
+    );
+    assert_eq!(text.matches("rules show no counts").count(), 1, "{text}");
+    assert!(!text.contains(" pkts ~"), "{text}");
+    assert!(
+        text.contains("order ORD-2            dry-run  no expiry"),
+        "{text}"
+    );
 }

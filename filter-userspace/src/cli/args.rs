@@ -81,11 +81,12 @@ pub enum Command {
     ///
     /// Example: geofence allow town-hall --prefix 192.0.2.77
     Allow(AllowArgs),
-    /// Show interfaces, the territory table, meetings and their rules.
+    /// Show interfaces, the territory table, meetings and their rules with what each
+    /// rule dropped.
     ///
     /// Example: geofence status --json
     Status(StatusArgs),
-    /// Show packet and byte counters per meeting and territory.
+    /// Show packet and byte counters per meeting and territory, and per rule.
     ///
     /// Example: geofence stats town-hall --json
     Stats(StatsArgs),

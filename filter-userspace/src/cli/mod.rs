@@ -16,6 +16,7 @@ mod meeting;
 mod progress;
 mod report;
 mod restore;
+mod rule_view;
 mod rules;
 mod show;
 mod status;

@@ -4,10 +4,14 @@ use serde_json::{Value, json};
 
 use filter_common::{PassReason, Verdict};
 
-use super::{args::StatsArgs, change::Ctx};
+use super::{
+    args::StatsArgs,
+    change::Ctx,
+    rule_view::{self, RuleCounters},
+};
 use crate::{
     kernel::{self, Kernel, Stats},
-    state::State,
+    state::{Meeting, State},
     territory::Territory,
 };
 
@@ -44,12 +48,13 @@ pub fn stats(ctx: &Ctx, args: StatsArgs) -> anyhow::Result<()> {
     }
     let kernel = Kernel::open(&ctx.pin_dir)?;
     let stats = kernel::read_stats(&kernel)?;
-    let meetings: Vec<(&String, u32)> = state
+    let rule_counts = RuleCounters::read(&kernel, &state)?;
+    let selected: Vec<(&String, &Meeting)> = state
         .meetings
         .iter()
         .filter(|(name, _)| args.name.as_ref().is_none_or(|n| n == *name))
-        .map(|(name, m)| (name, m.session))
         .collect();
+    let meetings: Vec<(&String, u32)> = selected.iter().map(|(n, m)| (*n, m.session)).collect();
     if args.json {
         let mut reasons = serde_json::Map::new();
         for r in PassReason::ALL {
@@ -61,6 +66,7 @@ pub fn stats(ctx: &Ctx, args: StatsArgs) -> anyhow::Result<()> {
                 "session": session,
                 "territories": counts_json(&stats, *session),
             })).collect::<Vec<_>>(),
+            "rules": rules_json(&selected, &rule_counts),
             "pass_reasons": reasons,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -91,5 +97,60 @@ pub fn stats(ctx: &Ctx, args: StatsArgs) -> anyhow::Result<()> {
     if args.name.is_none() {
         println!("passed unclassified: {}", pass_reasons(&stats, ", "));
     }
+    print_rules(&selected, &rule_counts);
     Ok(())
+}
+
+/// Every rule of the selected meetings with what it dropped (or would have, in dry run).
+fn rules_json(meetings: &[(&String, &Meeting)], counts: &RuleCounters) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (name, m) in meetings {
+        for (index, rule) in m.rules.iter().enumerate() {
+            let mut entry = json!({
+                "meeting": name,
+                "order": rule.order,
+                "territories": rule.territories.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "prefixes": rule.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "mode": rule_view::mode(rule),
+            });
+            if let (Some(e), Value::Object(c)) = (
+                entry.as_object_mut(),
+                rule_view::counts_json(counts.of(name, index)),
+            ) {
+                e.extend(c);
+            }
+            out.push(entry);
+        }
+    }
+    out
+}
+
+fn print_rules(meetings: &[(&String, &Meeting)], counts: &RuleCounters) {
+    if meetings.iter().all(|(_, m)| m.rules.is_empty()) {
+        return;
+    }
+    println!();
+    println!(
+        "{:<20} {:<16} {:<24} {:<8} {:>12} {:>14} {:>8}",
+        "MEETING", "ORDER", "TARGETS", "MODE", "PACKETS", "BYTES", "SOURCES"
+    );
+    for (name, m) in meetings {
+        for (index, rule) in m.rules.iter().enumerate() {
+            let head = format!(
+                "{name:<20} {:<16} {:<24} {:<8}",
+                rule.order,
+                rule.targets(),
+                rule_view::mode(rule)
+            );
+            match counts.of(name, index) {
+                Some(c) => println!(
+                    "{head} {:>12} {:>14} {:>8}",
+                    c.packets,
+                    c.bytes,
+                    format!("~{}", c.distinct_sources)
+                ),
+                None => println!("{head} {:>36}", rule_view::NOT_COUNTED),
+            }
+        }
+    }
 }

@@ -3,24 +3,35 @@
 //! what they dropped, and the totals.
 
 use jiff::Timestamp;
-use serde_json::{Value, json};
 
 use filter_common::{PassReason, Verdict};
 
-use super::{args::StatusArgs, change::Ctx, geo::generation_name, human};
+use super::{
+    args::StatusArgs,
+    change::Ctx,
+    geo::generation_name,
+    human,
+    rule_view::{self, RuleCounters},
+};
 use crate::{
     kernel::{self, Kernel, Stats},
-    state::{self, Meeting, State},
+    state::{self, Meeting, Rule, State},
 };
 
-/// Counters, or why there are none.
+#[path = "status_json.rs"]
+mod json;
+
+/// Counters, or why there are none. Per-rule counters can fail alone (said once).
 enum Counters {
-    Read(Stats),
+    Read {
+        stats: Stats,
+        rules: Result<RuleCounters, String>,
+    },
     Unavailable(String),
 }
 
 impl Counters {
-    fn read(ctx: &Ctx) -> Counters {
+    fn read(ctx: &Ctx, state: &State) -> Counters {
         if !nix::unistd::geteuid().is_root() {
             return Counters::Unavailable("counters need root (run with sudo)".into());
         }
@@ -30,16 +41,42 @@ impl Counters {
                 ctx.pin_dir.display()
             ));
         }
-        match Kernel::open(&ctx.pin_dir).and_then(|k| kernel::read_stats(&k)) {
-            Ok(stats) => Counters::Read(stats),
+        let kernel = match Kernel::open(&ctx.pin_dir) {
+            Ok(kernel) => kernel,
+            Err(e) => return Counters::Unavailable(format!("counters unreadable: {e:#}")),
+        };
+        match kernel::read_stats(&kernel) {
+            Ok(stats) => Counters::Read {
+                stats,
+                rules: RuleCounters::read(&kernel, state)
+                    .map_err(|e| format!("per-rule counters unreadable: {e:#}")),
+            },
             Err(e) => Counters::Unavailable(format!("counters unreadable: {e:#}")),
         }
     }
 
     fn stats(&self) -> Option<&Stats> {
         match self {
-            Counters::Read(stats) => Some(stats),
+            Counters::Read { stats, .. } => Some(stats),
             Counters::Unavailable(_) => None,
+        }
+    }
+
+    fn rules(&self) -> Option<&RuleCounters> {
+        match self {
+            Counters::Read { rules: Ok(r), .. } => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Why rules show no counts, if they don't.
+    fn rules_missing(&self) -> Option<&str> {
+        match self {
+            Counters::Read { rules: Ok(_), .. } => None,
+            Counters::Read {
+                rules: Err(why), ..
+            }
+            | Counters::Unavailable(why) => Some(why),
         }
     }
 }
@@ -65,12 +102,12 @@ fn all_total(stats: &Stats, verdict: Verdict) -> (u64, u64) {
 
 pub fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     let state = State::load(&ctx.state_dir)?;
-    let counters = Counters::read(ctx);
+    let counters = Counters::read(ctx, &state);
     let now = Timestamp::now();
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&as_json(ctx, &state, &counters, now))?
+            serde_json::to_string_pretty(&json::as_json(ctx, &state, &counters, now))?
         );
         return Ok(());
     }
@@ -89,7 +126,7 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     println!();
     print_table(&state, now);
     println!();
-    print_meetings(&state, counters.stats(), now);
+    print_meetings(&state, &counters, now);
     println!();
     print_totals(&counters);
     Ok(())
@@ -141,7 +178,7 @@ fn print_table(state: &State, now: Timestamp) {
     }
 }
 
-fn print_meetings(state: &State, stats: Option<&Stats>, now: Timestamp) {
+fn print_meetings(state: &State, counters: &Counters, now: Timestamp) {
     let rules = state.meetings.values().flat_map(|m| &m.rules);
     let in_force = rules.clone().filter(|r| !r.expired(now)).count();
     let dry = rules
@@ -156,15 +193,42 @@ fn print_meetings(state: &State, stats: Option<&Stats>, now: Timestamp) {
     if state.meetings.is_empty() {
         println!("  none (geofence meeting add NAME --endpoint PROTO:ADDR:PORT)");
     }
+    let any_rule = state.meetings.values().any(|m| !m.rules.is_empty());
+    if let Some(why) = counters.rules_missing().filter(|_| any_rule) {
+        // Once here rather than on every rule.
+        println!("  (rules show no counts: {why})");
+    }
+    // One column for every rule's counts, as wide as the widest.
+    let width = state
+        .meetings
+        .iter()
+        .flat_map(|(name, m)| (0..m.rules.len()).map(move |i| (name, m, i)))
+        .filter_map(|(name, m, i)| counts_cell(counters, name, &m.rules[i], i))
+        .map(|cell| cell.chars().count())
+        .max()
+        .unwrap_or(0);
     for (name, m) in &state.meetings {
-        print_meeting(name, m, stats, now);
+        print_meeting(name, m, counters, width, now);
     }
 }
 
-fn print_meeting(name: &str, m: &Meeting, stats: Option<&Stats>, now: Timestamp) {
+/// What a rule dropped, as `dropped  1,234 pkts 1.2 MiB ~37 sources`; `None` when no
+/// counters were read (said once above the meetings).
+fn counts_cell(counters: &Counters, meeting: &str, rule: &Rule, index: usize) -> Option<String> {
+    counters.rules().map(|r| match r.of(meeting, index) {
+        Some(c) => format!(
+            "{:<10} {}",
+            rule_view::verb(rule),
+            rule_view::counts_text(c)
+        ),
+        None => rule_view::NOT_COUNTED.to_string(),
+    })
+}
+
+fn print_meeting(name: &str, m: &Meeting, counters: &Counters, width: usize, now: Timestamp) {
     let endpoints: Vec<String> = m.endpoints.iter().map(ToString::to_string).collect();
     println!("  {name} (session {}): {}", m.session, endpoints.join(" "));
-    if let Some(stats) = stats {
+    if let Some(stats) = counters.stats() {
         let (dp, db) = meeting_total(stats, m.session, Verdict::Dropped);
         let (wp, wb) = meeting_total(stats, m.session, Verdict::WouldDrop);
         let (pp, pb) = meeting_total(stats, m.session, Verdict::Passed);
@@ -181,15 +245,19 @@ fn print_meeting(name: &str, m: &Meeting, stats: Option<&Stats>, now: Timestamp)
     for flow in &m.flows {
         println!("    flow  {flow}");
     }
-    for rule in &m.rules {
-        let mode = if rule.dry_run { "dry-run" } else { "enforce" };
+    for (index, rule) in m.rules.iter().enumerate() {
+        // Like xdp-filter's hit counters: what the rule did, in a column of its own. The
+        // issue time stays in --json and the audit trail, to keep the line on one screen.
+        let counted = counts_cell(counters, name, rule, index)
+            .map(|cell| format!("{cell:<width$}   "))
+            .unwrap_or_default();
         println!(
-            "    block {:<20} order {:<16} {mode:<8} {}   by {} at {}",
+            "    block {:<20} order {:<16} {:<8} {:<41}  {counted}by {}",
             rule.targets(),
             rule.order,
+            rule_view::mode(rule),
             human::expiry(rule.expires, now),
             rule.issued_by,
-            rule.issued
         );
     }
     for prefix in &m.allows {
@@ -199,7 +267,7 @@ fn print_meeting(name: &str, m: &Meeting, stats: Option<&Stats>, now: Timestamp)
 
 fn print_totals(counters: &Counters) {
     let stats = match counters {
-        Counters::Read(stats) => stats,
+        Counters::Read { stats, .. } => stats,
         Counters::Unavailable(why) => {
             println!("Totals: {why}");
             return;
@@ -237,80 +305,4 @@ fn print_totals(counters: &Counters) {
     } else {
         println!("{line}   ({})", reasons.join(", "));
     }
-}
-
-fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timestamp) -> Value {
-    let stats = counters.stats();
-    let totals = |s: &Stats, session: Option<u32>| {
-        let mut out = serde_json::Map::new();
-        for v in Verdict::ALL {
-            let (packets, bytes) = match session {
-                Some(id) => meeting_total(s, id, v),
-                None => all_total(s, v),
-            };
-            out.insert(
-                v.name().to_string(),
-                json!({"packets": packets, "bytes": bytes}),
-            );
-        }
-        Value::Object(out)
-    };
-    let interfaces: Vec<Value> = state
-        .attachments
-        .iter()
-        .map(|a| {
-            json!({
-                "interface": a.interface,
-                "netns": a.netns,
-                "mode": a.mode,
-                "attached": a.attached,
-                "link_pinned": kernel::link_pinned(&ctx.pin_dir, &a.interface, a.netns.as_deref()),
-            })
-        })
-        .collect();
-    let meetings: Vec<Value> = state
-        .meetings
-        .iter()
-        .map(|(name, m)| {
-            json!({
-                "name": name,
-                "session": m.session,
-                "endpoints": m.endpoints.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "flows": m.flows.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "rules": m.rules.iter().map(|r| json!({
-                    "order": r.order,
-                    "territories": r.territories.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "prefixes": r.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "mode": if r.dry_run { "dry-run" } else { "enforce" },
-                    "expires": r.expires,
-                    "expired": r.expired(now),
-                    "issued": r.issued,
-                    "issued_by": r.issued_by,
-                })).collect::<Vec<_>>(),
-                "allows": m.allows.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "counters": stats.map(|s| totals(s, Some(m.session))),
-            })
-        })
-        .collect();
-    let pass_reasons = stats.map(|s| {
-        PassReason::ALL
-            .iter()
-            .map(|r| (r.name().to_string(), json!(s.pass_reasons[*r as usize])))
-            .collect::<serde_json::Map<_, _>>()
-    });
-    json!({
-        "host": crate::audit::host(),
-        "time": state::rounded(now),
-        "pin_dir": ctx.pin_dir,
-        "state_dir": ctx.state_dir,
-        "interfaces": interfaces,
-        "table": state.geo,
-        "meetings": meetings,
-        "totals": stats.map(|s| totals(s, None)),
-        "pass_reasons": pass_reasons,
-        "counters_unavailable": match counters {
-            Counters::Read(_) => None,
-            Counters::Unavailable(why) => Some(why.as_str()),
-        },
-    })
 }

@@ -1,17 +1,14 @@
-//! What the daemon tests share: a running daemon and its scrapes, packets through the
-//! program, a network namespace.
+//! What the daemon tests share: a running daemon and its scrapes, a network namespace.
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
-    net::{Ipv4Addr, TcpStream},
+    net::TcpStream,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex, mpsc},
     thread,
     time::{Duration, Instant},
 };
 
-use aya::programs::{TestRun as _, TestRunOptions, Xdp};
-use geofence::kernel::{self, Kernel};
 use prometheus_parse::{Scrape, Value};
 
 use crate::common::Dirs;
@@ -167,46 +164,6 @@ pub fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
             _ => f64::NAN,
         })
-}
-
-/// An Ethernet + IPv4 + UDP frame with `payload` bytes.
-pub fn udp_frame(src: Ipv4Addr, dst: Ipv4Addr, dport: u16, payload: usize) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
-    let total = u16::try_from(20 + 8 + payload).expect("small");
-    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    let sum = ip
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum::<u32>();
-    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&50000u16.to_be_bytes());
-    f.extend_from_slice(&dport.to_be_bytes());
-    f.extend_from_slice(&(total - 20).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend(std::iter::repeat_n(0xab, payload));
-    f
-}
-
-/// Runs `frame` through the pinned maps' program with BPF_PROG_TEST_RUN; the XDP action.
-pub fn run_packet(d: &Dirs, frame: &[u8]) -> u32 {
-    let mut kernel = Kernel::open(&d.pin).expect("opening the maps");
-    let prog: &mut Xdp = kernel
-        .ebpf
-        .program_mut(kernel::PROGRAM)
-        .expect("the geofence program")
-        .try_into()
-        .expect("an XDP program");
-    prog.load().expect("loading the XDP program");
-    let run = prog.test_run(TestRunOptions {
-        data_in: Some(frame),
-        ..TestRunOptions::new()
-    });
-    run.expect("BPF_PROG_TEST_RUN").return_value
 }
 
 /// A network namespace of one test, deleted on drop.

@@ -2,9 +2,7 @@
 //! the kernel's counters and active table, and what this daemon did (reloads, expiries).
 //!
 //! Reading is lock-free: the state file is replaced atomically and the maps are read-only
-//! here, so a scrape never waits for a change. Per-rule kernel series (drops per rule,
-//! distinct sources) slot in as one more field of [`KernelView`] and one more family in
-//! [`render`], labelled like `geofence_rule_expiry_timestamp_seconds` (meeting, order).
+//! here, so a scrape never waits for a change. Per-rule series are in [`rule_metrics`].
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -13,10 +11,12 @@ use jiff::Timestamp;
 
 use super::{
     exposition::{Exposition, Kind},
+    kernel_cache::KernelCache,
+    rule_metrics,
     status::DaemonStatus,
 };
 use crate::{
-    kernel::{self, Kernel, Stats},
+    kernel::{self, Kernel, RuleCounts, Stats},
     state::State,
     territory::Territory,
 };
@@ -26,6 +26,8 @@ pub struct KernelView {
     pub stats: Stats,
     /// The table generation packets use (0 = A, 1 = B).
     pub generation: u32,
+    /// The counts of the state's rules, by `(session, slot)`.
+    pub rules: BTreeMap<(u32, u8), RuleCounts>,
 }
 
 /// Everything one scrape shows, read at one moment.
@@ -40,16 +42,23 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads the state and the maps; a part that cannot be read is logged and left out,
     /// and `geofence_up` says so.
-    pub fn read(pin_dir: &Path, state_dir: &Path, daemon: DaemonStatus) -> Snapshot {
+    pub fn read(
+        pin_dir: &Path,
+        state_dir: &Path,
+        maps: &KernelCache,
+        daemon: DaemonStatus,
+    ) -> Snapshot {
         let state = State::load(state_dir)
             .inspect_err(|e| log::error!("metrics: reading the state: {e:#}"))
             .ok();
         // Opening the maps creates them when they are missing; a scrape must not.
         let maps_pinned = Kernel::exists(pin_dir);
-        let kernel = maps_pinned.then(|| read_kernel(pin_dir)).and_then(|r| {
-            r.inspect_err(|e| log::error!("metrics: reading the maps: {e:#}"))
-                .ok()
-        });
+        let kernel = maps_pinned
+            .then(|| maps.read(pin_dir, |k| read_kernel(k, state.as_ref())))
+            .and_then(|r| {
+                r.inspect_err(|e| log::error!("metrics: reading the maps: {e:#}"))
+                    .ok()
+            });
         Snapshot {
             state,
             kernel,
@@ -60,11 +69,15 @@ impl Snapshot {
     }
 }
 
-fn read_kernel(pin_dir: &Path) -> anyhow::Result<KernelView> {
-    let kernel = Kernel::open(pin_dir)?;
+fn read_kernel(kernel: &Kernel, state: Option<&State>) -> anyhow::Result<KernelView> {
     Ok(KernelView {
-        stats: kernel::read_stats(&kernel)?,
-        generation: kernel::active_generation(&kernel)?,
+        stats: kernel::read_stats(kernel)?,
+        generation: kernel::active_generation(kernel)?,
+        rules: match state {
+            // A read per rule of the state, not a scan of every slot.
+            Some(state) => kernel::read_rule_stats_of(kernel, state)?,
+            None => BTreeMap::new(),
+        },
     })
 }
 
@@ -225,6 +238,7 @@ fn render_counters(e: &mut Exposition, state: &State, kernel: &KernelView) {
             kernel.stats.pass_reasons[reason as usize],
         );
     }
+    rule_metrics::render(e, state, &kernel.rules);
 }
 
 fn render_daemon(e: &mut Exposition, s: &Snapshot) {

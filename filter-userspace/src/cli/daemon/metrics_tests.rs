@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use filter_common::{accounting::SourceSketch, maps::v4_mapped};
+
 use super::*;
 use crate::{
     kernel::TerritoryCounts,
@@ -18,6 +20,20 @@ fn rule(order: &str, territory: &str, expires: Option<&str>) -> Rule {
         issued: "2026-11-28T10:00:00Z".parse().expect("time"),
         issued_by: "test".into(),
         slot: None,
+    }
+}
+
+/// Counts of `packets` packets of 100 bytes from the sources `from..to` (10.0.0.x).
+fn rule_counts(packets: u64, from: u32, to: u32) -> RuleCounts {
+    let mut sketch = SourceSketch::EMPTY;
+    for i in from..to {
+        sketch.add(&v4_mapped((0x0a00_0000 + i).to_be_bytes()));
+    }
+    RuleCounts {
+        packets,
+        bytes: packets * 100,
+        distinct_sources: crate::sketch::estimate_count(&sketch.registers),
+        registers: sketch.registers,
     }
 }
 
@@ -54,6 +70,15 @@ fn snapshot() -> Snapshot {
         kernel: Some(KernelView {
             stats,
             generation: 1,
+            // Slots as sync placed these slot-less rules: 0 and 1 are both ORD-1 XA, with
+            // overlapping sources (0..20 and 10..30: 30 distinct); 2 is ORD-2.
+            rules: BTreeMap::from([
+                ((1, 0), rule_counts(4, 0, 20)),
+                ((1, 1), rule_counts(6, 10, 30)),
+                ((1, 2), rule_counts(3, 100, 103)),
+                // A slot no rule of the state holds: not shown.
+                ((1, 7), rule_counts(50, 0, 1)),
+            ]),
         }),
         maps_pinned: true,
         daemon: super::super::status::Shared::new().get(),
@@ -79,9 +104,16 @@ fn a_scrape_shows_named_counters_expiries_and_reasons() {
             "missing {line:?} in:\n{text}"
         );
     }
-    assert_eq!(text.matches("order=\"ORD-1\"").count(), 1, "{text}");
+    let expiries_of_ord1 = text
+        .lines()
+        .filter(|l| l.starts_with("geofence_rule_expiry_timestamp_seconds{"))
+        .filter(|l| l.contains("order=\"ORD-1\""))
+        .count();
+    assert_eq!(expiries_of_ord1, 1, "{text}");
     assert!(
-        !text.contains("ORD-3"),
+        !text.contains(
+            "geofence_rule_expiry_timestamp_seconds{meeting=\"town-hall\",order=\"ORD-3\""
+        ),
         "a rule without expiry has no expiry series"
     );
     assert_eq!(
@@ -104,4 +136,34 @@ fn without_maps_the_state_still_shows_and_up_is_0() {
     );
     assert!(text.contains("geofence_meeting_rules{meeting=\"town-hall\"} 3"));
     assert!(!text.contains("geofence_packets_total{"), "{text}");
+}
+
+#[test]
+fn rule_series_add_counts_and_merge_sketches_per_order() {
+    let text = render(&snapshot());
+    let ord1 = "{meeting=\"town-hall\",order=\"ORD-1\",mode=\"enforce\"}";
+    let ord2 = "{meeting=\"town-hall\",order=\"ORD-2\",mode=\"enforce\"}";
+    for line in [
+        format!("geofence_rule_packets_total{ord1} 10"),
+        format!("geofence_rule_bytes_total{ord1} 1000"),
+        format!("geofence_rule_packets_total{ord2} 3"),
+        format!("geofence_rule_distinct_sources{ord2} 3"),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    // The union of the two sketches, not the sum of the estimates (40).
+    let merged: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("geofence_rule_distinct_sources{ord1} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no merged estimate in:\n{text}"));
+    assert!((merged - 30.0).abs() <= 30.0 * 0.39, "estimate {merged}");
+    assert!(
+        !text.contains("ORD-3\",mode"),
+        "ORD-3 holds a slot without counts"
+    );
+    assert!(!text.lines().any(|l| l.ends_with(" 50")), "{text}");
 }

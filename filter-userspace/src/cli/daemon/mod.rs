@@ -9,8 +9,10 @@
 mod expire;
 mod exposition;
 mod http;
+mod kernel_cache;
 mod logger;
 mod metrics;
+mod rule_metrics;
 mod status;
 mod watch;
 
@@ -71,15 +73,17 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
     // Scrapes read the maps in blocking threads; a few at a time is plenty, and a burst of
     // connections cannot start hundreds of threads.
     let scrapes = Arc::new(tokio::sync::Semaphore::new(2));
+    let maps = Arc::new(kernel_cache::KernelCache::default());
     let scrape = {
         let (ctx, status) = (ctx.clone(), status.clone());
         move || {
             let (ctx, status, scrapes) = (ctx.clone(), status.clone(), scrapes.clone());
+            let maps = maps.clone();
             async move {
                 let _permit = scrapes.acquire_owned().await;
                 let rendered = tokio::task::spawn_blocking(move || {
                     let snapshot =
-                        metrics::Snapshot::read(&ctx.pin_dir, &ctx.state_dir, status.get());
+                        metrics::Snapshot::read(&ctx.pin_dir, &ctx.state_dir, &maps, status.get());
                     metrics::render(&snapshot)
                 })
                 .await;

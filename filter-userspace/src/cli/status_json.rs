@@ -1,0 +1,99 @@
+//! `geofence status --json`: the same as the screen, every rule with its counts.
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use filter_common::{PassReason, Verdict};
+
+use super::{Counters, all_total, meeting_total};
+use crate::{
+    cli::{change::Ctx, rule_view},
+    kernel::{self, Stats},
+    state::{self, State},
+};
+
+pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timestamp) -> Value {
+    let stats = counters.stats();
+    let rule_counts = |meeting: &str, index: usize| {
+        rule_view::counts_json(counters.rules().and_then(|r| r.of(meeting, index)))
+    };
+    let totals = |s: &Stats, session: Option<u32>| {
+        let mut out = serde_json::Map::new();
+        for v in Verdict::ALL {
+            let (packets, bytes) = match session {
+                Some(id) => meeting_total(s, id, v),
+                None => all_total(s, v),
+            };
+            out.insert(
+                v.name().to_string(),
+                json!({"packets": packets, "bytes": bytes}),
+            );
+        }
+        Value::Object(out)
+    };
+    let interfaces: Vec<Value> = state
+        .attachments
+        .iter()
+        .map(|a| {
+            json!({
+                "interface": a.interface,
+                "netns": a.netns,
+                "mode": a.mode,
+                "attached": a.attached,
+                "link_pinned": kernel::link_pinned(&ctx.pin_dir, &a.interface, a.netns.as_deref()),
+            })
+        })
+        .collect();
+    let meetings: Vec<Value> = state
+        .meetings
+        .iter()
+        .map(|(name, m)| {
+            json!({
+                "name": name,
+                "session": m.session,
+                "endpoints": m.endpoints.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "flows": m.flows.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "rules": m.rules.iter().enumerate().map(|(i, r)| {
+                    let mut rule = json!({
+                        "order": r.order,
+                        "territories": r.territories.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "prefixes": r.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "mode": rule_view::mode(r),
+                        "expires": r.expires,
+                        "expired": r.expired(now),
+                        "issued": r.issued,
+                        "issued_by": r.issued_by,
+                    });
+                    if let (Some(rule), Value::Object(counts)) = (rule.as_object_mut(), rule_counts(name, i)) {
+                        rule.extend(counts);
+                    }
+                    rule
+                }).collect::<Vec<_>>(),
+                "allows": m.allows.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "counters": stats.map(|s| totals(s, Some(m.session))),
+            })
+        })
+        .collect();
+    let pass_reasons = stats.map(|s| {
+        PassReason::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), json!(s.pass_reasons[*r as usize])))
+            .collect::<serde_json::Map<_, _>>()
+    });
+    json!({
+        "host": crate::audit::host(),
+        "time": state::rounded(now),
+        "pin_dir": ctx.pin_dir,
+        "state_dir": ctx.state_dir,
+        "interfaces": interfaces,
+        "table": state.geo,
+        "meetings": meetings,
+        "totals": stats.map(|s| totals(s, None)),
+        "pass_reasons": pass_reasons,
+        "counters_unavailable": match counters {
+            Counters::Read { .. } => None,
+            Counters::Unavailable(why) => Some(why.as_str()),
+        },
+        "rule_counters_unavailable": counters.rules_missing(),
+    })
+}

@@ -134,21 +134,8 @@ impl State {
 
     /// Writes the state so that a crash leaves either the old file or the new one.
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        let path = dir.join(STATE_FILE);
-        let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
         let json = serde_json::to_vec_pretty(self).context("serializing state")?;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        file.write_all(&json)
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
-        Ok(())
+        write_atomic(dir, STATE_FILE, &json)
     }
 
     pub fn meeting(&self, name: &str) -> anyhow::Result<&Meeting> {
@@ -183,6 +170,24 @@ fn unknown_meeting(state: &State, name: &str) -> anyhow::Error {
         let names: Vec<&str> = state.meetings.keys().map(String::as_str).collect();
         anyhow::anyhow!("unknown meeting `{name}` (meetings: {})", names.join(", "))
     }
+}
+
+/// Replaces `dir/name` with `bytes` (mode 0600) so that a crash leaves either the old file
+/// or the new one, never a mix: a synced temporary file renamed over it.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))
 }
 
 /// Creates the state directory (0700) if needed.

@@ -1,7 +1,7 @@
 //! `audit.head`: the seq and hash of the last entry appended, kept beside the trail so that
 //! removing entries from the end — which leaves the chain itself consistent — is detected.
 
-use std::{fs, io::Write as _, os::unix::fs::OpenOptionsExt as _, path::Path};
+use std::{fs, path::Path};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -18,24 +18,12 @@ pub struct Head {
 
 /// Records `entry` as the last one, replacing the file atomically.
 pub fn write(dir: &Path, entry: &Entry) -> anyhow::Result<()> {
-    let path = dir.join(HEAD_FILE);
-    let tmp = dir.join(format!(".{HEAD_FILE}.tmp"));
     let head = Head {
         seq: entry.seq,
         hash: entry.hash.clone(),
     };
     let json = serde_json::to_vec(&head).context("serializing the audit head")?;
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    file.write_all(&json)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))
+    crate::state::write_atomic(dir, HEAD_FILE, &json)
 }
 
 /// What the head says about the trail's end, given its last entry and the next line

@@ -144,6 +144,8 @@ pub mod names {
     pub const GEO6_A: &str = "GEO6_A";
     pub const GEO6_B: &str = "GEO6_B";
     /// The flattened table (see [`crate::geo`]), generations A and B.
+    pub const GEO4_16_A: &str = "GEO4_16_A";
+    pub const GEO4_16_B: &str = "GEO4_16_B";
     pub const GEO4_24_A: &str = "GEO4_24_A";
     pub const GEO4_24_B: &str = "GEO4_24_B";
     pub const GEO4_8_A: &str = "GEO4_8_A";
@@ -163,7 +165,7 @@ pub mod names {
     /// Per rule slot: the distinct-source sketch.
     pub const RULE_SOURCES: &str = "RULE_SOURCES";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 25] = [
+    pub const ALL: [&str; 27] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -173,6 +175,8 @@ pub mod names {
         GEO4_B,
         GEO6_A,
         GEO6_B,
+        GEO4_16_A,
+        GEO4_16_B,
         GEO4_24_A,
         GEO4_24_B,
         GEO4_8_A,

@@ -10,8 +10,8 @@ use filter_common::{
     TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
     accounting::{RULE_ENTRIES, RuleCounters, SourceSketch},
     geo::{
-        Tbl8Group, Tbl24Elem, V4_TBL8_GROUPS, V4_TBL24_ELEMS, V6_INDEX_ELEMS, V6_RANGES,
-        V6_TERRITORY_ELEMS, V6IndexEntry, V6Start, V6TerritoryElem,
+        Tbl8Group, Tbl16Elem, Tbl24Elem, V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL24_ELEMS,
+        V6_INDEX_ELEMS, V6_RANGES, V6_TERRITORY_ELEMS, V6IndexEntry, V6Start, V6TerritoryElem,
     },
     maps::capacity,
 };
@@ -42,6 +42,10 @@ pub static GEO_ACTIVE: Array<u32> = Array::pinned(1, 0);
 // arrays, memory-mappable so that userspace fills a whole generation without a syscall
 // per entry; the program reads them by index, which the kernel inlines.
 
+#[map]
+pub static GEO4_16_A: Array<Tbl16Elem> = Array::pinned(V4_TBL16_ELEMS, BPF_F_MMAPABLE);
+#[map]
+pub static GEO4_16_B: Array<Tbl16Elem> = Array::pinned(V4_TBL16_ELEMS, BPF_F_MMAPABLE);
 #[map]
 pub static GEO4_24_A: Array<Tbl24Elem> = Array::pinned(V4_TBL24_ELEMS, BPF_F_MMAPABLE);
 #[map]

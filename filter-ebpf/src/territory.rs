@@ -12,8 +12,8 @@ use filter_common::{
 
 use crate::{
     maps::{
-        GEO_ACTIVE, GEO4_8_A, GEO4_8_B, GEO4_24_A, GEO4_24_B, GEO4_A, GEO4_B, GEO6_A, GEO6_B,
-        GEO6_IX_A, GEO6_IX_B, GEO6_R_A, GEO6_R_B, GEO6_T_A, GEO6_T_B,
+        GEO_ACTIVE, GEO4_8_A, GEO4_8_B, GEO4_16_A, GEO4_16_B, GEO4_24_A, GEO4_24_B, GEO4_A, GEO4_B,
+        GEO6_A, GEO6_B, GEO6_IX_A, GEO6_IX_B, GEO6_R_A, GEO6_R_B, GEO6_T_A, GEO6_T_B,
     },
     parse::Packet,
 };
@@ -33,9 +33,19 @@ pub fn lookup(packet: &Packet) -> TerritoryId {
     let generation = GEO_ACTIVE.get(0).copied().unwrap_or(0);
     if let Some(addr) = source_v4(packet) {
         return if generation == 0 {
-            geo::lookup_v4(addr, |i| GEO4_24_A.get(i), |g| GEO4_8_A.get(g))
+            geo::lookup_v4(
+                addr,
+                |i| GEO4_16_A.get(i),
+                |i| GEO4_24_A.get(i),
+                |g| GEO4_8_A.get(g),
+            )
         } else {
-            geo::lookup_v4(addr, |i| GEO4_24_B.get(i), |g| GEO4_8_B.get(g))
+            geo::lookup_v4(
+                addr,
+                |i| GEO4_16_B.get(i),
+                |i| GEO4_24_B.get(i),
+                |g| GEO4_8_B.get(g),
+            )
         };
     }
     let s = &packet.src;

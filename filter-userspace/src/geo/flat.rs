@@ -9,10 +9,10 @@
 use std::borrow::Cow;
 
 use filter_common::geo::{
-    self as layout, Tbl8Group, Tbl24Elem, V4_GROUP_FLAG, V4_GROUP_LEN, V4_TBL8_GROUPS,
-    V4_TBL24_ELEMS, V4_TBL24_PER_ELEM, V6_DIRECT, V6_INDEX_BITS, V6_INDEX_ELEMS,
-    V6_MAX_CHUNK_RANGES, V6_RANGES, V6_TERRITORIES_PER_ELEM, V6IndexEntry, V6Start,
-    V6TerritoryElem,
+    self as layout, Tbl8Group, Tbl16Elem, Tbl24Elem, V4_GROUP_FLAG, V4_GROUP_LEN, V4_SPLIT,
+    V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL16_PER_ELEM, V4_TBL24_ELEMS, V4_TBL24_PER_ELEM,
+    V6_DIRECT, V6_INDEX_BITS, V6_INDEX_ELEMS, V6_MAX_CHUNK_RANGES, V6_RANGES,
+    V6_TERRITORIES_PER_ELEM, V6IndexEntry, V6Start, V6TerritoryElem,
 };
 use filter_common::territory::{TERRITORY_UNKNOWN, TerritoryId};
 
@@ -45,9 +45,10 @@ pub enum FlatError {
     BadTerritory(TerritoryId),
 }
 
-/// IPv4 DIR-24-8 arrays: `tbl24` complete, `tbl8` only the groups in use.
+/// IPv4 arrays: `tbl16` and `tbl24` complete, `tbl8` only the groups in use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlatV4 {
+    pub tbl16: Vec<Tbl16Elem>,
     pub tbl24: Vec<Tbl24Elem>,
     pub tbl8: Vec<Tbl8Group>,
 }
@@ -70,6 +71,7 @@ pub struct FlatTable {
 /// Borrowed IPv4 arrays, built or memory-mapped.
 #[derive(Clone, Copy)]
 pub struct FlatV4Ref<'a> {
+    pub tbl16: &'a [Tbl16Elem],
     pub tbl24: &'a [Tbl24Elem],
     pub tbl8: &'a [Tbl8Group],
 }
@@ -87,6 +89,7 @@ impl FlatV4Ref<'_> {
     pub fn lookup(&self, addr: u32) -> TerritoryId {
         layout::lookup_v4(
             addr,
+            |i| self.tbl16.get(i as usize),
             |i| self.tbl24.get(i as usize),
             |g| self.tbl8.get(g as usize),
         )
@@ -109,6 +112,7 @@ impl FlatV6Ref<'_> {
 impl FlatV4 {
     pub fn view(&self) -> FlatV4Ref<'_> {
         FlatV4Ref {
+            tbl16: &self.tbl16,
             tbl24: &self.tbl24,
             tbl8: &self.tbl8,
         }
@@ -180,7 +184,22 @@ pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatErro
         slots[slot] = V4_GROUP_FLAG | tbl8.len() as u16;
         tbl8.push(group);
     }
-    Ok(FlatV4 { tbl24, tbl8 })
+    let tbl16 = whole_16s(&tbl24);
+    Ok(FlatV4 { tbl16, tbl24, tbl8 })
+}
+
+/// `tbl16`: the territory of each /16 whose 256 `tbl24` entries all hold that one
+/// territory (no `tbl8` group), else [`V4_SPLIT`].
+fn whole_16s(tbl24: &[Tbl24Elem]) -> Vec<Tbl16Elem> {
+    let mut tbl16 = vec![[V4_SPLIT; V4_TBL16_PER_ELEM]; V4_TBL16_ELEMS as usize];
+    let entries = tbl24.as_flattened();
+    for (slot, block) in tbl16.as_flattened_mut().iter_mut().zip(entries.chunks(256)) {
+        let first = block[0];
+        if first & V4_GROUP_FLAG == 0 && block.iter().all(|&e| e == first) {
+            *slot = first;
+        }
+    }
+    tbl16
 }
 
 /// The nested prefixes as disjoint ranges covering the whole space: `(start, territory)`,

@@ -215,3 +215,34 @@ fn a_dense_chunk_and_too_many_ranges_are_refused() {
         matches!(err, FlatError::TooManyRanges { needed, .. } if needed == V6_RANGES as usize + 1)
     );
 }
+
+#[test]
+fn tbl16_answers_only_for_a_whole_16() {
+    let p = |a: u32, len: u8| PrefixV4 { addr: a, len };
+    let flat = build(&table(
+        vec![
+            (p(0x0a00_0000, 16), 5), // 10.0/16: whole
+            (p(0x0a01_0000, 17), 6), // 10.1/16: half XB, half unknown
+            (p(0x0a02_0000, 16), 5), // 10.2/16 with a /25 inside: a tbl8 group
+            (p(0x0a02_0300, 25), 6),
+            (p(0x0a04_0000, 14), 7), // 10.4/14: four whole /16s
+            (p(0x0a05_0100, 24), 7), // same territory inside: still whole
+        ],
+        Vec::new(),
+    ))
+    .unwrap();
+    let tbl16 = flat.v4.tbl16.as_flattened();
+    assert_eq!(tbl16[0x0a00], 5);
+    assert_eq!(tbl16[0x0a01], V4_SPLIT);
+    assert_eq!(tbl16[0x0a02], V4_SPLIT);
+    assert_eq!(
+        tbl16[0x0a03], TERRITORY_UNKNOWN,
+        "an empty /16 is whole: unknown"
+    );
+    assert_eq!(&tbl16[0x0a04..0x0a08], &[7; 4]);
+    let v4 = flat.v4.view();
+    assert_eq!(v4.lookup(0x0a01_7fff), 6);
+    assert_eq!(v4.lookup(0x0a01_8000), TERRITORY_UNKNOWN);
+    assert_eq!(v4.lookup(0x0a02_0305), 6);
+    assert_eq!(v4.lookup(0x0a02_0385), 5);
+}

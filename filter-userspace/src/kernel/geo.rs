@@ -18,7 +18,7 @@ use anyhow::{Context as _, bail, ensure};
 use aya::maps::{Array, LpmTrie, Map, MapData, lpm_trie::Key};
 use filter_common::{
     TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
-    geo::{Tbl8Group, Tbl24Elem, V6IndexEntry, V6Start, V6TerritoryElem},
+    geo::{Tbl8Group, Tbl16Elem, Tbl24Elem, V4_SPLIT, V6IndexEntry, V6Start, V6TerritoryElem},
     maps::names,
 };
 
@@ -140,6 +140,7 @@ impl<T> Drop for Mapped<T> {
 
 /// The arrays of one generation of the flattened table, mapped into this process.
 pub struct MappedTable {
+    tbl16: Mapped<Tbl16Elem>,
     tbl24: Mapped<Tbl24Elem>,
     tbl8: Mapped<Tbl8Group>,
     index: Mapped<V6IndexEntry>,
@@ -147,21 +148,36 @@ pub struct MappedTable {
     territories: Mapped<V6TerritoryElem>,
 }
 
-/// Map names of generation 0 (A) or 1 (B): tbl24, tbl8, index, starts, territories.
-fn flat_names(generation: u32) -> [&'static str; 5] {
+/// Map names of generation 0 (A) or 1 (B): tbl16, tbl24, tbl8, index, starts, territories.
+fn flat_names(generation: u32) -> [&'static str; 6] {
     if generation == 0 {
-        let n = [names::GEO4_24_A, names::GEO4_8_A, names::GEO6_IX_A];
-        [n[0], n[1], n[2], names::GEO6_R_A, names::GEO6_T_A]
+        let v4 = [names::GEO4_16_A, names::GEO4_24_A, names::GEO4_8_A];
+        [
+            v4[0],
+            v4[1],
+            v4[2],
+            names::GEO6_IX_A,
+            names::GEO6_R_A,
+            names::GEO6_T_A,
+        ]
     } else {
-        let n = [names::GEO4_24_B, names::GEO4_8_B, names::GEO6_IX_B];
-        [n[0], n[1], n[2], names::GEO6_R_B, names::GEO6_T_B]
+        let v4 = [names::GEO4_16_B, names::GEO4_24_B, names::GEO4_8_B];
+        [
+            v4[0],
+            v4[1],
+            v4[2],
+            names::GEO6_IX_B,
+            names::GEO6_R_B,
+            names::GEO6_T_B,
+        ]
     }
 }
 
 impl MappedTable {
     fn open(kernel: &Kernel, generation: u32, writable: bool) -> anyhow::Result<Self> {
-        let [t24, t8, ix, r, t] = flat_names(generation);
+        let [t16, t24, t8, ix, r, t] = flat_names(generation);
         Ok(MappedTable {
+            tbl16: Mapped::open(kernel, t16, writable)?,
             tbl24: Mapped::open(kernel, t24, writable)?,
             tbl8: Mapped::open(kernel, t8, writable)?,
             index: Mapped::open(kernel, ix, writable)?,
@@ -171,7 +187,8 @@ impl MappedTable {
     }
 
     fn write(&mut self, flat: &FlatTable, generation: u32) -> anyhow::Result<()> {
-        let [t24, t8, ix, r, t] = flat_names(generation);
+        let [t16, t24, t8, ix, r, t] = flat_names(generation);
+        self.tbl16.fill(&flat.v4.tbl16, [V4_SPLIT; _], t16)?;
         self.tbl24.fill(&flat.v4.tbl24, [0; _], t24)?;
         self.tbl8.fill(&flat.v4.tbl8, [0; _], t8)?;
         self.index.fill(&flat.v6.index, [0; _], ix)?;
@@ -182,7 +199,8 @@ impl MappedTable {
     /// Whether this generation answers every lookup as `flat` does: the first stages are
     /// equal, and so is every group and range they can reach.
     fn holds(&self, flat: &FlatTable) -> bool {
-        self.tbl24.as_slice() == flat.v4.tbl24.as_slice()
+        self.tbl16.as_slice() == flat.v4.tbl16.as_slice()
+            && self.tbl24.as_slice() == flat.v4.tbl24.as_slice()
             && self.index.as_slice() == flat.v6.index.as_slice()
             && self.tbl8.starts_with(&flat.v4.tbl8)
             && self.starts.starts_with(&flat.v6.starts)
@@ -203,6 +221,7 @@ impl MappedTable {
 
     pub fn v4(&self) -> FlatV4Ref<'_> {
         FlatV4Ref {
+            tbl16: self.tbl16.as_slice(),
             tbl24: self.tbl24.as_slice(),
             tbl8: self.tbl8.as_slice(),
         }

@@ -595,12 +595,12 @@ fn figures(report: &mut Report, settings: &Settings, full: &Times, small: &Times
                 small_flat.spread()
             ),
             (Some(false), false) => format!(
-                "the relay's lookup is a fixed number of reads at any size (IPv4: tbl24, then \
-                 at most one tbl8 group), so what grows is memory traffic: sources drawn from \
-                 the full table spread over more of the 32 MiB tbl24 and the tbl8 groups and \
-                 miss cache and TLB more often (nested paging in this VM makes TLB misses \
-                 dear); a cache-resident first stage (e.g. 16 bits, 128 KiB) would close it \
-                 at the cost of one more dependent read; the stock trie's own ratio is \
+                "the relay's lookup is a fixed number of reads at any size (IPv4: the 128 KiB \
+                 tbl16, then for split /16s tbl24 and at most one tbl8 group), so what grows is \
+                 memory traffic: sources drawn from the full table fall more often in split \
+                 /16s and spread over more of the 32 MiB tbl24 and the tbl8 groups, missing \
+                 cache and TLB (nested paging in this VM makes TLB misses dear); the stock \
+                 trie's own ratio is \
                  {trie_ratio:.2}; at the full table {}, at the subset {}",
                 flat.spread(),
                 small_flat.spread()

@@ -1,5 +1,6 @@
 //! The verdict for a packet of a session: a matching prefix override wins; otherwise the
-//! session's territory rules. Rules and drop overrides lapse at their expiry.
+//! session's territory rules. Rules and drop overrides lapse at their expiry, and a drop
+//! override is bound to its rule's policy slot.
 
 use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
 use filter_common::{
@@ -39,7 +40,7 @@ fn has_overrides(session: u32) -> bool {
     OVERRIDE_SESSIONS.get(word).is_some_and(|w| w & bit != 0)
 }
 
-/// A verdict and the rule slot that gave it ([`NO_RULE`] for an override or no match).
+/// A verdict and the rule slot that gave it ([`NO_RULE`] for an allow or no match).
 #[derive(Clone, Copy)]
 pub struct Decision {
     pub verdict: Verdict,
@@ -56,10 +57,15 @@ impl Decision {
     }
 }
 
-/// An enforcing rule wins over dry runs; among dry runs the first in slot order is
-/// credited.
+/// A drop override applies only while the policy slot it names holds its rule, in force;
+/// it is then credited to that slot. An allow passes, credited to no rule. Among the
+/// territory rules an enforcing rule wins over dry runs; among dry runs the first in slot
+/// order is credited. A drop override that does not apply (lapsed, or its rule not in
+/// force) leaves the decision to the territory rules.
 #[inline(always)]
 pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Decision {
+    // SAFETY: the map is not preallocated, so an entry is never reused under a reader.
+    let policy = unsafe { POLICIES.get(session) };
     let key = Key::new(
         OVERRIDE_SESSION_BITS + 128,
         OverrideKey {
@@ -67,22 +73,31 @@ pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Decision
             addr: packet.src,
         },
     );
+    let mut now_ns = 0;
     if has_overrides(session)
         && let Some(found) = OVERRIDES.get(&key)
     {
         if found.action == OverrideAction::Allow as u8 {
             return Decision::without_rule(Verdict::Passed);
         }
-        if found.expires_boot_ns == 0 || now() < found.expires_boot_ns {
-            return Decision::without_rule(verdict_for(found.flags));
+        now_ns = now();
+        // The mask keeps the index provably inside the array for the verifier.
+        let slot = found.slot as usize & (RULES_PER_SESSION - 1);
+        if (found.expires_boot_ns == 0 || now_ns < found.expires_boot_ns)
+            && found.slot as usize == slot
+            && let Some(policy) = policy
+            && policy.rules[slot].binds(found.rule_id, now_ns)
+        {
+            return Decision {
+                verdict: verdict_for(policy.rules[slot].flags),
+                slot: slot as u32,
+            };
         }
     }
-    // SAFETY: the map is not preallocated, so an entry is never reused under a reader.
-    let Some(policy) = (unsafe { POLICIES.get(session) }) else {
+    let Some(policy) = policy else {
         return Decision::without_rule(Verdict::Passed);
     };
     let mut decision = Decision::without_rule(Verdict::Passed);
-    let mut now_ns = 0;
     for i in 0..RULES_PER_SESSION {
         let rule = &policy.rules[i];
         if !rule.blocks(territory) {

@@ -87,8 +87,15 @@ fn narrowing_a_rule_keeps_its_slot_and_emptying_it_ends_it() {
     r.territories.clear();
     r.prefixes.push("192.0.2.7".parse().expect("prefix"));
     assign(&narrowed, &mut prefix_only).expect("assign");
-    assert_eq!(slots(&prefix_only), [None]);
-    let ended: Vec<(u32, u8)> = diff(&narrowed, &prefix_only)
+    assert_eq!(
+        slots(&prefix_only),
+        [Some(0)],
+        "a prefix-only rule keeps its slot: its overrides name it"
+    );
+    assert!(diff(&narrowed, &prefix_only).ended_slots().is_empty());
+    let mut gone = prefix_only.clone();
+    gone.meetings.get_mut("m").expect("m").rules.clear();
+    let ended: Vec<(u32, u8)> = diff(&prefix_only, &gone)
         .ended_slots()
         .into_iter()
         .map(|(_, s)| s)

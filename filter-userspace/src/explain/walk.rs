@@ -150,7 +150,16 @@ fn override_step(h: &Headers, state: &State, session: u32, d: &Decision, now: Ti
             None,
         ),
         (false, rule) => {
-            let mode = if hit.value.flags & filter_common::policy::RULE_DRY_RUN != 0 {
+            // The drop names its rule's slot and id: that is the rule it belongs to.
+            let named = meeting
+                .and_then(|m| rule_in_slot(m, usize::from(hit.value.slot)))
+                .filter(|r| r.kernel_id() == hit.value.rule_id);
+            let rule = named.or(rule);
+            let dry_run = hit.rule.map_or(
+                hit.value.flags & filter_common::policy::RULE_DRY_RUN != 0,
+                |r| r.dry_run,
+            );
+            let mode = if dry_run {
                 "dry run"
             } else {
                 "enforce"
@@ -160,13 +169,21 @@ fn override_step(h: &Headers, state: &State, session: u32, d: &Decision, now: Ti
             let under = order
                 .as_deref()
                 .map_or(String::new(), |o| format!(" under order {o}"));
+            let slot = hit.rule.map_or(usize::from(hit.value.slot), |r| r.slot);
             let then = if hit.lapsed {
                 "no longer applies; the territory rules decide".to_string()
+            } else if hit.rule.is_none() {
+                format!(
+                    "names rule slot {slot}, which does not hold its rule: inert; the territory \
+                     rules decide"
+                )
+            } else if !hit.drop_applies() {
+                "its rule is not in force; the territory rules decide".to_string()
             } else {
-                format!("→ {}", verdict_name(d.verdict))
+                format!("→ {}, credited to the rule", verdict_name(d.verdict))
             };
             (
-                format!("drop {prefix}{under}: {mode}, {expiry} {then}"),
+                format!("drop {prefix}{under} (slot {slot}): {mode}, {expiry} {then}"),
                 order,
             )
         }
@@ -179,7 +196,10 @@ fn override_step(h: &Headers, state: &State, session: u32, d: &Decision, now: Ti
             "prefix": prefix,
             "action": if hit.allows() { "allow" } else { "drop" },
             "order": order,
+            "slot": (!hit.allows()).then_some(hit.rule.map_or(usize::from(hit.value.slot), |r| r.slot)),
+            "bound": hit.rule.is_some(),
             "lapsed": hit.lapsed,
+            "decides": d.decided_by == DecidedBy::DropOverride,
         }),
     )
 }

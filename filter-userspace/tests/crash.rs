@@ -286,4 +286,18 @@ fn a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole() {
         mid_write > 0,
         "no kill landed among the override writes; the test proves nothing: {outcomes:?}"
     );
+    // Prefix-only rules hold slots too: with the standing rule, seven more fit and an
+    // eighth is refused, clearly and without changing anything.
+    for n in 0..7 {
+        let prefix = format!("10.250.{n}.0/24");
+        d.ok(&["block", "A", "--prefix", &prefix, "--order", &format!("FILL-{n}")]);
+    }
+    let before = d.read_state("state.json");
+    let err = d.fails(&["block", "A", "--prefix", "10.251.0.0/24", "--order", "ONE-TOO-MANY"]);
+    assert!(
+        err.contains("already has 8 rules (territory or prefix)"),
+        "capacity error: {err}"
+    );
+    assert_eq!(d.read_state("state.json"), before, "a refused block changed the state");
+    kernel_matches_state(&d, "after a refused ninth rule");
 }

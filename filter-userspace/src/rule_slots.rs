@@ -50,9 +50,9 @@ pub fn assign_meeting(before: Option<&Meeting>, meeting: &mut Meeting) -> anyhow
             Some(s) => s,
             None => match (0..RULES_PER_SESSION as u8).find(|s| !used.contains(s)) {
                 Some(s) => s,
-                None => bail!(
-                    "a meeting holds at most {RULES_PER_SESSION} rules (territory or prefix)"
-                ),
+                None => {
+                    bail!("a meeting holds at most {RULES_PER_SESSION} rules (territory or prefix)")
+                }
             },
         };
         rule.slot = Some(slot);

@@ -175,7 +175,9 @@ fn prefix_only_rules_hold_slots_within_the_eight() {
         .expect("m")
         .rules
         .push(prefix_only("P9", 9));
-    let err = assign(&full, &mut over).expect_err("a ninth rule").to_string();
+    let err = assign(&full, &mut over)
+        .expect_err("a ninth rule")
+        .to_string();
     assert!(
         err.contains("meeting `m`") && err.contains("at most 8 rules (territory or prefix)"),
         "{err}"
@@ -187,7 +189,11 @@ fn rule_ids_are_stable_distinct_and_never_zero() {
     let a = rule("O-1", &["XA"], 1);
     let mut b = a.clone();
     b.territories.clear();
-    assert_eq!(a.kernel_id(), b.kernel_id(), "targets do not change the identity");
+    assert_eq!(
+        a.kernel_id(),
+        b.kernel_id(),
+        "targets do not change the identity"
+    );
     let later = rule("O-1", &["XA"], 2);
     assert_ne!(a.kernel_id(), later.kernel_id(), "reissued: another rule");
     assert_ne!(a.kernel_id(), rule("O-2", &["XA"], 1).kernel_id());

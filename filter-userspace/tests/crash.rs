@@ -211,8 +211,7 @@ fn a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole() {
     let mut outcomes: std::collections::BTreeMap<String, u32> = Default::default();
     let (mut probes, mut mid_write) = (0, 0);
     let has_rule = |i: u32| {
-        State::load(&d.state).expect("state")
-            .meetings["A"]
+        State::load(&d.state).expect("state").meetings["A"]
             .rules
             .iter()
             .any(|r| r.order == crash_bound::order(i))
@@ -223,9 +222,16 @@ fn a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole() {
             let (args, new) = if command == "block" {
                 (crash_bound::block_args(i), crash_bound::with_block(&old, i))
             } else {
-                (crash_bound::unblock_args(i), crash_bound::without_rule(&old, i))
+                (
+                    crash_bound::unblock_args(i),
+                    crash_bound::without_rule(&old, i),
+                )
             };
-            let full = if command == "block" { block_ms } else { unblock_ms };
+            let full = if command == "block" {
+                block_ms
+            } else {
+                unblock_ms
+            };
             let finished = if i % 3 == 0 {
                 let delay = Duration::from_millis(rng.next() % (full + full / 4));
                 crash_bound::kill_after(&d, &args, delay)
@@ -251,7 +257,9 @@ fn a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole() {
                 Ok((which, n)) => {
                     probes += n;
                     let how = if finished { "finished" } else { "killed" };
-                    *outcomes.entry(format!("{command} {how}, {which} state")).or_default() += 1;
+                    *outcomes
+                        .entry(format!("{command} {how}, {which} state"))
+                        .or_default() += 1;
                 }
                 Err(e) => panic!(
                     "kill {i} during {command} ({entries} overrides, old {from}, new {to}): {e}"
@@ -290,14 +298,32 @@ fn a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole() {
     // eighth is refused, clearly and without changing anything.
     for n in 0..7 {
         let prefix = format!("10.250.{n}.0/24");
-        d.ok(&["block", "A", "--prefix", &prefix, "--order", &format!("FILL-{n}")]);
+        d.ok(&[
+            "block",
+            "A",
+            "--prefix",
+            &prefix,
+            "--order",
+            &format!("FILL-{n}"),
+        ]);
     }
     let before = d.read_state("state.json");
-    let err = d.fails(&["block", "A", "--prefix", "10.251.0.0/24", "--order", "ONE-TOO-MANY"]);
+    let err = d.fails(&[
+        "block",
+        "A",
+        "--prefix",
+        "10.251.0.0/24",
+        "--order",
+        "ONE-TOO-MANY",
+    ]);
     assert!(
         err.contains("already has 8 rules (territory or prefix)"),
         "capacity error: {err}"
     );
-    assert_eq!(d.read_state("state.json"), before, "a refused block changed the state");
+    assert_eq!(
+        d.read_state("state.json"),
+        before,
+        "a refused block changed the state"
+    );
     kernel_matches_state(&d, "after a refused ninth rule");
 }

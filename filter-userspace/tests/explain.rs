@@ -461,9 +461,7 @@ fn check_row(
 }
 
 /// Every rule slot's packets, bytes and sketch registers, read from the pinned maps.
-fn rule_stats(
-    d: &Dirs,
-) -> std::collections::BTreeMap<(u32, u8), geofence::kernel::RuleCounts> {
+fn rule_stats(d: &Dirs) -> std::collections::BTreeMap<(u32, u8), geofence::kernel::RuleCounts> {
     let kernel = geofence::kernel::Kernel::open(&d.pin).expect("opening the maps");
     geofence::kernel::read_rule_stats(&kernel).expect("reading RULE_COUNTERS and RULE_SOURCES")
 }
@@ -489,7 +487,11 @@ fn a_prefix_drop_names_its_rule_and_the_kernel_credits_the_same_slot() {
         assert!(ok && kernel["agrees"] == true, "{src}: {json} {stderr}");
         let model = &json["model"]["decision"];
         assert_eq!(model["verdict"], verdict, "{src}: {model}");
-        assert_eq!(model["rule_slot"], serde_json::json!(slot), "{src}: {model}");
+        assert_eq!(
+            model["rule_slot"],
+            serde_json::json!(slot),
+            "{src}: {model}"
+        );
         assert_eq!(
             kernel["decision"]["rule_slot"],
             serde_json::json!(slot),
@@ -497,7 +499,13 @@ fn a_prefix_drop_names_its_rule_and_the_kernel_credits_the_same_slot() {
         );
     }
     let text = d.ok(&[
-        "explain", "--proto", "udp", "--src", "198.51.100.7", "--dst", "100.64.0.1:40000",
+        "explain",
+        "--proto",
+        "udp",
+        "--src",
+        "198.51.100.7",
+        "--dst",
+        "100.64.0.1:40000",
     ]);
     assert!(
         text.contains("drop 198.51.100.7/32 under order ORD-A2 (slot 1): enforce, no expiry"),

@@ -159,11 +159,7 @@ fn override_step(h: &Headers, state: &State, session: u32, d: &Decision, now: Ti
                 hit.value.flags & filter_common::policy::RULE_DRY_RUN != 0,
                 |r| r.dry_run,
             );
-            let mode = if dry_run {
-                "dry run"
-            } else {
-                "enforce"
-            };
+            let mode = if dry_run { "dry run" } else { "enforce" };
             let order = rule.map(|r| r.order.clone());
             let expiry = expiry_text(rule.and_then(|r| r.expires), now);
             let under = order

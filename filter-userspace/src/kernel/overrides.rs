@@ -89,4 +89,3 @@ pub(super) fn remove_overrides(
     }
     Ok(())
 }
-

@@ -10,8 +10,7 @@ use aya::{
     maps::{Array, HashMap},
 };
 use filter_common::{
-    EndpointKey, FlowKey, Override, OverrideAction, Policy, Rule as KernelRule,
-    StatsKey,
+    EndpointKey, FlowKey, Override, OverrideAction, Policy, Rule as KernelRule, StatsKey,
     maps::{ADDRESS_ANY, capacity, names, override_sessions, ports},
     policy::{RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };

@@ -244,7 +244,11 @@ fn drop_overrides_are_bound_to_their_rule() {
     state.meetings.insert("B".to_string(), m);
     let bound = ModelMaps::from_state(&state, geo()).expect("derivable");
     let outcome = |maps: &ModelMaps, src: &str| {
-        let o = verdict(&frame(proto::UDP, src, "100.64.0.1:47000").bytes(), maps, NOW);
+        let o = verdict(
+            &frame(proto::UDP, src, "100.64.0.1:47000").bytes(),
+            maps,
+            NOW,
+        );
         (o.verdict, o.rule)
     };
     // 192.0.2.10 is in XA (slot 0) and in the prefix-only rule's /28 (slot 1).
@@ -254,7 +258,10 @@ fn drop_overrides_are_bound_to_their_rule() {
         "the prefix-only rule holds slot 1 and is credited"
     );
     let policy = bound.sessions.policies[&3];
-    assert_eq!(policy.rules[1].blocked, [0; filter_common::territory::TERRITORY_WORDS]);
+    assert_eq!(
+        policy.rules[1].blocked,
+        [0; filter_common::territory::TERRITORY_WORDS]
+    );
     assert_ne!(policy.rules[1].rule_id, 0);
 
     // The override written ahead of its rule (the policy does not name it yet): inert.
@@ -266,17 +273,27 @@ fn drop_overrides_are_bound_to_their_rule() {
         (Verdict::Dropped, Some(0)),
         "the territory rule decides"
     );
-    let trace = trace(&frame(proto::UDP, "192.0.2.10:1", "100.64.0.1:47000").bytes(), &ahead, NOW);
+    let trace = trace(
+        &frame(proto::UDP, "192.0.2.10:1", "100.64.0.1:47000").bytes(),
+        &ahead,
+        NOW,
+    );
     let d = trace.decision.expect("decided");
     assert_eq!(d.decided_by, DecidedBy::Rules);
-    assert!(d.override_hit.is_some_and(|o| o.rule.is_none() && !o.drop_applies()));
+    assert!(
+        d.override_hit
+            .is_some_and(|o| o.rule.is_none() && !o.drop_applies())
+    );
     assert_eq!(outcome(&ahead, "192.0.2.1:1"), (Verdict::Dropped, Some(0)));
 
     // A stale override: its slot now holds another rule (another id).
     let mut reused = bound.sessions.clone();
     reused.policies.get_mut(&3).expect("policy").rules[1].rule_id ^= 0x5555;
     let reused = bound.clone().with_sessions(reused);
-    assert_eq!(outcome(&reused, "192.0.2.10:1"), (Verdict::Dropped, Some(0)));
+    assert_eq!(
+        outcome(&reused, "192.0.2.10:1"),
+        (Verdict::Dropped, Some(0))
+    );
     assert_eq!(
         outcome(&reused, "203.0.113.1:1"),
         (Verdict::Passed, None),
@@ -287,7 +304,10 @@ fn drop_overrides_are_bound_to_their_rule() {
     let mut expired = bound.sessions.clone();
     expired.policies.get_mut(&3).expect("policy").rules[1].expires_boot_ns = NOW;
     let expired = bound.clone().with_sessions(expired);
-    assert_eq!(outcome(&expired, "192.0.2.10:1"), (Verdict::Dropped, Some(0)));
+    assert_eq!(
+        outcome(&expired, "192.0.2.10:1"),
+        (Verdict::Dropped, Some(0))
+    );
 
     // The rule's mode in the policy decides the verdict (the commit point).
     let mut dry = bound.sessions.clone();

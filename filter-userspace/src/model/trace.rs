@@ -242,27 +242,25 @@ impl ModelMaps {
             expires_boot_ns: r.expires_boot_ns,
             in_force: r.in_force(now_boot_ns),
         };
-        let override_hit = self
-            .override_match(session, src)
-            .map(|(key_len, value)| {
-                let is_drop = value.action == OverrideAction::Drop as u8;
-                let slot = usize::from(value.slot);
-                let rule = policy
-                    .and_then(|p| p.rules.get(slot))
-                    .filter(|r| {
-                        is_drop
-                            && r.flags & RULE_ACTIVE != 0
-                            && value.rule_id != NO_RULE_ID
-                            && r.rule_id == value.rule_id
-                    })
-                    .map(|r| hit(slot, r));
-                OverrideHit {
-                    key_len,
-                    value,
-                    lapsed: is_drop && lapsed(value.expires_boot_ns),
-                    rule,
-                }
-            });
+        let override_hit = self.override_match(session, src).map(|(key_len, value)| {
+            let is_drop = value.action == OverrideAction::Drop as u8;
+            let slot = usize::from(value.slot);
+            let rule = policy
+                .and_then(|p| p.rules.get(slot))
+                .filter(|r| {
+                    is_drop
+                        && r.flags & RULE_ACTIVE != 0
+                        && value.rule_id != NO_RULE_ID
+                        && r.rule_id == value.rule_id
+                })
+                .map(|r| hit(slot, r));
+            OverrideHit {
+                key_len,
+                value,
+                lapsed: is_drop && lapsed(value.expires_boot_ns),
+                rule,
+            }
+        });
         let rules: Vec<RuleHit> = policy.map_or_else(Vec::new, |p| {
             (p.rules.iter().enumerate())
                 .filter(|(_, r)| r.flags & RULE_ACTIVE != 0 && r.blocks(territory))

@@ -71,13 +71,13 @@ fn probe_sources(i: u32) -> Vec<String> {
         .collect();
     out.extend(
         [
-            "10.100.0.5",  // in the new rule's first prefix
-            EXCEPTION,     // the exception inside it
-            "10.200.3.4",  // the standing rule's prefix
-            "192.0.2.10",  // XA: the new rule's territory
+            "10.100.0.5",   // in the new rule's first prefix
+            EXCEPTION,      // the exception inside it
+            "10.200.3.4",   // the standing rule's prefix
+            "192.0.2.10",   // XA: the new rule's territory
             "198.51.100.5", // XB: blocked by nobody
-            "203.0.113.5", // XC: the standing rule's territory
-            "10.7.7.7",    // XD outside every prefix
+            "203.0.113.5",  // XC: the standing rule's territory
+            "10.7.7.7",     // XD outside every prefix
         ]
         .map(String::from),
     );
@@ -93,7 +93,14 @@ pub fn setup(d: &Dirs) {
     d.ok(&["meeting", "add", MEETING, "--endpoint", "udp:*:40000"]);
     d.ok(&["allow", MEETING, "--prefix", EXCEPTION]);
     d.ok(&[
-        "block", MEETING, "--territory", "XC", "--prefix", BASE_PREFIX, "--order", "BASE",
+        "block",
+        MEETING,
+        "--territory",
+        "XC",
+        "--prefix",
+        BASE_PREFIX,
+        "--order",
+        "BASE",
     ]);
 }
 

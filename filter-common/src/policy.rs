@@ -102,7 +102,8 @@ pub enum OverrideAction {
 /// A drop belongs to a rule: it names the rule's policy slot and id, and applies only
 /// while that slot holds that rule in force ([`Rule::binds`]); its packets are credited to
 /// the slot. So the policy update is the one commit point of a rule and its prefixes.
-/// An allow (an exception) names no rule.
+/// An allow (an exception) names no rule. A drop whose rule the slot does not hold is
+/// inert: as if absent, the next shorter entry covering the source (one level) decides.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Override {
@@ -110,7 +111,10 @@ pub struct Override {
     pub action: u8,
     /// For a drop: the policy slot of its rule, `0..RULES_PER_SESSION`.
     pub slot: u8,
-    pub _pad: [u8; 2],
+    /// The entry's own prefix length in the trie (session bits included), so that the
+    /// program can look past an inert drop to the next shorter entry.
+    pub key_len: u8,
+    pub _pad: u8,
     /// [`RULE_DRY_RUN`] or 0.
     pub flags: u32,
     /// `CLOCK_BOOTTIME` nanoseconds after which a Drop no longer applies; 0 = never.
@@ -121,12 +125,13 @@ pub struct Override {
 }
 
 impl Override {
-    /// An exception: passes whatever the rules say.
-    pub const fn allow() -> Override {
+    /// An exception on a trie entry of `key_len` bits: passes whatever the rules say.
+    pub const fn allow(key_len: u8) -> Override {
         Override {
             action: OverrideAction::Allow as u8,
             slot: 0,
-            _pad: [0; 2],
+            key_len,
+            _pad: 0,
             flags: 0,
             expires_boot_ns: 0,
             rule_id: NO_RULE_ID,
@@ -134,12 +139,19 @@ impl Override {
         }
     }
 
-    /// A drop of the rule `rule_id` in `slot`.
-    pub const fn drop_of(slot: u8, rule_id: u32, flags: u32, expires_boot_ns: u64) -> Override {
+    /// A drop of the rule `rule_id` in `slot`, on a trie entry of `key_len` bits.
+    pub const fn drop_of(
+        key_len: u8,
+        slot: u8,
+        rule_id: u32,
+        flags: u32,
+        expires_boot_ns: u64,
+    ) -> Override {
         Override {
             action: OverrideAction::Drop as u8,
             slot,
-            _pad: [0; 2],
+            key_len,
+            _pad: 0,
             flags,
             expires_boot_ns,
             rule_id,
@@ -167,7 +179,8 @@ mod tests {
         assert_eq!(size_of::<Override>(), 24);
         assert_eq!(core::mem::offset_of!(Rule, rule_id), 11 * 8 + 8 + 4);
         assert_eq!(core::mem::offset_of!(Override, slot), 1);
-        assert_eq!(core::mem::offset_of!(Override, _pad), 2);
+        assert_eq!(core::mem::offset_of!(Override, key_len), 2);
+        assert_eq!(core::mem::offset_of!(Override, _pad), 3);
         assert_eq!(core::mem::offset_of!(Override, flags), 4);
         assert_eq!(core::mem::offset_of!(Override, expires_boot_ns), 8);
         assert_eq!(core::mem::offset_of!(Override, rule_id), 16);

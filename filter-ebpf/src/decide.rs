@@ -4,10 +4,10 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
 use filter_common::{
-    OverrideAction, OverrideKey, TerritoryId, Verdict,
+    Override, OverrideAction, OverrideKey, Policy, TerritoryId, Verdict,
     accounting::NO_RULE,
     maps::{OVERRIDE_SESSION_BITS, override_sessions},
-    policy::{RULE_DRY_RUN, RULES_PER_SESSION},
+    policy::{NO_RULE_ID, RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };
 
 use crate::{
@@ -57,41 +57,80 @@ impl Decision {
     }
 }
 
+/// What one override entry says for a packet.
+enum OverrideSays {
+    /// It decides: an allow, or a drop whose rule holds its slot, in force.
+    Decides(Decision),
+    /// A drop past its expiry, or whose rule, in its slot, is not in force: the territory
+    /// rules decide.
+    Lapsed,
+    /// A drop whose slot does not hold its rule (written ahead of it, or left after it):
+    /// as if absent.
+    Inert,
+}
+
+#[inline(always)]
+fn override_says(found: &Override, policy: Option<&Policy>, now_ns: u64) -> OverrideSays {
+    if found.action == OverrideAction::Allow as u8 {
+        return OverrideSays::Decides(Decision::without_rule(Verdict::Passed));
+    }
+    if found.expires_boot_ns != 0 && now_ns >= found.expires_boot_ns {
+        return OverrideSays::Lapsed;
+    }
+    // The mask keeps the index provably inside the array for the verifier.
+    let slot = found.slot as usize & (RULES_PER_SESSION - 1);
+    let Some(policy) = policy else {
+        return OverrideSays::Inert;
+    };
+    let rule = &policy.rules[slot];
+    if found.slot as usize != slot
+        || found.rule_id == NO_RULE_ID
+        || rule.rule_id != found.rule_id
+        || rule.flags & RULE_ACTIVE == 0
+    {
+        return OverrideSays::Inert;
+    }
+    if !rule.in_force(now_ns) {
+        return OverrideSays::Lapsed;
+    }
+    OverrideSays::Decides(Decision {
+        verdict: verdict_for(rule.flags),
+        slot: slot as u32,
+    })
+}
+
 /// A drop override applies only while the policy slot it names holds its rule, in force;
-/// it is then credited to that slot. An allow passes, credited to no rule. Among the
-/// territory rules an enforcing rule wins over dry runs; among dry runs the first in slot
-/// order is credited. A drop override that does not apply (lapsed, or its rule not in
-/// force) leaves the decision to the territory rules.
+/// it is then credited to that slot. An allow passes, credited to no rule. A lapsed drop
+/// leaves the decision to the territory rules; an inert one is as if absent, so the next
+/// shorter override covering the source (one level) is consulted. Among the territory
+/// rules an enforcing rule wins over dry runs; among dry runs the first in slot order is
+/// credited.
 #[inline(always)]
 pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Decision {
     // SAFETY: the map is not preallocated, so an entry is never reused under a reader.
     let policy = unsafe { POLICIES.get(session) };
-    let key = Key::new(
-        OVERRIDE_SESSION_BITS + 128,
-        OverrideKey {
-            session_be: session.to_be_bytes(),
-            addr: packet.src,
-        },
-    );
+    let key = OverrideKey {
+        session_be: session.to_be_bytes(),
+        addr: packet.src,
+    };
     let mut now_ns = 0;
     if has_overrides(session)
-        && let Some(found) = OVERRIDES.get(&key)
+        && let Some(found) = OVERRIDES.get(&Key::new(OVERRIDE_SESSION_BITS + 128, key))
     {
-        if found.action == OverrideAction::Allow as u8 {
-            return Decision::without_rule(Verdict::Passed);
-        }
         now_ns = now();
-        // The mask keeps the index provably inside the array for the verifier.
-        let slot = found.slot as usize & (RULES_PER_SESSION - 1);
-        if (found.expires_boot_ns == 0 || now_ns < found.expires_boot_ns)
-            && found.slot as usize == slot
-            && let Some(policy) = policy
-            && policy.rules[slot].binds(found.rule_id, now_ns)
-        {
-            return Decision {
-                verdict: verdict_for(policy.rules[slot].flags),
-                slot: slot as u32,
-            };
+        match override_says(found, policy, now_ns) {
+            OverrideSays::Decides(decision) => return decision,
+            OverrideSays::Lapsed => {}
+            OverrideSays::Inert => {
+                let len = found.key_len as u32;
+                if len > OVERRIDE_SESSION_BITS
+                    && len <= OVERRIDE_SESSION_BITS + 128
+                    && let Some(shorter) = OVERRIDES.get(&Key::new(len - 1, key))
+                    && let OverrideSays::Decides(decision) = override_says(shorter, policy, now_ns)
+                {
+                    return decision;
+                }
+            }
         }
     }
     let Some(policy) = policy else {

@@ -169,9 +169,23 @@ fn override_step(h: &Headers, state: &State, session: u32, d: &Decision, now: Ti
             let then = if hit.lapsed {
                 "no longer applies; the territory rules decide".to_string()
             } else if hit.rule.is_none() {
+                let next = match d.shorter_hit {
+                    Some(o) if o.allows() => {
+                        "the next shorter entry, an exception, decides → PASS".to_string()
+                    }
+                    Some(o) if o.drop_applies() => format!(
+                        "the next shorter entry, a drop of rule slot {}, decides → {}",
+                        o.value.slot,
+                        verdict_name(d.verdict)
+                    ),
+                    Some(_) => "the next shorter entry does not apply either; the territory \
+                                rules decide"
+                        .to_string(),
+                    None => "the territory rules decide".to_string(),
+                };
                 format!(
-                    "names rule slot {slot}, which does not hold its rule: inert; the territory \
-                     rules decide"
+                    "names rule slot {slot}, which does not hold its rule: inert, as if absent; \
+                     {next}"
                 )
             } else if !hit.drop_applies() {
                 "its rule is not in force; the territory rules decide".to_string()
@@ -194,6 +208,7 @@ fn override_step(h: &Headers, state: &State, session: u32, d: &Decision, now: Ti
             "order": order,
             "slot": (!hit.allows()).then_some(hit.rule.map_or(usize::from(hit.value.slot), |r| r.slot)),
             "bound": hit.rule.is_some(),
+            "shorter_entry_decides": d.shorter_hit.is_some_and(|o| o.decides()),
             "lapsed": hit.lapsed,
             "decides": d.decided_by == DecidedBy::DropOverride,
         }),

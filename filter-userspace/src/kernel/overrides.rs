@@ -13,6 +13,7 @@ use super::{Kernel, sync::SyncReport};
 fn same_override(a: &Override, b: &Override) -> bool {
     a.action == b.action
         && a.slot == b.slot
+        && a.key_len == b.key_len
         && a.rule_id == b.rule_id
         && a.flags == b.flags
         && super::sync::same_expiry(a.expires_boot_ns, b.expires_boot_ns)

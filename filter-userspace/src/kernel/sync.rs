@@ -67,21 +67,24 @@ fn desired(state: &State) -> anyhow::Result<Desired> {
             let kernel = kernel_rule(rule, &clock);
             policy.rules[usize::from(slot)] = kernel;
             for prefix in &rule.prefixes {
+                let (len, key) = prefix.override_key(session);
                 let value = Override::drop_of(
+                    entry_len(len),
                     slot,
                     kernel.rule_id,
                     kernel.flags & RULE_DRY_RUN,
                     kernel.expires_boot_ns,
                 );
-                d.overrides.insert(prefix.override_key(session), value);
+                d.overrides.insert((len, key), value);
             }
         }
         if policy != Policy::EMPTY {
             d.policies.insert(session, policy);
         }
         for prefix in &meeting.allows {
+            let (len, key) = prefix.override_key(session);
             d.overrides
-                .insert(prefix.override_key(session), Override::allow());
+                .insert((len, key), Override::allow(entry_len(len)));
         }
     }
     for (what, len, cap) in [
@@ -94,6 +97,11 @@ fn desired(state: &State) -> anyhow::Result<Desired> {
         }
     }
     Ok(d)
+}
+
+/// A trie prefix length (at most 32 + 128) as the override value records it.
+fn entry_len(len: u32) -> u8 {
+    u8::try_from(len).unwrap_or(u8::MAX)
 }
 
 fn kernel_rule(rule: &crate::state::Rule, clock: &Clock) -> KernelRule {

@@ -164,11 +164,22 @@ impl ModelMaps {
 
     /// [`Self::override_for`] with the prefix length of the match (session bits included).
     pub fn override_match(&self, session: u32, src: &Address) -> Option<(u32, Override)> {
+        self.override_match_within(session, src, u32::MAX)
+    }
+
+    /// The longest override of at most `max_len` bits covering (session, source), as an
+    /// LPM lookup with a key of `max_len` bits finds it.
+    pub fn override_match_within(
+        &self,
+        session: u32,
+        src: &Address,
+        max_len: u32,
+    ) -> Option<(u32, Override)> {
         let key = override_bytes(&OverrideKey {
             session_be: session.to_be_bytes(),
             addr: *src,
         });
-        self.override_lens.iter().find_map(|&len| {
+        (self.override_lens.iter().filter(|&&len| len <= max_len)).find_map(|&len| {
             let found = self.overrides.get(&(len, masked(key, len)));
             found.map(|o| (len, *o))
         })

@@ -621,3 +621,77 @@ fn a_lapsed_rule_is_traced_but_not_in_force() {
     assert!(!n_policy.rules[0].in_force);
     assert_eq!(n_policy.deciding_rule(), None);
 }
+
+/// An inert drop (its rule not yet, or no longer, in its slot) is as if absent: the next
+/// shorter override covering the source decides, one level down.
+#[test]
+fn an_inert_drop_lets_the_next_shorter_override_decide() {
+    let mut m = meeting(
+        4,
+        &["udp:*:48000"],
+        vec![
+            rule(&["XA"], &[], false, None),
+            rule(&[], &["192.0.2.0/28"], true, None),
+            rule(&[], &["192.0.2.8/30"], false, None),
+        ],
+    );
+    m.allows = vec!["192.0.2.64/26".parse().expect("prefix")];
+    m.rules.push(rule(&[], &["192.0.2.72/29"], false, None));
+    let mut state = State::default();
+    state.meetings.insert("N".to_string(), m);
+    let all = ModelMaps::from_state(&state, geo()).expect("derivable");
+    let outcome = |maps: &ModelMaps, src: &str| {
+        let o = verdict(
+            &frame(proto::UDP, src, "100.64.0.1:48000").bytes(),
+            maps,
+            NOW,
+        );
+        (o.verdict, o.rule)
+    };
+    let without = |slots: &[usize]| {
+        let mut s = all.sessions.clone();
+        for &slot in slots {
+            s.policies.get_mut(&4).expect("policy").rules[slot] = filter_common::Rule::EMPTY;
+        }
+        all.clone().with_sessions(s)
+    };
+    assert_eq!(
+        outcome(&all, "192.0.2.9:1"),
+        (Verdict::Dropped, Some(2)),
+        "the inner drop"
+    );
+    assert_eq!(
+        outcome(&without(&[2]), "192.0.2.9:1"),
+        (Verdict::WouldDrop, Some(1)),
+        "inner inert: the outer dry run decides, as if the inner were absent"
+    );
+    assert_eq!(
+        outcome(&without(&[1, 2]), "192.0.2.9:1"),
+        (Verdict::Dropped, Some(0)),
+        "both inert: the territory rule"
+    );
+    assert_eq!(outcome(&all, "192.0.2.73:1"), (Verdict::Dropped, Some(3)));
+    assert_eq!(
+        outcome(&without(&[3]), "192.0.2.73:1"),
+        (Verdict::Passed, None),
+        "inner inert: the exception around it decides"
+    );
+    let t = trace(
+        &frame(proto::UDP, "192.0.2.73:1", "100.64.0.1:48000").bytes(),
+        &without(&[3]),
+        NOW,
+    );
+    let d = t.decision.expect("decided");
+    assert!(d.override_hit.is_some_and(|o| o.inert()));
+    assert!(d.shorter_hit.is_some_and(|o| o.allows()));
+    assert_eq!(d.decided_by, DecidedBy::AllowOverride);
+    // A lapsed drop keeps the old rule: the territory rules decide, not the shorter entry.
+    let mut lapsed = all.sessions.clone();
+    for o in lapsed.overrides.values_mut() {
+        if o.slot == 2 && o.action == filter_common::OverrideAction::Drop as u8 {
+            o.expires_boot_ns = NOW;
+        }
+    }
+    let lapsed = all.clone().with_sessions(lapsed);
+    assert_eq!(outcome(&lapsed, "192.0.2.9:1"), (Verdict::Dropped, Some(0)));
+}

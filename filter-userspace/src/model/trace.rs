@@ -6,7 +6,7 @@
 use filter_common::{
     Address, EndpointKey, FlowKey, Override, OverrideAction, PassReason, TERRITORY_UNKNOWN,
     TerritoryId, Verdict,
-    maps::ADDRESS_ANY,
+    maps::{ADDRESS_ANY, OVERRIDE_SESSION_BITS},
     policy::{NO_RULE_ID, RULE_ACTIVE, RULE_DRY_RUN},
 };
 
@@ -78,6 +78,17 @@ impl OverrideHit {
             && !self.lapsed
             && self.rule.is_some_and(|r| r.in_force)
     }
+
+    /// A drop whose slot does not hold its rule (written ahead of it, or left after it):
+    /// as if absent, so the next shorter override decides.
+    pub fn inert(&self) -> bool {
+        self.value.action == OverrideAction::Drop as u8 && !self.lapsed && self.rule.is_none()
+    }
+
+    /// An allow, or a drop that applies: the override decides.
+    pub fn decides(&self) -> bool {
+        self.allows() || self.drop_applies()
+    }
 }
 
 /// An active rule slot of the session's policy: one that blocks the packet's territory,
@@ -107,7 +118,11 @@ pub enum DecidedBy {
 /// Steps 4 and 6 with their reasons.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
+    /// The longest override covering the source.
     pub override_hit: Option<OverrideHit>,
+    /// When that one is inert: the next shorter override covering the source, which is
+    /// consulted instead (one level).
+    pub shorter_hit: Option<OverrideHit>,
     /// Every active rule that blocks the territory, in slot order, in force or not.
     pub rules: Vec<RuleHit>,
     pub decided_by: DecidedBy,
@@ -120,7 +135,8 @@ impl Decision {
     /// when no rule applied (an allow, or nothing in force).
     pub fn deciding_rule(&self) -> Option<RuleHit> {
         if self.decided_by == DecidedBy::DropOverride {
-            return self.override_hit.and_then(|o| o.rule);
+            let applied = [self.override_hit, self.shorter_hit].into_iter().flatten();
+            return applied.into_iter().find(OverrideHit::drop_applies)?.rule;
         }
         if self.decided_by != DecidedBy::Rules {
             return None;
@@ -242,7 +258,7 @@ impl ModelMaps {
             expires_boot_ns: r.expires_boot_ns,
             in_force: r.in_force(now_boot_ns),
         };
-        let override_hit = self.override_match(session, src).map(|(key_len, value)| {
+        let to_hit = |(key_len, value): (u32, Override)| {
             let is_drop = value.action == OverrideAction::Drop as u8;
             let slot = usize::from(value.slot);
             let rule = policy
@@ -260,7 +276,12 @@ impl ModelMaps {
                 lapsed: is_drop && lapsed(value.expires_boot_ns),
                 rule,
             }
-        });
+        };
+        let override_hit = self.override_match(session, src).map(to_hit);
+        let shorter_hit = override_hit
+            .filter(|o| o.inert() && o.key_len > OVERRIDE_SESSION_BITS)
+            .and_then(|o| self.override_match_within(session, src, o.key_len - 1))
+            .map(to_hit);
         let rules: Vec<RuleHit> = policy.map_or_else(Vec::new, |p| {
             (p.rules.iter().enumerate())
                 .filter(|(_, r)| r.flags & RULE_ACTIVE != 0 && r.blocks(territory))
@@ -269,16 +290,18 @@ impl ModelMaps {
         });
         let decided = |decided_by, verdict| Decision {
             override_hit,
+            shorter_hit,
             rules: rules.clone(),
             decided_by,
             verdict,
         };
-        if let Some(o) = override_hit {
+        // The shorter entry is there only when the longest is inert. A drop that has
+        // lapsed, or whose rule is not in force in its slot, leaves the decision to the
+        // territory rules; a drop that applies takes its rule's mode.
+        for o in [override_hit, shorter_hit].into_iter().flatten() {
             if o.allows() {
                 return decided(DecidedBy::AllowOverride, Verdict::Passed);
             }
-            // A drop that has lapsed, or whose rule is not in force in the slot it names,
-            // leaves the decision to the territory rules; the rule's mode decides.
             if o.drop_applies()
                 && let Some(rule) = o.rule
             {

@@ -38,6 +38,11 @@ const MEETING: &str = "A";
 const DST: &str = "100.64.0.1:40000";
 /// An exception inside a /24 every new rule blocks.
 const EXCEPTION: &str = "10.100.0.77";
+/// An exception around a /26 every new rule blocks, in the standing rule's territory.
+const OUTER_EXCEPTION: &str = "203.0.113.0/25";
+/// New prefixes nested in the standing rule's prefix and in the outer exception: while
+/// they are inert, the entry around them must decide, as before the change.
+const NESTED: [&str; 2] = ["10.200.7.0/24", "203.0.113.64/26"];
 /// The standing rule: XC and a /16, present before and after every change.
 const BASE_PREFIX: &str = "10.200.0.0/16";
 /// Prefixes per killed rule: enough map writes (a few milliseconds of them) that kills
@@ -49,17 +54,19 @@ fn nth_prefix(i: u32, j: usize) -> String {
     format!("10.{}.{}.{}/28", 101 + i % 50, j / 16, j % 16 * 16)
 }
 
-/// The prefixes of iteration `i`'s rule: 10.100.0.0/24 (around the exception), then /28s.
+/// The prefixes of iteration `i`'s rule: 10.100.0.0/24 (around the exception), the
+/// [`NESTED`] ones, then /28s.
 pub fn prefixes(i: u32) -> Vec<String> {
     let mut out = vec!["10.100.0.0/24".to_string()];
-    out.extend((1..PREFIXES_PER_RULE).map(|j| nth_prefix(i, j)));
+    out.extend(NESTED.map(String::from));
+    out.extend((1..PREFIXES_PER_RULE - NESTED.len()).map(|j| nth_prefix(i, j)));
     out
 }
 
 /// Sources that tell the old and the new state apart, and some that must not change.
 fn probe_sources(i: u32) -> Vec<String> {
     let n = PREFIXES_PER_RULE;
-    let mut out: Vec<String> = [1, n / 5, 2 * n / 5, 3 * n / 5, 4 * n / 5, n - 1]
+    let mut out: Vec<String> = [1, n / 5, 2 * n / 5, 3 * n / 5, 4 * n / 5, n - 3]
         .iter()
         .map(|&j| {
             let p = nth_prefix(i, j);
@@ -71,13 +78,16 @@ fn probe_sources(i: u32) -> Vec<String> {
         .collect();
     out.extend(
         [
-            "10.100.0.5",   // in the new rule's first prefix
-            EXCEPTION,      // the exception inside it
-            "10.200.3.4",   // the standing rule's prefix
-            "192.0.2.10",   // XA: the new rule's territory
-            "198.51.100.5", // XB: blocked by nobody
-            "203.0.113.5",  // XC: the standing rule's territory
-            "10.7.7.7",     // XD outside every prefix
+            "10.100.0.5",    // in the new rule's first prefix
+            EXCEPTION,       // the exception inside it
+            "10.200.3.4",    // the standing rule's prefix
+            "10.200.7.5",    // a new prefix inside it
+            "203.0.113.70",  // a new prefix inside the outer exception
+            "203.0.113.20",  // the outer exception (in XC)
+            "192.0.2.10",    // XA: the new rule's territory
+            "198.51.100.5",  // XB: blocked by nobody
+            "203.0.113.200", // XC outside the exception: the standing rule's territory
+            "10.7.7.7",      // XD outside every prefix
         ]
         .map(String::from),
     );
@@ -91,7 +101,14 @@ pub fn setup(d: &Dirs) {
     fs::write(&csv, GEO_CSV).expect("writing the table");
     d.ok(&["geo", "load", csv.to_str().expect("utf-8 path")]);
     d.ok(&["meeting", "add", MEETING, "--endpoint", "udp:*:40000"]);
-    d.ok(&["allow", MEETING, "--prefix", EXCEPTION]);
+    d.ok(&[
+        "allow",
+        MEETING,
+        "--prefix",
+        EXCEPTION,
+        "--prefix",
+        OUTER_EXCEPTION,
+    ]);
     d.ok(&[
         "block",
         MEETING,

@@ -14,7 +14,11 @@ pub const RULE_ACTIVE: u32 = 1;
 /// [`Rule::flags`] and [`Override::flags`]: count as "would drop" but pass.
 pub const RULE_DRY_RUN: u32 = 2;
 
-/// One order's territory rule on a session.
+/// [`Rule::rule_id`] of an empty slot; never the id of a rule.
+pub const NO_RULE_ID: u32 = 0;
+
+/// One order's rule on a session: the territories it blocks, and the identity its drop
+/// overrides name. A rule that blocks only prefixes holds a slot with no territory bit.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rule {
@@ -23,7 +27,10 @@ pub struct Rule {
     /// `CLOCK_BOOTTIME` nanoseconds after which the rule no longer applies; 0 = never.
     pub expires_boot_ns: u64,
     pub flags: u32,
-    pub _pad: u32,
+    /// The rule's identity (never [`NO_RULE_ID`] for a rule): a drop [`Override`] applies
+    /// only while the slot it names holds a rule with this id, so an override written
+    /// ahead of its rule, or left behind by a killed command, stays inert.
+    pub rule_id: u32,
 }
 
 impl Rule {
@@ -31,7 +38,7 @@ impl Rule {
         blocked: [0; TERRITORY_WORDS],
         expires_boot_ns: 0,
         flags: 0,
-        _pad: 0,
+        rule_id: NO_RULE_ID,
     };
 
     #[inline(always)]
@@ -57,6 +64,13 @@ impl Rule {
     pub fn in_force(&self, now_boot_ns: u64) -> bool {
         self.flags & RULE_ACTIVE != 0
             && (self.expires_boot_ns == 0 || now_boot_ns < self.expires_boot_ns)
+    }
+
+    /// Whether a drop override naming this slot with `rule_id` applies at `now_boot_ns`:
+    /// the slot holds that very rule, and it is in force.
+    #[inline(always)]
+    pub fn binds(&self, rule_id: u32, now_boot_ns: u64) -> bool {
+        rule_id != NO_RULE_ID && self.rule_id == rule_id && self.in_force(now_boot_ns)
     }
 }
 
@@ -84,16 +98,66 @@ pub enum OverrideAction {
 }
 
 /// The value of the `OVERRIDES` LPM trie.
+///
+/// A drop belongs to a rule: it names the rule's policy slot and id, and applies only
+/// while that slot holds that rule in force ([`Rule::binds`]); its packets are credited to
+/// the slot. So the policy update is the one commit point of a rule and its prefixes.
+/// An allow (an exception) names no rule. A drop whose rule the slot does not hold is
+/// inert: as if absent, the next shorter entry covering the source (one level) decides.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Override {
     /// An [`OverrideAction`] as `u8`.
     pub action: u8,
-    pub _pad: [u8; 3],
+    /// For a drop: the policy slot of its rule, `0..RULES_PER_SESSION`.
+    pub slot: u8,
+    /// The entry's own prefix length in the trie (session bits included), so that the
+    /// program can look past an inert drop to the next shorter entry.
+    pub key_len: u8,
+    pub _pad: u8,
     /// [`RULE_DRY_RUN`] or 0.
     pub flags: u32,
     /// `CLOCK_BOOTTIME` nanoseconds after which a Drop no longer applies; 0 = never.
     pub expires_boot_ns: u64,
+    /// For a drop: its rule's [`Rule::rule_id`]; [`NO_RULE_ID`] for an allow.
+    pub rule_id: u32,
+    pub _pad2: u32,
+}
+
+impl Override {
+    /// An exception on a trie entry of `key_len` bits: passes whatever the rules say.
+    pub const fn allow(key_len: u8) -> Override {
+        Override {
+            action: OverrideAction::Allow as u8,
+            slot: 0,
+            key_len,
+            _pad: 0,
+            flags: 0,
+            expires_boot_ns: 0,
+            rule_id: NO_RULE_ID,
+            _pad2: 0,
+        }
+    }
+
+    /// A drop of the rule `rule_id` in `slot`, on a trie entry of `key_len` bits.
+    pub const fn drop_of(
+        key_len: u8,
+        slot: u8,
+        rule_id: u32,
+        flags: u32,
+        expires_boot_ns: u64,
+    ) -> Override {
+        Override {
+            action: OverrideAction::Drop as u8,
+            slot,
+            key_len,
+            _pad: 0,
+            flags,
+            expires_boot_ns,
+            rule_id,
+            _pad2: 0,
+        }
+    }
 }
 
 #[cfg(feature = "user")]
@@ -112,7 +176,30 @@ mod tests {
     fn layouts() {
         assert_eq!(size_of::<Rule>(), 11 * 8 + 8 + 4 + 4);
         assert_eq!(size_of::<Policy>(), RULES_PER_SESSION * size_of::<Rule>());
-        assert_eq!(size_of::<Override>(), 16);
+        assert_eq!(size_of::<Override>(), 24);
+        assert_eq!(core::mem::offset_of!(Rule, rule_id), 11 * 8 + 8 + 4);
+        assert_eq!(core::mem::offset_of!(Override, slot), 1);
+        assert_eq!(core::mem::offset_of!(Override, key_len), 2);
+        assert_eq!(core::mem::offset_of!(Override, _pad), 3);
+        assert_eq!(core::mem::offset_of!(Override, flags), 4);
+        assert_eq!(core::mem::offset_of!(Override, expires_boot_ns), 8);
+        assert_eq!(core::mem::offset_of!(Override, rule_id), 16);
+        assert_eq!(core::mem::offset_of!(Override, _pad2), 20);
+    }
+
+    #[test]
+    fn an_override_binds_only_to_its_rule_in_force() {
+        let mut rule = Rule::EMPTY;
+        assert!(!rule.binds(NO_RULE_ID, 0), "an empty slot binds nothing");
+        rule.rule_id = 7;
+        assert!(!rule.binds(7, 0), "inactive");
+        rule.flags = RULE_ACTIVE;
+        assert!(rule.binds(7, 0));
+        assert!(!rule.binds(8, 0), "another rule's id");
+        rule.expires_boot_ns = 10;
+        assert!(rule.binds(7, 9) && !rule.binds(7, 10), "expired");
+        rule.rule_id = NO_RULE_ID;
+        assert!(!rule.binds(NO_RULE_ID, 0), "id 0 never binds");
     }
 
     #[test]

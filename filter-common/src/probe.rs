@@ -38,8 +38,8 @@ pub struct ProbeMeta {
     pub verdict: u8,
     /// A `PassReason` as `u8`, for [`ANSWER_PASS_REASON`].
     pub pass_reason: u8,
-    /// The policy rule slot that decided, or [`RULE_SLOT_NONE`]; reserved for the
-    /// per-rule counters, which know the slot.
+    /// The policy rule slot credited with the packet (a territory rule or the rule of a
+    /// drop override), or [`RULE_SLOT_NONE`].
     pub rule_slot: u8,
     pub session: u32,
     pub territory: u16,

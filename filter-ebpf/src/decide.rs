@@ -1,12 +1,13 @@
 //! The verdict for a packet of a session: a matching prefix override wins; otherwise the
-//! session's territory rules. Rules and drop overrides lapse at their expiry.
+//! session's territory rules. Rules and drop overrides lapse at their expiry, and a drop
+//! override is bound to its rule's policy slot.
 
 use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
 use filter_common::{
-    OverrideAction, OverrideKey, TerritoryId, Verdict,
+    Override, OverrideAction, OverrideKey, Policy, TerritoryId, Verdict,
     accounting::NO_RULE,
     maps::{OVERRIDE_SESSION_BITS, override_sessions},
-    policy::{RULE_DRY_RUN, RULES_PER_SESSION},
+    policy::{NO_RULE_ID, RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };
 
 use crate::{
@@ -39,7 +40,7 @@ fn has_overrides(session: u32) -> bool {
     OVERRIDE_SESSIONS.get(word).is_some_and(|w| w & bit != 0)
 }
 
-/// A verdict and the rule slot that gave it ([`NO_RULE`] for an override or no match).
+/// A verdict and the rule slot that gave it ([`NO_RULE`] for an allow or no match).
 #[derive(Clone, Copy)]
 pub struct Decision {
     pub verdict: Verdict,
@@ -56,33 +57,86 @@ impl Decision {
     }
 }
 
-/// An enforcing rule wins over dry runs; among dry runs the first in slot order is
+/// What one override entry says for a packet.
+enum OverrideSays {
+    /// It decides: an allow, or a drop whose rule holds its slot, in force.
+    Decides(Decision),
+    /// A drop past its expiry, or whose rule, in its slot, is not in force: the territory
+    /// rules decide.
+    Lapsed,
+    /// A drop whose slot does not hold its rule (written ahead of it, or left after it):
+    /// as if absent.
+    Inert,
+}
+
+#[inline(always)]
+fn override_says(found: &Override, policy: Option<&Policy>, now_ns: u64) -> OverrideSays {
+    if found.action == OverrideAction::Allow as u8 {
+        return OverrideSays::Decides(Decision::without_rule(Verdict::Passed));
+    }
+    if found.expires_boot_ns != 0 && now_ns >= found.expires_boot_ns {
+        return OverrideSays::Lapsed;
+    }
+    // The mask keeps the index provably inside the array for the verifier.
+    let slot = found.slot as usize & (RULES_PER_SESSION - 1);
+    let Some(policy) = policy else {
+        return OverrideSays::Inert;
+    };
+    let rule = &policy.rules[slot];
+    if found.slot as usize != slot
+        || found.rule_id == NO_RULE_ID
+        || rule.rule_id != found.rule_id
+        || rule.flags & RULE_ACTIVE == 0
+    {
+        return OverrideSays::Inert;
+    }
+    if !rule.in_force(now_ns) {
+        return OverrideSays::Lapsed;
+    }
+    OverrideSays::Decides(Decision {
+        verdict: verdict_for(rule.flags),
+        slot: slot as u32,
+    })
+}
+
+/// A drop override applies only while the policy slot it names holds its rule, in force;
+/// it is then credited to that slot. An allow passes, credited to no rule. A lapsed drop
+/// leaves the decision to the territory rules; an inert one is as if absent, so the next
+/// shorter override covering the source (one level) is consulted. Among the territory
+/// rules an enforcing rule wins over dry runs; among dry runs the first in slot order is
 /// credited.
 #[inline(always)]
 pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Decision {
-    let key = Key::new(
-        OVERRIDE_SESSION_BITS + 128,
-        OverrideKey {
-            session_be: session.to_be_bytes(),
-            addr: packet.src,
-        },
-    );
+    // SAFETY: the map is not preallocated, so an entry is never reused under a reader.
+    let policy = unsafe { POLICIES.get(session) };
+    let key = OverrideKey {
+        session_be: session.to_be_bytes(),
+        addr: packet.src,
+    };
+    let mut now_ns = 0;
     if has_overrides(session)
-        && let Some(found) = OVERRIDES.get(&key)
+        && let Some(found) = OVERRIDES.get(&Key::new(OVERRIDE_SESSION_BITS + 128, key))
     {
-        if found.action == OverrideAction::Allow as u8 {
-            return Decision::without_rule(Verdict::Passed);
-        }
-        if found.expires_boot_ns == 0 || now() < found.expires_boot_ns {
-            return Decision::without_rule(verdict_for(found.flags));
+        now_ns = now();
+        match override_says(found, policy, now_ns) {
+            OverrideSays::Decides(decision) => return decision,
+            OverrideSays::Lapsed => {}
+            OverrideSays::Inert => {
+                let len = found.key_len as u32;
+                if len > OVERRIDE_SESSION_BITS
+                    && len <= OVERRIDE_SESSION_BITS + 128
+                    && let Some(shorter) = OVERRIDES.get(&Key::new(len - 1, key))
+                    && let OverrideSays::Decides(decision) = override_says(shorter, policy, now_ns)
+                {
+                    return decision;
+                }
+            }
         }
     }
-    // SAFETY: the map is not preallocated, so an entry is never reused under a reader.
-    let Some(policy) = (unsafe { POLICIES.get(session) }) else {
+    let Some(policy) = policy else {
         return Decision::without_rule(Verdict::Passed);
     };
     let mut decision = Decision::without_rule(Verdict::Passed);
-    let mut now_ns = 0;
     for i in 0..RULES_PER_SESSION {
         let rule = &policy.rules[i];
         if !rule.blocks(territory) {

@@ -50,7 +50,7 @@ pub fn classify(
     let territory = territory_of(&packet);
     let decision = decide::decide(session, territory, &packet);
     // `geofence explain` probes are answered in their metadata, never counted.
-    if !probe::answered_session(ctx, session, territory, decision.verdict) {
+    if !probe::answered_session(ctx, session, territory, decision.verdict, decision.slot) {
         let bytes = ctx.data_end() - ctx.data();
         count::session(session, territory, decision.verdict, bytes);
         count::rule(session, decision.slot, &packet.src, bytes);

@@ -15,7 +15,10 @@
 use aya_ebpf::programs::XdpContext;
 use filter_common::{
     PassReason, TerritoryId, Verdict,
-    probe::{ANSWER_PASS_REASON, ANSWER_SESSION, PROBE_MAGIC, PROBE_META_LEN, ProbeMeta},
+    policy::RULES_PER_SESSION,
+    probe::{
+        ANSWER_PASS_REASON, ANSWER_SESSION, PROBE_MAGIC, PROBE_META_LEN, ProbeMeta, RULE_SLOT_NONE,
+    },
 };
 
 /// The probe metadata in front of the packet: a whole [`ProbeMeta`] with the magic.
@@ -51,14 +54,16 @@ pub fn answered_pass(ctx: &XdpContext, reason: PassReason) -> bool {
     true
 }
 
-/// For a probe of a session: records the session, territory and verdict and returns true
-/// (do not count). For real traffic: false.
+/// For a probe of a session: records the session, territory, verdict and the credited
+/// rule slot ([`RULE_SLOT_NONE`] for none) and returns true (do not count). For real
+/// traffic: false.
 #[inline(always)]
 pub fn answered_session(
     ctx: &XdpContext,
     session: u32,
     territory: TerritoryId,
     verdict: Verdict,
+    slot: u32,
 ) -> bool {
     let Some(probe) = find(ctx) else {
         return false;
@@ -69,6 +74,11 @@ pub fn answered_session(
         (*probe).verdict = verdict as u8;
         (*probe).session = session;
         (*probe).territory = territory;
+        (*probe).rule_slot = if slot < RULES_PER_SESSION as u32 {
+            slot as u8
+        } else {
+            RULE_SLOT_NONE
+        };
     }
     true
 }

@@ -1,4 +1,4 @@
-//! Which kernel rule slot (0..8 per session) each territory rule holds, and what a change
+//! Which kernel rule slot (0..8 per session) each rule holds, and what a change
 //! does to the rules: added, removed, narrowed.
 //!
 //! Per-rule counters are indexed by slot, so a rule keeps its slot for its whole life:
@@ -18,13 +18,14 @@ fn same_rule(a: &Rule, b: &Rule) -> bool {
     a.order == b.order && a.issued == b.issued
 }
 
-fn holds_slot(rule: &Rule) -> bool {
-    !rule.territories.is_empty()
+/// Every rule holds a slot: a prefix-only rule too, because its drop overrides apply only
+/// while its slot names it, and are credited to it.
+fn holds_slot(_rule: &Rule) -> bool {
+    true
 }
 
-/// Gives every territory rule of `meeting` a slot: the one it has if valid and not taken,
-/// else the one the same rule held in `before`, else the lowest free one. Prefix-only
-/// rules hold none.
+/// Gives every rule of `meeting` a slot: the one it has if valid and not taken, else the
+/// one the same rule held in `before`, else the lowest free one.
 pub fn assign_meeting(before: Option<&Meeting>, meeting: &mut Meeting) -> anyhow::Result<()> {
     let mut used = BTreeSet::new();
     for rule in &mut meeting.rules {
@@ -49,7 +50,9 @@ pub fn assign_meeting(before: Option<&Meeting>, meeting: &mut Meeting) -> anyhow
             Some(s) => s,
             None => match (0..RULES_PER_SESSION as u8).find(|s| !used.contains(s)) {
                 Some(s) => s,
-                None => bail!("a meeting holds at most {RULES_PER_SESSION} territory rules"),
+                None => {
+                    bail!("a meeting holds at most {RULES_PER_SESSION} rules (territory or prefix)")
+                }
             },
         };
         rule.slot = Some(slot);
@@ -71,7 +74,7 @@ pub fn assign(old: &State, new: &mut State) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `state` with every territory rule in the slot `kernel::sync` puts it in: the stored
+/// `state` with every rule in the slot `kernel::sync` puts it in: the stored
 /// one, or for rules saved before slots were recorded, the next free one in rule order.
 pub fn as_synced(state: &State) -> anyhow::Result<State> {
     let mut placed = state.clone();

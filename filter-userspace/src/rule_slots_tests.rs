@@ -87,8 +87,15 @@ fn narrowing_a_rule_keeps_its_slot_and_emptying_it_ends_it() {
     r.territories.clear();
     r.prefixes.push("192.0.2.7".parse().expect("prefix"));
     assign(&narrowed, &mut prefix_only).expect("assign");
-    assert_eq!(slots(&prefix_only), [None]);
-    let ended: Vec<(u32, u8)> = diff(&narrowed, &prefix_only)
+    assert_eq!(
+        slots(&prefix_only),
+        [Some(0)],
+        "a prefix-only rule keeps its slot: its overrides name it"
+    );
+    assert!(diff(&narrowed, &prefix_only).ended_slots().is_empty());
+    let mut gone = prefix_only.clone();
+    gone.meetings.get_mut("m").expect("m").rules.clear();
+    let ended: Vec<(u32, u8)> = diff(&prefix_only, &gone)
         .ended_slots()
         .into_iter()
         .map(|(_, s)| s)
@@ -148,4 +155,51 @@ fn rules_saved_without_slots_keep_the_slots_sync_gave_them() {
         changes.changed.is_empty() && changes.started_slots().is_empty(),
         "{changes:?}"
     );
+}
+
+#[test]
+fn prefix_only_rules_hold_slots_within_the_eight() {
+    let prefix_only = |order: &str, issued_s: i64| {
+        let mut r = rule(order, &[], issued_s);
+        r.prefixes.push("192.0.2.0/28".parse().expect("prefix"));
+        r
+    };
+    let mut rules: Vec<Rule> = (0..4).map(|i| rule(&format!("T{i}"), &["XA"], i)).collect();
+    rules.extend((4..8).map(|i| prefix_only(&format!("P{i}"), i)));
+    let mut full = state(rules);
+    assign(&State::default(), &mut full).expect("eight rules fit");
+    assert_eq!(slots(&full), (0..8).map(Some).collect::<Vec<_>>());
+    let mut over = full.clone();
+    over.meetings
+        .get_mut("m")
+        .expect("m")
+        .rules
+        .push(prefix_only("P9", 9));
+    let err = assign(&full, &mut over)
+        .expect_err("a ninth rule")
+        .to_string();
+    assert!(
+        err.contains("meeting `m`") && err.contains("at most 8 rules (territory or prefix)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rule_ids_are_stable_distinct_and_never_zero() {
+    let a = rule("O-1", &["XA"], 1);
+    let mut b = a.clone();
+    b.territories.clear();
+    assert_eq!(
+        a.kernel_id(),
+        b.kernel_id(),
+        "targets do not change the identity"
+    );
+    let later = rule("O-1", &["XA"], 2);
+    assert_ne!(a.kernel_id(), later.kernel_id(), "reissued: another rule");
+    assert_ne!(a.kernel_id(), rule("O-2", &["XA"], 1).kernel_id());
+    let ids: BTreeSet<u32> = (0..10_000)
+        .map(|i| rule("ORD", &[], i).kernel_id())
+        .collect();
+    assert_eq!(ids.len(), 10_000, "no collision among 10,000 issue times");
+    assert!(!ids.contains(&0));
 }

@@ -57,8 +57,8 @@ pub struct Rule {
     pub issued: Timestamp,
     pub issued_by: String,
     /// The kernel rule slot (0..8) the rule's territories hold for its whole life, so its
-    /// counters are never mixed with another rule's. Assigned by `Ctx::commit`
-    /// ([`crate::rule_slots`]); `None` for prefix-only rules and in older state files.
+    /// counters are never mixed with another rule's, and which its drop overrides name.
+    /// Assigned by `Ctx::commit` ([`crate::rule_slots`]); `None` in older state files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<u8>,
 }
@@ -73,6 +73,22 @@ impl Rule {
 
     pub fn expired(&self, now: Timestamp) -> bool {
         self.expires.is_some_and(|at| at <= now)
+    }
+
+    /// The identity the kernel knows the rule by (`filter_common::Rule::rule_id`), which
+    /// its drop overrides name: a hash of what makes it this rule, the order and the
+    /// moment it was issued, so it is the same in every process and needs no counter that
+    /// a killed command could leave unsaved. Never 0, which marks an empty slot.
+    pub fn kernel_id(&self) -> u32 {
+        // FNV-1a, 64 bits: stable across builds, unlike std's hasher.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let issued = self.issued.as_nanosecond().to_le_bytes();
+        for b in self.order.bytes().chain([0xff]).chain(issued) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let folded = (h ^ (h >> 32)) as u32;
+        folded.max(1)
     }
 }
 

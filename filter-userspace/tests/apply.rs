@@ -369,7 +369,19 @@ fn expiry_offsets(name: &str) -> Vec<usize> {
     }
 }
 
-/// A map's entries with expiries rounded to 10 s, key → value.
+/// Byte offsets of rule ids in a value of map `name`: a hash of the order and its issue
+/// time, which `apply` and the CLI set at different moments.
+fn rule_id_offsets(name: &str) -> Vec<usize> {
+    match name {
+        names::POLICIES => (0..RULES_PER_SESSION)
+            .map(|i| offset_of!(Policy, rules) + i * size_of::<Rule>() + offset_of!(Rule, rule_id))
+            .collect(),
+        names::OVERRIDES => vec![offset_of!(Override, rule_id)],
+        _ => Vec::new(),
+    }
+}
+
+/// A map's entries with expiries rounded to 10 s and rule ids zeroed, key → value.
 fn entries(d: &Dirs, name: &str) -> BTreeMap<String, Vec<u8>> {
     let dump: serde_json::Value = serde_json::from_str(&bpftool_dump(d, name)).expect("JSON");
     let bytes = |v: &serde_json::Value| -> Vec<u8> {
@@ -386,6 +398,9 @@ fn entries(d: &Dirs, name: &str) -> BTreeMap<String, Vec<u8>> {
             for at in expiry_offsets(name) {
                 let ns = u64::from_ne_bytes(value[at..at + 8].try_into().expect("u64"));
                 value[at..at + 8].copy_from_slice(&(ns / 10_000_000_000).to_ne_bytes());
+            }
+            for at in rule_id_offsets(name) {
+                value[at..at + 4].fill(0);
             }
             (format!("{:02x?}", bytes(&e["key"])), value)
         })

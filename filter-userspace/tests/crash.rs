@@ -1,9 +1,12 @@
 //! Crash safety: SIGKILL the CLI at random points of `block`, `unblock` and `geo load`.
 //! Afterwards the state file is whole, the next command works without repair, and once it
 //! has run the kernel maps hold exactly what the state file says. A killed `geo load`
-//! leaves packets on one whole table, never a mix of two.
+//! leaves packets on one whole table, never a mix of two. A killed `block` or `unblock` of
+//! a rule with many prefixes leaves, before anything else runs, the whole old rules or the
+//! whole new ones in force (`crash_bound`).
 
 mod common;
+mod crash_bound;
 
 use std::{
     fs,
@@ -178,4 +181,149 @@ fn killed_geo_load_leaves_one_whole_table() {
     );
     let _ = fs::remove_file(xa);
     let _ = fs::remove_file(xb);
+}
+
+/// Kills per command (`block`, `unblock`) in the rule-binding test.
+const BOUND_KILLS: u32 = 30;
+
+#[test]
+fn a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole() {
+    if !root_with_bpffs("a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole") {
+        return;
+    }
+    let d = Dirs::new("crash-bound");
+    crash_bound::setup(&d);
+    let geo = crash_bound::table(&d);
+    let (_kernel, target) = crash_bound::target(&d);
+    // How long each command takes here, so that a third of the kills spread over the
+    // whole run; the others land among the override writes.
+    let timed = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let start = std::time::Instant::now();
+        d.ok(&args);
+        start.elapsed().as_millis() as u64 + 1
+    };
+    let calibration = BOUND_KILLS;
+    let block_ms = timed(crash_bound::block_args(calibration));
+    let unblock_ms = timed(crash_bound::unblock_args(calibration));
+    eprintln!("a block takes {block_ms} ms, an unblock {unblock_ms} ms");
+    let mut rng = XorShift(0x5851_f42d_4c95_7f2d ^ u64::from(std::process::id()));
+    let mut outcomes: std::collections::BTreeMap<String, u32> = Default::default();
+    let (mut probes, mut mid_write) = (0, 0);
+    let has_rule = |i: u32| {
+        State::load(&d.state).expect("state").meetings["A"]
+            .rules
+            .iter()
+            .any(|r| r.order == crash_bound::order(i))
+    };
+    for i in 0..BOUND_KILLS {
+        for command in ["block", "unblock"] {
+            let old = State::load(&d.state).expect("state before the command");
+            let (args, new) = if command == "block" {
+                (crash_bound::block_args(i), crash_bound::with_block(&old, i))
+            } else {
+                (
+                    crash_bound::unblock_args(i),
+                    crash_bound::without_rule(&old, i),
+                )
+            };
+            let full = if command == "block" {
+                block_ms
+            } else {
+                unblock_ms
+            };
+            let finished = if i % 3 == 0 {
+                let delay = Duration::from_millis(rng.next() % (full + full / 4));
+                crash_bound::kill_after(&d, &args, delay)
+            } else {
+                // Watch one of the rule's entries, picked at random, and kill within
+                // about the time the writes take after it (a millisecond or two).
+                let prefixes = crash_bound::prefixes(i);
+                let watched = &prefixes[(rng.next() % prefixes.len() as u64) as usize];
+                let key = crash_bound::override_key(&old, watched);
+                let extra = Duration::from_micros(rng.next() % 400);
+                crash_bound::kill_when_entry_changes(&d, &args, key, command == "block", extra)
+            };
+            // Before any other geofence command runs.
+            let entries = crash_bound::override_entries(&d);
+            let (from, to) = (
+                crash_bound::desired_overrides(&old),
+                crash_bound::desired_overrides(&new),
+            );
+            if entries != from && entries != to {
+                mid_write += 1;
+            }
+            match crash_bound::behaves_as(&target, &geo, &old, &new, i) {
+                Ok((which, n)) => {
+                    probes += n;
+                    let how = if finished { "finished" } else { "killed" };
+                    *outcomes
+                        .entry(format!("{command} {how}, {which} state"))
+                        .or_default() += 1;
+                }
+                Err(e) => panic!(
+                    "kill {i} during {command} ({entries} overrides, old {from}, new {to}): {e}"
+                ),
+            }
+            // The next command works without repair and brings the kernel to the state.
+            let wanted = command == "block";
+            if has_rule(i) != wanted {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                d.ok(&args);
+            }
+            kernel_matches_state(&d, &format!("after kill {i} during {command}"));
+        }
+    }
+    eprintln!(
+        "bound rules: {} kills, {probes} probes each matching the old or the new state, \
+         {mid_write} kills between override writes; {outcomes:?}",
+        2 * BOUND_KILLS
+    );
+    let killed_in_sync = |command: &str| {
+        outcomes
+            .iter()
+            .filter(|(k, _)| k.starts_with(command) && k.contains("killed"))
+            .map(|(_, n)| n)
+            .sum::<u32>()
+    };
+    assert!(
+        killed_in_sync("block") > 0 && killed_in_sync("unblock") > 0,
+        "no block or no unblock was killed mid-way; the delays are too long: {outcomes:?}"
+    );
+    assert!(
+        mid_write > 0,
+        "no kill landed among the override writes; the test proves nothing: {outcomes:?}"
+    );
+    // Prefix-only rules hold slots too: with the standing rule, seven more fit and an
+    // eighth is refused, clearly and without changing anything.
+    for n in 0..7 {
+        let prefix = format!("10.250.{n}.0/24");
+        d.ok(&[
+            "block",
+            "A",
+            "--prefix",
+            &prefix,
+            "--order",
+            &format!("FILL-{n}"),
+        ]);
+    }
+    let before = d.read_state("state.json");
+    let err = d.fails(&[
+        "block",
+        "A",
+        "--prefix",
+        "10.251.0.0/24",
+        "--order",
+        "ONE-TOO-MANY",
+    ]);
+    assert!(
+        err.contains("already has 8 rules (territory or prefix)"),
+        "capacity error: {err}"
+    );
+    assert_eq!(
+        d.read_state("state.json"),
+        before,
+        "a refused block changed the state"
+    );
+    kernel_matches_state(&d, "after a refused ninth rule");
 }

@@ -460,6 +460,60 @@ fn check_row(
     Ok(())
 }
 
+/// Every rule slot's packets, bytes and sketch registers, read from the pinned maps.
+fn rule_stats(d: &Dirs) -> std::collections::BTreeMap<(u32, u8), geofence::kernel::RuleCounts> {
+    let kernel = geofence::kernel::Kernel::open(&d.pin).expect("opening the maps");
+    geofence::kernel::read_rule_stats(&kernel).expect("reading RULE_COUNTERS and RULE_SOURCES")
+}
+
+#[test]
+fn a_prefix_drop_names_its_rule_and_the_kernel_credits_the_same_slot() {
+    if !root_with_bpffs("a_prefix_drop_names_its_rule_and_the_kernel_credits_the_same_slot") {
+        return;
+    }
+    let d = Dirs::new("explain-prefix-slot");
+    fixture(&d);
+    // Meeting A: ORD-A1 (XA) in slot 0, the prefix-only ORD-A2 (198.51.100.7) in slot 1,
+    // ORD-A3 in slot 2 (203.0.113.128/25, with the exception 203.0.113.129).
+    for (src, slot, verdict) in [
+        ("198.51.100.7:1", Some(1), "dropped"),
+        ("203.0.113.130:1", Some(2), "dropped"),
+        ("203.0.113.129:1", None, "passed"),
+        ("192.0.2.10:1", Some(0), "dropped"),
+        ("198.51.100.8:1", None, "passed"),
+    ] {
+        let (ok, json, stderr) = explain(&d, "udp", src, "100.64.0.1:40000");
+        let kernel = &json["kernel"][0];
+        assert!(ok && kernel["agrees"] == true, "{src}: {json} {stderr}");
+        let model = &json["model"]["decision"];
+        assert_eq!(model["verdict"], verdict, "{src}: {model}");
+        assert_eq!(
+            model["rule_slot"],
+            serde_json::json!(slot),
+            "{src}: {model}"
+        );
+        assert_eq!(
+            kernel["decision"]["rule_slot"],
+            serde_json::json!(slot),
+            "{src}: the kernel's slot: {kernel}"
+        );
+    }
+    let text = d.ok(&[
+        "explain",
+        "--proto",
+        "udp",
+        "--src",
+        "198.51.100.7",
+        "--dst",
+        "100.64.0.1:40000",
+    ]);
+    assert!(
+        text.contains("drop 198.51.100.7/32 under order ORD-A2 (slot 1): enforce, no expiry"),
+        "{text}"
+    );
+    assert!(text.contains("credited to the rule"), "{text}");
+}
+
 fn stats(d: &Dirs) -> Value {
     serde_json::from_str(&d.ok(&["stats", "--json"])).expect("stats JSON")
 }
@@ -472,11 +526,13 @@ fn explain_agrees_with_the_kernel_and_counts_nothing() {
     let d = Dirs::new("explain");
     fixture(&d);
     let before = stats(&d);
+    let rules_before = rule_stats(&d);
     let failures: Vec<String> = ROWS
         .iter()
         .filter_map(|row| check_row(&d, *row).err())
         .collect();
     let after = stats(&d);
+    let rules_after = rule_stats(&d);
     assert!(
         failures.is_empty(),
         "{} of {} rows failed:\n{}",
@@ -485,6 +541,10 @@ fn explain_agrees_with_the_kernel_and_counts_nothing() {
         failures.join("\n")
     );
     assert_eq!(before, after, "explain moved counters");
+    assert_eq!(
+        rules_before, rules_after,
+        "explain moved the per-rule counters or sketches (RULE_COUNTERS, RULE_SOURCES)"
+    );
     assert!(
         before["pass_reasons"].is_object(),
         "stats lists pass reasons: {before}"
@@ -533,7 +593,7 @@ fn explain_agrees_with_the_kernel_and_counts_nothing() {
         "100.64.0.1:41000",
     ]);
     assert!(
-        text.contains("drop 192.0.2.99/32 under order ORD-B2: dry run"),
+        text.contains("drop 192.0.2.99/32 under order ORD-B2 (slot 1): dry run"),
         "{text}"
     );
     assert!(

@@ -366,9 +366,21 @@ fn report_over_a_scripted_scenario() {
         "ORD-B: 10 sources, estimated {}",
         b.distinct_sources
     );
+    let p = &r.orders["ORD-P"];
     assert_eq!(
-        r.orders["ORD-P"].uncounted_rules, 1,
-        "a prefix rule is not counted per rule"
+        (p.uncounted_rules, p.packets, p.bytes, p.distinct_sources),
+        (0, 1, len, 1),
+        "a prefix-only rule is credited with its prefix's drops"
+    );
+    let p_rule = r
+        .rules
+        .iter()
+        .find(|x| x.life.order == "ORD-P")
+        .expect("ORD-P");
+    assert_eq!(p_rule.life.slot, Some(1), "n's second rule, after ORD-A");
+    assert!(
+        !report::markdown(&r).contains("without per-rule counts"),
+        "the caveat about uncounted prefix rules is gone"
     );
     assert_eq!(r.territories["XA"].rules, 2);
     assert_eq!(

@@ -208,11 +208,13 @@ fn decision_json(d: &KernelDecision) -> Value {
             session,
             territory,
             verdict,
+            rule_slot,
         } => json!({
             "verdict": verdict.name(),
             "session": session,
             "territory": territory_name(*territory),
             "verdict_text": verdict_name(*verdict),
+            "rule_slot": rule_slot,
         }),
     }
 }

@@ -69,11 +69,11 @@ pub fn block(ctx: &Ctx, args: BlockArgs) -> anyhow::Result<()> {
                 bail!("--prefix {prefix} is an allowed exception on `{}`; unblock it first", args.name);
             }
         }
-        let territory_rules = meeting.rules.iter().filter(|r| !r.territories.is_empty()).count();
-        if !rule.territories.is_empty() && territory_rules >= RULES_PER_SESSION {
+        // Every rule holds a policy slot, prefix-only ones too (their overrides are bound to it).
+        if meeting.rules.len() >= RULES_PER_SESSION {
             bail!(
-                "meeting `{}` already has {RULES_PER_SESSION} territory rules, the most one meeting holds; \
-                 unblock or merge some first",
+                "meeting `{}` already has {RULES_PER_SESSION} rules (territory or prefix), the most \
+                 one meeting holds; unblock or merge some first",
                 args.name
             );
         }

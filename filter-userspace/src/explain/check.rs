@@ -25,10 +25,12 @@ pub fn decision_text(d: &KernelDecision) -> String {
             session,
             territory,
             verdict,
+            rule_slot,
         } => format!(
-            "session {session}, territory {}, {}",
+            "session {session}, territory {}, {}, {}",
             territory_name(*territory),
-            verdict.name()
+            verdict.name(),
+            rule_slot.map_or("no rule".to_string(), |s| format!("rule slot {s}"))
         ),
     }
 }
@@ -46,6 +48,7 @@ pub fn expected(trace: &Trace) -> KernelDecision {
             session,
             territory,
             verdict,
+            rule_slot: trace.outcome.rule,
         },
     }
 }
@@ -92,7 +95,7 @@ mod tests {
             decision: None,
             outcome: Outcome {
                 verdict: Verdict::Dropped,
-                rule: None,
+                rule: Some(2),
                 xdp_action: XDP_DROP,
                 counted: Counted::Session {
                     session: 1,
@@ -117,12 +120,28 @@ mod tests {
                 session: 1,
                 territory: 6,
                 verdict: Verdict::Dropped,
+                rule_slot: Some(2),
             }),
             ..same
         };
         let diffs = differences(&trace, &other_territory);
         assert_eq!(diffs.len(), 1, "{diffs:?}");
         assert!(diffs[0].contains("territory AE"), "{diffs:?}");
+        let other_rule = KernelAnswer {
+            decision: Some(KernelDecision::Session {
+                session: 1,
+                territory: 5,
+                verdict: Verdict::Dropped,
+                rule_slot: Some(3),
+            }),
+            ..same
+        };
+        let diffs = differences(&trace, &other_rule);
+        assert_eq!(diffs.len(), 1, "a different rule slot disagrees: {diffs:?}");
+        assert!(
+            diffs[0].contains("rule slot 2") && diffs[0].contains("rule slot 3"),
+            "{diffs:?}"
+        );
         let passed = KernelAnswer {
             xdp_action: XDP_PASS,
             decision: Some(KernelDecision::Pass(PassReason::NoSession)),

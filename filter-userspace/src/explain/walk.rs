@@ -150,23 +150,50 @@ fn override_step(h: &Headers, state: &State, session: u32, d: &Decision, now: Ti
             None,
         ),
         (false, rule) => {
-            let mode = if hit.value.flags & filter_common::policy::RULE_DRY_RUN != 0 {
-                "dry run"
-            } else {
-                "enforce"
-            };
+            // The drop names its rule's slot and id: that is the rule it belongs to.
+            let named = meeting
+                .and_then(|m| rule_in_slot(m, usize::from(hit.value.slot)))
+                .filter(|r| r.kernel_id() == hit.value.rule_id);
+            let rule = named.or(rule);
+            let dry_run = hit.rule.map_or(
+                hit.value.flags & filter_common::policy::RULE_DRY_RUN != 0,
+                |r| r.dry_run,
+            );
+            let mode = if dry_run { "dry run" } else { "enforce" };
             let order = rule.map(|r| r.order.clone());
             let expiry = expiry_text(rule.and_then(|r| r.expires), now);
             let under = order
                 .as_deref()
                 .map_or(String::new(), |o| format!(" under order {o}"));
+            let slot = hit.rule.map_or(usize::from(hit.value.slot), |r| r.slot);
             let then = if hit.lapsed {
                 "no longer applies; the territory rules decide".to_string()
+            } else if hit.rule.is_none() {
+                let next = match d.shorter_hit {
+                    Some(o) if o.allows() => {
+                        "the next shorter entry, an exception, decides → PASS".to_string()
+                    }
+                    Some(o) if o.drop_applies() => format!(
+                        "the next shorter entry, a drop of rule slot {}, decides → {}",
+                        o.value.slot,
+                        verdict_name(d.verdict)
+                    ),
+                    Some(_) => "the next shorter entry does not apply either; the territory \
+                                rules decide"
+                        .to_string(),
+                    None => "the territory rules decide".to_string(),
+                };
+                format!(
+                    "names rule slot {slot}, which does not hold its rule: inert, as if absent; \
+                     {next}"
+                )
+            } else if !hit.drop_applies() {
+                "its rule is not in force; the territory rules decide".to_string()
             } else {
-                format!("→ {}", verdict_name(d.verdict))
+                format!("→ {}, credited to the rule", verdict_name(d.verdict))
             };
             (
-                format!("drop {prefix}{under}: {mode}, {expiry} {then}"),
+                format!("drop {prefix}{under} (slot {slot}): {mode}, {expiry} {then}"),
                 order,
             )
         }
@@ -179,7 +206,11 @@ fn override_step(h: &Headers, state: &State, session: u32, d: &Decision, now: Ti
             "prefix": prefix,
             "action": if hit.allows() { "allow" } else { "drop" },
             "order": order,
+            "slot": (!hit.allows()).then_some(hit.rule.map_or(usize::from(hit.value.slot), |r| r.slot)),
+            "bound": hit.rule.is_some(),
+            "shorter_entry_decides": d.shorter_hit.is_some_and(|o| o.decides()),
             "lapsed": hit.lapsed,
+            "decides": d.decided_by == DecidedBy::DropOverride,
         }),
     )
 }

@@ -62,12 +62,13 @@ pub fn source_ip(h: &Headers) -> IpAddr {
     mapped_v4(&h.src).map_or(IpAddr::V6(h.src.into()), IpAddr::V4)
 }
 
-/// The rule in kernel policy slot `slot`: `kernel::sync` fills the slots with the
-/// meeting's territory rules in order.
+/// The rule in kernel policy slot `slot`: the slot recorded in the state, or for rules
+/// saved before slots were, the one `kernel::sync` gives them.
 pub fn rule_in_slot(meeting: &Meeting, slot: usize) -> Option<&Rule> {
-    (meeting.rules.iter())
-        .filter(|r| !r.territories.is_empty())
-        .nth(slot)
+    let mut placed = meeting.clone();
+    crate::rule_slots::assign_meeting(None, &mut placed).ok()?;
+    let index = (placed.rules.iter()).position(|r| r.slot.map(usize::from) == Some(slot))?;
+    meeting.rules.get(index)
 }
 
 pub fn expiry_text(expires: Option<Timestamp>, now: Timestamp) -> String {
@@ -133,6 +134,11 @@ mod tests {
             let named = rule_in_slot(&meeting, slot);
             let blocked: Vec<TerritoryId> =
                 named.map_or_else(Vec::new, |r| r.territories.iter().map(|t| t.id()).collect());
+            assert_eq!(
+                kernel_rule.rule_id,
+                named.map_or(0, Rule::kernel_id),
+                "slot {slot} holds its rule's id"
+            );
             for id in 0..=filter_common::territory::TERRITORY_MAX {
                 assert_eq!(
                     kernel_rule.blocks(id),
@@ -141,9 +147,17 @@ mod tests {
                 );
             }
         }
+        // Prefix-only rules hold a slot too.
+        let orders: Vec<Option<&str>> = (0..4)
+            .map(|s| rule_in_slot(&meeting, s).map(|r| r.order.as_str()))
+            .collect();
+        assert_eq!(orders, [Some("P"), Some("T1"), Some("T2"), None]);
+        // A recorded slot wins over rule order.
+        let mut moved = meeting.clone();
+        moved.rules[1].slot = Some(5);
         assert_eq!(
-            rule_in_slot(&meeting, 1).map(|r| r.order.as_str()),
-            Some("T2")
+            rule_in_slot(&moved, 5).map(|r| r.order.as_str()),
+            Some("T1")
         );
     }
 }

@@ -3,6 +3,7 @@
 
 mod attach;
 mod geo;
+mod overrides;
 pub mod probe;
 mod rule_stats;
 mod stats;

@@ -12,6 +12,7 @@ use anyhow::{Context as _, anyhow, bail};
 use aya::programs::{Xdp, links::FdLink, links::PinnedLink};
 use filter_common::{
     PassReason, TerritoryId, Verdict,
+    policy::RULES_PER_SESSION,
     probe::{ANSWER_NONE, ANSWER_PASS_REASON, ANSWER_SESSION, PROBE_META_LEN, ProbeMeta},
 };
 
@@ -56,6 +57,8 @@ pub enum KernelDecision {
         session: u32,
         territory: TerritoryId,
         verdict: Verdict,
+        /// The policy rule slot the packet would be credited to; `None` for no rule.
+        rule_slot: Option<u8>,
     },
 }
 
@@ -160,6 +163,8 @@ fn decode(answer: &ProbeMeta) -> anyhow::Result<Option<KernelDecision>> {
                 session: answer.session,
                 territory: answer.territory,
                 verdict,
+                rule_slot: (usize::from(answer.rule_slot) < RULES_PER_SESSION)
+                    .then_some(answer.rule_slot),
             }))
         }
         other => bail!("the program answered with an unknown kind {other}"),

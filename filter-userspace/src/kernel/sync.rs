@@ -7,16 +7,18 @@ use std::{collections::HashMap as StdMap, hash::Hash};
 use anyhow::{Context as _, bail};
 use aya::{
     Pod,
-    maps::{Array, HashMap, LpmTrie, lpm_trie::Key},
+    maps::{Array, HashMap},
 };
 use filter_common::{
-    EndpointKey, FlowKey, Override, OverrideAction, OverrideKey, Policy, Rule as KernelRule,
-    StatsKey,
+    EndpointKey, FlowKey, Override, OverrideAction, Policy, Rule as KernelRule, StatsKey,
     maps::{ADDRESS_ANY, capacity, names, override_sessions, ports},
     policy::{RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };
 
-use super::Kernel;
+use super::{
+    Kernel,
+    overrides::{bound, read_overrides, read_policies, remove_overrides, write_overrides},
+};
 use crate::{expiry::Clock, model::SessionMaps, state::State};
 
 /// How many entries a sync wrote and removed.
@@ -54,41 +56,35 @@ fn desired(state: &State) -> anyhow::Result<Desired> {
         d.flows
             .extend(meeting.flows.iter().map(|f| (f.key(), session)));
         let mut policy = Policy::EMPTY;
-        // Each rule in its own slot, which its per-rule counters are indexed by; a state
-        // from before slots were recorded gets them here, in order.
+        // Each rule in its own slot, which its per-rule counters are indexed by and its
+        // drop overrides name; a state from before slots were recorded gets them here.
         let mut placed = meeting.clone();
         crate::rule_slots::assign_meeting(None, &mut placed)?;
         for rule in &placed.rules {
-            if let Some(slot) = rule
-                .slot
-                .map(usize::from)
-                .filter(|&s| s < RULES_PER_SESSION)
-            {
-                policy.rules[slot] = kernel_rule(rule, &clock);
+            let Some(slot) = rule.slot.filter(|&s| usize::from(s) < RULES_PER_SESSION) else {
+                continue;
+            };
+            let kernel = kernel_rule(rule, &clock);
+            policy.rules[usize::from(slot)] = kernel;
+            for prefix in &rule.prefixes {
+                let (len, key) = prefix.override_key(session);
+                let value = Override::drop_of(
+                    entry_len(len),
+                    slot,
+                    kernel.rule_id,
+                    kernel.flags & RULE_DRY_RUN,
+                    kernel.expires_boot_ns,
+                );
+                d.overrides.insert((len, key), value);
             }
         }
         if policy != Policy::EMPTY {
             d.policies.insert(session, policy);
         }
-        for rule in &meeting.rules {
-            for prefix in &rule.prefixes {
-                let value = Override {
-                    action: OverrideAction::Drop as u8,
-                    _pad: [0; 3],
-                    flags: if rule.dry_run { RULE_DRY_RUN } else { 0 },
-                    expires_boot_ns: rule.expires.map_or(0, |at| clock.boot_ns_at(at)),
-                };
-                d.overrides.insert(prefix.override_key(session), value);
-            }
-        }
         for prefix in &meeting.allows {
-            let value = Override {
-                action: OverrideAction::Allow as u8,
-                _pad: [0; 3],
-                flags: 0,
-                expires_boot_ns: 0,
-            };
-            d.overrides.insert(prefix.override_key(session), value);
+            let (len, key) = prefix.override_key(session);
+            d.overrides
+                .insert((len, key), Override::allow(entry_len(len)));
         }
     }
     for (what, len, cap) in [
@@ -103,6 +99,11 @@ fn desired(state: &State) -> anyhow::Result<Desired> {
     Ok(d)
 }
 
+/// A trie prefix length (at most 32 + 128) as the override value records it.
+fn entry_len(len: u32) -> u8 {
+    u8::try_from(len).unwrap_or(u8::MAX)
+}
+
 fn kernel_rule(rule: &crate::state::Rule, clock: &Clock) -> KernelRule {
     let mut k = KernelRule::EMPTY;
     for territory in &rule.territories {
@@ -110,12 +111,13 @@ fn kernel_rule(rule: &crate::state::Rule, clock: &Clock) -> KernelRule {
     }
     k.flags = RULE_ACTIVE | if rule.dry_run { RULE_DRY_RUN } else { 0 };
     k.expires_boot_ns = rule.expires.map_or(0, |at| clock.boot_ns_at(at));
+    k.rule_id = rule.kernel_id();
     k
 }
 
 /// Expiries recomputed on each sync differ by the clock reading's jitter; within a
 /// second they are the same rule and need no rewrite.
-fn same_expiry(a: u64, b: u64) -> bool {
+pub(super) fn same_expiry(a: u64, b: u64) -> bool {
     (a == 0) == (b == 0) && a.abs_diff(b) < 1_000_000_000
 }
 
@@ -123,12 +125,9 @@ fn same_policy(a: &Policy, b: &Policy) -> bool {
     a.rules.iter().zip(&b.rules).all(|(x, y)| {
         x.blocked == y.blocked
             && x.flags == y.flags
+            && x.rule_id == y.rule_id
             && same_expiry(x.expires_boot_ns, y.expires_boot_ns)
     })
-}
-
-fn same_override(a: &Override, b: &Override) -> bool {
-    a.action == b.action && a.flags == b.flags && same_expiry(a.expires_boot_ns, b.expires_boot_ns)
 }
 
 /// Writes `want` into a hash map and removes what it does not list.
@@ -158,41 +157,36 @@ fn sync_hash<K: Pod + Eq + Hash, V: Pod>(
     Ok(())
 }
 
-fn sync_overrides(
-    kernel: &mut Kernel,
-    want: &StdMap<(u32, OverrideKey), Override>,
-    report: &mut SyncReport,
-) -> anyhow::Result<()> {
-    let mut map: LpmTrie<_, OverrideKey, Override> =
-        LpmTrie::try_from(kernel.map_mut(names::OVERRIDES)?)?;
-    let have: StdMap<(u32, OverrideKey), Override> = map
-        .iter()
-        .map(|r| r.map(|(k, v)| ((k.prefix_len(), k.data()), v)))
-        .collect::<Result<_, _>>()
-        .context("reading map OVERRIDES")?;
-    for (&(len, key), value) in want {
-        if !have
-            .get(&(len, key))
-            .is_some_and(|h| same_override(h, value))
-        {
-            map.insert(&Key::new(len, key), value, 0)
-                .context("writing map OVERRIDES")?;
-            report.written += 1;
-        }
-    }
-    for &(len, key) in have.keys().filter(|k| !want.contains_key(k)) {
-        map.remove(&Key::new(len, key))
-            .context("removing from map OVERRIDES")?;
-        report.removed += 1;
-    }
-    Ok(())
-}
-
 /// Makes the kernel's session maps match `state`. Validation happens first, so a state the
 /// maps cannot hold fails before anything is written.
+///
+/// A rule's policy slot is its commit point: its drop overrides name the slot and the
+/// rule's id and apply only while the slot holds that rule. So a new rule's overrides are
+/// written first (inert), then the policies in one update per session, then the
+/// overrides of removed rules are deleted (inert by then). A command killed at any point
+/// leaves each session under its whole old rules or its whole new ones.
 pub fn sync(kernel: &mut Kernel, state: &State) -> anyhow::Result<SyncReport> {
     let want = desired(state)?;
     let mut report = SyncReport::default();
+    // Sessions gaining overrides are marked before the entries exist, and sessions losing
+    // them cleared after: the bitmap never hides an override.
+    let marked = override_bitmap(&want);
+    let had = read_words(kernel, names::OVERRIDE_SESSIONS, override_sessions::WORDS)?;
+    let either: Vec<u64> = had.iter().zip(&marked).map(|(a, b)| a | b).collect();
+    write_words(kernel, names::OVERRIDE_SESSIONS, &had, &either, &mut report)?;
+    // Drops left behind by a killed command, naming no rule the policies hold, go first:
+    // a new rule reusing their slot must never find them.
+    let policies = read_policies(kernel)?;
+    let have = read_overrides(kernel)?;
+    remove_overrides(
+        kernel,
+        &have,
+        &want.overrides,
+        |k, v| v.action == OverrideAction::Drop as u8 && !bound(&policies, k, v),
+        &mut report,
+    )?;
+    let have = read_overrides(kernel)?;
+    write_overrides(kernel, &have, &want.overrides, &mut report)?;
     // Policies and overrides before sessions: a new meeting's rules are in force from the
     // first packet that finds its session.
     {
@@ -205,13 +199,7 @@ pub fn sync(kernel: &mut Kernel, state: &State) -> anyhow::Result<SyncReport> {
             &mut report,
         )?;
     }
-    // Sessions gaining overrides are marked before the entries exist, and sessions losing
-    // them cleared after: the bitmap never hides an override.
-    let marked = override_bitmap(&want);
-    let had = read_words(kernel, names::OVERRIDE_SESSIONS, override_sessions::WORDS)?;
-    let either: Vec<u64> = had.iter().zip(&marked).map(|(a, b)| a | b).collect();
-    write_words(kernel, names::OVERRIDE_SESSIONS, &had, &either, &mut report)?;
-    sync_overrides(kernel, &want.overrides, &mut report)?;
+    remove_overrides(kernel, &have, &want.overrides, |_, _| true, &mut report)?;
     write_words(
         kernel,
         names::OVERRIDE_SESSIONS,

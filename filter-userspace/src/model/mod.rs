@@ -10,7 +10,9 @@
 //! plain longest-prefix match rather than through the kernel's flattened layout.
 //!
 //! Per-rule accounting: the outcome names the policy slot credited with a dropped or
-//! would-drop packet (the enforcing rule, else the first dry run in slot order).
+//! would-drop packet: the rule of the drop override that decided, else the enforcing
+//! territory rule, else the first dry run in slot order. A drop override names its rule's
+//! slot and id and applies only while that slot holds that rule, in force.
 //!
 //! Not modelled: a full statistics map (`PassReason::StatsFull`), which depends on what
 //! other packets did before.
@@ -85,7 +87,8 @@ pub struct Outcome {
     pub xdp_action: u32,
     pub counted: Counted,
     /// The policy slot credited with the packet in the per-rule counters
-    /// (`RULE_COUNTERS`, `RULE_SOURCES`); `None` when no territory rule decided.
+    /// (`RULE_COUNTERS`, `RULE_SOURCES`); `None` when no rule decided (an allow, or
+    /// nothing in force).
     pub rule: Option<u8>,
 }
 
@@ -161,11 +164,22 @@ impl ModelMaps {
 
     /// [`Self::override_for`] with the prefix length of the match (session bits included).
     pub fn override_match(&self, session: u32, src: &Address) -> Option<(u32, Override)> {
+        self.override_match_within(session, src, u32::MAX)
+    }
+
+    /// The longest override of at most `max_len` bits covering (session, source), as an
+    /// LPM lookup with a key of `max_len` bits finds it.
+    pub fn override_match_within(
+        &self,
+        session: u32,
+        src: &Address,
+        max_len: u32,
+    ) -> Option<(u32, Override)> {
         let key = override_bytes(&OverrideKey {
             session_be: session.to_be_bytes(),
             addr: *src,
         });
-        self.override_lens.iter().find_map(|&len| {
+        (self.override_lens.iter().filter(|&&len| len <= max_len)).find_map(|&len| {
             let found = self.overrides.get(&(len, masked(key, len)));
             found.map(|o| (len, *o))
         })
@@ -189,8 +203,8 @@ impl ModelMaps {
     }
 
     /// [`ModelMaps::decide`], and the policy slot whose per-rule counters the packet moves:
-    /// the enforcing rule that drops it, else the first dry-run rule that would; `None`
-    /// when an override or nothing decided.
+    /// a drop override's rule, else the enforcing rule that drops it, else the first
+    /// dry-run rule that would; `None` when an allow or nothing decided.
     pub fn decide_with_rule(
         &self,
         session: u32,

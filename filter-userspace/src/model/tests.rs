@@ -222,10 +222,98 @@ fn rule_slot_credited() {
     );
     assert_eq!(
         slot_of("198.51.100.7:1"),
-        (Verdict::WouldDrop, None),
-        "an override"
+        (Verdict::WouldDrop, Some(5)),
+        "a drop override is credited to its rule's slot"
     );
     assert_eq!(slot_of("10.0.0.1:1"), (Verdict::Passed, None));
+}
+
+/// A drop override applies only while the slot it names holds its rule (active, same id)
+/// in force; otherwise the territory rules decide, as for a lapsed one.
+#[test]
+fn drop_overrides_are_bound_to_their_rule() {
+    let m = meeting(
+        3,
+        &["udp:*:47000"],
+        vec![
+            rule(&["XA"], &[], false, None),
+            rule(&[], &["192.0.2.0/28"], false, None),
+        ],
+    );
+    let mut state = State::default();
+    state.meetings.insert("B".to_string(), m);
+    let bound = ModelMaps::from_state(&state, geo()).expect("derivable");
+    let outcome = |maps: &ModelMaps, src: &str| {
+        let o = verdict(
+            &frame(proto::UDP, src, "100.64.0.1:47000").bytes(),
+            maps,
+            NOW,
+        );
+        (o.verdict, o.rule)
+    };
+    // 192.0.2.10 is in XA (slot 0) and in the prefix-only rule's /28 (slot 1).
+    assert_eq!(
+        outcome(&bound, "192.0.2.10:1"),
+        (Verdict::Dropped, Some(1)),
+        "the prefix-only rule holds slot 1 and is credited"
+    );
+    let policy = bound.sessions.policies[&3];
+    assert_eq!(
+        policy.rules[1].blocked,
+        [0; filter_common::territory::TERRITORY_WORDS]
+    );
+    assert_ne!(policy.rules[1].rule_id, 0);
+
+    // The override written ahead of its rule (the policy does not name it yet): inert.
+    let mut ahead = bound.sessions.clone();
+    ahead.policies.get_mut(&3).expect("policy").rules[1] = filter_common::Rule::EMPTY;
+    let ahead = bound.clone().with_sessions(ahead);
+    assert_eq!(
+        outcome(&ahead, "192.0.2.10:1"),
+        (Verdict::Dropped, Some(0)),
+        "the territory rule decides"
+    );
+    let trace = trace(
+        &frame(proto::UDP, "192.0.2.10:1", "100.64.0.1:47000").bytes(),
+        &ahead,
+        NOW,
+    );
+    let d = trace.decision.expect("decided");
+    assert_eq!(d.decided_by, DecidedBy::Rules);
+    assert!(
+        d.override_hit
+            .is_some_and(|o| o.rule.is_none() && !o.drop_applies())
+    );
+    assert_eq!(outcome(&ahead, "192.0.2.1:1"), (Verdict::Dropped, Some(0)));
+
+    // A stale override: its slot now holds another rule (another id).
+    let mut reused = bound.sessions.clone();
+    reused.policies.get_mut(&3).expect("policy").rules[1].rule_id ^= 0x5555;
+    let reused = bound.clone().with_sessions(reused);
+    assert_eq!(
+        outcome(&reused, "192.0.2.10:1"),
+        (Verdict::Dropped, Some(0))
+    );
+    assert_eq!(
+        outcome(&reused, "203.0.113.1:1"),
+        (Verdict::Passed, None),
+        "outside the prefix and XA"
+    );
+
+    // Its rule expired in the slot: the territory rules decide.
+    let mut expired = bound.sessions.clone();
+    expired.policies.get_mut(&3).expect("policy").rules[1].expires_boot_ns = NOW;
+    let expired = bound.clone().with_sessions(expired);
+    assert_eq!(
+        outcome(&expired, "192.0.2.10:1"),
+        (Verdict::Dropped, Some(0))
+    );
+
+    // The rule's mode in the policy decides the verdict (the commit point).
+    let mut dry = bound.sessions.clone();
+    dry.policies.get_mut(&3).expect("policy").rules[1].flags |= filter_common::policy::RULE_DRY_RUN;
+    let dry = bound.clone().with_sessions(dry);
+    assert_eq!(outcome(&dry, "192.0.2.10:1"), (Verdict::WouldDrop, Some(1)));
 }
 
 #[test]
@@ -491,7 +579,11 @@ fn traces_name_their_reasons() {
     let d = t.decision.as_ref().expect("decided");
     assert_eq!(d.decided_by, DecidedBy::DropOverride);
     assert_eq!(d.override_hit.map(|o| o.key_len), Some(32 + 96 + 32));
-    assert_eq!(d.deciding_rule(), None);
+    assert_eq!(
+        d.deciding_rule().map(|r| (r.slot, r.dry_run)),
+        Some((1, false)),
+        "the prefix-only rule in slot 1"
+    );
 
     let t = run("198.51.100.9:1", "100.64.0.9:9");
     assert_eq!(t.session, Some(SessionLookup::PortUnused));
@@ -528,4 +620,78 @@ fn a_lapsed_rule_is_traced_but_not_in_force() {
     assert_eq!(n_policy.rules.len(), 1);
     assert!(!n_policy.rules[0].in_force);
     assert_eq!(n_policy.deciding_rule(), None);
+}
+
+/// An inert drop (its rule not yet, or no longer, in its slot) is as if absent: the next
+/// shorter override covering the source decides, one level down.
+#[test]
+fn an_inert_drop_lets_the_next_shorter_override_decide() {
+    let mut m = meeting(
+        4,
+        &["udp:*:48000"],
+        vec![
+            rule(&["XA"], &[], false, None),
+            rule(&[], &["192.0.2.0/28"], true, None),
+            rule(&[], &["192.0.2.8/30"], false, None),
+        ],
+    );
+    m.allows = vec!["192.0.2.64/26".parse().expect("prefix")];
+    m.rules.push(rule(&[], &["192.0.2.72/29"], false, None));
+    let mut state = State::default();
+    state.meetings.insert("N".to_string(), m);
+    let all = ModelMaps::from_state(&state, geo()).expect("derivable");
+    let outcome = |maps: &ModelMaps, src: &str| {
+        let o = verdict(
+            &frame(proto::UDP, src, "100.64.0.1:48000").bytes(),
+            maps,
+            NOW,
+        );
+        (o.verdict, o.rule)
+    };
+    let without = |slots: &[usize]| {
+        let mut s = all.sessions.clone();
+        for &slot in slots {
+            s.policies.get_mut(&4).expect("policy").rules[slot] = filter_common::Rule::EMPTY;
+        }
+        all.clone().with_sessions(s)
+    };
+    assert_eq!(
+        outcome(&all, "192.0.2.9:1"),
+        (Verdict::Dropped, Some(2)),
+        "the inner drop"
+    );
+    assert_eq!(
+        outcome(&without(&[2]), "192.0.2.9:1"),
+        (Verdict::WouldDrop, Some(1)),
+        "inner inert: the outer dry run decides, as if the inner were absent"
+    );
+    assert_eq!(
+        outcome(&without(&[1, 2]), "192.0.2.9:1"),
+        (Verdict::Dropped, Some(0)),
+        "both inert: the territory rule"
+    );
+    assert_eq!(outcome(&all, "192.0.2.73:1"), (Verdict::Dropped, Some(3)));
+    assert_eq!(
+        outcome(&without(&[3]), "192.0.2.73:1"),
+        (Verdict::Passed, None),
+        "inner inert: the exception around it decides"
+    );
+    let t = trace(
+        &frame(proto::UDP, "192.0.2.73:1", "100.64.0.1:48000").bytes(),
+        &without(&[3]),
+        NOW,
+    );
+    let d = t.decision.expect("decided");
+    assert!(d.override_hit.is_some_and(|o| o.inert()));
+    assert!(d.shorter_hit.is_some_and(|o| o.allows()));
+    assert_eq!(d.decided_by, DecidedBy::AllowOverride);
+    // A lapsed drop keeps the old rule: the territory rules decide, not the shorter entry.
+    let mut lapsed = all.sessions.clone();
+    for o in lapsed.overrides.values_mut() {
+        if o.slot == 2 && o.action == filter_common::OverrideAction::Drop as u8 {
+            o.expires_boot_ns = NOW;
+        }
+    }
+    let lapsed = all.clone().with_sessions(lapsed);
+    assert_eq!(outcome(&lapsed, "192.0.2.9:1"), (Verdict::Dropped, Some(0)));
 }

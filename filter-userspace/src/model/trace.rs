@@ -6,8 +6,8 @@
 use filter_common::{
     Address, EndpointKey, FlowKey, Override, OverrideAction, PassReason, TERRITORY_UNKNOWN,
     TerritoryId, Verdict,
-    maps::ADDRESS_ANY,
-    policy::{RULE_ACTIVE, RULE_DRY_RUN},
+    maps::{ADDRESS_ANY, OVERRIDE_SESSION_BITS},
+    policy::{NO_RULE_ID, RULE_ACTIVE, RULE_DRY_RUN},
 };
 
 use super::{Counted, Headers, ModelMaps, Outcome, XDP_DROP, XDP_PASS, parse};
@@ -62,15 +62,37 @@ pub struct OverrideHit {
     pub value: Override,
     /// A drop override past its expiry: it no longer applies.
     pub lapsed: bool,
+    /// For a drop: its rule, if the policy slot it names holds it (active, same id).
+    /// A drop applies only while its rule is there and in force, and is credited to it.
+    pub rule: Option<RuleHit>,
 }
 
 impl OverrideHit {
     pub fn allows(&self) -> bool {
         self.value.action == OverrideAction::Allow as u8
     }
+
+    /// A drop that decides: not lapsed, and its rule is in its slot and in force.
+    pub fn drop_applies(&self) -> bool {
+        self.value.action == OverrideAction::Drop as u8
+            && !self.lapsed
+            && self.rule.is_some_and(|r| r.in_force)
+    }
+
+    /// A drop whose slot does not hold its rule (written ahead of it, or left after it):
+    /// as if absent, so the next shorter override decides.
+    pub fn inert(&self) -> bool {
+        self.value.action == OverrideAction::Drop as u8 && !self.lapsed && self.rule.is_none()
+    }
+
+    /// An allow, or a drop that applies: the override decides.
+    pub fn decides(&self) -> bool {
+        self.allows() || self.drop_applies()
+    }
 }
 
-/// An active rule slot of the session's policy that blocks the packet's territory.
+/// An active rule slot of the session's policy: one that blocks the packet's territory,
+/// or the rule a drop override names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RuleHit {
     pub slot: usize,
@@ -85,7 +107,7 @@ pub struct RuleHit {
 pub enum DecidedBy {
     /// An allow override: passes whatever the rules say.
     AllowOverride,
-    /// A drop override in force (enforce or dry run).
+    /// A drop override whose rule is in force (enforce or dry run); credited to the rule.
     DropOverride,
     /// The session's territory rules (none in force that block the territory: passed).
     Rules,
@@ -96,7 +118,11 @@ pub enum DecidedBy {
 /// Steps 4 and 6 with their reasons.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
+    /// The longest override covering the source.
     pub override_hit: Option<OverrideHit>,
+    /// When that one is inert: the next shorter override covering the source, which is
+    /// consulted instead (one level).
+    pub shorter_hit: Option<OverrideHit>,
     /// Every active rule that blocks the territory, in slot order, in force or not.
     pub rules: Vec<RuleHit>,
     pub decided_by: DecidedBy,
@@ -104,9 +130,14 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// The rule that decided: the first enforcing rule in force, else the first dry run in
-    /// force; `None` when no rule applied.
+    /// The rule credited with the packet: a drop override's rule; among the territory
+    /// rules the first enforcing rule in force, else the first dry run in force; `None`
+    /// when no rule applied (an allow, or nothing in force).
     pub fn deciding_rule(&self) -> Option<RuleHit> {
+        if self.decided_by == DecidedBy::DropOverride {
+            let applied = [self.override_hit, self.shorter_hit].into_iter().flatten();
+            return applied.into_iter().find(OverrideHit::drop_applies)?.rule;
+        }
         if self.decided_by != DecidedBy::Rules {
             return None;
         }
@@ -220,41 +251,62 @@ impl ModelMaps {
         now_boot_ns: u64,
     ) -> Decision {
         let lapsed = |expires: u64| expires != 0 && now_boot_ns >= expires;
-        let override_hit = self
-            .override_match(session, src)
-            .map(|(key_len, value)| OverrideHit {
+        let policy = self.sessions.policies.get(&session);
+        let hit = |slot: usize, r: &filter_common::Rule| RuleHit {
+            slot,
+            dry_run: r.flags & RULE_DRY_RUN != 0,
+            expires_boot_ns: r.expires_boot_ns,
+            in_force: r.in_force(now_boot_ns),
+        };
+        let to_hit = |(key_len, value): (u32, Override)| {
+            let is_drop = value.action == OverrideAction::Drop as u8;
+            let slot = usize::from(value.slot);
+            let rule = policy
+                .and_then(|p| p.rules.get(slot))
+                .filter(|r| {
+                    is_drop
+                        && r.flags & RULE_ACTIVE != 0
+                        && value.rule_id != NO_RULE_ID
+                        && r.rule_id == value.rule_id
+                })
+                .map(|r| hit(slot, r));
+            OverrideHit {
                 key_len,
                 value,
-                lapsed: value.action == OverrideAction::Drop as u8 && lapsed(value.expires_boot_ns),
-            });
-        let rules: Vec<RuleHit> = self
-            .sessions
-            .policies
-            .get(&session)
-            .map_or_else(Vec::new, |p| {
-                (p.rules.iter().enumerate())
-                    .filter(|(_, r)| r.flags & RULE_ACTIVE != 0 && r.blocks(territory))
-                    .map(|(slot, r)| RuleHit {
-                        slot,
-                        dry_run: r.flags & RULE_DRY_RUN != 0,
-                        expires_boot_ns: r.expires_boot_ns,
-                        in_force: r.in_force(now_boot_ns),
-                    })
-                    .collect()
-            });
+                lapsed: is_drop && lapsed(value.expires_boot_ns),
+                rule,
+            }
+        };
+        let override_hit = self.override_match(session, src).map(to_hit);
+        let shorter_hit = override_hit
+            .filter(|o| o.inert() && o.key_len > OVERRIDE_SESSION_BITS)
+            .and_then(|o| self.override_match_within(session, src, o.key_len - 1))
+            .map(to_hit);
+        let rules: Vec<RuleHit> = policy.map_or_else(Vec::new, |p| {
+            (p.rules.iter().enumerate())
+                .filter(|(_, r)| r.flags & RULE_ACTIVE != 0 && r.blocks(territory))
+                .map(|(slot, r)| hit(slot, r))
+                .collect()
+        });
         let decided = |decided_by, verdict| Decision {
             override_hit,
+            shorter_hit,
             rules: rules.clone(),
             decided_by,
             verdict,
         };
-        if let Some(o) = override_hit {
+        // The shorter entry is there only when the longest is inert. A drop that has
+        // lapsed, or whose rule is not in force in its slot, leaves the decision to the
+        // territory rules; a drop that applies takes its rule's mode.
+        for o in [override_hit, shorter_hit].into_iter().flatten() {
             if o.allows() {
                 return decided(DecidedBy::AllowOverride, Verdict::Passed);
             }
-            // A drop that has lapsed leaves the decision to the territory rules.
-            if o.value.action == OverrideAction::Drop as u8 && !o.lapsed {
-                return decided(DecidedBy::DropOverride, mode(o.value.flags));
+            if o.drop_applies()
+                && let Some(rule) = o.rule
+            {
+                let flags = if rule.dry_run { RULE_DRY_RUN } else { 0 };
+                return decided(DecidedBy::DropOverride, mode(flags));
             }
         }
         if !self.sessions.policies.contains_key(&session) {

@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::{DeclaredRule, PolicyError, parse::Source, schema::RuleSchema};
 use crate::expiry::parse_expiry;
 
-/// What `block` refuses: one prefix under two orders, too many territory rules.
+/// What `block` refuses: one prefix under two orders, too many rules.
 pub(super) fn check_rules(name: &str, rules: &[DeclaredRule]) -> Result<(), PolicyError> {
     for (i, rule) in rules.iter().enumerate() {
         for prefix in &rule.prefixes {
@@ -25,15 +25,14 @@ pub(super) fn check_rules(name: &str, rules: &[DeclaredRule]) -> Result<(), Poli
             }
         }
     }
-    let territory_rules: Vec<&DeclaredRule> =
-        rules.iter().filter(|r| !r.territories.is_empty()).collect();
-    if let Some(extra) = territory_rules.get(RULES_PER_SESSION) {
+    // Every rule holds a policy slot, prefix-only ones too (their overrides are bound to it).
+    if let Some(extra) = rules.get(RULES_PER_SESSION) {
         return Err(PolicyError::new(
             extra.at.clone(),
             format!(
-                "meeting `{name}` has {} territory rules; one meeting holds at most \
-                 {RULES_PER_SESSION}: merge some",
-                territory_rules.len()
+                "meeting `{name}` has {} rules; one meeting holds at most \
+                 {RULES_PER_SESSION} (territory or prefix): merge some",
+                rules.len()
             ),
         ));
     }

@@ -14,7 +14,7 @@ use super::{
 use crate::state::{Meeting, Rule};
 
 /// Unchanged rules are kept as they are, changed ones reissued in place (matched by order
-/// reference), new ones appended in file order: territory rules keep their slots.
+/// reference), new ones appended in file order: rules keep their slots.
 pub(super) fn update_rules(
     plan: &mut Plan,
     lines: &mut Vec<Change>,
@@ -127,14 +127,15 @@ fn check_kept_expired(
             );
         }
     }
-    let territory_rules = rules.iter().filter(|r| !r.territories.is_empty()).count();
-    if territory_rules > RULES_PER_SESSION {
+    // Every rule holds a policy slot, prefix-only ones too.
+    if rules.len() > RULES_PER_SESSION {
         bail!(
-            "{}: meeting `{name}` would have {territory_rules} territory rules, {} of them expired \
-             and kept as records; one meeting holds at most {RULES_PER_SESSION}: lift expired \
-             rules with `geofence unblock {name} --territory ..`",
+            "{}: meeting `{name}` would have {} rules, {} of them expired and kept as \
+             records; one meeting holds at most {RULES_PER_SESSION} (territory or prefix): \
+             lift expired rules with `geofence unblock {name} --territory ..` or `--prefix ..`",
             want.at,
-            expired.iter().filter(|r| !r.territories.is_empty()).count()
+            rules.len(),
+            expired.len()
         );
     }
     Ok(())

@@ -39,8 +39,8 @@ pub const NOTES: [&str; 3] = [
      registers); per-order and per-territory totals merge the rules' registers, so a source \
      blocked by two rules is counted once.",
     "Dry-run rules count what they would have dropped; those packets were delivered.",
-    "Rules that block only listed prefixes, not territories, are listed without per-rule \
-     counts: their drops are counted per meeting and territory (`geofence stats`).",
+    "A rule's prefix drops are counted with the rule. A rule that ended before geofence kept \
+     per-rule counts for it (older versions did not for prefix-only rules) shows — instead.",
 ];
 
 /// A rule as reported: its life clipped to the window, and its counts.
@@ -68,7 +68,8 @@ pub struct Totals {
     pub bytes: u64,
     /// Estimate over the union of the rules' sketches.
     pub distinct_sources: u64,
-    /// Rules without counts (prefix-only, or counters unavailable).
+    /// Rules without counts (ended before per-rule counts were kept, or counters
+    /// unavailable).
     pub uncounted_rules: usize,
     #[serde(skip)]
     registers: Option<[u8; filter_common::accounting::SKETCH_REGISTERS]>,

@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod endpoint;
 pub mod expiry;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geo;
 pub mod kernel;
 pub mod lock;

@@ -6,6 +6,7 @@ mod bench;
 mod build;
 mod cmd;
 mod demo;
+mod fuzz;
 mod fuzz_verdicts;
 mod setup;
 mod test;
@@ -66,6 +67,12 @@ enum Task {
     /// through BPF_PROG_TEST_RUN and through `geofence::model`, on random rule sets and the
     /// real table from ../shared/geo. Prints packets/s and the mismatch count.
     FuzzVerdicts(fuzz_verdicts::Args),
+    /// Run the cargo-fuzz targets (geo loaders, CLI parsers) for a while each.
+    ///
+    /// Installs cargo-fuzz when missing, then runs every target (or the ones named) for
+    /// --time seconds on one core, niced. Prints executions per target; exits non-zero when
+    /// one crashed, naming the saved input. Example: cargo xtask fuzz --time 300 geo_csv
+    Fuzz(fuzz::Args),
 }
 
 fn main() {
@@ -77,6 +84,7 @@ fn main() {
         Task::Demo(args) => demo::run(&args),
         Task::Bench(args) => bench::run(&args),
         Task::FuzzVerdicts(args) => fuzz_verdicts::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

@@ -324,3 +324,25 @@ fn fuzz_seed_databases_load() {
         }
     }
 }
+
+/// Found by `cargo xtask fuzz` (geo_mmdb): a metadata pointer that leads back to itself
+/// made the maxminddb decoder recurse until the stack overflowed, aborting the process.
+#[test]
+fn metadata_pointer_cycle_is_an_error_not_a_stack_overflow() {
+    let db = include_bytes!("../../../fuzz/regressions/geo_mmdb/bad-metadata-pointer-cycle.mmdb");
+    let msg = load(db, 0).unwrap_err();
+    assert!(msg.starts_with("metadata: "), "{msg}");
+    // The same cycle in a record's data.
+    let mut db = write_db(4, &[(0x0100_0000, 24, flat("AU"))], &[]);
+    let record = db
+        .windows(14)
+        .position(|w| w == b"\xe1\x4ccountry_code")
+        .unwrap();
+    // {"country_code": ...} becomes {ptr -> this map: ...}.
+    db[record + 1..record + 3].copy_from_slice(&[0x20, 0x00]);
+    let msg = load(&db, 0).unwrap_err();
+    assert!(
+        msg.contains("record for 1.0.0.0/24") && msg.contains("nested"),
+        "{msg}"
+    );
+}

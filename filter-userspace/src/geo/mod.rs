@@ -11,6 +11,7 @@ pub mod flat;
 mod list;
 mod load;
 mod mmdb;
+mod mmdb_data;
 mod ranges;
 mod source;
 mod table;

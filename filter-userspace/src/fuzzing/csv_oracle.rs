@@ -28,13 +28,14 @@ fn field(s: &str) -> &str {
 /// cannot make sense of.
 fn rows(data: &[u8]) -> Vec<Row> {
     let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
-    let text = std::str::from_utf8(data).expect("an accepted CSV is UTF-8 in its data lines");
     let mut out = Vec::new();
-    for line in text.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line).trim_ascii();
-        if line.is_empty() || line.starts_with('#') {
+    // Comments need not be UTF-8, so lines are split before decoding.
+    for line in data.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line).trim_ascii();
+        if line.is_empty() || line.starts_with(b"#") {
             continue;
         }
+        let line = std::str::from_utf8(line).expect("an accepted data line is UTF-8");
         let cols: Vec<&str> = line.split(',').map(field).collect();
         let [start, end, code] = cols[..] else {
             panic!("accepted line {line:?} has {} columns", cols.len());

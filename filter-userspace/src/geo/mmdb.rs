@@ -4,7 +4,8 @@
 //! node, panics on some corrupt trees (it slices unchecked), and reports `::/n` networks with
 //! n < 96 with an underflowing length. The crate still parses the metadata and decodes the
 //! (few hundred distinct) records; since its decoder also slices unchecked, those calls run
-//! under `catch_unwind` so a corrupt file is an error, not a crash.
+//! under `catch_unwind` so a corrupt file is an error, not a crash; and since a stack
+//! overflow cannot be caught, `mmdb_data` checks every value before the crate decodes it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

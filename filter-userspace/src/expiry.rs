@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+/// The longest `--for`: beyond it an expiry is a typo, not an order's end date (and it keeps
+/// every duration printable in units of at most 9 digits, as the parser reads them).
+const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
+
 /// Parses `500ms`, `30s`, `15m`, `2h`, `7d`, or a sum like `1h30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad =
@@ -33,12 +37,42 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total = total.checked_add(unit).ok_or_else(bad)?;
         rest = &rest[unit_len..];
     }
+    if total > MAX_DURATION {
+        return Err(format!(
+            "`{text}` is longer than 100 years; leave out --for for a rule without an end"
+        ));
+    }
     if total.is_zero() {
         return Err(format!(
             "`{text}`: a rule that expires at once would do nothing"
         ));
     }
     Ok(total)
+}
+
+/// The canonical text of a duration, to the millisecond: largest units first, zero units
+/// left out (`1d2h30m`, `1s500ms`); `parse_duration` reads it back.
+pub fn format_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    let units = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1000, "s"),
+        (1, "ms"),
+    ];
+    let mut rest = ms;
+    let mut out = String::new();
+    for (size, unit) in units {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
 }
 
 /// Parses an RFC 3339 time, which must lie in the future.
@@ -125,6 +159,35 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_are_bounded_by_a_century() {
+        assert_eq!(
+            parse_duration("36500d"),
+            Ok(Duration::from_secs(36_500 * 86_400))
+        );
+        for long in ["36500d1ms", "36501d", "999999999d999999999d"] {
+            let err = parse_duration(long).expect_err(long);
+            assert!(err.contains("longer than 100 years"), "{long}: {err}");
+        }
+    }
+
+    #[test]
+    fn formatted_durations_parse_back() {
+        for (text, canonical) in [
+            ("90m", "1h30m"),
+            ("1500ms", "1s500ms"),
+            ("25h", "1d1h"),
+            ("7d", "7d"),
+            ("36500d", "36500d"),
+            ("59s1000ms", "1m"),
+        ] {
+            let d = parse_duration(text).expect(text);
+            assert_eq!(format_duration(d), canonical);
+            assert_eq!(parse_duration(canonical), Ok(d));
+        }
+        assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod cli;
 pub mod endpoint;
 pub mod expiry;
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geo;
 pub mod kernel;
 pub mod lock;

@@ -6,6 +6,7 @@ mod bench;
 mod build;
 mod cmd;
 mod demo;
+mod fuzz;
 mod fuzz_verdicts;
 mod install;
 mod setup;
@@ -74,6 +75,12 @@ enum Task {
     /// share/fish and share/man/man1. --destdir stages everything under a directory.
     /// Files already in place are left alone, so running it again changes nothing.
     Install(install::Args),
+    /// Run the cargo-fuzz targets (geo loaders, CLI parsers) for a while each.
+    ///
+    /// Installs cargo-fuzz when missing, then runs every target (or the ones named) for
+    /// --time seconds on one core, niced. Prints executions per target; exits non-zero when
+    /// one crashed, naming the saved input. Example: cargo xtask fuzz --time 300 geo_csv
+    Fuzz(fuzz::Args),
 }
 
 fn main() {
@@ -86,6 +93,7 @@ fn main() {
         Task::Bench(args) => bench::run(&args),
         Task::FuzzVerdicts(args) => fuzz_verdicts::run(&args),
         Task::Install(args) => install::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

@@ -13,7 +13,17 @@ fn load_one(
     format: Format,
     territory: Option<&str>,
 ) -> Result<(SourceSummary, Loaded), GeoError> {
-    let input = source::read(path)?;
+    parse_input(path, source::read(path)?, src, format, territory)
+}
+
+/// Parses one file's contents, already read and decompressed; `path` names it in errors.
+fn parse_input(
+    path: &Path,
+    input: source::Input,
+    src: usize,
+    format: Format,
+    territory: Option<&str>,
+) -> Result<(SourceSummary, Loaded), GeoError> {
     let no_entries = |skipped| GeoError::NoEntries {
         path: path.to_owned(),
         skipped,
@@ -123,6 +133,19 @@ fn absorb<T>(all: &mut Vec<T>, new: Vec<T>) {
     } else {
         all.extend(new);
     }
+}
+
+/// Loads one file's contents from memory, exactly as [`load_files`] loads a file: gunzip,
+/// format detection, parsing and the table's checks. `name` stands for the file in errors.
+pub fn load_bytes(
+    name: &Path,
+    data: &[u8],
+    format: Format,
+    territory: Option<&str>,
+) -> Result<GeoTable, GeoError> {
+    let input = source::decode(name, data.to_vec())?;
+    let (summary, loaded) = parse_input(name, input, 0, format, territory)?;
+    table::build(&[name.to_owned()], loaded.v4, loaded.v6, vec![summary])
 }
 
 /// Loads and merges `paths`. `format` applies to every file (`Auto` detects per file);

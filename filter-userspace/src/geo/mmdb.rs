@@ -4,7 +4,8 @@
 //! node, panics on some corrupt trees (it slices unchecked), and reports `::/n` networks with
 //! n < 96 with an underflowing length. The crate still parses the metadata and decodes the
 //! (few hundred distinct) records; since its decoder also slices unchecked, those calls run
-//! under `catch_unwind` so a corrupt file is an error, not a crash.
+//! under `catch_unwind` so a corrupt file is an error, not a crash; and since a stack
+//! overflow cannot be caught, `mmdb_data` checks every value before the crate decodes it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -16,6 +17,8 @@ use serde::Deserialize;
 
 use super::cidr::{PrefixV4, PrefixV6, snippet};
 use super::csv::parse_code;
+use super::mmdb_data;
+use super::source::MMDB_MARKER;
 use super::table::{Entry, Loaded};
 
 /// The record shapes that carry a country: GeoIP2/GeoLite2/DB-IP (`country.iso_code`, else
@@ -118,6 +121,9 @@ impl Tree<'_> {
 /// Decodes each distinct record once, by looking up an address that leads to it.
 struct Codes<'r, 'b> {
     reader: &'r Reader<&'b [u8]>,
+    /// The data section, which records are checked in before the crate decodes them.
+    data: &'b [u8],
+    node_count: usize,
     cache: HashMap<usize, Option<TerritoryId>>,
 }
 
@@ -127,6 +133,11 @@ impl Codes<'_, '_> {
             return Ok(*id);
         }
         let net = format!("{ip}/{len}");
+        // The crate's lookup walks the same path to the same pointer (`found` is compared
+        // below), so the record it decodes is the one checked here. The walk guarantees
+        // pointer >= node_count + 16.
+        let record = pointer - self.node_count - 16;
+        mmdb_data::check(self.data, record).map_err(|e| format!("record for {net}: {e}"))?;
         let reader = self.reader;
         let (code, found) = guarded(|| {
             let (record, found) = reader.lookup_prefix::<Record<'_>>(ip)?;
@@ -151,6 +162,14 @@ impl Codes<'_, '_> {
 
 /// Loads every network of the database (`src` is the file's index).
 pub(crate) fn load(data: &[u8], src: u32) -> Result<Loaded, String> {
+    // The crate decodes the metadata after the last marker; check it first.
+    if let Some(at) = data
+        .windows(MMDB_MARKER.len())
+        .rposition(|w| w == MMDB_MARKER)
+    {
+        let metadata = &data[at + MMDB_MARKER.len()..];
+        mmdb_data::check(metadata, 0).map_err(|e| format!("metadata: {e}"))?;
+    }
     let reader = guarded(|| Reader::from_source(data))?;
     let meta = &reader.metadata;
     let node_count = meta.node_count as usize;
@@ -171,6 +190,8 @@ pub(crate) fn load(data: &[u8], src: u32) -> Result<Loaded, String> {
     };
     let mut codes = Codes {
         reader: &reader,
+        data: &data[tree_len + 16..],
+        node_count,
         cache: HashMap::new(),
     };
     let mut out = Loaded::default();

@@ -282,3 +282,67 @@ fn bad_codes_and_corrupt_files_are_errors() {
     junk.extend(crate::geo::source::MMDB_MARKER);
     assert!(load(&junk, 0).is_err());
 }
+
+/// The MMDB seeds of the fuzz corpus are these databases. Each must load; with
+/// `GEOFENCE_WRITE_FUZZ_SEEDS=1` the test (re)writes them into `fuzz/corpus/geo_mmdb/`.
+#[test]
+fn fuzz_seed_databases_load() {
+    let iso = |cc: &'static str| V::Map(vec![("country", V::Map(vec![("iso_code", V::S(cc))]))]);
+    let v6_nets = || {
+        vec![
+            (v4_in_v6([1, 0, 0, 0]), 120, iso("AU")),
+            (v4_in_v6([203, 0, 113, 0]), 124, flat("NZ")),
+            (0x2001_0db8 << 96, 32, flat("JP")),
+            (0x2a00 << 112, 12, V::Map(vec![])),
+        ]
+    };
+    let aliases = [(0xffff << 32, 96), (0x2001 << 112, 32), (0x2002 << 112, 16)];
+    let seeds = [
+        (
+            "ok-v4-24bit.mmdb",
+            write_db(
+                4,
+                &[(0x0100_0000, 24, flat("AU")), (0xc000_0200, 24, iso("ZZ"))],
+                &[],
+            ),
+        ),
+        (
+            "ok-v6-24bit-aliases.mmdb",
+            write_sized(24, 6, &v6_nets(), &aliases),
+        ),
+        ("ok-v6-28bit.mmdb", write_sized(28, 6, &v6_nets(), &aliases)),
+        ("ok-v6-32bit.mmdb", write_sized(32, 6, &v6_nets(), &[])),
+    ];
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/geo_mmdb");
+    let write = std::env::var_os("GEOFENCE_WRITE_FUZZ_SEEDS").is_some();
+    for (name, db) in seeds {
+        let got = load(&db, 0).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!got.v4.is_empty(), "{name}");
+        assert!(db.len() < 20_000, "{name}: {} bytes", db.len());
+        if write {
+            std::fs::write(format!("{dir}/{name}"), &db).unwrap();
+        }
+    }
+}
+
+/// Found by `cargo xtask fuzz` (geo_mmdb): a metadata pointer that leads back to itself
+/// made the maxminddb decoder recurse until the stack overflowed, aborting the process.
+#[test]
+fn metadata_pointer_cycle_is_an_error_not_a_stack_overflow() {
+    let db = include_bytes!("../../../fuzz/regressions/geo_mmdb/bad-metadata-pointer-cycle.mmdb");
+    let msg = load(db, 0).unwrap_err();
+    assert!(msg.starts_with("metadata: "), "{msg}");
+    // The same cycle in a record's data.
+    let mut db = write_db(4, &[(0x0100_0000, 24, flat("AU"))], &[]);
+    let record = db
+        .windows(14)
+        .position(|w| w == b"\xe1\x4ccountry_code")
+        .unwrap();
+    // {"country_code": ...} becomes {ptr -> this map: ...}.
+    db[record + 1..record + 3].copy_from_slice(&[0x20, 0x00]);
+    let msg = load(&db, 0).unwrap_err();
+    assert!(
+        msg.contains("record for 1.0.0.0/24") && msg.contains("nested"),
+        "{msg}"
+    );
+}

@@ -12,6 +12,7 @@ mod list;
 mod load;
 mod mmdb;
 pub mod progress;
+mod mmdb_data;
 mod ranges;
 mod source;
 mod table;
@@ -22,7 +23,7 @@ use std::str::FromStr;
 pub use cidr::{PrefixParseError, PrefixV4, PrefixV6, range_to_cidrs_v4, range_to_cidrs_v6};
 pub use error::{GeoError, Origin, Reason};
 pub use flat::{FlatError, FlatTable, FlatV4, FlatV6};
-pub use load::load_files;
+pub use load::{load_bytes, load_files};
 pub use table::{GeoTable, SourceSummary};
 
 /// An input file format.

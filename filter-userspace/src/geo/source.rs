@@ -40,6 +40,15 @@ pub(crate) fn read(path: &Path) -> Result<Input, GeoError> {
     if raw.len() as u64 > MAX_BYTES {
         return Err(too_large());
     }
+    decode(path, raw)
+}
+
+/// Gunzips `raw` (the contents of `path`) if it is gzip; takes it as it is otherwise.
+pub(crate) fn decode(path: &Path, raw: Vec<u8>) -> Result<Input, GeoError> {
+    let too_large = || GeoError::TooLarge {
+        path: path.to_owned(),
+        limit: MAX_BYTES,
+    };
     let bytes = raw.len() as u64;
     if !raw.starts_with(&GZIP_MAGIC) {
         return Ok(Input {

@@ -225,3 +225,25 @@ fn format_names_round_trip() {
             .contains("auto, csv, mmdb or cidr")
     );
 }
+
+#[test]
+fn load_bytes_matches_load_files() {
+    let dir = Scratch::new();
+    let csv = b"1.0.0.0,1.0.0.255,AU\n2001:db8::,2001:db8::ffff,JP\n";
+    let path = dir.gz("t.csv.gz", csv);
+    let from_file = load_files(std::slice::from_ref(&path), Format::Auto, None).unwrap();
+    let raw = std::fs::read(&path).unwrap();
+    let from_bytes = load_bytes(&path, &raw, Format::Auto, None).unwrap();
+    assert_eq!(from_bytes, from_file);
+    assert!(from_bytes.sources[0].gzip && from_bytes.sources[0].format == Format::Csv);
+    let err = load_bytes(
+        Path::new("stdin"),
+        b"1.0.0.9,1.0.0.0,AU\n",
+        Format::Csv,
+        None,
+    );
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "stdin:1: start 1.0.0.9 is after end 1.0.0.0"
+    );
+}

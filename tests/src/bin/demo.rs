@@ -96,10 +96,26 @@ fn run() -> Result<()> {
     print!("{}", after.table(mark));
     summary(&after);
 
+    step("Why was alice's media dropped? The decision step by step, confirmed by the kernel")?;
+    let alice = world.participant("alice");
+    let src = format!("{}:50000", alice.addr());
+    let dst = format!("{}:40000", alice.relay_addr());
+    world
+        .gf
+        .run(&["explain", "--proto", "udp", "--src", &src, "--dst", &dst])?;
+
     step("Counters and state")?;
     world.gf.run(&["stats", "town-hall"])?;
     world.gf.run(&["stats"])?;
     world.gf.run(&["status"])?;
+
+    step("Accountability: the audit trail, its hash chain, and the transparency report")?;
+    world.gf.run(&["audit", "show"])?;
+    world.gf.run(&["audit", "verify"])?;
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    world
+        .gf
+        .run(&["report", "--from", &today, "--to", &today, "--format", "md"])?;
 
     step("Cleaning up")?;
     Ok(())

@@ -97,17 +97,7 @@ pub fn attach(
             pin.display()
         );
     }
-    let program: &mut Xdp = kernel
-        .ebpf
-        .program_mut(PROGRAM)
-        .context("the XDP program is missing from the object")?
-        .try_into()?;
-    // One handle loads the program once and attaches it to as many interfaces as asked.
-    if program.fd().is_err() {
-        program
-            .load()
-            .map_err(|e| anyhow!("the kernel refused to load the XDP program: {e}"))?;
-    }
+    let program = loaded_program(kernel)?;
     let link_id = {
         let _inside = netns.map(NetnsGuard::enter).transpose()?;
         let index = interface_index(interface, netns)?;
@@ -155,4 +145,20 @@ pub fn detach(pin_dir: &Path, interface: &str, netns: Option<&str>) -> anyhow::R
         .with_context(|| format!("unpinning {}", pin.display()))?;
     drop(link);
     Ok(())
+}
+
+/// The XDP program of `kernel`'s object, loaded into the kernel on first use: one handle
+/// loads it once, then attaches or test-runs it as often as asked.
+pub(crate) fn loaded_program(kernel: &mut Kernel) -> anyhow::Result<&mut Xdp> {
+    let program: &mut Xdp = kernel
+        .ebpf
+        .program_mut(PROGRAM)
+        .context("the XDP program is missing from the object")?
+        .try_into()?;
+    if program.fd().is_err() {
+        program
+            .load()
+            .map_err(|e| anyhow!("the kernel refused to load the XDP program: {e}"))?;
+    }
+    Ok(program)
 }

@@ -9,14 +9,14 @@ use std::{
 };
 
 use anyhow::{Context as _, anyhow, bail};
-use aya::programs::{Xdp, links::FdLink, links::PinnedLink};
+use aya::programs::links::{FdLink, PinnedLink};
 use filter_common::{
     PassReason, TerritoryId, Verdict,
     policy::RULES_PER_SESSION,
     probe::{ANSWER_NONE, ANSWER_PASS_REASON, ANSWER_SESSION, PROBE_META_LEN, ProbeMeta},
 };
 
-use super::{Kernel, PROGRAM, test_run};
+use super::{Kernel, test_run};
 
 /// Which program answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,16 +103,7 @@ pub fn attached_targets(pin_dir: &Path) -> anyhow::Result<Vec<ProbeTarget>> {
 
 /// Loads the program object on the pinned maps of `kernel`, for when nothing is attached.
 pub fn fresh_target(kernel: &mut Kernel) -> anyhow::Result<ProbeTarget> {
-    let program: &mut Xdp = kernel
-        .ebpf
-        .program_mut(PROGRAM)
-        .context("the XDP program is missing from the object")?
-        .try_into()?;
-    if program.fd().is_err() {
-        program
-            .load()
-            .map_err(|e| anyhow!("the kernel refused to load the XDP program: {e}"))?;
-    }
+    let program = super::attach::loaded_program(kernel)?;
     let fd = program
         .fd()?
         .as_fd()

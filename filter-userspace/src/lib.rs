@@ -9,6 +9,7 @@ pub mod explain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod geo;
+pub mod human;
 pub mod kernel;
 pub mod lock;
 pub mod model;

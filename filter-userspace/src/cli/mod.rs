@@ -10,7 +10,6 @@ mod docs;
 mod explain;
 mod export;
 mod geo;
-mod human;
 mod interface;
 mod meeting;
 mod progress;

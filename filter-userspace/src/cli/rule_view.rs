@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::human;
+use crate::human;
 use crate::{
     kernel::{self, Kernel, RuleCounts},
     rule_slots,

@@ -10,10 +10,10 @@ use super::{
     args::StatusArgs,
     change::Ctx,
     geo::generation_name,
-    human,
     rule_view::{self, RuleCounters},
 };
 use crate::{
+    human,
     kernel::{self, Kernel, Stats},
     state::{self, Meeting, Rule, State},
 };

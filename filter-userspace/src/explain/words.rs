@@ -30,15 +30,8 @@ pub fn verdict_name(v: Verdict) -> &'static str {
 
 /// "in 59m 58s" or "2h 3m ago".
 fn relative(at: Timestamp, now: Timestamp) -> String {
-    let secs = at.as_second() - now.as_second();
-    let n = secs.unsigned_abs();
-    let text = match n {
-        0..60 => format!("{n}s"),
-        60..3600 => format!("{}m {}s", n / 60, n % 60),
-        3600..86_400 => format!("{}h {}m", n / 3600, n % 3600 / 60),
-        _ => format!("{}d {}h", n / 86_400, n % 86_400 / 3600),
-    };
-    if secs >= 0 {
+    let text = crate::human::span(at.duration_since(now));
+    if at >= now {
         format!("in {text}")
     } else {
         format!("{text} ago")

@@ -85,9 +85,60 @@ pub struct SessionStats {
     pub bytes: [u64; Verdict::COUNT],
 }
 
+/// `STATS_CACHE` entries per session: the first territories a session's packets come from
+/// on a CPU take them.
+pub const STATS_CACHE_WAYS: u32 = 4;
+
+/// Entries of the per-CPU `STATS_CACHE`: [`STATS_CACHE_WAYS`] per session id.
+pub const STATS_CACHE_ENTRIES: u32 = crate::maps::capacity::MAX_SESSIONS * STATS_CACHE_WAYS;
+
+/// One entry of the per-CPU `STATS_CACHE`, the front of `SESSION_STATS`.
+///
+/// Each session owns [`STATS_CACHE_WAYS`] entries per CPU, from [`stats_cache_first`]. A
+/// packet counts in the one holding its territory, or claims the first free one (session
+/// 0, never a session) for it, on its CPU, and that CPU counts the territory there from
+/// then on; a territory that finds all of them taken is counted in the hash. A few array
+/// reads instead of a hash lookup, and nothing moves between the two: readers add both.
+/// Only the session's own packets touch its entries, so the controller clears those of
+/// a session that is gone, and of an id about to be reused, without racing anyone's
+/// counts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CachedStats {
+    pub key: StatsKey,
+    pub stats: SessionStats,
+}
+
+/// The first `STATS_CACHE` entry of `session`, if it is a session id.
+#[inline(always)]
+pub const fn stats_cache_first(session: u32) -> Option<u32> {
+    if session >= crate::maps::capacity::MAX_SESSIONS {
+        return None;
+    }
+    Some(session * STATS_CACHE_WAYS)
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: repr(C), Copy, explicit padding, no pointers.
     unsafe impl aya::Pod for super::StatsKey {}
     unsafe impl aya::Pod for super::SessionStats {}
+    unsafe impl aya::Pod for super::CachedStats {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_session_owns_its_cache_entries() {
+        assert_eq!(core::mem::size_of::<CachedStats>(), 8 + 48);
+        let last = crate::maps::capacity::MAX_SESSIONS - 1;
+        assert_eq!(stats_cache_first(1), Some(STATS_CACHE_WAYS));
+        assert_eq!(
+            stats_cache_first(last).map(|first| first + STATS_CACHE_WAYS),
+            Some(STATS_CACHE_ENTRIES)
+        );
+        assert_eq!(stats_cache_first(last + 1), None);
+    }
 }

@@ -13,7 +13,7 @@ pub mod policy;
 pub mod probe;
 pub mod territory;
 
-pub use counters::{PassReason, SessionStats, StatsKey, Verdict};
+pub use counters::{CachedStats, PassReason, SessionStats, StatsKey, Verdict};
 pub use maps::{Address, EndpointKey, FlowKey, OverrideKey, TerritoryKeyV4, TerritoryKeyV6};
 pub use policy::{Override, OverrideAction, Policy, Rule};
 pub use territory::{TERRITORY_UNKNOWN, TerritoryId};

@@ -70,38 +70,61 @@ pub struct TerritoryKeyV6 {
     pub addr: [u8; 16],
 }
 
-/// The `PORTS` table: for each (UDP or TCP, destination port), four bits saying which
-/// session keys exist on it (flows, endpoints on a local address, endpoints on any
-/// address). A packet whose bits are all clear belongs to no meeting, which one array
-/// read tells; otherwise only the lookups that can hit are made, so a meeting with one
-/// wildcard endpoint costs one hash lookup, not three.
+/// The `PORTS` table: one `u32` per (UDP or TCP, destination port). Its low bits say
+/// which session keys exist on the port (flows, endpoints on a local address, an endpoint
+/// on any address); its high bits hold the session of the wildcard endpoint, which a port
+/// has at most one of. So a packet of no meeting costs one array read, and a packet to a
+/// wildcard endpoint finds its session in that same read, with no hash lookup; only flows
+/// and address-bound endpoints cost one.
 pub mod ports {
     /// A flow binding has this destination port.
-    pub const FLOW: u64 = 1;
+    pub const FLOW: u32 = 1;
     /// An endpoint on a specific local address has this port.
-    pub const ENDPOINT_ADDR: u64 = 2;
-    /// An endpoint on any local address (`*`) has this port.
-    pub const ENDPOINT_ANY: u64 = 4;
-    /// The bits of one (protocol, port).
-    pub const MASK: u64 = 0xf;
+    pub const ENDPOINT_ADDR: u32 = 2;
+    /// An endpoint on any local address (`*`) has this port; the entry holds its session.
+    pub const ENDPOINT_ANY: u32 = 4;
+    /// The key bits of an entry.
+    pub const KEYS: u32 = 0xf;
+    /// Where the wildcard endpoint's session id starts in an entry.
+    pub const SESSION_SHIFT: u32 = 16;
 
-    const PORTS_PER_WORD: u32 = 64 / 4;
+    /// Entries of the table: 65,536 ports × 2 protocols (512 KiB).
+    pub const ENTRIES: u32 = 2 * 65_536;
+    /// The array holds two entries per element: BPF arrays give every element 8 bytes, so
+    /// a plain `u32` array would double in size and leave every other `u32` of its memory
+    /// mapping unused.
+    pub type Element = [u32; 2];
+    /// Elements of the array.
+    pub const ELEMENTS: u32 = ENTRIES / 2;
 
-    /// Words of the table: 65,536 ports × 2 protocols × 4 bits / 64 (64 KiB).
-    pub const WORDS: u32 = 2 * 65_536 / PORTS_PER_WORD;
-
-    /// The word index and bit shift of `(proto, port)`; `None` for protocols other than
-    /// UDP/TCP.
+    /// The entry index of `(proto, port)`; `None` for protocols other than UDP/TCP.
     #[inline(always)]
-    pub const fn slot(proto: u8, port: u16) -> Option<(u32, u32)> {
-        let base = match proto {
-            crate::proto::UDP => 0,
-            crate::proto::TCP => 65_536 / PORTS_PER_WORD,
-            _ => return None,
-        };
-        let port = port as u32;
-        Some((base + port / PORTS_PER_WORD, (port % PORTS_PER_WORD) * 4))
+    pub const fn index(proto: u8, port: u16) -> Option<u32> {
+        match proto {
+            crate::proto::UDP => Some(port as u32),
+            crate::proto::TCP => Some(65_536 + port as u32),
+            _ => None,
+        }
     }
+
+    /// An entry: `keys` bits, and `wildcard_session` when `keys` has [`ENDPOINT_ANY`].
+    #[inline(always)]
+    pub const fn entry(keys: u32, wildcard_session: u32) -> u32 {
+        if keys & ENDPOINT_ANY != 0 {
+            (keys & KEYS) | (wildcard_session << SESSION_SHIFT)
+        } else {
+            keys & KEYS
+        }
+    }
+
+    /// The wildcard endpoint's session of an entry with [`ENDPOINT_ANY`].
+    #[inline(always)]
+    pub const fn wildcard_session(entry: u32) -> u32 {
+        entry >> SESSION_SHIFT
+    }
+
+    // Session ids must fit above the key bits.
+    const _: () = assert!(super::capacity::MAX_SESSIONS <= 1 << (32 - SESSION_SHIFT));
 }
 
 /// The `OVERRIDE_SESSIONS` bitmap: one bit per session that has any prefix override, so
@@ -125,7 +148,8 @@ pub mod capacity {
     /// Session ids are `1..MAX_SESSIONS`; 0 is never a session.
     pub const MAX_SESSIONS: u32 = 4096;
     pub const FLOWS: u32 = 65_536;
-    pub const ENDPOINTS: u32 = 65_536;
+    /// Four per session id: a meeting has a media port or two and a TCP fallback.
+    pub const ENDPOINTS: u32 = 16_384;
     pub const OVERRIDES: u32 = 65_536;
     pub const TERRITORY_V4: u32 = 1_048_576;
     pub const TERRITORY_V6: u32 = 1_048_576;
@@ -157,6 +181,8 @@ pub mod names {
     pub const GEO6_T_A: &str = "GEO6_T_A";
     pub const GEO6_T_B: &str = "GEO6_T_B";
     pub const SESSION_STATS: &str = "SESSION_STATS";
+    /// The per-CPU front of `SESSION_STATS` (see [`crate::CachedStats`]).
+    pub const STATS_CACHE: &str = "STATS_CACHE";
     pub const PASS_REASONS: &str = "PASS_REASONS";
     pub const PORTS: &str = "PORTS";
     pub const OVERRIDE_SESSIONS: &str = "OVERRIDE_SESSIONS";
@@ -165,7 +191,7 @@ pub mod names {
     /// Per rule slot: the distinct-source sketch.
     pub const RULE_SOURCES: &str = "RULE_SOURCES";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 27] = [
+    pub const ALL: [&str; 28] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -188,6 +214,7 @@ pub mod names {
         GEO6_T_A,
         GEO6_T_B,
         SESSION_STATS,
+        STATS_CACHE,
         PASS_REASONS,
         PORTS,
         OVERRIDE_SESSIONS,
@@ -212,17 +239,30 @@ mod tests {
     use core::mem::size_of;
 
     #[test]
-    fn every_protocol_and_port_has_its_own_bits() {
+    fn every_protocol_and_port_has_its_own_entry() {
         extern crate std;
         let mut seen = std::collections::HashSet::new();
         for proto in [crate::proto::UDP, crate::proto::TCP] {
             for port in 0..=u16::MAX {
-                let (word, shift) = ports::slot(proto, port).expect("UDP and TCP have slots");
-                assert!(word < ports::WORDS && shift <= 60, "{proto}/{port}");
-                assert!(seen.insert((word, shift)), "{proto}/{port} shares its bits");
+                let index = ports::index(proto, port).expect("UDP and TCP have entries");
+                assert!(index < ports::ENTRIES, "{proto}/{port}");
+                assert!(seen.insert(index), "{proto}/{port} shares its entry");
             }
         }
-        assert_eq!(ports::slot(1, 80), None, "ICMP has no ports");
+        assert_eq!(ports::index(1, 80), None, "ICMP has no ports");
+    }
+
+    #[test]
+    fn a_port_entry_holds_its_keys_and_the_wildcard_session() {
+        let last = capacity::MAX_SESSIONS - 1;
+        let entry = ports::entry(ports::ENDPOINT_ANY | ports::FLOW, last);
+        assert_eq!(entry & ports::KEYS, ports::ENDPOINT_ANY | ports::FLOW);
+        assert_eq!(ports::wildcard_session(entry), last);
+        assert_eq!(
+            ports::entry(ports::ENDPOINT_ADDR, 7),
+            ports::ENDPOINT_ADDR,
+            "no wildcard endpoint, no session"
+        );
     }
 
     #[test]

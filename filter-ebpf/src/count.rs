@@ -1,12 +1,14 @@
-//! Per-CPU counters: per (session, territory) and verdict, and per pass reason.
+//! Per-CPU counters: per (session, territory) and verdict (in the key's cache entry, or
+//! the hash), per rule slot, and per pass reason.
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use filter_common::{
     Address, PassReason, SessionStats, StatsKey, TerritoryId, Verdict,
     accounting::{self, SKETCH_REGISTERS},
+    counters::{STATS_CACHE_WAYS, stats_cache_first},
 };
 
-use crate::maps::{PASS_REASONS, RULE_COUNTERS, RULE_SOURCES, SESSION_STATS};
+use crate::maps::{PASS_REASONS, RULE_COUNTERS, RULE_SOURCES, SESSION_STATS, STATS_CACHE};
 
 #[inline(always)]
 pub fn pass_reason(reason: PassReason) {
@@ -37,6 +39,24 @@ fn add(stats: &mut SessionStats, verdict: Verdict, bytes: u64) {
 
 #[inline(always)]
 pub fn session(session: u32, territory: TerritoryId, verdict: Verdict, bytes: usize) {
+    // The session's cache entries first: array reads, no hash. Session 0 marks one free.
+    if let Some(first) = stats_cache_first(session) {
+        for way in 0..STATS_CACHE_WAYS {
+            let Some(entry) = STATS_CACHE.get_ptr_mut(first + way) else {
+                break;
+            };
+            // SAFETY: a per-CPU value; no other CPU writes it.
+            let entry = unsafe { &mut *entry };
+            if entry.key.session == 0 {
+                entry.key.session = session;
+                entry.key.territory = territory;
+            } else if entry.key.territory != territory || entry.key.session != session {
+                continue;
+            }
+            add(&mut entry.stats, verdict, bytes as u64);
+            return;
+        }
+    }
     let key = StatsKey {
         session,
         territory,

@@ -6,8 +6,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap},
 };
 use filter_common::{
-    EndpointKey, FlowKey, Override, OverrideKey, PassReason, Policy, SessionStats, StatsKey,
-    TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
+    CachedStats, EndpointKey, FlowKey, Override, OverrideKey, PassReason, Policy, SessionStats,
+    StatsKey, TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
     accounting::{RULE_ENTRIES, RuleCounters, SourceSketch},
     geo::{
         Tbl8Group, Tbl16Elem, Tbl24Elem, V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL24_ELEMS,
@@ -88,14 +88,22 @@ pub static GEO6_B: LpmTrie<TerritoryKeyV6, TerritoryId> =
 pub static SESSION_STATS: PerCpuHashMap<StatsKey, SessionStats> =
     PerCpuHashMap::pinned(capacity::SESSION_STATS, 0);
 
+/// In front of `SESSION_STATS`: per CPU, a few entries per session that its first
+/// territories claim and count in with array reads; see `filter_common::CachedStats`.
+#[map]
+pub static STATS_CACHE: PerCpuArray<CachedStats> =
+    PerCpuArray::pinned(filter_common::counters::STATS_CACHE_ENTRIES, 0);
+
 /// Packets that passed unclassified, per [`PassReason`], per CPU.
 #[map]
 pub static PASS_REASONS: PerCpuArray<u64> = PerCpuArray::pinned(PassReason::COUNT, 0);
 
-/// Bit per (protocol, destination port) that some endpoint or flow uses; see
-/// `filter_common::maps::ports`.
+/// Per (protocol, destination port): which session keys exist on it, and the wildcard
+/// endpoint's session; see `filter_common::maps::ports`. Memory-mappable, so that sync
+/// reads and writes all of it without a syscall per entry.
 #[map]
-pub static PORTS: Array<u64> = Array::pinned(filter_common::maps::ports::WORDS, 0);
+pub static PORTS: Array<filter_common::maps::ports::Element> =
+    Array::pinned(filter_common::maps::ports::ELEMENTS, BPF_F_MMAPABLE);
 
 /// Bit per session that has prefix overrides; see `filter_common::maps::override_sessions`.
 #[map]

@@ -1,34 +1,34 @@
 //! Which meeting a packet belongs to: an exact flow binding first, then the local
 //! endpoint, then the endpoint on any local address. One read of the port table says
-//! which of these keys exist on the packet's port, so a port no meeting uses costs no
-//! hash lookup, and a used port only the lookups that can hit.
+//! which of these keys exist on the packet's port and holds the wildcard endpoint's
+//! session, so a port no meeting uses costs no hash lookup, a wildcard endpoint none
+//! either, and the other keys only the lookups that can hit.
 
-use filter_common::{
-    EndpointKey, FlowKey,
-    maps::{ADDRESS_ANY, ports},
-};
+use filter_common::{EndpointKey, FlowKey, maps::ports};
 
 use crate::{
     maps::{ENDPOINTS, FLOWS, PORTS},
     parse::Packet,
 };
 
-/// The `ports::FLOW | ENDPOINT_ADDR | ENDPOINT_ANY` bits of the packet's port.
+/// The packet's `PORTS` entry: which keys exist on its port, and the wildcard session.
 #[inline(always)]
-fn keys_on_port(packet: &Packet) -> u64 {
-    let Some((word, shift)) = ports::slot(packet.proto, packet.dst_port) else {
+fn port_entry(packet: &Packet) -> u32 {
+    let Some(index) = ports::index(packet.proto, packet.dst_port) else {
         return 0;
     };
-    PORTS.get(word).map_or(0, |w| (w >> shift) & ports::MASK)
+    PORTS
+        .get(index / 2)
+        .map_or(0, |element| element[(index & 1) as usize])
 }
 
 #[inline(always)]
 pub fn find(packet: &Packet) -> Option<u32> {
-    let keys = keys_on_port(packet);
-    if keys == 0 {
+    let entry = port_entry(packet);
+    if entry & ports::KEYS == 0 {
         return None;
     }
-    if keys & ports::FLOW != 0 {
+    if entry & ports::FLOW != 0 {
         let flow = FlowKey {
             proto: packet.proto,
             _pad: [0; 3],
@@ -42,20 +42,18 @@ pub fn find(packet: &Packet) -> Option<u32> {
             return Some(*session);
         }
     }
-    let mut endpoint = EndpointKey {
-        proto: packet.proto,
-        _pad: 0,
-        port: packet.dst_port,
-        addr: packet.dst,
-    };
-    if keys & ports::ENDPOINT_ADDR != 0
-        && let Some(session) = unsafe { ENDPOINTS.get(&endpoint) }
-    {
-        return Some(*session);
+    if entry & ports::ENDPOINT_ADDR != 0 {
+        let endpoint = EndpointKey {
+            proto: packet.proto,
+            _pad: 0,
+            port: packet.dst_port,
+            addr: packet.dst,
+        };
+        // SAFETY: as above.
+        if let Some(session) = unsafe { ENDPOINTS.get(&endpoint) } {
+            return Some(*session);
+        }
     }
-    if keys & ports::ENDPOINT_ANY == 0 {
-        return None;
-    }
-    endpoint.addr = ADDRESS_ANY;
-    unsafe { ENDPOINTS.get(&endpoint) }.copied()
+    // The wildcard endpoint's session is in the entry itself: no lookup.
+    (entry & ports::ENDPOINT_ANY != 0).then(|| ports::wildcard_session(entry))
 }

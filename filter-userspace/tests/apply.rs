@@ -319,19 +319,22 @@ fn a_failed_apply_changes_nothing() {
     // territory table it names is loaded.
     let too_big = POLICY_1.replace("geo-1.csv", "geo-2.csv").replace(
         "\"udp:*:40000-40003\"",
-        "\"udp:*:1-39999\", \"tcp:*:1-30000\"",
+        "\"udp:192.0.2.1:1-39999\", \"tcp:192.0.2.1:1-30000\"",
     );
     let bad = write(&d, "bad.toml", &too_big);
     let err = d.fails(&["apply", &bad]);
     assert!(err.contains("more than the kernel maps hold"), "{err}");
     assert!(
-        err.contains("exceed the kernel map's capacity of 65536"),
+        err.contains(&format!(
+            "endpoint ports on a local address exceed the kernel map's capacity of {}",
+            filter_common::maps::capacity::ENDPOINTS
+        )),
         "{err}"
     );
     assert_eq!(snapshot(&d), before, "over capacity: changed something");
     rows.push(row(
         rows.len() + 1,
-        "valid file, 70,001 endpoint ports (over capacity)",
+        "valid file, 70,001 endpoint ports on a local address (over capacity)",
         &err,
         &d,
     ));

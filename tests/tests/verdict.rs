@@ -37,10 +37,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use aya::maps::{PerCpuHashMap, PerCpuValues};
+use aya::maps::{PerCpuArray, PerCpuHashMap, PerCpuValues};
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
+use filter_common::counters::{STATS_CACHE_ENTRIES, STATS_CACHE_WAYS};
 use filter_common::maps::{capacity, names};
-use filter_common::{PassReason, SessionStats, StatsKey, Verdict};
+use filter_common::{CachedStats, PassReason, SessionStats, StatsKey, Verdict};
 use geofence::endpoint::{Flow, Proto, parse_socket};
 use geofence::geo::{Format, load_files};
 use geofence::kernel::{self, Kernel, Stats};
@@ -552,8 +553,41 @@ impl Fixture {
         })
     }
 
-    /// Fills `SESSION_STATS` to capacity with zero counters of sessions no meeting has.
+    /// Fills `SESSION_STATS` to capacity with zero counters of sessions no meeting has, and
+    /// every free `STATS_CACHE` entry, on every CPU, with a territory no packet has.
     fn fill_session_stats(&mut self) {
+        let cache = self
+            .kernel
+            .ebpf
+            .map_mut(names::STATS_CACHE)
+            .expect("the STATS_CACHE map");
+        let mut cache: PerCpuArray<_, CachedStats> =
+            PerCpuArray::try_from(cache).expect("a per-CPU array");
+        for index in 0..STATS_CACHE_ENTRIES {
+            let filled: Vec<CachedStats> = cache
+                .get(&index, 0)
+                .expect("reading STATS_CACHE")
+                .iter()
+                .map(|cpu| {
+                    let mut cpu = *cpu;
+                    if cpu.key.session == 0 {
+                        cpu.key = StatsKey {
+                            session: index / STATS_CACHE_WAYS,
+                            territory: u16::MAX,
+                            _pad: 0,
+                        };
+                    }
+                    cpu
+                })
+                .collect();
+            cache
+                .set(
+                    index,
+                    PerCpuValues::try_from(filled).expect("per-CPU values"),
+                    0,
+                )
+                .expect("writing STATS_CACHE");
+        }
         let map = self
             .kernel
             .ebpf
@@ -1802,13 +1836,20 @@ fn rules_and_overrides() {
     fx.check("rules and overrides", rows);
 }
 
-/// When the per-session statistics map is full, a packet of a (session, territory) it has
-/// no entry for still gets its verdict, and is counted under `stats_full` instead.
+/// When the per-session statistics map and the session's cache entries are full, a packet
+/// of a (session, territory) neither has an entry for still gets its verdict, and is
+/// counted under `stats_full` instead.
 #[test]
 fn stats_map_full() {
     let Some(mut fx) = Fixture::new("stats_map_full") else {
         return;
     };
+    // One CPU throughout: the (A, XB) counters the first row creates are in that CPU's
+    // cache entries, which the last row relies on.
+    let mut cpu = nix::sched::CpuSet::new();
+    cpu.set(nix::sched::sched_getcpu().expect("the current CPU"))
+        .expect("a CPU number within the set");
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpu).expect("pinning the test");
     fx.check(
         "before the statistics map fills",
         vec![row("XB → A", udp(XB4, A_UDP4), PASS, passed("A", "XB"))],

@@ -2,7 +2,9 @@
 //! name under one directory so that every short-lived CLI call finds the same state.
 
 mod attach;
+mod batch;
 mod geo;
+mod mapped;
 mod overrides;
 pub mod probe;
 mod rule_stats;

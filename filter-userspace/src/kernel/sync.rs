@@ -2,7 +2,11 @@
 //! file says. New entries go in before stale ones go out, and unchanged entries are not
 //! touched, so traffic of unrelated meetings never sees a gap.
 
-use std::{collections::HashMap as StdMap, hash::Hash};
+use std::{
+    collections::{BTreeSet, HashMap as StdMap},
+    hash::Hash,
+    sync::atomic::Ordering,
+};
 
 use anyhow::{Context as _, bail};
 use aya::{
@@ -10,13 +14,16 @@ use aya::{
     maps::{Array, HashMap},
 };
 use filter_common::{
-    EndpointKey, FlowKey, Override, OverrideAction, Policy, Rule as KernelRule, StatsKey,
+    CachedStats, EndpointKey, FlowKey, Override, OverrideAction, Policy, Rule as KernelRule,
+    StatsKey,
+    counters::{STATS_CACHE_WAYS, stats_cache_first},
     maps::{ADDRESS_ANY, capacity, names, override_sessions, ports},
     policy::{RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };
 
 use super::{
     Kernel,
+    mapped::Mapped,
     overrides::{bound, read_overrides, read_policies, remove_overrides, write_overrides},
 };
 use crate::{expiry::Clock, model::SessionMaps, state::State};
@@ -87,8 +94,15 @@ fn desired(state: &State) -> anyhow::Result<Desired> {
                 .insert((len, key), Override::allow(entry_len(len)));
         }
     }
+    // Wildcard endpoints live in the port table, which has room for every port; only
+    // endpoints on an address take an entry of the endpoint map.
+    let bound = d.endpoints.keys().filter(|k| k.addr != ADDRESS_ANY).count();
     for (what, len, cap) in [
-        ("endpoint ports", d.endpoints.len(), capacity::ENDPOINTS),
+        (
+            "endpoint ports on a local address",
+            bound,
+            capacity::ENDPOINTS,
+        ),
         ("flow bindings", d.flows.len(), capacity::FLOWS),
         ("prefix overrides", d.overrides.len(), capacity::OVERRIDES),
     ] {
@@ -207,18 +221,55 @@ pub fn sync(kernel: &mut Kernel, state: &State) -> anyhow::Result<SyncReport> {
         &marked,
         &mut report,
     )?;
-    // Ports of new sessions are marked before their endpoints exist, and ports of removed
-    // ones cleared after: the bitmap never hides a live session.
-    let ports = port_bitmap(&want);
-    let in_use = read_words(kernel, names::PORTS, ports::WORDS)?;
-    let union: Vec<u64> = in_use.iter().zip(&ports).map(|(a, b)| a | b).collect();
-    write_words(kernel, names::PORTS, &in_use, &union, &mut report)?;
+    // Ports of new sessions are marked (and wildcard endpoints take effect, their session
+    // being in the entry) before the endpoint and flow maps change; ports of removed ones
+    // are cleared after: the table never hides a live session.
+    let ports = port_entries(&want);
+    let port_table = Mapped::<ports::Element>::open(kernel, names::PORTS, true)?;
+    let in_use: Vec<u32> = port_table
+        .as_atomic()
+        .iter()
+        .map(|e| e.load(Ordering::Acquire))
+        .collect();
+    // An id packets cannot reach yet may have held a removed meeting: its counters start
+    // from zero before the first packet of the new one.
+    let reachable = reachable_sessions(kernel, &in_use)?;
+    let arriving: BTreeSet<u32> = want
+        .endpoints
+        .values()
+        .chain(want.flows.values())
+        .copied()
+        .filter(|s| !reachable.contains(s))
+        .collect();
+    forget_stats(kernel, |s| arriving.contains(&s))?;
+    let union: Vec<u32> = in_use
+        .iter()
+        .zip(&ports)
+        .map(|(&have, &want)| {
+            let keys = (have | want) & ports::KEYS;
+            let wildcard = if want & ports::ENDPOINT_ANY != 0 {
+                want
+            } else {
+                have
+            };
+            ports::entry(keys, ports::wildcard_session(wildcard))
+        })
+        .collect();
+    write_entries(&port_table, &union, &mut report);
     {
         let mut map: HashMap<_, EndpointKey, u32> =
             HashMap::try_from(kernel.map_mut(names::ENDPOINTS)?)?;
+        // The program finds wildcard endpoints in the port table, so the map holds only
+        // endpoints on an address.
+        let on_address: StdMap<EndpointKey, u32> = want
+            .endpoints
+            .iter()
+            .filter(|(k, _)| k.addr != ADDRESS_ANY)
+            .map(|(k, v)| (*k, *v))
+            .collect();
         sync_hash(
             &mut map,
-            &want.endpoints,
+            &on_address,
             |a, b| a == b,
             names::ENDPOINTS,
             &mut report,
@@ -234,32 +285,41 @@ pub fn sync(kernel: &mut Kernel, state: &State) -> anyhow::Result<SyncReport> {
             &mut report,
         )?;
     }
-    write_words(kernel, names::PORTS, &union, &ports, &mut report)?;
-    forget_stats_of_removed_sessions(kernel, state)?;
+    write_entries(&port_table, &ports, &mut report);
+    let live: BTreeSet<u32> = state.meetings.values().map(|m| m.session).collect();
+    forget_stats(kernel, |s| !live.contains(&s))?;
     Ok(report)
 }
 
-/// The `PORTS` words for the endpoints and flows of `want`.
-fn port_bitmap(want: &Desired) -> Vec<u64> {
-    let mut words = vec![0u64; ports::WORDS as usize];
-    let endpoints = want.endpoints.keys().map(|k| {
-        let kind = if k.addr == ADDRESS_ANY {
-            ports::ENDPOINT_ANY
-        } else {
-            ports::ENDPOINT_ADDR
-        };
-        (k.proto, k.port, kind)
-    });
-    let flows = want
-        .flows
-        .keys()
-        .map(|k| (k.proto, k.dst_port, ports::FLOW));
-    for (proto, port, kind) in endpoints.chain(flows) {
-        if let Some((word, shift)) = ports::slot(proto, port) {
-            words[word as usize] |= kind << shift;
+/// The `PORTS` entries for the endpoints and flows of `want`.
+fn port_entries(want: &Desired) -> Vec<u32> {
+    let mut entries = vec![0u32; ports::ENTRIES as usize];
+    for (key, &session) in &want.endpoints {
+        if let Some(i) = ports::index(key.proto, key.port) {
+            let e = &mut entries[i as usize];
+            *e = if key.addr == ADDRESS_ANY {
+                ports::entry(*e | ports::ENDPOINT_ANY, session)
+            } else {
+                *e | ports::ENDPOINT_ADDR
+            };
         }
     }
-    words
+    for key in want.flows.keys() {
+        if let Some(i) = ports::index(key.proto, key.dst_port) {
+            entries[i as usize] |= ports::FLOW;
+        }
+    }
+    entries
+}
+
+/// Writes the entries of `want` that differ from the table's, each in one store.
+fn write_entries(table: &Mapped<ports::Element>, want: &[u32], report: &mut SyncReport) {
+    for (entry, &w) in table.as_atomic().iter().zip(want) {
+        if entry.load(Ordering::Relaxed) != w {
+            entry.store(w, Ordering::Release);
+            report.written += 1;
+        }
+    }
 }
 
 /// The `OVERRIDE_SESSIONS` words for the overrides of `want`.
@@ -303,19 +363,60 @@ fn write_words(
 }
 
 /// Counters of a deleted meeting must not be inherited by the next meeting given its id.
-fn forget_stats_of_removed_sessions(kernel: &mut Kernel, state: &State) -> anyhow::Result<()> {
-    let live: std::collections::BTreeSet<u32> =
-        state.meetings.values().map(|m| m.session).collect();
-    let mut map: aya::maps::PerCpuHashMap<_, StatsKey, filter_common::SessionStats> =
-        aya::maps::PerCpuHashMap::try_from(kernel.map_mut(names::SESSION_STATS)?)?;
-    let stale: Vec<StatsKey> = map
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| !live.contains(&k.session))
+/// Clears every counter of the sessions `forget` picks: their `SESSION_STATS` entries
+/// and their `STATS_CACHE` entries on every CPU. Only a session's own packets write its
+/// entries, so this races with no live session's counts.
+fn forget_stats(kernel: &mut Kernel, forget: impl Fn(u32) -> bool) -> anyhow::Result<()> {
+    {
+        let mut map: aya::maps::PerCpuHashMap<_, StatsKey, filter_common::SessionStats> =
+            aya::maps::PerCpuHashMap::try_from(kernel.map_mut(names::SESSION_STATS)?)?;
+        let stale: Vec<StatsKey> = map
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| forget(k.session))
+            .collect();
+        for key in stale {
+            map.remove(&key)
+                .context("removing from map SESSION_STATS")?;
+        }
+    }
+    let mut stale: Vec<u32> = super::stats::read_cache(kernel)?
+        .into_iter()
+        .map(|(_, cpu)| cpu.key.session)
+        .filter(|&session| forget(session))
         .collect();
-    for key in stale {
-        map.remove(&key)
-            .context("removing from map SESSION_STATS")?;
+    stale.sort_unstable();
+    stale.dedup();
+    let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("reading {path}: {e}"))?;
+    let mut cache: aya::maps::PerCpuArray<_, CachedStats> =
+        aya::maps::PerCpuArray::try_from(kernel.map_mut(names::STATS_CACHE)?)?;
+    for first in stale.into_iter().filter_map(stats_cache_first) {
+        for index in first..first + STATS_CACHE_WAYS {
+            let free = aya::maps::PerCpuValues::try_from(vec![CachedStats::default(); cpus])
+                .context("per-CPU values of STATS_CACHE")?;
+            cache
+                .set(index, free, 0)
+                .context("writing map STATS_CACHE")?;
+        }
     }
     Ok(())
+}
+
+/// The sessions packets can reach now: the wildcard sessions of the port table, and the
+/// values of the endpoint and flow maps.
+fn reachable_sessions(kernel: &Kernel, ports: &[u32]) -> anyhow::Result<BTreeSet<u32>> {
+    let mut live: BTreeSet<u32> = ports
+        .iter()
+        .filter(|&&e| e & ports::ENDPOINT_ANY != 0)
+        .map(|&e| ports::wildcard_session(e))
+        .collect();
+    let endpoints: HashMap<_, EndpointKey, u32> = HashMap::try_from(kernel.map(names::ENDPOINTS)?)?;
+    for entry in endpoints.iter() {
+        live.insert(entry.context("reading map ENDPOINTS")?.1);
+    }
+    let flows: HashMap<_, FlowKey, u32> = HashMap::try_from(kernel.map(names::FLOWS)?)?;
+    for entry in flows.iter() {
+        live.insert(entry.context("reading map FLOWS")?.1);
+    }
+    Ok(live)
 }

@@ -22,7 +22,7 @@
 //! Everything lives in namespaces and a pin directory made here, all removed on drop, also
 //! when a step fails or panics.
 
-mod blocked;
+pub(crate) mod blocked;
 mod memory;
 mod netfilter;
 mod ns;

@@ -23,6 +23,17 @@ pub struct Options {
     /// The real geo data (ip-location-db CSVs); without it, a synthetic table is used.
     #[arg(long, default_value = "../shared/geo")]
     pub geo: PathBuf,
+    /// Run only this part: `per-packet` (BPF_PROG_TEST_RUN figures) or `flood` (veth flood,
+    /// load time, memory).
+    #[arg(long, value_enum)]
+    pub only: Option<Part>,
+}
+
+/// A part of the bench.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    PerPacket,
+    Flood,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,8 +42,12 @@ fn main() -> anyhow::Result<()> {
         mode: if options.smoke { "smoke" } else { "full" }.to_string(),
         ..Default::default()
     };
-    per_packet::run(&options, &mut report)?;
-    flood::run(&options, &mut report)?;
+    if options.only != Some(Part::Flood) {
+        per_packet::run(&options, &mut report)?;
+    }
+    if options.only != Some(Part::PerPacket) {
+        flood::run(&options, &mut report)?;
+    }
     report.print_notes();
     report.write(&options.out)?;
     println!("report written to {}", options.out.display());

@@ -47,6 +47,10 @@ const SET_V4_FULL: u32 = 0;
 const SET_V6_FULL: u32 = 1;
 const SET_V4_SMALL: u32 = 2;
 const SET_V6_SMALL: u32 = 3;
+/// Sources in the territory the stage split is measured with, drawn as the flood draws.
+const SET_V4_BLOCKED: u32 = 4;
+/// That territory: one the meeting's rule blocks, so the whole path runs, counting too.
+const STAGE_TERRITORY: &str = "CN";
 
 /// The meeting's endpoint and the territories its rule blocks.
 const ENDPOINT: &str = "udp:*:40000-40009";
@@ -147,6 +151,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         (SET_V6_FULL, table::samples_v6(&full, SET_LEN, &mut rng)),
         (SET_V4_SMALL, table::samples_v4(&small, SET_LEN, &mut rng)),
         (SET_V6_SMALL, table::samples_v6(&small, SET_LEN, &mut rng)),
+        (SET_V4_BLOCKED, blocked_samples(&full, &mut rng)?),
     ] {
         fill_samples(&mut bench, set, &samples)?;
     }
@@ -159,6 +164,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         "full table",
     )?;
     check_counters(&kernel)?;
+    let stage_times = measure(&mut bench, &frames.stages(), &settings, "stages")?;
     load_tables(&mut kernel, &small)?;
     let small_times = measure(
         &mut bench,
@@ -169,7 +175,77 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
 
     let same_code = same_program(&bench, "bench_flat", "bench_lpm")?;
     figures(report, &settings, &full_times, &small_times, same_code);
+    stage_figures(report, &stage_times);
     Ok(())
+}
+
+/// Sources of [`STAGE_TERRITORY`], weighted by address count as the flood draws them, or
+/// the whole table's when the (synthetic or smoke) table has none.
+fn blocked_samples(table: &GeoTable, rng: &mut Rng) -> anyhow::Result<Vec<Address>> {
+    let territory = Territory::parse(STAGE_TERRITORY).map_err(anyhow::Error::msg)?;
+    let ranges = crate::flood::blocked::ranges_v4(table, territory.id());
+    if ranges.is_empty() {
+        return Ok(table::samples_v4(table, SET_LEN, rng));
+    }
+    let mut draw = crate::flood::blocked::Rng::new(rng.next());
+    Ok(crate::flood::blocked::sources(&ranges, SET_LEN, &mut draw)
+        .into_iter()
+        .map(|a| filter_common::maps::v4_mapped(a.to_be_bytes()))
+        .collect())
+}
+
+/// What each step of the data path adds, for blocked IPv4 sources on the full table.
+fn stage_figures(report: &mut Report, times: &Times) {
+    let steps = [
+        ("parse", "stage_parse", "draw"),
+        (
+            "session lookup (port table)",
+            "stage_session",
+            "stage_parse",
+        ),
+        (
+            "territory lookup (flattened table)",
+            "stage_territory",
+            "stage_session",
+        ),
+        (
+            "decide (policy hash, overrides bit, rules)",
+            "stage_decide",
+            "stage_territory",
+        ),
+        (
+            "count (stats cache, rule counters, sketch)",
+            "full",
+            "stage_decide",
+        ),
+    ];
+    for (step, x, reference) in steps {
+        let c = cost(times, x, reference);
+        report.push(
+            Figure::new(
+                format!("data path step, blocked {STAGE_TERRITORY} sources: {step}"),
+                c.median,
+                "ns/packet",
+            )
+            .note(format!(
+                "{x} − {reference}, medians of per-round differences; {}",
+                c.spread()
+            )),
+        );
+    }
+    let whole = cost(times, "full", "draw");
+    report.push(
+        Figure::new(
+            format!("data path, blocked {STAGE_TERRITORY} sources: all steps"),
+            whole.median,
+            "ns/packet",
+        )
+        .note(format!(
+            "bench_flat − bench_draw: what the flood's receiver pays per frame beyond a bare \
+             program, caches warm as in the flood; {}",
+            whole.spread()
+        )),
+    );
 }
 
 /// The "full" table: the real one (or synthetic), cut to the smoke size in smoke mode.
@@ -313,12 +389,16 @@ fn load_bench(pin_dir: &Path) -> anyhow::Result<Ebpf> {
     Ok(bench)
 }
 
-const PROGRAMS: [&str; 5] = [
+const PROGRAMS: [&str; 9] = [
     "bench_pass",
     "bench_draw",
     "bench_flat",
     "bench_lpm",
     "bench_no_session",
+    "stage_parse",
+    "stage_session",
+    "stage_territory",
+    "stage_decide",
 ];
 
 fn fill_samples(bench: &mut Ebpf, set: u32, samples: &[Address]) -> anyhow::Result<()> {
@@ -361,6 +441,24 @@ impl Frames {
             v6: packets::udp(src6, 50000, dst6, MEETING_PORT),
             other: packets::udp(src4, 50000, dst4, OTHER_PORT),
         }
+    }
+
+    /// The stage programs, each a step further along the data path, on blocked sources.
+    fn stages(&self) -> Vec<Variant> {
+        let v = |key, program: &'static str| Variant {
+            key,
+            program,
+            frame: self.v4.clone(),
+            set: SET_V4_BLOCKED,
+        };
+        vec![
+            v("draw", "bench_draw"),
+            v("stage_parse", "stage_parse"),
+            v("stage_session", "stage_session"),
+            v("stage_territory", "stage_territory"),
+            v("stage_decide", "stage_decide"),
+            v("full", "bench_flat"),
+        ]
     }
 
     fn variants(&self, set4: u32, set6: u32, with_no_session: bool) -> Vec<Variant> {

@@ -13,6 +13,14 @@
 //! | `bench_flat` | draws a sample as the source, classifies with the relay's lookup |
 //! | `bench_lpm` | the same with the stock LPM trie lookup (the reference) |
 //! | `bench_no_session` | the same as `bench_flat`; userspace sends it a packet no meeting has |
+//! | `stage_parse` | draws, parses |
+//! | `stage_session` | … and finds the session |
+//! | `stage_territory` | … and looks the territory up |
+//! | `stage_decide` | … and decides; `bench_flat` adds the counting |
+//!
+//! The `stage_` programs split the data path's cost: each does one step more than the one
+//! before, and returns something that depends on its last step, so that none is optimised
+//! away.
 #![no_std]
 #![no_main]
 
@@ -24,12 +32,17 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use filter_common::Address;
-use filter_ebpf::{action, classify, parse::Packet, territory};
+use filter_ebpf::{
+    action, classify, decide,
+    parse::{self, Packet, Parsed},
+    session, territory,
+};
 
 /// Samples per set; a power of two, so that a random index is one mask.
 const SET_LEN: u32 = 1 << 16;
-/// Sample sets: userspace keeps one per family and table (IPv4/IPv6 × full/subset).
-const SETS: u32 = 4;
+/// Sample sets: userspace keeps one per family and table (IPv4/IPv6 × full/subset), and
+/// one of sources in the blocked territories.
+const SETS: u32 = 5;
 
 /// `SETS` sets of `SET_LEN` source addresses (16 bytes, IPv4 mapped), filled by userspace.
 /// Not pinned: it belongs to one bench run.
@@ -89,6 +102,62 @@ pub fn bench_lpm(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn bench_no_session(ctx: XdpContext) -> u32 {
     action(classify(&ctx, draw_source, territory::lookup))
+}
+
+/// The parsed packet with a drawn source, or `None` for a packet the parser passes.
+#[inline(always)]
+fn parsed(ctx: &XdpContext) -> Option<Packet> {
+    match parse::parse(ctx) {
+        Parsed::Packet(mut packet) => {
+            draw_source(&mut packet);
+            Some(packet)
+        }
+        Parsed::Pass(_) => None,
+    }
+}
+
+/// Passes what it could parse; a frame it could not is a bench error, aborted.
+#[xdp]
+pub fn stage_parse(ctx: XdpContext) -> u32 {
+    match parsed(&ctx) {
+        Some(_) => xdp_action::XDP_PASS,
+        None => xdp_action::XDP_ABORTED,
+    }
+}
+
+#[xdp]
+pub fn stage_session(ctx: XdpContext) -> u32 {
+    match parsed(&ctx).and_then(|packet| session::find(&packet)) {
+        Some(_) => xdp_action::XDP_PASS,
+        None => xdp_action::XDP_ABORTED,
+    }
+}
+
+#[xdp]
+pub fn stage_territory(ctx: XdpContext) -> u32 {
+    let Some(packet) = parsed(&ctx) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    if session::find(&packet).is_none() {
+        return xdp_action::XDP_ABORTED;
+    }
+    if territory::lookup(&packet) == filter_common::TERRITORY_UNKNOWN {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
+}
+
+#[xdp]
+pub fn stage_decide(ctx: XdpContext) -> u32 {
+    let Some(packet) = parsed(&ctx) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let Some(session) = session::find(&packet) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let territory = territory::lookup(&packet);
+    action(decide::decide(session, territory, &packet).verdict)
 }
 
 #[cfg(not(test))]

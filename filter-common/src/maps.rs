@@ -143,6 +143,30 @@ pub mod override_sessions {
     }
 }
 
+/// Where the program finds a session's [`crate::Policy`]: `POLICY_INDEX` gives, per session
+/// id, its entry in the `POLICIES` pool (0: none). A changed policy is written whole into
+/// an entry no session names, then the session's index is switched with one 4-byte store:
+/// a packet reads the old policy or the new, never a mix, with two array reads and no hash
+/// lookup. An entry a switch left is rewritten only after an RCU grace period, so no
+/// packet still reads it.
+pub mod policy_index {
+    /// Pool entries; entry 0 is never used, an index of 0 meaning "no policy".
+    pub const POOL: u32 = 2048;
+    /// Two session ids per array element (BPF arrays give every element 8 bytes).
+    pub type Element = [u32; 2];
+    /// Elements of `POLICY_INDEX`.
+    pub const ELEMENTS: u32 = super::capacity::MAX_SESSIONS / 2;
+
+    /// The element and half holding `session`'s index; `None` beyond the session ids.
+    #[inline(always)]
+    pub const fn position(session: u32) -> Option<(u32, usize)> {
+        if session >= super::capacity::MAX_SESSIONS {
+            return None;
+        }
+        Some((session / 2, (session & 1) as usize))
+    }
+}
+
 /// Capacities, shared so userspace can refuse what the kernel maps cannot hold.
 pub mod capacity {
     /// Session ids are `1..MAX_SESSIONS`; 0 is never a session.
@@ -154,6 +178,9 @@ pub mod capacity {
     pub const TERRITORY_V4: u32 = 1_048_576;
     pub const TERRITORY_V6: u32 = 1_048_576;
     pub const SESSION_STATS: u32 = 65_536;
+    /// Meetings with rules at once: each may need a second pool entry while its policy
+    /// changes.
+    pub const SESSIONS_WITH_RULES: u32 = (super::policy_index::POOL - 1) / 2;
 }
 
 /// Pinned map names (the kernel keeps 15 characters of a map name).
@@ -161,7 +188,10 @@ pub mod names {
     pub const FLOWS: &str = "FLOWS";
     pub const ENDPOINTS: &str = "ENDPOINTS";
     pub const OVERRIDES: &str = "OVERRIDES";
+    /// The pool of policies (see [`crate::maps::policy_index`]).
     pub const POLICIES: &str = "POLICIES";
+    /// Session id → its entry in `POLICIES`.
+    pub const POLICY_INDEX: &str = "POLICY_INDEX";
     pub const GEO_ACTIVE: &str = "GEO_ACTIVE";
     pub const GEO4_A: &str = "GEO4_A";
     pub const GEO4_B: &str = "GEO4_B";
@@ -191,11 +221,12 @@ pub mod names {
     /// Per rule slot: the distinct-source sketch.
     pub const RULE_SOURCES: &str = "RULE_SOURCES";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 28] = [
+    pub const ALL: [&str; 29] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
         POLICIES,
+        POLICY_INDEX,
         GEO_ACTIVE,
         GEO4_A,
         GEO4_B,
@@ -263,6 +294,19 @@ mod tests {
             ports::ENDPOINT_ADDR,
             "no wildcard endpoint, no session"
         );
+    }
+
+    #[test]
+    fn every_session_has_its_own_policy_index() {
+        extern crate std;
+        let mut seen = std::collections::HashSet::new();
+        for session in 0..capacity::MAX_SESSIONS {
+            let (element, half) = policy_index::position(session).expect("a session id");
+            assert!(element < policy_index::ELEMENTS && half < 2);
+            assert!(seen.insert((element, half)), "session {session}");
+        }
+        assert_eq!(policy_index::position(capacity::MAX_SESSIONS), None);
+        assert!(2 * capacity::SESSIONS_WITH_RULES < policy_index::POOL);
     }
 
     #[test]

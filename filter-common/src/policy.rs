@@ -74,7 +74,8 @@ impl Rule {
     }
 }
 
-/// All rules of one session: the value of the `POLICIES` array, indexed by session id.
+/// All rules of one session: an entry of the `POLICIES` pool, which `POLICY_INDEX` names
+/// per session (see [`crate::maps::policy_index`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Policy {

@@ -6,12 +6,12 @@ use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
 use filter_common::{
     Override, OverrideAction, OverrideKey, Policy, TerritoryId, Verdict,
     accounting::NO_RULE,
-    maps::{OVERRIDE_SESSION_BITS, override_sessions},
+    maps::{OVERRIDE_SESSION_BITS, override_sessions, policy_index},
     policy::{NO_RULE_ID, RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };
 
 use crate::{
-    maps::{OVERRIDE_SESSIONS, OVERRIDES, POLICIES},
+    maps::{OVERRIDE_SESSIONS, OVERRIDES, POLICIES, POLICY_INDEX},
     parse::Packet,
 };
 
@@ -38,6 +38,18 @@ fn has_overrides(session: u32) -> bool {
         return false;
     };
     OVERRIDE_SESSIONS.get(word).is_some_and(|w| w & bit != 0)
+}
+
+/// The session's policy: the pool entry its index names. The controller rewrites an entry
+/// only a grace period after the last index naming it was switched away.
+#[inline(always)]
+fn policy_of(session: u32) -> Option<&'static Policy> {
+    let (element, half) = policy_index::position(session)?;
+    let entry = POLICY_INDEX.get(element)?[half];
+    if entry == 0 {
+        return None;
+    }
+    POLICIES.get(entry)
 }
 
 /// A verdict and the rule slot that gave it ([`NO_RULE`] for an allow or no match).
@@ -107,8 +119,7 @@ fn override_says(found: &Override, policy: Option<&Policy>, now_ns: u64) -> Over
 /// credited.
 #[inline(always)]
 pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Decision {
-    // SAFETY: the map is not preallocated, so an entry is never reused under a reader.
-    let policy = unsafe { POLICIES.get(session) };
+    let policy = policy_of(session);
     let key = OverrideKey {
         session_be: session.to_be_bytes(),
         addr: packet.src,

@@ -1,7 +1,7 @@
 //! The program's maps, pinned by name under the controller's pin directory.
 
 use aya_ebpf::{
-    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
+    bindings::BPF_F_MMAPABLE,
     macros::map,
     maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap},
 };
@@ -13,7 +13,7 @@ use filter_common::{
         Tbl8Group, Tbl16Elem, Tbl24Elem, V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL24_ELEMS,
         V6_INDEX_ELEMS, V6_RANGES, V6_TERRITORY_ELEMS, V6IndexEntry, V6Start, V6TerritoryElem,
     },
-    maps::capacity,
+    maps::{capacity, policy_index},
 };
 
 /// Exact 5-tuple → session id.
@@ -28,11 +28,15 @@ pub static ENDPOINTS: HashMap<EndpointKey, u32> = HashMap::pinned(capacity::ENDP
 #[map]
 pub static OVERRIDES: LpmTrie<OverrideKey, Override> = LpmTrie::pinned(capacity::OVERRIDES, 0);
 
-/// Session id → its rules. A hash without preallocation, so that an update replaces the
-/// whole value at once and a packet never reads half an old policy and half a new one.
+/// The pool of policies: a session's rules, in the entry its `POLICY_INDEX` names.
 #[map]
-pub static POLICIES: HashMap<u32, Policy> =
-    HashMap::pinned(capacity::MAX_SESSIONS, BPF_F_NO_PREALLOC);
+pub static POLICIES: Array<Policy> = Array::pinned(policy_index::POOL, 0);
+
+/// Session id → its entry in `POLICIES` (0: no rules), two per element, switched with one
+/// store; memory-mapped so that the controller makes that store atomic.
+#[map]
+pub static POLICY_INDEX: Array<policy_index::Element> =
+    Array::pinned(policy_index::ELEMENTS, BPF_F_MMAPABLE);
 
 /// Index 0: which territory table generation (0 = A, 1 = B) packets use.
 #[map]

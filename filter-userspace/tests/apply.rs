@@ -39,18 +39,7 @@ struct Snapshot {
 }
 
 fn bpftool_dump(d: &Dirs, name: &str) -> String {
-    let out = Command::new("bpftool")
-        .args(["map", "dump", "pinned"])
-        .arg(d.pin.join(name))
-        .arg("-j")
-        .output()
-        .expect("running bpftool");
-    assert!(
-        out.status.success(),
-        "bpftool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::map_json(&d.pin, name)
 }
 
 fn snapshot(d: &Dirs) -> Snapshot {

@@ -27,7 +27,15 @@ use filter_common::maps::capacity;
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Every map the fixture's state touches.
-const MAPS: [&str; 5] = ["ENDPOINTS", "POLICIES", "OVERRIDES", "FLOWS", "GEO_ACTIVE"];
+const MAPS: [&str; 7] = [
+    "ENDPOINTS",
+    "PORTS",
+    "POLICIES",
+    "POLICY_INDEX",
+    "OVERRIDES",
+    "FLOWS",
+    "GEO_ACTIVE",
+];
 
 /// Addresses whose territory shows whether the table changed.
 const GEO_PROBES: [&str; 5] = [
@@ -191,7 +199,16 @@ impl Fixture {
             "--endpoint",
             "tcp:*:40001",
         ]);
-        self.ok(&["meeting", "add", "B", "--endpoint", "udp:*:41000"]);
+        // One endpoint on an address: wildcard ones live in PORTS, not ENDPOINTS.
+        self.ok(&[
+            "meeting",
+            "add",
+            "B",
+            "--endpoint",
+            "udp:*:41000",
+            "--endpoint",
+            "udp:192.0.2.1:41001",
+        ]);
         self.ok(&["block", "A", "--territory", "XA", "--order", "ORD-1"]);
         self.ok(&["block", "A", "--prefix", "198.51.100.7", "--order", "ORD-2"]);
         self.ok(&["allow", "A", "--prefix", "192.0.2.77"]);
@@ -1016,7 +1033,14 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
         let (_, dump) = before.maps.iter().find(|(n, _)| n == name).expect(name);
         dump.matches("key").count()
     };
-    for name in ["ENDPOINTS", "POLICIES", "OVERRIDES", "FLOWS", "GEO_ACTIVE"] {
+    for name in [
+        "ENDPOINTS",
+        "POLICIES",
+        "OVERRIDES",
+        "FLOWS",
+        "GEO_ACTIVE",
+        "PORTS",
+    ] {
         assert!(entries(name) > 0, "bpftool shows no entry of {name}");
     }
     let (_, table) = before

@@ -20,7 +20,13 @@ impl Snapshot for Dirs {
 
     fn maps(&self) -> String {
         let mut dump = String::new();
-        for name in ["ENDPOINTS", "POLICIES", "OVERRIDES", "FLOWS"] {
+        for name in [
+            "ENDPOINTS",
+            "POLICIES",
+            "POLICY_INDEX",
+            "OVERRIDES",
+            "FLOWS",
+        ] {
             let out = Command::new("bpftool")
                 .args(["map", "dump", "pinned"])
                 .arg(self.pin.join(name))

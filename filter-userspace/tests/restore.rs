@@ -45,7 +45,7 @@ impl Reboot for Dirs {
             names::PORTS,
             names::OVERRIDE_SESSIONS,
         ] {
-            maps.insert(name, dump(&self.pin.join(name)));
+            maps.insert(name, dump(&self.pin, name));
         }
         // The territory table as packets see it: the active generation's answer at every
         // boundary of the fixture (the generation itself may differ after a restore).
@@ -109,21 +109,10 @@ fn hex_bytes(value: &serde_json::Value) -> Vec<u8> {
         .collect()
 }
 
-/// Every entry of a pinned map, key → value, as bpftool reads it.
-fn dump(pin: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let out = Command::new("bpftool")
-        .args(["map", "dump", "pinned"])
-        .arg(pin)
-        .arg("-j")
-        .output()
-        .expect("running bpftool");
-    assert!(
-        out.status.success(),
-        "bpftool map dump {}: {}",
-        pin.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let entries: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+/// Every entry of a pinned map, key → value, as bpftool reads it (POLICIES by session).
+fn dump(pin_dir: &Path, name: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let entries: serde_json::Value =
+        serde_json::from_str(&common::map_json(pin_dir, name)).expect("bpftool JSON");
     entries
         .as_array()
         .expect("a JSON array")

@@ -6,6 +6,7 @@ mod batch;
 mod geo;
 mod mapped;
 mod overrides;
+mod policies;
 pub mod probe;
 mod rule_stats;
 mod stats;
@@ -26,6 +27,7 @@ pub use geo::{
     GeoLoad, MappedTable, active_generation, active_holds, load_lpm_reference, load_table,
     lookup as geo_lookup, lookup_lpm as geo_lookup_lpm, map_active,
 };
+pub use policies::pinned_policies;
 pub use rule_stats::{
     RuleCounts, read_rule_counts, read_rule_stats, read_rule_stats_of, reset_rule_counts,
 };

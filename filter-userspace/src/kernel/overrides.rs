@@ -4,7 +4,7 @@
 use std::collections::HashMap as StdMap;
 
 use anyhow::Context as _;
-use aya::maps::{HashMap, LpmTrie, lpm_trie::Key};
+use aya::maps::{LpmTrie, lpm_trie::Key};
 use filter_common::{Override, OverrideKey, Policy, maps::names, policy::RULE_ACTIVE};
 
 use super::{Kernel, sync::SyncReport};
@@ -27,13 +27,6 @@ pub(super) fn read_overrides(kernel: &Kernel) -> anyhow::Result<OverrideMap> {
         .map(|r| r.map(|(k, v)| ((k.prefix_len(), k.data()), v)))
         .collect::<Result<_, _>>()
         .context("reading map OVERRIDES")
-}
-
-pub(super) fn read_policies(kernel: &Kernel) -> anyhow::Result<StdMap<u32, Policy>> {
-    let map: HashMap<_, u32, Policy> = HashMap::try_from(kernel.map(names::POLICIES)?)?;
-    map.iter()
-        .collect::<Result<_, _>>()
-        .context("reading map POLICIES")
 }
 
 /// Whether a drop override names a rule the policies hold (active, same id), expired or

@@ -24,7 +24,8 @@ use filter_common::{
 use super::{
     Kernel,
     mapped::Mapped,
-    overrides::{bound, read_overrides, read_policies, remove_overrides, write_overrides},
+    overrides::{bound, read_overrides, remove_overrides, write_overrides},
+    policies::{read_policies, write_policies},
 };
 use crate::{expiry::Clock, model::SessionMaps, state::State};
 
@@ -203,16 +204,7 @@ pub fn sync(kernel: &mut Kernel, state: &State) -> anyhow::Result<SyncReport> {
     write_overrides(kernel, &have, &want.overrides, &mut report)?;
     // Policies and overrides before sessions: a new meeting's rules are in force from the
     // first packet that finds its session.
-    {
-        let mut map: HashMap<_, u32, Policy> = HashMap::try_from(kernel.map_mut(names::POLICIES)?)?;
-        sync_hash(
-            &mut map,
-            &want.policies,
-            same_policy,
-            names::POLICIES,
-            &mut report,
-        )?;
-    }
+    write_policies(kernel, &want.policies, same_policy, &mut report)?;
     remove_overrides(kernel, &have, &want.overrides, |_, _| true, &mut report)?;
     write_words(
         kernel,

@@ -98,3 +98,40 @@ pub fn root_with_bpffs(test: &str) -> bool {
     }
     true
 }
+
+/// A pinned map's entries as `bpftool map dump -j` shows them, except `POLICIES`: its
+/// policies by session as the program reaches them through `POLICY_INDEX` (key: the
+/// session id), so that dumps compare what packets see, not which pool entries hold it.
+pub fn map_json(pin: &Path, name: &str) -> String {
+    if name == filter_common::maps::names::POLICIES {
+        let policies = geofence::kernel::pinned_policies(pin).expect("reading the policies");
+        let hex =
+            |bytes: &[u8]| -> Vec<String> { bytes.iter().map(|b| format!("0x{b:02x}")).collect() };
+        let entries: Vec<serde_json::Value> = policies
+            .iter()
+            .map(|(session, policy)| {
+                // SAFETY: Policy is plain repr(C) integers with no padding.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(
+                        (policy as *const filter_common::Policy).cast::<u8>(),
+                        size_of::<filter_common::Policy>(),
+                    )
+                };
+                serde_json::json!({ "key": hex(&session.to_ne_bytes()), "value": hex(bytes) })
+            })
+            .collect();
+        return serde_json::Value::Array(entries).to_string();
+    }
+    let out = Command::new("bpftool")
+        .args(["map", "dump", "pinned"])
+        .arg(pin.join(name))
+        .arg("-j")
+        .output()
+        .expect("running bpftool");
+    assert!(
+        out.status.success(),
+        "bpftool map dump {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

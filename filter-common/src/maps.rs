@@ -181,6 +181,8 @@ pub mod capacity {
     /// Meetings with rules at once: each may need a second pool entry while its policy
     /// changes.
     pub const SESSIONS_WITH_RULES: u32 = (super::policy_index::POOL - 1) / 2;
+    // Every meeting with rules may hold two pool entries at once, and entry 0 is unused.
+    const _: () = assert!(2 * SESSIONS_WITH_RULES < super::policy_index::POOL);
 }
 
 /// Pinned map names (the kernel keeps 15 characters of a map name).
@@ -306,7 +308,6 @@ mod tests {
             assert!(seen.insert((element, half)), "session {session}");
         }
         assert_eq!(policy_index::position(capacity::MAX_SESSIONS), None);
-        assert!(2 * capacity::SESSIONS_WITH_RULES < policy_index::POOL);
     }
 
     #[test]

@@ -102,6 +102,7 @@ pub fn root_with_bpffs(test: &str) -> bool {
 /// A pinned map's entries as `bpftool map dump -j` shows them, except `POLICIES`: its
 /// policies by session as the program reaches them through `POLICY_INDEX` (key: the
 /// session id), so that dumps compare what packets see, not which pool entries hold it.
+#[allow(dead_code, reason = "not every test file needs it")]
 pub fn map_json(pin: &Path, name: &str) -> String {
     if name == filter_common::maps::names::POLICIES {
         let policies = geofence::kernel::pinned_policies(pin).expect("reading the policies");

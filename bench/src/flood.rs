@@ -70,8 +70,8 @@ impl Plan {
             }
         } else {
             Plan {
-                rounds: 5,
-                frames: 10_000_000,
+                rounds: 9,
+                frames: 4_000_000,
                 loads: 3,
             }
         }
@@ -137,6 +137,8 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         bail!("the flood bench needs root (namespaces, XDP, BPF)");
     }
     let plan = Plan::new(options.smoke);
+    // Generator and receiver on one CPU, the same for every variant.
+    let _pin = crate::per_packet::CpuPin::new(report);
     ns::sweep_leftovers();
     let total = Instant::now();
     let table = blocked::table(&options.geo, options.smoke)?;
@@ -280,6 +282,23 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
             .map(|i| median(mpps[i].clone()))
     };
     let geofence_mpps = median_of(Variant::Geofence).expect("always measured");
+    // Per round, geofence ÷ the variant: both measured within seconds of each other.
+    let paired = |v: Variant| -> Option<(f64, f64, f64)> {
+        let g = variants.iter().position(|&x| x == Variant::Geofence)?;
+        let i = variants.iter().position(|&x| x == v)?;
+        let ratios: Vec<f64> = mpps[g].iter().zip(&mpps[i]).map(|(a, b)| a / b).collect();
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Some((median(ratios), lo, hi))
+    };
+    let ratio_note = |v: Variant| {
+        paired(v).map_or(String::new(), |(_, lo, hi)| {
+            format!(
+                "; the ratio is the median of per-round ratios (each round runs every variant \
+                 back to back), rounds {lo:.2}..{hi:.2}"
+            )
+        })
+    };
     let sources_note = format!(
         "{} frames × {} rounds per variant, 64-byte UDP frames to the meeting port, the source \
          rewritten per frame by the generator (XDP_TX, live frames, batch {BATCH}) cycling over \
@@ -295,6 +314,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let over_drop = 1e3 / geofence_mpps - 1e3 / drop_mpps;
     let mut figure = Figure::new(name, geofence_mpps, "Mpps")
         .against(Variant::XdpDrop.name(), drop_mpps)
+        .paired_ratio(paired(Variant::XdpDrop).expect("always measured").0)
         .goal_ratio_at_least(0.9);
     let why = if figure.met == Some(false) {
         format!(
@@ -308,7 +328,10 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     } else {
         String::new()
     };
-    figure = figure.note(format!("{sources_note}{why}"));
+    figure = figure.note(format!(
+        "{sources_note}{}{why}",
+        ratio_note(Variant::XdpDrop)
+    ));
     report.push(figure);
     for v in [Variant::Nft, Variant::Ipset] {
         match median_of(v) {
@@ -316,6 +339,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
                 let i = variants.iter().position(|&x| x == v).expect("measured");
                 let figure = Figure::new(name, geofence_mpps, "Mpps")
                     .against(v.name(), reference)
+                    .paired_ratio(paired(v).expect("measured").0)
                     .goal_ratio_at_least(3.0);
                 let why = if figure.met == Some(false) {
                     format!(
@@ -333,9 +357,10 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
                 };
                 report.push(figure.note(format!(
                     "{} prefixes in the netfilter set; frames reaching the stack behind \
-                     flood_pass: {:.3} Mpps (median){why}",
+                     flood_pass: {:.3} Mpps (median){}{why}",
                     cidrs.len(),
-                    median(offered[i].clone())
+                    median(offered[i].clone()),
+                    ratio_note(v)
                 )));
             }
             None => report.push(

@@ -279,10 +279,10 @@ fn tables(
 
 /// Keeps this thread on the CPU it started on while it lives, so that runs do not migrate
 /// between caches; the other benches in the process get the whole machine back after.
-struct CpuPin(Option<nix::sched::CpuSet>);
+pub(crate) struct CpuPin(Option<nix::sched::CpuSet>);
 
 impl CpuPin {
-    fn new(report: &mut Report) -> CpuPin {
+    pub(crate) fn new(report: &mut Report) -> CpuPin {
         use nix::{sched, unistd::Pid};
         let before = sched::sched_getaffinity(Pid::from_raw(0)).ok();
         let cpu = unsafe { libc::sched_getcpu() };
@@ -292,7 +292,7 @@ impl CpuPin {
             && set.set(cpu as usize).is_ok()
             && sched::sched_setaffinity(Pid::from_raw(0), &set).is_ok();
         if !pinned {
-            report.note("per-packet: could not pin the bench to one CPU; runs may migrate");
+            report.note("could not pin the bench to one CPU; runs may migrate");
         }
         CpuPin(before.filter(|_| pinned))
     }

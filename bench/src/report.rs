@@ -52,6 +52,13 @@ impl Figure {
         self
     }
 
+    /// Replaces the ratio with one measured otherwise: the median of per-round ratios of
+    /// runs made back to back, which machine noise between rounds does not skew.
+    pub fn paired_ratio(mut self, ratio: f64) -> Figure {
+        self.ratio = Some(ratio);
+        self
+    }
+
     /// A goal on the ratio: met when `ratio <= at_most` (or `>= at_least` for throughput).
     pub fn goal_ratio_at_most(mut self, at_most: f64) -> Figure {
         self.goal = Some(format!("≤ {at_most} ×"));

@@ -328,3 +328,45 @@ fn not_root_is_explained() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("needs root"), "{stderr}");
 }
+
+/// Pins an older version left with another layout (here PORTS as it was: 8,192 words, not
+/// memory-mappable) are refused before anything is loaded: one message naming the map and
+/// both layouts, no pin added, the state file untouched.
+#[test]
+fn pins_from_another_version_are_refused_and_left_alone() {
+    if !root_with_bpffs("pins_from_another_version_are_refused_and_left_alone") {
+        return;
+    }
+    let d = Dirs::new("oldpins");
+    fs::create_dir_all(&d.pin).expect("pin dir");
+    let old = d.pin.join("PORTS");
+    let out = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&old)
+        .args(["type", "array", "key", "4", "value", "8", "entries", "8192"])
+        .args(["name", "PORTS"])
+        .output()
+        .expect("running bpftool");
+    assert!(
+        out.status.success(),
+        "bpftool map create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = d.fails(&["meeting", "add", "A", "--endpoint", "udp:*:40000"]);
+    assert!(
+        err.contains("from another geofence version")
+            && err.contains("PORTS is pinned with type 2, key 4 B, value 8 B, 8192 entries")
+            && err.contains("nothing was changed")
+            && err.contains("geofence restore"),
+        "{err}"
+    );
+    let pins: Vec<_> = fs::read_dir(&d.pin)
+        .expect("pin dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(pins, ["PORTS"], "pins were added next to the old one");
+    assert!(
+        !d.state.join("state.json").exists(),
+        "the refused command wrote a state file"
+    );
+}

@@ -4,6 +4,7 @@
 mod attach;
 mod batch;
 mod geo;
+mod layout;
 mod mapped;
 mod overrides;
 mod policies;
@@ -93,6 +94,7 @@ impl Kernel {
             .mode(0o700)
             .create(pin_dir)
             .with_context(|| format!("creating pin directory {}", pin_dir.display()))?;
+        layout::check_pins(pin_dir)?;
         let ebpf = EbpfLoader::new()
             .default_map_pin_directory(pin_dir)
             .load(EBPF_OBJECT)

@@ -209,14 +209,19 @@ fn stage_figures(report: &mut Report, times: &Times) {
             "stage_session",
         ),
         (
-            "decide (policy hash, overrides bit, rules)",
+            "decide (policy index and pool, overrides bit, rules)",
             "stage_decide",
             "stage_territory",
         ),
         (
-            "count (stats cache, rule counters, sketch)",
-            "full",
+            "count per (session, territory) (stats cache)",
+            "stage_count_session",
             "stage_decide",
+        ),
+        (
+            "count per rule (counters, distinct-source sketch)",
+            "full",
+            "stage_count_session",
         ),
     ];
     for (step, x, reference) in steps {
@@ -389,7 +394,7 @@ fn load_bench(pin_dir: &Path) -> anyhow::Result<Ebpf> {
     Ok(bench)
 }
 
-const PROGRAMS: [&str; 9] = [
+const PROGRAMS: [&str; 10] = [
     "bench_pass",
     "bench_draw",
     "bench_flat",
@@ -399,6 +404,7 @@ const PROGRAMS: [&str; 9] = [
     "stage_session",
     "stage_territory",
     "stage_decide",
+    "stage_count_session",
 ];
 
 fn fill_samples(bench: &mut Ebpf, set: u32, samples: &[Address]) -> anyhow::Result<()> {
@@ -457,6 +463,7 @@ impl Frames {
             v("stage_session", "stage_session"),
             v("stage_territory", "stage_territory"),
             v("stage_decide", "stage_decide"),
+            v("stage_count_session", "stage_count_session"),
             v("full", "bench_flat"),
         ]
     }

@@ -93,13 +93,31 @@ pub fn rank(hash: u64) -> u8 {
     (rest.leading_zeros() + 1) as u8
 }
 
+/// Whether `rank(hash)` exceeds a register holding `register`, without computing the rank:
+/// BPF has no count-leading-zeros instruction, and after a rule's first few hundred
+/// sources almost no packet raises its register, so the program tests this first.
+#[inline(always)]
+pub fn rank_exceeds(hash: u64, register: u8) -> bool {
+    let rest = hash << SKETCH_INDEX_BITS;
+    match register {
+        0 => true,
+        // Ranks stop at 64 − SKETCH_INDEX_BITS + 1.
+        r if u32::from(r) > 64 - SKETCH_INDEX_BITS => false,
+        // The first 1 bit comes after the top `r` bits.
+        r => rest >> (64 - u32::from(r)) == 0,
+    }
+}
+
+/// The register a hash updates.
+#[inline(always)]
+pub fn register_of(hash: u64) -> usize {
+    (hash >> (64 - SKETCH_INDEX_BITS)) as usize & (SKETCH_REGISTERS - 1)
+}
+
 /// Which register a hash updates, and with what rank.
 #[inline(always)]
 pub fn register_and_rank(hash: u64) -> (usize, u8) {
-    (
-        (hash >> (64 - SKETCH_INDEX_BITS)) as usize & (SKETCH_REGISTERS - 1),
-        rank(hash),
-    )
+    (register_of(hash), rank(hash))
 }
 
 #[cfg(feature = "user")]
@@ -111,6 +129,29 @@ mod pod {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rank_exceeds_agrees_with_rank() {
+        extern crate std;
+        let mut x: u64 = 0x0123_4567_89ab_cdef;
+        let mut hashes = std::vec![0u64, u64::MAX, 1, 1 << 57, 1 << 58, 1 << 63];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Shift right by a varying amount so that high ranks come up too.
+            hashes.push(x >> (x % 64));
+        }
+        for hash in hashes {
+            for register in 0..=66u8 {
+                assert_eq!(
+                    super::rank_exceeds(hash, register),
+                    super::rank(hash) > register,
+                    "hash {hash:#x}, register {register}"
+                );
+            }
+        }
+    }
+
     use super::*;
     use crate::maps::v4_mapped;
 

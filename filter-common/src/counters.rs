@@ -95,9 +95,11 @@ pub const STATS_CACHE_ENTRIES: u32 = crate::maps::capacity::MAX_SESSIONS * STATS
 /// One entry of the per-CPU `STATS_CACHE`, the front of `SESSION_STATS`.
 ///
 /// Each session owns [`STATS_CACHE_WAYS`] entries per CPU, from [`stats_cache_first`]. A
-/// packet counts in the one holding its territory, or claims the first free one (session
-/// 0, never a session) for it, on its CPU, and that CPU counts the territory there from
-/// then on; a territory that finds all of them taken is counted in the hash. A few array
+/// packet counts in the one holding its territory; a packet dropped or would-dropped by a
+/// rule claims the first free one (session 0, never a session) for its territory, on its
+/// CPU, and that CPU counts the territory there from then on. Passing packets of other
+/// territories, and territories that find every way taken, are counted in the hash. So
+/// the traffic a rule acts on, a flood included, is counted without a hash lookup. A few array
 /// reads instead of a hash lookup, and nothing moves between the two: readers add both.
 /// Only the session's own packets touch its entries, so the controller clears those of
 /// a session that is gone, and of an id about to be reused, without racing anyone's

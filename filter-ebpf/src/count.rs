@@ -39,7 +39,8 @@ fn add(stats: &mut SessionStats, verdict: Verdict, bytes: u64) {
 
 #[inline(always)]
 pub fn session(session: u32, territory: TerritoryId, verdict: Verdict, bytes: usize) {
-    // The session's cache entries first: array reads, no hash. Session 0 marks one free.
+    // The session's cache entries first: array reads, no hash. Session 0 marks one free;
+    // ways are claimed in order, so a free one means none after it is taken.
     if let Some(first) = stats_cache_first(session) {
         for way in 0..STATS_CACHE_WAYS {
             let Some(entry) = STATS_CACHE.get_ptr_mut(first + way) else {
@@ -48,6 +49,12 @@ pub fn session(session: u32, territory: TerritoryId, verdict: Verdict, bytes: us
             // SAFETY: a per-CPU value; no other CPU writes it.
             let entry = unsafe { &mut *entry };
             if entry.key.session == 0 {
+                // Free ways go to the territories the session's rules act on, the flood a
+                // relay must absorb; passing traffic uses a way only if its territory
+                // already holds one.
+                if verdict == Verdict::Passed {
+                    break;
+                }
                 entry.key.session = session;
                 entry.key.territory = territory;
             } else if entry.key.territory != territory || entry.key.session != session {
@@ -97,13 +104,15 @@ pub fn rule(session: u32, slot: u32, src: &Address, bytes: usize) {
             (*counters).bytes += bytes as u64;
         }
     }
-    let (register, rank) = accounting::register_and_rank(accounting::hash_address(src));
+    let hash = accounting::hash_address(src);
     if let Some(sketch) = RULE_SOURCES.get_ptr_mut(index) {
         // SAFETY: the index is masked into the array. Another CPU may write the same byte
         // at once; either rank may win, which the estimate tolerates.
-        let register = unsafe { &mut (*sketch).registers[register & (SKETCH_REGISTERS - 1)] };
-        if rank > *register {
-            *register = rank;
+        let register = unsafe {
+            &mut (*sketch).registers[accounting::register_of(hash) & (SKETCH_REGISTERS - 1)]
+        };
+        if accounting::rank_exceeds(hash, *register) {
+            *register = accounting::rank(hash);
         }
     }
 }

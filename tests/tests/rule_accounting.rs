@@ -430,3 +430,114 @@ fn report_over_a_scripted_scenario() {
         "{md}"
     );
 }
+
+/// The claimed `STATS_CACHE` entries of every CPU: (entry index, session, territory).
+fn cache_claims(program: &Program) -> Vec<(u32, u32, u16)> {
+    use aya::maps::PerCpuArray;
+    use filter_common::{CachedStats, counters::STATS_CACHE_ENTRIES, maps::names};
+    let cache: PerCpuArray<_, CachedStats> = PerCpuArray::try_from(
+        program
+            .0
+            .ebpf
+            .map(names::STATS_CACHE)
+            .expect("the STATS_CACHE map"),
+    )
+    .expect("a per-CPU array");
+    let mut claims = Vec::new();
+    for index in 0..STATS_CACHE_ENTRIES {
+        for cpu in cache.get(&index, 0).expect("reading STATS_CACHE").iter() {
+            if cpu.key.session != 0 {
+                claims.push((index, cpu.key.session, cpu.key.territory));
+            }
+        }
+    }
+    claims
+}
+
+/// Dropped traffic is counted in a cache way of its session (no hash lookup), passing
+/// traffic of other territories in the hash, and both add up in the counters. When the
+/// meeting goes, its counters go with it, and a meeting that gets its session id back
+/// starts from zero, even past a claim left behind after the removal.
+#[test]
+fn a_session_counts_drops_in_its_cache_ways_and_a_reused_id_starts_from_zero() {
+    use filter_common::counters::{STATS_CACHE_WAYS, stats_cache_first};
+    if !root("a_session_counts_drops_in_its_cache_ways_and_a_reused_id_starts_from_zero") {
+        return;
+    }
+    let dirs = setup("stats-cache");
+    dirs.geofence(&["block", "m", "--territory", "XA", "--order", "ORD-A"]);
+    let session = dirs.session("m");
+    let xa = geofence::territory::Territory::parse("XA")
+        .expect("a code")
+        .id();
+    let xb = geofence::territory::Territory::parse("XB")
+        .expect("a code")
+        .id();
+    let program = Program::load(&dirs);
+    let len = program.send(&sources([192, 0, 2], 10), 3, XDP_DROP);
+    program.send(&sources([198, 51, 100], 4), 2, XDP_PASS);
+
+    let first = stats_cache_first(session).expect("a session id");
+    let claims = cache_claims(&program);
+    assert!(
+        claims.iter().any(|&(i, s, t)| s == session
+            && t == xa
+            && (first..first + STATS_CACHE_WAYS).contains(&i)),
+        "no cache way of session {session} holds XA: {claims:?}"
+    );
+    assert!(
+        !claims.iter().any(|&(_, _, t)| t == xb),
+        "passing XB traffic took a way: {claims:?}"
+    );
+    let stats = kernel::read_stats(&program.0).expect("reading the counters");
+    let of = |t| stats.sessions[&session][&t];
+    assert_eq!(of(xa).packets, [0, 30, 0], "XA: 30 dropped");
+    assert_eq!(of(xa).bytes, [0, 30 * len, 0]);
+    assert_eq!(of(xb).packets, [8, 0, 0], "XB: 8 passed, from the hash");
+
+    dirs.geofence(&["meeting", "del", "m"]);
+    let stats = kernel::read_stats(&program.0).expect("reading the counters");
+    assert!(
+        !stats.sessions.contains_key(&session),
+        "a removed meeting's counters remain: {:?}",
+        stats.sessions.get(&session)
+    );
+    assert!(
+        cache_claims(&program).iter().all(|&(_, s, _)| s != session),
+        "a removed meeting's cache ways are still claimed"
+    );
+
+    // A packet in flight during the removal may claim a way after it: leave such a claim
+    // with counts, then give the id to a new meeting.
+    {
+        use aya::maps::{PerCpuArray, PerCpuValues};
+        use filter_common::{CachedStats, StatsKey, maps::names};
+        let cpus = aya::util::nr_cpus().expect("CPUs");
+        let mut stale = CachedStats::default();
+        stale.key = StatsKey {
+            session,
+            territory: xa,
+            _pad: 0,
+        };
+        stale.stats.packets[1] = 99;
+        let mut kernel = Kernel::open(&dirs.pin).expect("the pinned maps");
+        let mut cache: PerCpuArray<_, CachedStats> =
+            PerCpuArray::try_from(kernel.ebpf.map_mut(names::STATS_CACHE).expect("map"))
+                .expect("a per-CPU array");
+        cache
+            .set(
+                first,
+                PerCpuValues::try_from(vec![stale; cpus]).expect("values"),
+                0,
+            )
+            .expect("writing STATS_CACHE");
+    }
+    dirs.geofence(&["meeting", "add", "n", "--endpoint", "udp:*:40000"]);
+    assert_eq!(dirs.session("n"), session, "the id is reused");
+    let stats = kernel::read_stats(&program.0).expect("reading the counters");
+    assert!(
+        !stats.sessions.contains_key(&session),
+        "the new meeting inherited counts: {:?}",
+        stats.sessions.get(&session)
+    );
+}

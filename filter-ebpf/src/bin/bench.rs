@@ -16,7 +16,8 @@
 //! | `stage_parse` | draws, parses |
 //! | `stage_session` | … and finds the session |
 //! | `stage_territory` | … and looks the territory up |
-//! | `stage_decide` | … and decides; `bench_flat` adds the counting |
+//! | `stage_decide` | … and decides |
+//! | `stage_count_session` | … and counts per (session, territory); `bench_flat` adds the per-rule counters and sketch |
 //!
 //! The `stage_` programs split the data path's cost: each does one step more than the one
 //! before, and returns something that depends on its last step, so that none is optimised
@@ -33,7 +34,7 @@ use aya_ebpf::{
 };
 use filter_common::Address;
 use filter_ebpf::{
-    action, classify, decide,
+    action, classify, count, decide,
     parse::{self, Packet, Parsed},
     session, territory,
 };
@@ -158,6 +159,20 @@ pub fn stage_decide(ctx: XdpContext) -> u32 {
     };
     let territory = territory::lookup(&packet);
     action(decide::decide(session, territory, &packet).verdict)
+}
+
+#[xdp]
+pub fn stage_count_session(ctx: XdpContext) -> u32 {
+    let Some(packet) = parsed(&ctx) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let Some(session) = session::find(&packet) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let territory = territory::lookup(&packet);
+    let verdict = decide::decide(session, territory, &packet).verdict;
+    count::session(session, territory, verdict, ctx.data_end() - ctx.data());
+    action(verdict)
 }
 
 #[cfg(not(test))]

@@ -513,11 +513,13 @@ fn a_session_counts_drops_in_its_cache_ways_and_a_reused_id_starts_from_zero() {
         use aya::maps::{PerCpuArray, PerCpuValues};
         use filter_common::{CachedStats, StatsKey, maps::names};
         let cpus = aya::util::nr_cpus().expect("CPUs");
-        let mut stale = CachedStats::default();
-        stale.key = StatsKey {
-            session,
-            territory: xa,
-            _pad: 0,
+        let mut stale = CachedStats {
+            key: StatsKey {
+                session,
+                territory: xa,
+                _pad: 0,
+            },
+            ..CachedStats::default()
         };
         stale.stats.packets[1] = 99;
         let mut kernel = Kernel::open(&dirs.pin).expect("the pinned maps");

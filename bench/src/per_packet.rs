@@ -10,8 +10,9 @@
 //! times; the kernel reports the average time per repeat in whole nanoseconds. A cost is
 //! the median over rounds of the per-round difference with its reference (the drawing's
 //! own cost, measured by `bench_draw` in the same round, is subtracted). The full table
-//! and a random 10k-prefix subset of it are measured in two phases, each with its own
-//! references.
+//! and a random 10k-prefix subset of it sit in the two table generations, and every round
+//! runs both (switching `GEO_ACTIVE`), each with its own references, so the scaling ratio
+//! is the median of per-round ratios, not of figures taken minutes apart.
 
 use std::{
     collections::BTreeMap,
@@ -156,22 +157,34 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         fill_samples(&mut bench, set, &samples)?;
     }
 
+    // The subset goes into the other generation: each round then runs both tables, one
+    // after the other, by switching GEO_ACTIVE, so the scaling ratio is taken per round.
+    let full_generation = kernel::active_generation(&kernel)?;
+    load_tables(&mut kernel, &small)?;
+    let small_generation = kernel::active_generation(&kernel)?;
+    ensure!(
+        full_generation != small_generation,
+        "the subset did not go into the other table generation"
+    );
     let frames = Frames::new();
-    let full_times = measure(
+    let [full_times, small_times] = measure_tables(
         &mut bench,
-        &frames.variants(SET_V4_FULL, SET_V6_FULL, true),
+        &mut kernel,
+        [
+            (
+                full_generation,
+                frames.variants(SET_V4_FULL, SET_V6_FULL, true),
+            ),
+            (
+                small_generation,
+                frames.variants(SET_V4_SMALL, SET_V6_SMALL, false),
+            ),
+        ],
         &settings,
-        "full table",
     )?;
+    kernel::activate_generation(&mut kernel, full_generation)?;
     check_counters(&kernel)?;
     let stage_times = measure(&mut bench, &frames.stages(), &settings, "stages")?;
-    load_tables(&mut kernel, &small)?;
-    let small_times = measure(
-        &mut bench,
-        &frames.variants(SET_V4_SMALL, SET_V6_SMALL, false),
-        &settings,
-        "small table",
-    )?;
 
     let same_code = same_program(&bench, "bench_flat", "bench_lpm")?;
     figures(report, &settings, &full_times, &small_times, same_code);
@@ -518,6 +531,52 @@ fn measure(
     Ok(times)
 }
 
+/// The full table's variants and the subset's in every round, each table made active by
+/// its generation before its variants run (which table goes first alternates).
+fn measure_tables(
+    bench: &mut Ebpf,
+    kernel: &mut Kernel,
+    tables: [(u32, Vec<Variant>); 2],
+    settings: &Settings,
+) -> anyhow::Result<[Times; 2]> {
+    let mut times = [Times::new(), Times::new()];
+    let started = Instant::now();
+    for round in 0..settings.rounds {
+        for t in [round % 2, (round + 1) % 2] {
+            let (generation, variants) = &tables[t];
+            kernel::activate_generation(kernel, *generation)?;
+            for i in 0..variants.len() {
+                let variant = &variants[(round + i) % variants.len()];
+                select_set(bench, variant.set)?;
+                let ns = run_once(bench, variant, settings.repeat)?;
+                times[t].entry(variant.key).or_default().push(ns);
+            }
+        }
+    }
+    println!(
+        "per-packet: full table and subset: {} rounds of {} + {} variants × {} repeats in {:.1} s",
+        settings.rounds,
+        tables[0].1.len(),
+        tables[1].1.len(),
+        settings.repeat,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(times)
+}
+
+/// The median over rounds of `(x − reference)` at the full table ÷ the same at the subset.
+fn scaling(full: &Times, small: &Times, x: &str, reference: &str) -> f64 {
+    let over =
+        |t: &Times| -> Vec<f64> { t[x].iter().zip(&t[reference]).map(|(a, b)| a - b).collect() };
+    median(
+        over(full)
+            .iter()
+            .zip(over(small))
+            .map(|(f, s)| f / s)
+            .collect(),
+    )
+}
+
 fn run_once(bench: &Ebpf, variant: &Variant, repeat: u32) -> anyhow::Result<f64> {
     let program: &Xdp = bench
         .program(variant.program)
@@ -683,16 +742,22 @@ fn figures(report: &mut Report, settings: &Settings, full: &Times, small: &Times
         ("IPv4", flat4, small_flat4, lpm4, small_lpm4),
         ("IPv6", flat6, small_flat6, lpm6, small_lpm6),
     ] {
+        let (flat_key, lpm_key, draw_key) = if family == "IPv4" {
+            ("flat4", "lpm4", "draw4")
+        } else {
+            ("flat6", "lpm6", "draw6")
+        };
         let mut figure = Figure::new(
             format!("scaling {family}: cost at the {table}"),
             flat.median,
             "ns/packet",
         )
-        .against(format!("the {small_name}"), small_flat.median);
+        .against(format!("the {small_name}"), small_flat.median)
+        .paired_ratio(scaling(full, small, flat_key, draw_key));
         if family == "IPv4" {
             figure = figure.goal_ratio_at_most(1.3);
         }
-        let trie_ratio = lpm.median / small_lpm.median;
+        let trie_ratio = scaling(full, small, lpm_key, draw_key);
         let met = figure.met;
         figure = figure.note(match (met, same) {
             (Some(false), true) => format!(
@@ -723,6 +788,7 @@ fn figures(report: &mut Report, settings: &Settings, full: &Times, small: &Times
                 "ns/packet",
             )
             .against(format!("the {small_name}"), small_lpm.median)
+            .paired_ratio(trie_ratio)
             .note("the reference: no goal"),
         );
     }

@@ -768,7 +768,7 @@ fn figures(report: &mut Report, settings: &Settings, full: &Times, small: &Times
                 "the relay's lookup is a fixed number of reads at any size (IPv4: the 128 KiB \
                  tbl16, then for split /16s tbl24 and at most one tbl8 group), so what grows is \
                  memory traffic: sources drawn from the full table fall more often in split \
-                 /16s and spread over more of the 32 MiB tbl24 and the tbl8 groups, missing \
+                 /16s and spread over more tbl24 blocks and tbl8 groups, missing \
                  cache and TLB (nested paging in this VM makes TLB misses dear); the stock \
                  trie's own ratio is \
                  {trie_ratio:.2}; at the full table {}, at the subset {}",

@@ -1,5 +1,5 @@
 //! Builds the flattened territory table (layout in [`filter_common::geo`]) from a
-//! normalized [`GeoTable`]: DIR-24-8 arrays for IPv4, disjoint ranges behind a first-stage
+//! normalized [`GeoTable`]: DIR-16-8-8 arrays for IPv4, disjoint ranges behind a first-stage
 //! index for IPv6. Pure functions; the kernel module copies the result into the
 //! memory-mapped BPF arrays.
 //!
@@ -9,9 +9,9 @@
 use std::borrow::Cow;
 
 use filter_common::geo::{
-    self as layout, Tbl8Group, Tbl16Elem, Tbl24Elem, V4_GROUP_FLAG, V4_GROUP_LEN, V4_SPLIT,
-    V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL16_PER_ELEM, V4_TBL24_ELEMS, V4_TBL24_PER_ELEM,
-    V6_DIRECT, V6_INDEX_BITS, V6_INDEX_ELEMS, V6_MAX_CHUNK_RANGES, V6_RANGES,
+    self as layout, Tbl8Group, Tbl16Elem, Tbl24Elem, V4_BLOCK_FLAG, V4_BLOCK_LEN, V4_BLOCKS,
+    V4_GROUP_FLAG, V4_GROUP_LEN, V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL16_PER_ELEM,
+    V4_TBL24_PER_ELEM, V6_DIRECT, V6_INDEX_BITS, V6_INDEX_ELEMS, V6_MAX_CHUNK_RANGES, V6_RANGES,
     V6_TERRITORIES_PER_ELEM, V6IndexEntry, V6Start, V6TerritoryElem,
 };
 use filter_common::territory::{TERRITORY_UNKNOWN, TerritoryId};
@@ -26,6 +26,11 @@ pub enum FlatError {
          group, but the kernel table has {capacity} groups"
     )]
     TooManyGroups { needed: usize, capacity: u32 },
+    #[error(
+        "the IPv4 table has {needed} /16s holding more than one territory, each needing a \
+         tbl24 block, but the kernel table has {capacity} blocks"
+    )]
+    TooManyBlocks { needed: usize, capacity: u32 },
     #[error(
         "the IPv6 table splits into {needed} disjoint ranges but the kernel table holds \
          {capacity}"
@@ -45,7 +50,7 @@ pub enum FlatError {
     BadTerritory(TerritoryId),
 }
 
-/// IPv4 arrays: `tbl16` and `tbl24` complete, `tbl8` only the groups in use.
+/// IPv4 arrays: `tbl16` complete, `tbl24` and `tbl8` only the blocks and groups in use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlatV4 {
     pub tbl16: Vec<Tbl16Elem>,
@@ -148,15 +153,17 @@ fn check_territory(id: TerritoryId) -> Result<TerritoryId, FlatError> {
     Ok(id)
 }
 
-/// DIR-24-8 by painting: prefixes in order of length, so a more specific one overwrites
-/// the prefix that contains it. Cost: the entries painted, a few times 2^24 at worst.
+/// DIR-16-8-8 by painting: a /24 per entry over the whole space first, prefixes in order
+/// of length so that a more specific one overwrites the prefix that contains it (cost: the
+/// entries painted, a few times 2^24 at worst); then the /16s whose 256 entries are not
+/// one territory keep theirs as a block.
 pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatError> {
     let mut by_len: Vec<(PrefixV4, TerritoryId)> = prefixes.to_vec();
     // Unstable is fine: prefixes of one length are disjoint.
     by_len.sort_unstable_by_key(|(p, _)| p.len);
     let short = by_len.partition_point(|(p, _)| p.len <= 24);
-    let mut tbl24 = vec![[TERRITORY_UNKNOWN; V4_TBL24_PER_ELEM]; V4_TBL24_ELEMS as usize];
-    let slots = tbl24.as_flattened_mut();
+    let mut painted = vec![TERRITORY_UNKNOWN; 1 << 24];
+    let slots = painted.as_mut_slice();
     for &(p, id) in &by_len[..short] {
         let first = (p.addr >> 8) as usize;
         slots[first..first + (1 << (24 - p.len))].fill(check_territory(id)?);
@@ -184,22 +191,46 @@ pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatErro
         slots[slot] = V4_GROUP_FLAG | tbl8.len() as u16;
         tbl8.push(group);
     }
-    let tbl16 = whole_16s(&tbl24);
+    let (tbl16, tbl24) = blocks(&painted)?;
     Ok(FlatV4 { tbl16, tbl24, tbl8 })
 }
 
-/// `tbl16`: the territory of each /16 whose 256 `tbl24` entries all hold that one
-/// territory (no `tbl8` group), else [`V4_SPLIT`].
-fn whole_16s(tbl24: &[Tbl24Elem]) -> Vec<Tbl16Elem> {
-    let mut tbl16 = vec![[V4_SPLIT; V4_TBL16_PER_ELEM]; V4_TBL16_ELEMS as usize];
-    let entries = tbl24.as_flattened();
-    for (slot, block) in tbl16.as_flattened_mut().iter_mut().zip(entries.chunks(256)) {
+/// `tbl16` and the `tbl24` blocks from one entry per /24: a /16 whose 256 entries hold one
+/// territory (no `tbl8` group) gets it in `tbl16`; any other keeps its entries as a block,
+/// which its `tbl16` entry names.
+fn blocks(per_24: &[TerritoryId]) -> Result<(Vec<Tbl16Elem>, Vec<Tbl24Elem>), FlatError> {
+    let mut tbl16 = vec![[TERRITORY_UNKNOWN; V4_TBL16_PER_ELEM]; V4_TBL16_ELEMS as usize];
+    let split = per_24
+        .chunks(V4_BLOCK_LEN)
+        .filter(|b| b[0] & V4_GROUP_FLAG != 0 || b.iter().any(|&e| e != b[0]))
+        .count();
+    if split > V4_BLOCKS as usize {
+        return Err(FlatError::TooManyBlocks {
+            needed: split,
+            capacity: V4_BLOCKS,
+        });
+    }
+    let mut tbl24: Vec<Tbl24Elem> = Vec::with_capacity(split * V4_BLOCK_LEN / V4_TBL24_PER_ELEM);
+    for (slot, block) in tbl16
+        .as_flattened_mut()
+        .iter_mut()
+        .zip(per_24.chunks(V4_BLOCK_LEN))
+    {
         let first = block[0];
         if first & V4_GROUP_FLAG == 0 && block.iter().all(|&e| e == first) {
             *slot = first;
+            continue;
         }
+        // split <= V4_BLOCKS <= 2^15, so the block number fits beside the flag.
+        let number = tbl24.len() * V4_TBL24_PER_ELEM / V4_BLOCK_LEN;
+        *slot = V4_BLOCK_FLAG | number as u16;
+        tbl24.extend(block.chunks(V4_TBL24_PER_ELEM).map(|c| {
+            let mut elem = [TERRITORY_UNKNOWN; V4_TBL24_PER_ELEM];
+            elem.copy_from_slice(c);
+            elem
+        }));
     }
-    tbl16
+    Ok((tbl16, tbl24))
 }
 
 /// The nested prefixes as disjoint ranges covering the whole space: `(start, territory)`,

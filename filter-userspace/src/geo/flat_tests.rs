@@ -191,6 +191,49 @@ fn too_many_tbl8_groups_is_refused() {
 }
 
 #[test]
+fn too_many_split_16s_is_refused() {
+    // A /24 of territory 1 in each of V4_BLOCKS + 1 /16s: each /16 is split.
+    let v4 = (0..=V4_BLOCKS)
+        .map(|i| {
+            (
+                PrefixV4 {
+                    addr: i << 16,
+                    len: 24,
+                },
+                1,
+            )
+        })
+        .collect();
+    let err = build(&table(v4, vec![])).unwrap_err();
+    assert_eq!(
+        err,
+        FlatError::TooManyBlocks {
+            needed: V4_BLOCKS as usize + 1,
+            capacity: V4_BLOCKS
+        }
+    );
+    assert!(err.to_string().contains("16385 /16s"), "{err}");
+    // One fewer fits, and every block answers.
+    let v4: Vec<_> = (0..V4_BLOCKS)
+        .map(|i| {
+            (
+                PrefixV4 {
+                    addr: i << 16,
+                    len: 24,
+                },
+                1,
+            )
+        })
+        .collect();
+    let flat = build(&table(v4, vec![])).expect("V4_BLOCKS split /16s fit");
+    let view = flat.v4.view();
+    for i in [0, 1, V4_BLOCKS / 2, V4_BLOCKS - 1] {
+        assert_eq!(view.lookup(i << 16 | 0x7f), 1, "inside the /24 of /16 {i}");
+        assert_eq!(view.lookup(i << 16 | 0x100), TERRITORY_UNKNOWN, "beside it");
+    }
+}
+
+#[test]
 fn a_dense_chunk_and_too_many_ranges_are_refused() {
     // Each separated /128 adds two ranges: itself and the gap after it.
     let dense = (0..V6_MAX_CHUNK_RANGES / 2)
@@ -233,8 +276,13 @@ fn tbl16_answers_only_for_a_whole_16() {
     .unwrap();
     let tbl16 = flat.v4.tbl16.as_flattened();
     assert_eq!(tbl16[0x0a00], 5);
-    assert_eq!(tbl16[0x0a01], V4_SPLIT);
-    assert_eq!(tbl16[0x0a02], V4_SPLIT);
+    assert_eq!(tbl16[0x0a01], V4_BLOCK_FLAG, "10.1/16: the first block");
+    assert_eq!(tbl16[0x0a02], V4_BLOCK_FLAG | 1, "10.2/16: the second");
+    assert_eq!(
+        flat.v4.tbl24.len() * V4_TBL24_PER_ELEM,
+        2 * V4_BLOCK_LEN,
+        "only split /16s have a block"
+    );
     assert_eq!(
         tbl16[0x0a03], TERRITORY_UNKNOWN,
         "an empty /16 is whole: unknown"

@@ -14,7 +14,10 @@ use anyhow::Context as _;
 use aya::maps::{Array, LpmTrie, MapData, lpm_trie::Key};
 use filter_common::{
     TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
-    geo::{Tbl8Group, Tbl16Elem, Tbl24Elem, V4_SPLIT, V6IndexEntry, V6Start, V6TerritoryElem},
+    geo::{
+        Tbl8Group, Tbl16Elem, Tbl24Elem, V4_BLOCK_LEN, V4_TBL24_PER_ELEM, V6IndexEntry, V6Start,
+        V6TerritoryElem,
+    },
     maps::names,
 };
 
@@ -30,7 +33,8 @@ pub struct GeoLoad {
     pub generation: u32,
     pub prefixes_v4: usize,
     pub prefixes_v6: usize,
-    /// tbl8 groups and IPv6 ranges the flattened table uses.
+    /// tbl24 blocks, tbl8 groups and IPv6 ranges the flattened table uses.
+    pub blocks_v4: usize,
     pub groups_v4: usize,
     pub ranges_v6: usize,
 }
@@ -85,7 +89,8 @@ impl MappedTable {
 
     fn write(&mut self, flat: &FlatTable, generation: u32) -> anyhow::Result<()> {
         let [t16, t24, t8, ix, r, t] = flat_names(generation);
-        self.tbl16.fill(&flat.v4.tbl16, [V4_SPLIT; _], t16)?;
+        self.tbl16
+            .fill(&flat.v4.tbl16, [TERRITORY_UNKNOWN; _], t16)?;
         self.tbl24.fill(&flat.v4.tbl24, [0; _], t24)?;
         self.tbl8.fill(&flat.v4.tbl8, [0; _], t8)?;
         self.index.fill(&flat.v6.index, [0; _], ix)?;
@@ -94,11 +99,11 @@ impl MappedTable {
     }
 
     /// Whether this generation answers every lookup as `flat` does: the first stages are
-    /// equal, and so is every group and range they can reach.
+    /// equal, and so is every block, group and range they can reach.
     fn holds(&self, flat: &FlatTable) -> bool {
         self.tbl16.as_slice() == flat.v4.tbl16.as_slice()
-            && self.tbl24.as_slice() == flat.v4.tbl24.as_slice()
             && self.index.as_slice() == flat.v6.index.as_slice()
+            && self.tbl24.starts_with(&flat.v4.tbl24)
             && self.tbl8.starts_with(&flat.v4.tbl8)
             && self.starts.starts_with(&flat.v6.starts)
             && self.territories.starts_with(&flat.v6.territories)
@@ -154,6 +159,7 @@ pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLo
         generation: next,
         prefixes_v4: table.v4.len(),
         prefixes_v6: table.v6.len(),
+        blocks_v4: flat.v4.tbl24.len() * V4_TBL24_PER_ELEM / V4_BLOCK_LEN,
         groups_v4: flat.v4.tbl8.len(),
         ranges_v6: flat.v6.starts.len(),
     })

@@ -531,8 +531,9 @@ fn measure(
     Ok(times)
 }
 
-/// The full table's variants and the subset's in every round, each table made active by
-/// its generation before its variants run (which table goes first alternates).
+/// The full table's variants and the subset's in every round: each variant of the full
+/// table, then the same variant of the subset straight after (the table switched by its
+/// generation), so that the two figures of a pair are taken under the same machine load.
 fn measure_tables(
     bench: &mut Ebpf,
     kernel: &mut Kernel,
@@ -541,12 +542,17 @@ fn measure_tables(
 ) -> anyhow::Result<[Times; 2]> {
     let mut times = [Times::new(), Times::new()];
     let started = Instant::now();
+    let (full, small) = (&tables[0].1, &tables[1].1);
     for round in 0..settings.rounds {
-        for t in [round % 2, (round + 1) % 2] {
-            let (generation, variants) = &tables[t];
-            kernel::activate_generation(kernel, *generation)?;
-            for i in 0..variants.len() {
-                let variant = &variants[(round + i) % variants.len()];
+        for i in 0..full.len() {
+            let key = full[(round + i) % full.len()].key;
+            let pair = [0, 1].map(|t| tables[t].1.iter().find(|v| v.key == key));
+            // Which table goes first alternates from round to round.
+            for t in [round % 2, (round + 1) % 2] {
+                let Some(variant) = pair[t] else {
+                    continue;
+                };
+                kernel::activate_generation(kernel, tables[t].0)?;
                 select_set(bench, variant.set)?;
                 let ns = run_once(bench, variant, settings.repeat)?;
                 times[t].entry(variant.key).or_default().push(ns);
@@ -556,8 +562,8 @@ fn measure_tables(
     println!(
         "per-packet: full table and subset: {} rounds of {} + {} variants × {} repeats in {:.1} s",
         settings.rounds,
-        tables[0].1.len(),
-        tables[1].1.len(),
+        full.len(),
+        small.len(),
         settings.repeat,
         started.elapsed().as_secs_f64()
     );

@@ -775,9 +775,12 @@ fn figures(report: &mut Report, settings: &Settings, full: &Times, small: &Times
                  tbl16, then for split /16s tbl24 and at most one tbl8 group), so what grows is \
                  memory traffic: sources drawn from the full table fall more often in split \
                  /16s and spread over more tbl24 blocks and tbl8 groups, missing \
-                 cache and TLB (nested paging in this VM makes TLB misses dear); the stock \
-                 trie's own ratio is \
-                 {trie_ratio:.2}; at the full table {}, at the subset {}",
+                 cache and TLB (nested paging in this VM makes TLB misses dear, and other \
+                 VMs on the host make every miss dearer: the spread of the rounds shows it); \
+                 the stock trie's own ratio is {trie_ratio:.2}; at the full table {}, at the \
+                 subset {}. Closing it means fewer bytes touched per lookup at the full \
+                 table: the 15,876 tbl8 groups take 512 bytes each where 90% of them hold \
+                 at most 16 address ranges, which a 64-byte range list would hold",
                 flat.spread(),
                 small_flat.spread()
             ),

@@ -206,6 +206,8 @@ pub mod names {
     pub const GEO4_24_B: &str = "GEO4_24_B";
     pub const GEO4_8_A: &str = "GEO4_8_A";
     pub const GEO4_8_B: &str = "GEO4_8_B";
+    pub const GEO4_8L_A: &str = "GEO4_8L_A";
+    pub const GEO4_8L_B: &str = "GEO4_8L_B";
     pub const GEO6_IX_A: &str = "GEO6_IX_A";
     pub const GEO6_IX_B: &str = "GEO6_IX_B";
     pub const GEO6_R_A: &str = "GEO6_R_A";
@@ -223,7 +225,7 @@ pub mod names {
     /// Per rule slot: the distinct-source sketch.
     pub const RULE_SOURCES: &str = "RULE_SOURCES";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 29] = [
+    pub const ALL: [&str; 31] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -240,6 +242,8 @@ pub mod names {
         GEO4_24_B,
         GEO4_8_A,
         GEO4_8_B,
+        GEO4_8L_A,
+        GEO4_8L_B,
         GEO6_IX_A,
         GEO6_IX_B,
         GEO6_R_A,

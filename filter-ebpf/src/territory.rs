@@ -12,8 +12,9 @@ use filter_common::{
 
 use crate::{
     maps::{
-        GEO_ACTIVE, GEO4_8_A, GEO4_8_B, GEO4_16_A, GEO4_16_B, GEO4_24_A, GEO4_24_B, GEO4_A, GEO4_B,
-        GEO6_A, GEO6_B, GEO6_IX_A, GEO6_IX_B, GEO6_R_A, GEO6_R_B, GEO6_T_A, GEO6_T_B,
+        GEO_ACTIVE, GEO4_8_A, GEO4_8_B, GEO4_8L_A, GEO4_8L_B, GEO4_16_A, GEO4_16_B, GEO4_24_A,
+        GEO4_24_B, GEO4_A, GEO4_B, GEO6_A, GEO6_B, GEO6_IX_A, GEO6_IX_B, GEO6_R_A, GEO6_R_B,
+        GEO6_T_A, GEO6_T_B,
     },
     parse::Packet,
 };
@@ -38,6 +39,7 @@ pub fn lookup(packet: &Packet) -> TerritoryId {
                 |i| GEO4_16_A.get(i),
                 |i| GEO4_24_A.get(i),
                 |g| GEO4_8_A.get(g),
+                |l| GEO4_8L_A.get(l),
             )
         } else {
             geo::lookup_v4(
@@ -45,6 +47,7 @@ pub fn lookup(packet: &Packet) -> TerritoryId {
                 |i| GEO4_16_B.get(i),
                 |i| GEO4_24_B.get(i),
                 |g| GEO4_8_B.get(g),
+                |l| GEO4_8L_B.get(l),
             )
         };
     }

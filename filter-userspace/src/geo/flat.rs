@@ -9,10 +9,11 @@
 use std::borrow::Cow;
 
 use filter_common::geo::{
-    self as layout, Tbl8Group, Tbl16Elem, Tbl24Elem, V4_BLOCK_FLAG, V4_BLOCK_LEN, V4_BLOCKS,
-    V4_GROUP_FLAG, V4_GROUP_LEN, V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL16_PER_ELEM,
-    V4_TBL24_PER_ELEM, V6_DIRECT, V6_INDEX_BITS, V6_INDEX_ELEMS, V6_MAX_CHUNK_RANGES, V6_RANGES,
-    V6_TERRITORIES_PER_ELEM, V6IndexEntry, V6Start, V6TerritoryElem,
+    self as layout, Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, V4_BLOCK_FLAG, V4_BLOCK_LEN,
+    V4_BLOCKS, V4_GROUP_FLAG, V4_GROUP_LEN, V4_LIST_END, V4_LIST_LEN, V4_LISTS, V4_TBL8_GROUPS,
+    V4_TBL16_ELEMS, V4_TBL16_PER_ELEM, V4_TBL24_PER_ELEM, V6_DIRECT, V6_INDEX_BITS, V6_INDEX_ELEMS,
+    V6_MAX_CHUNK_RANGES, V6_RANGES, V6_TERRITORIES_PER_ELEM, V6IndexEntry, V6Start,
+    V6TerritoryElem,
 };
 use filter_common::territory::{TERRITORY_UNKNOWN, TerritoryId};
 
@@ -22,10 +23,23 @@ use super::{GeoTable, PrefixV4, PrefixV6};
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum FlatError {
     #[error(
-        "the IPv4 table has {needed} /24s that hold longer prefixes, each needing a tbl8 \
-         group, but the kernel table has {capacity} groups"
+        "the IPv4 table has {needed} /24s that hold more than {list} ranges, each needing a \
+         tbl8 group, but the kernel table has {capacity} groups"
     )]
-    TooManyGroups { needed: usize, capacity: u32 },
+    TooManyGroups {
+        needed: usize,
+        capacity: u32,
+        list: usize,
+    },
+    #[error(
+        "the IPv4 table has {needed} /24s that hold longer prefixes in at most {list} \
+         ranges, each needing a range list, but the kernel table has {capacity} lists"
+    )]
+    TooManyLists {
+        needed: usize,
+        capacity: u32,
+        list: usize,
+    },
     #[error(
         "the IPv4 table has {needed} /16s holding more than one territory, each needing a \
          tbl24 block, but the kernel table has {capacity} blocks"
@@ -50,12 +64,13 @@ pub enum FlatError {
     BadTerritory(TerritoryId),
 }
 
-/// IPv4 arrays: `tbl16` complete, `tbl24` and `tbl8` only the blocks and groups in use.
+/// IPv4 arrays: `tbl16` complete, the others only the blocks, groups and lists in use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlatV4 {
     pub tbl16: Vec<Tbl16Elem>,
     pub tbl24: Vec<Tbl24Elem>,
     pub tbl8: Vec<Tbl8Group>,
+    pub lists: Vec<Tbl8List>,
 }
 
 /// IPv6 arrays: the index complete, starts and territories only the ranges in use.
@@ -79,6 +94,7 @@ pub struct FlatV4Ref<'a> {
     pub tbl16: &'a [Tbl16Elem],
     pub tbl24: &'a [Tbl24Elem],
     pub tbl8: &'a [Tbl8Group],
+    pub lists: &'a [Tbl8List],
 }
 
 /// Borrowed IPv6 arrays, built or memory-mapped.
@@ -97,6 +113,7 @@ impl FlatV4Ref<'_> {
             |i| self.tbl16.get(i as usize),
             |i| self.tbl24.get(i as usize),
             |g| self.tbl8.get(g as usize),
+            |l| self.lists.get(l as usize),
         )
     }
 }
@@ -120,6 +137,7 @@ impl FlatV4 {
             tbl16: &self.tbl16,
             tbl24: &self.tbl24,
             tbl8: &self.tbl8,
+            lists: &self.lists,
         }
     }
 }
@@ -171,14 +189,7 @@ pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatErro
     // The longer prefixes, grouped by their /24; within a /24 still shortest first.
     let long = &mut by_len[short..];
     long.sort_unstable_by_key(|(p, _)| (p.addr >> 8, p.len));
-    let needed = long.chunk_by(|a, b| a.0.addr >> 8 == b.0.addr >> 8).count();
-    if needed > V4_TBL8_GROUPS as usize {
-        return Err(FlatError::TooManyGroups {
-            needed,
-            capacity: V4_TBL8_GROUPS,
-        });
-    }
-    let mut tbl8 = Vec::with_capacity(needed);
+    let mut resolved: Vec<(usize, [TerritoryId; V4_GROUP_LEN])> = Vec::new();
     for run in long.chunk_by(|a, b| a.0.addr >> 8 == b.0.addr >> 8) {
         let slot = (run[0].0.addr >> 8) as usize;
         // Addresses of the /24 that no longer prefix covers keep the /24's territory.
@@ -187,12 +198,65 @@ pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatErro
             let first = (p.addr & 0xff) as usize;
             group[first..first + (1 << (32 - p.len))].fill(check_territory(id)?);
         }
-        // needed <= V4_TBL8_GROUPS <= 2^15, so the group number fits beside the flag.
-        slots[slot] = V4_GROUP_FLAG | tbl8.len() as u16;
-        tbl8.push(group);
+        resolved.push((slot, group));
+    }
+    let listed = resolved
+        .iter()
+        .filter(|(_, g)| list_of(g).is_some())
+        .count();
+    let (groups, lists) = (resolved.len() - listed, listed);
+    if groups > V4_TBL8_GROUPS as usize {
+        return Err(FlatError::TooManyGroups {
+            needed: groups,
+            capacity: V4_TBL8_GROUPS,
+            list: V4_LIST_LEN,
+        });
+    }
+    if lists > V4_LISTS as usize {
+        return Err(FlatError::TooManyLists {
+            needed: lists,
+            capacity: V4_LISTS,
+            list: V4_LIST_LEN,
+        });
+    }
+    let mut tbl8 = Vec::with_capacity(groups);
+    let mut list_table = Vec::with_capacity(lists);
+    for (slot, group) in resolved {
+        // The counts fit their capacities, whose sum is at most 2^15: the number fits
+        // beside the flag.
+        slots[slot] = V4_GROUP_FLAG
+            | match list_of(&group) {
+                Some(list) => {
+                    list_table.push(list);
+                    (V4_TBL8_GROUPS as usize + list_table.len() - 1) as u16
+                }
+                None => {
+                    tbl8.push(group);
+                    (tbl8.len() - 1) as u16
+                }
+            };
     }
     let (tbl16, tbl24) = blocks(&painted)?;
-    Ok(FlatV4 { tbl16, tbl24, tbl8 })
+    Ok(FlatV4 {
+        tbl16,
+        tbl24,
+        tbl8,
+        lists: list_table,
+    })
+}
+
+/// A /24's addresses as a range list, if they form at most [`V4_LIST_LEN`] ranges.
+fn list_of(group: &[TerritoryId; V4_GROUP_LEN]) -> Option<Tbl8List> {
+    let mut list = [V4_LIST_END; V4_LIST_LEN];
+    let mut used = 0;
+    for (octet, &id) in group.iter().enumerate() {
+        if octet > 0 && id == group[octet - 1] {
+            continue;
+        }
+        *list.get_mut(used)? = (octet as u32) << 16 | u32::from(id);
+        used += 1;
+    }
+    Some(list)
 }
 
 /// `tbl16` and the `tbl24` blocks from one entry per /24: a /16 whose 256 entries hold one

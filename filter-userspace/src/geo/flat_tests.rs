@@ -146,8 +146,8 @@ fn edges_of_the_address_space() {
     );
     check(&t, &mut rng);
     let flat = build(&t).unwrap();
-    // One group per /24 holding a longer prefix, even one that repeats its territory.
-    assert_eq!(flat.v4.tbl8.len(), 3);
+    // One range list per /24 holding a longer prefix, even one that repeats its territory.
+    assert_eq!((flat.v4.lists.len(), flat.v4.tbl8.len()), (3, 0));
     let ranges = disjoint_ranges_v6(&t.v6);
     assert_eq!(ranges.first(), Some(&(0, 2)));
     assert_eq!(ranges.last(), Some(&(u128::MAX, 3)));
@@ -167,8 +167,9 @@ fn an_empty_table_is_all_unknown() {
 }
 
 #[test]
-fn too_many_tbl8_groups_is_refused() {
-    let v4 = (0..=V4_TBL8_GROUPS)
+fn too_many_tbl8_groups_and_range_lists_are_refused() {
+    // A /25 in each of V4_LISTS + 1 /24s: two ranges each, a range list each.
+    let v4 = (0..=V4_LISTS)
         .map(|i| {
             (
                 PrefixV4 {
@@ -182,12 +183,57 @@ fn too_many_tbl8_groups_is_refused() {
     let err = build(&table(v4, vec![])).unwrap_err();
     assert_eq!(
         err,
-        FlatError::TooManyGroups {
-            needed: V4_TBL8_GROUPS as usize + 1,
-            capacity: V4_TBL8_GROUPS
+        FlatError::TooManyLists {
+            needed: V4_LISTS as usize + 1,
+            capacity: V4_LISTS,
+            list: V4_LIST_LEN,
         }
     );
     assert!(err.to_string().contains("20481 /24s"), "{err}");
+    // Every other address of a /24 in its own territory: 256 ranges, a tbl8 group each.
+    let dense: Vec<_> = (0..=V4_TBL8_GROUPS)
+        .flat_map(|i| {
+            (0..128u32).map(move |h| {
+                (
+                    PrefixV4 {
+                        addr: i << 8 | h << 1,
+                        len: 32,
+                    },
+                    1,
+                )
+            })
+        })
+        .collect();
+    let err = build(&table(dense, vec![])).unwrap_err();
+    assert_eq!(
+        err,
+        FlatError::TooManyGroups {
+            needed: V4_TBL8_GROUPS as usize + 1,
+            capacity: V4_TBL8_GROUPS,
+            list: V4_LIST_LEN,
+        }
+    );
+}
+
+#[test]
+fn a_24_of_at_most_16_ranges_is_a_list_and_a_denser_one_a_group() {
+    let p = |a: u32, len: u8| PrefixV4 { addr: a, len };
+    // 10.0.0/24: 16 ranges (eight /28s, each followed by 16 unknown addresses).
+    let mut v4: Vec<_> = (0..8u32)
+        .map(|k| (p(0x0a00_0000 | k << 5, 28), 1))
+        .collect();
+    // 10.0.1/24: the same and its last address: 17 ranges.
+    v4.extend((0..8u32).map(|k| (p(0x0a00_0100 | k << 5, 28), 2)));
+    v4.push((p(0x0a00_01ff, 32), 3));
+    let flat = build(&table(v4, vec![])).unwrap();
+    assert_eq!((flat.v4.lists.len(), flat.v4.tbl8.len()), (1, 1));
+    let view = flat.v4.view();
+    for octet in 0..=255u32 {
+        let want = |id| if (octet >> 4) % 2 == 0 { id } else { 0 };
+        assert_eq!(view.lookup(0x0a00_0000 | octet), want(1), "10.0.0.{octet}");
+        let dense = if octet == 255 { 3 } else { want(2) };
+        assert_eq!(view.lookup(0x0a00_0100 | octet), dense, "10.0.1.{octet}");
+    }
 }
 
 #[test]

@@ -126,9 +126,17 @@ pub fn stage_parse(ctx: XdpContext) -> u32 {
     }
 }
 
+/// The parsed packet with a drawn source, and its session; `None` aborts the stage.
+#[inline(always)]
+fn with_session(ctx: &XdpContext) -> Option<(Packet, u32)> {
+    let packet = parsed(ctx)?;
+    let session = session::find(&packet)?;
+    Some((packet, session))
+}
+
 #[xdp]
 pub fn stage_session(ctx: XdpContext) -> u32 {
-    match parsed(&ctx).and_then(|packet| session::find(&packet)) {
+    match with_session(&ctx) {
         Some(_) => xdp_action::XDP_PASS,
         None => xdp_action::XDP_ABORTED,
     }
@@ -136,12 +144,9 @@ pub fn stage_session(ctx: XdpContext) -> u32 {
 
 #[xdp]
 pub fn stage_territory(ctx: XdpContext) -> u32 {
-    let Some(packet) = parsed(&ctx) else {
+    let Some((packet, _)) = with_session(&ctx) else {
         return xdp_action::XDP_ABORTED;
     };
-    if session::find(&packet).is_none() {
-        return xdp_action::XDP_ABORTED;
-    }
     if territory::lookup(&packet) == filter_common::TERRITORY_UNKNOWN {
         xdp_action::XDP_DROP
     } else {
@@ -151,10 +156,7 @@ pub fn stage_territory(ctx: XdpContext) -> u32 {
 
 #[xdp]
 pub fn stage_decide(ctx: XdpContext) -> u32 {
-    let Some(packet) = parsed(&ctx) else {
-        return xdp_action::XDP_ABORTED;
-    };
-    let Some(session) = session::find(&packet) else {
+    let Some((packet, session)) = with_session(&ctx) else {
         return xdp_action::XDP_ABORTED;
     };
     let territory = territory::lookup(&packet);
@@ -163,10 +165,7 @@ pub fn stage_decide(ctx: XdpContext) -> u32 {
 
 #[xdp]
 pub fn stage_count_session(ctx: XdpContext) -> u32 {
-    let Some(packet) = parsed(&ctx) else {
-        return xdp_action::XDP_ABORTED;
-    };
-    let Some(session) = session::find(&packet) else {
+    let Some((packet, session)) = with_session(&ctx) else {
         return xdp_action::XDP_ABORTED;
     };
     let territory = territory::lookup(&packet);

@@ -3,10 +3,10 @@
 //! entry no session names, then committed by switching the session's index with one
 //! atomic store; the entry it leaves is rewritten only after an RCU grace period.
 
-use std::{collections::HashMap as StdMap, sync::atomic::Ordering, time::Duration};
+use std::{borrow::Borrow, collections::HashMap as StdMap, sync::atomic::Ordering, time::Duration};
 
 use anyhow::{Context as _, bail};
-use aya::maps::Array;
+use aya::maps::{Array, MapData};
 use filter_common::{
     Policy,
     maps::{capacity::MAX_SESSIONS, names, policy_index},
@@ -17,8 +17,15 @@ use super::{Kernel, mapped::Mapped, sync::SyncReport};
 /// Every session with a policy, and its policy.
 pub(super) fn read_policies(kernel: &Kernel) -> anyhow::Result<StdMap<u32, Policy>> {
     let index = Mapped::<policy_index::Element>::open(kernel, names::POLICY_INDEX, false)?;
-    let pool: Array<_, Policy> = Array::try_from(kernel.map(names::POLICIES)?)?;
-    entries(&index)
+    policies_in(&index, &Array::try_from(kernel.map(names::POLICIES)?)?)
+}
+
+/// The policy of every session `index` names a `pool` entry for.
+fn policies_in<T: Borrow<MapData>, M: FromIterator<(u32, Policy)>>(
+    index: &Mapped<policy_index::Element>,
+    pool: &Array<T, Policy>,
+) -> anyhow::Result<M> {
+    entries(index)
         .map(|(session, entry)| {
             let policy = pool
                 .get(&entry, 0)
@@ -47,8 +54,9 @@ pub(super) fn write_policies(
     same: impl Fn(&Policy, &Policy) -> bool,
     report: &mut SyncReport,
 ) -> anyhow::Result<()> {
-    let have = read_policies(kernel)?;
     let index = Mapped::<policy_index::Element>::open(kernel, names::POLICY_INDEX, true)?;
+    let have: StdMap<u32, Policy> =
+        policies_in(&index, &Array::try_from(kernel.map(names::POLICIES)?)?)?;
     let mut changed: Vec<(u32, &Policy)> = want
         .iter()
         .filter(|(session, policy)| !have.get(session).is_some_and(|h| same(h, policy)))
@@ -131,12 +139,5 @@ pub fn pinned_policies(
         false,
     )?;
     let pool: Array<_, Policy> = Array::try_from(aya::maps::Map::Array(open(names::POLICIES)?))?;
-    entries(&index)
-        .map(|(session, entry)| {
-            let policy = pool
-                .get(&entry, 0)
-                .with_context(|| format!("reading entry {entry} of map POLICIES"))?;
-            Ok((session, policy))
-        })
-        .collect()
+    policies_in(&index, &pool)
 }

@@ -10,16 +10,21 @@
 //!
 //! `tbl16` has one `u16` per /16 (128 KiB, small enough to stay in the CPU's cache): the
 //! territory when the whole /16 has one, else, with [`V4_BLOCK_FLAG`] set, the number of
-//! a 256-entry block of `tbl24` that resolves the /16 to /24s. In the real table 86% of
-//! the /16s, holding 96% of CN's addresses, are whole, so most lookups end there.
+//! what resolves the /16 to /24s. In the real table 86% of the /16s, holding 96% of CN's
+//! addresses, are whole, so most lookups end there.
 //!
-//! `tbl24` holds only the blocks of split /16s ([`V4_BLOCKS`] of them, 8 MiB, where one
-//! `u16` per /24 of the whole space would take 32 MiB): a random lookup's working set,
-//! and with it the cache and TLB misses, shrinks with the table rather than with the
-//! address space. A block entry is a territory id (`0..=676`, 0 = unknown), or, with
-//! [`V4_GROUP_FLAG`] set, the number of what resolves a /24 holding longer prefixes to
-//! single addresses: a range list, [`V4_LIST_LEN`] `(first octet, territory)` pairs in
-//! one cache line, searched in a bounded loop (90% of the real table's split /24s hold at
+//! A split /16 whose 256 /24 entries form at most [`V4_LIST_LEN`] runs is a range list:
+//! `(third octet, entry)` pairs in one cache line, searched in a loop of at most
+//! [`V4_LIST_LEN`] steps (numbers from [`V4_BLOCKS`] on; 57% of the real table's split
+//! /16s). Any other keeps its 256 entries as a block of `tbl24` (numbers below
+//! [`V4_BLOCKS`]). Both hold only split /16s, so a random lookup's working set, and with
+//! it the cache and TLB misses, shrinks with the table rather than with the address space
+//! (one `u16` per /24 of the whole space would take 32 MiB): the real table's /16-level
+//! stage takes 2.3 MiB, where 512-byte blocks for all its split /16s took 4.5 MiB.
+//!
+//! A /24 entry is a territory id (`0..=676`, 0 = unknown), or, with [`V4_GROUP_FLAG`] set,
+//! the number of what resolves a /24 holding longer prefixes to single addresses: a range
+//! list of `(last octet, territory)` pairs (90% of the real table's split /24s hold at
 //! most 16 ranges), or for denser /24s a 256-entry `tbl8` group. 64 bytes instead of 512
 //! keep the lists of the whole table within about 1 MiB. One, two or three reads. The
 //! entries are packed [`V4_TBL24_PER_ELEM`] to an array element because the kernel rounds
@@ -49,6 +54,9 @@ pub const V4_BLOCK_FLAG: u16 = 0x8000;
 /// `tbl24` blocks (split /16s) per generation: 8 MiB. The real table has 9,062 split /16s
 /// (81% headroom).
 pub const V4_BLOCKS: u32 = 16_384;
+/// Range lists of split /16s (one cache line in place of a 512-byte `tbl24` block) per
+/// generation: 1 MiB. The real table needs 5,187 of its 9,062 split /16s.
+pub const V4_BLOCK_LISTS: u32 = 16_384;
 /// Entries of one `tbl24` block: the third octet.
 pub const V4_BLOCK_LEN: usize = 256;
 /// `tbl24` entries per array element (128 bytes).
@@ -93,7 +101,7 @@ pub const V6_TERRITORY_ELEMS: u32 = V6_RANGES / V6_TERRITORIES_PER_ELEM as u32;
 
 // Block and group numbers share a u16 with their flag; territory elements split evenly.
 const _: () = assert!(V4_TBL8_GROUPS + V4_LISTS <= 1 << 15);
-const _: () = assert!(V4_BLOCKS <= 1 << 15);
+const _: () = assert!(V4_BLOCKS + V4_BLOCK_LISTS <= 1 << 15);
 const _: () = assert!(V4_BLOCK_LEN.is_multiple_of(V4_TBL24_PER_ELEM));
 const _: () = assert!((V6_RANGES as usize).is_multiple_of(V6_TERRITORIES_PER_ELEM));
 const _: () = assert!(V4_TBL16_ELEMS as usize * V4_TBL16_PER_ELEM == 1 << 16);
@@ -104,9 +112,13 @@ pub type Tbl16Elem = [u16; V4_TBL16_PER_ELEM];
 pub type Tbl24Elem = [u16; V4_TBL24_PER_ELEM];
 /// One `tbl8` group.
 pub type Tbl8Group = [u16; V4_GROUP_LEN];
-/// A range list: `first octet << 16 | territory` per range, sorted by first octet, the
-/// first at octet 0, unused slots [`V4_LIST_END`].
-pub type Tbl8List = [u32; V4_LIST_LEN];
+/// A range list: `first octet << 16 | entry` per range, sorted by first octet, the first
+/// at octet 0, unused slots [`V4_LIST_END`].
+pub type RangeList = [u32; V4_LIST_LEN];
+/// A split /24 as a range list of last octets and territories.
+pub type Tbl8List = RangeList;
+/// A split /16 as a range list of third octets and `tbl24` entries.
+pub type Tbl24List = RangeList;
 /// A first-stage entry: `[first, last]` range indices, or `[V6_DIRECT | territory, 0]`.
 pub type V6IndexEntry = [u32; 2];
 /// A range start: `[high 64 bits, low 64 bits]` of the address.
@@ -120,6 +132,7 @@ pub fn lookup_v4<'a>(
     addr: u32,
     tbl16: impl Fn(u32) -> Option<&'a Tbl16Elem>,
     tbl24: impl Fn(u32) -> Option<&'a Tbl24Elem>,
+    block_lists: impl Fn(u32) -> Option<&'a Tbl24List>,
     tbl8: impl Fn(u32) -> Option<&'a Tbl8Group>,
     lists: impl Fn(u32) -> Option<&'a Tbl8List>,
 ) -> TerritoryId {
@@ -130,11 +143,20 @@ pub fn lookup_v4<'a>(
     if entry & V4_BLOCK_FLAG == 0 {
         return entry;
     }
-    let slot = (u32::from(entry & !V4_BLOCK_FLAG) << 8) | ((addr >> 8) & 0xff);
-    let Some(elem) = tbl24(slot / V4_TBL24_PER_ELEM as u32) else {
-        return TERRITORY_UNKNOWN;
+    let block = u32::from(entry & !V4_BLOCK_FLAG);
+    let third = (addr >> 8) & 0xff;
+    let entry = if block < V4_BLOCKS {
+        let slot = (block << 8) | third;
+        let Some(elem) = tbl24(slot / V4_TBL24_PER_ELEM as u32) else {
+            return TERRITORY_UNKNOWN;
+        };
+        elem[(slot as usize) & (V4_TBL24_PER_ELEM - 1)]
+    } else {
+        match block_lists(block - V4_BLOCKS) {
+            Some(list) => search(list, third),
+            None => return TERRITORY_UNKNOWN,
+        }
     };
-    let entry = elem[(slot as usize) & (V4_TBL24_PER_ELEM - 1)];
     if entry & V4_GROUP_FLAG == 0 {
         return entry;
     }
@@ -145,19 +167,24 @@ pub fn lookup_v4<'a>(
             None => TERRITORY_UNKNOWN,
         };
     }
-    let Some(list) = lists(group - V4_TBL8_GROUPS) else {
-        return TERRITORY_UNKNOWN;
-    };
-    // The last range starting at or before the address's last octet.
-    let octet = addr & 0xff;
-    let mut territory = TERRITORY_UNKNOWN;
+    match lists(group - V4_TBL8_GROUPS) {
+        Some(list) => search(list, addr & 0xff),
+        None => TERRITORY_UNKNOWN,
+    }
+}
+
+/// The entry of the last range of `list` starting at or before `octet`: a loop of at most
+/// [`V4_LIST_LEN`] steps over one cache line.
+#[inline(always)]
+fn search(list: &RangeList, octet: u32) -> u16 {
+    let mut entry = TERRITORY_UNKNOWN;
     for &range in list {
         if range >> 16 > octet {
             break;
         }
-        territory = range as TerritoryId;
+        entry = range as u16;
     }
-    territory
+    entry
 }
 
 /// The first-stage chunk of an IPv6 address whose high 64 bits are `hi`.
@@ -215,7 +242,7 @@ mod tests {
         for size in [
             size_of::<Tbl24Elem>(),
             size_of::<Tbl8Group>(),
-            size_of::<Tbl8List>(),
+            size_of::<RangeList>(),
             size_of::<V6IndexEntry>(),
             size_of::<V6Start>(),
             size_of::<V6TerritoryElem>(),
@@ -230,6 +257,9 @@ mod tests {
         tbl16[0][0] = V4_BLOCK_FLAG | 1; // 0.0.0.0/16 is split: block 1
         tbl16[0][1] = 4; // 0.1.0.0/16 is all territory 4
         tbl16[0][2] = V4_BLOCK_FLAG | 7; // 0.2.0.0/16: a block beyond the array
+        let list = |n: u32| V4_BLOCK_FLAG | (V4_BLOCKS + n) as u16;
+        tbl16[0][3] = list(1); // 0.3.0.0/16: block list 1
+        tbl16[0][4] = list(2); // 0.4.0.0/16: a block list beyond the array
         // Two blocks of four elements; block 0 is never named.
         let mut tbl24 = [[0u16; V4_TBL24_PER_ELEM]; 8];
         tbl24[0][1] = 8; // block 0: would be wrong if read
@@ -242,11 +272,19 @@ mod tests {
         let mut lists = [[V4_LIST_END; V4_LIST_LEN]; 2];
         // 0.0.3.0-127 territory 2, .128-.191 unknown, .192-255 territory 5
         lists[1][..3].copy_from_slice(&[2, 128 << 16, 192 << 16 | 5]);
+        // 0.3.0-9.x territory 11, 0.3.10-199.x tbl8 group 1, 0.3.200-255.x list 1.
+        let mut block_lists = [[V4_LIST_END; V4_LIST_LEN]; 2];
+        block_lists[1][..3].copy_from_slice(&[
+            11,
+            10 << 16 | u32::from(V4_GROUP_FLAG | 1),
+            200 << 16 | u32::from(V4_GROUP_FLAG) | (V4_TBL8_GROUPS + 1),
+        ]);
         let t16 = |i: u32| tbl16.get(i as usize);
         let t24 = |i: u32| tbl24.get(i as usize);
         let t8 = |g: u32| groups.get(g as usize);
         let tl = |l: u32| lists.get(l as usize);
-        let look = |a: u32| lookup_v4(a, t16, t24, t8, tl);
+        let tb = |l: u32| block_lists.get(l as usize);
+        let look = |a: u32| lookup_v4(a, t16, t24, tb, t8, tl);
         assert_eq!(look(0x0001_0005), 4);
         assert_eq!(look(0x0000_0105), 7);
         assert_eq!(look(0x0000_0205), 9);
@@ -259,6 +297,13 @@ mod tests {
         assert_eq!(look(0x0000_03ff), 5);
         assert_eq!(look(0x0000_0405), 0);
         assert_eq!(look(0x0000_ff01), 6);
+        assert_eq!(look(0x0003_0000), 11);
+        assert_eq!(look(0x0003_09ff), 11);
+        assert_eq!(look(0x0003_0a05), 9);
+        assert_eq!(look(0x0003_c7ff), 3);
+        assert_eq!(look(0x0003_c8c0), 5);
+        assert_eq!(look(0x0003_ff80), 0);
+        assert_eq!(look(0x0004_0101), 0);
         // Out of the arrays: unknown, never a panic.
         assert_eq!(look(0x0002_0101), 0);
         assert_eq!(look(0xffff_ffff), 0);

@@ -204,6 +204,8 @@ pub mod names {
     pub const GEO4_16_B: &str = "GEO4_16_B";
     pub const GEO4_24_A: &str = "GEO4_24_A";
     pub const GEO4_24_B: &str = "GEO4_24_B";
+    pub const GEO4_24L_A: &str = "GEO4_24L_A";
+    pub const GEO4_24L_B: &str = "GEO4_24L_B";
     pub const GEO4_8_A: &str = "GEO4_8_A";
     pub const GEO4_8_B: &str = "GEO4_8_B";
     pub const GEO4_8L_A: &str = "GEO4_8L_A";
@@ -225,7 +227,7 @@ pub mod names {
     /// Per rule slot: the distinct-source sketch.
     pub const RULE_SOURCES: &str = "RULE_SOURCES";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 31] = [
+    pub const ALL: [&str; 33] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -240,6 +242,8 @@ pub mod names {
         GEO4_16_B,
         GEO4_24_A,
         GEO4_24_B,
+        GEO4_24L_A,
+        GEO4_24L_B,
         GEO4_8_A,
         GEO4_8_B,
         GEO4_8L_A,

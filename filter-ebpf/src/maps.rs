@@ -10,9 +10,9 @@ use filter_common::{
     StatsKey, TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
     accounting::{RULE_ENTRIES, RuleCounters, SourceSketch},
     geo::{
-        Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, V4_LISTS, V4_TBL8_GROUPS, V4_TBL16_ELEMS,
-        V4_TBL24_ELEMS, V6_INDEX_ELEMS, V6_RANGES, V6_TERRITORY_ELEMS, V6IndexEntry, V6Start,
-        V6TerritoryElem,
+        Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, Tbl24List, V4_BLOCK_LISTS, V4_LISTS,
+        V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL24_ELEMS, V6_INDEX_ELEMS, V6_RANGES,
+        V6_TERRITORY_ELEMS, V6IndexEntry, V6Start, V6TerritoryElem,
     },
     maps::{capacity, policy_index},
 };
@@ -55,6 +55,10 @@ pub static GEO4_16_B: Array<Tbl16Elem> = Array::pinned(V4_TBL16_ELEMS, BPF_F_MMA
 pub static GEO4_24_A: Array<Tbl24Elem> = Array::pinned(V4_TBL24_ELEMS, BPF_F_MMAPABLE);
 #[map]
 pub static GEO4_24_B: Array<Tbl24Elem> = Array::pinned(V4_TBL24_ELEMS, BPF_F_MMAPABLE);
+#[map]
+pub static GEO4_24L_A: Array<Tbl24List> = Array::pinned(V4_BLOCK_LISTS, BPF_F_MMAPABLE);
+#[map]
+pub static GEO4_24L_B: Array<Tbl24List> = Array::pinned(V4_BLOCK_LISTS, BPF_F_MMAPABLE);
 #[map]
 pub static GEO4_8_A: Array<Tbl8Group> = Array::pinned(V4_TBL8_GROUPS, BPF_F_MMAPABLE);
 #[map]

@@ -13,8 +13,8 @@ use filter_common::{
 use crate::{
     maps::{
         GEO_ACTIVE, GEO4_8_A, GEO4_8_B, GEO4_8L_A, GEO4_8L_B, GEO4_16_A, GEO4_16_B, GEO4_24_A,
-        GEO4_24_B, GEO4_A, GEO4_B, GEO6_A, GEO6_B, GEO6_IX_A, GEO6_IX_B, GEO6_R_A, GEO6_R_B,
-        GEO6_T_A, GEO6_T_B,
+        GEO4_24_B, GEO4_24L_A, GEO4_24L_B, GEO4_A, GEO4_B, GEO6_A, GEO6_B, GEO6_IX_A, GEO6_IX_B,
+        GEO6_R_A, GEO6_R_B, GEO6_T_A, GEO6_T_B,
     },
     parse::Packet,
 };
@@ -38,6 +38,7 @@ pub fn lookup(packet: &Packet) -> TerritoryId {
                 addr,
                 |i| GEO4_16_A.get(i),
                 |i| GEO4_24_A.get(i),
+                |l| GEO4_24L_A.get(l),
                 |g| GEO4_8_A.get(g),
                 |l| GEO4_8L_A.get(l),
             )
@@ -46,6 +47,7 @@ pub fn lookup(packet: &Packet) -> TerritoryId {
                 addr,
                 |i| GEO4_16_B.get(i),
                 |i| GEO4_24_B.get(i),
+                |l| GEO4_24L_B.get(l),
                 |g| GEO4_8_B.get(g),
                 |l| GEO4_8L_B.get(l),
             )

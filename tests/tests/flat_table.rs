@@ -110,11 +110,12 @@ fn flat_table_equals_the_lpm_trie_at_every_boundary() {
     let loaded = kernel::load_table(&mut kernel, &table).expect("loading the flattened table");
     kernel::load_lpm_reference(&mut kernel, &table).expect("loading the LPM reference");
     println!(
-        "{} IPv4 + {} IPv6 prefixes: {} tbl24 blocks, {} tbl8 groups, {} range lists, {} \
-         IPv6 ranges; loaded both in {:.2}s",
+        "{} IPv4 + {} IPv6 prefixes: {} tbl24 blocks, {} block lists, {} tbl8 groups, {} \
+         range lists, {} IPv6 ranges; loaded both in {:.2}s",
         loaded.prefixes_v4,
         loaded.prefixes_v6,
         loaded.blocks_v4,
+        loaded.block_lists_v4,
         loaded.groups_v4,
         loaded.lists_v4,
         loaded.ranges_v6,

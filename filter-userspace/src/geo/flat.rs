@@ -9,11 +9,11 @@
 use std::borrow::Cow;
 
 use filter_common::geo::{
-    self as layout, Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, V4_BLOCK_FLAG, V4_BLOCK_LEN,
-    V4_BLOCKS, V4_GROUP_FLAG, V4_GROUP_LEN, V4_LIST_END, V4_LIST_LEN, V4_LISTS, V4_TBL8_GROUPS,
-    V4_TBL16_ELEMS, V4_TBL16_PER_ELEM, V4_TBL24_PER_ELEM, V6_DIRECT, V6_INDEX_BITS, V6_INDEX_ELEMS,
-    V6_MAX_CHUNK_RANGES, V6_RANGES, V6_TERRITORIES_PER_ELEM, V6IndexEntry, V6Start,
-    V6TerritoryElem,
+    self as layout, RangeList, Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, Tbl24List, V4_BLOCK_FLAG,
+    V4_BLOCK_LEN, V4_BLOCK_LISTS, V4_BLOCKS, V4_GROUP_FLAG, V4_GROUP_LEN, V4_LIST_END, V4_LIST_LEN,
+    V4_LISTS, V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL16_PER_ELEM, V4_TBL24_PER_ELEM, V6_DIRECT,
+    V6_INDEX_BITS, V6_INDEX_ELEMS, V6_MAX_CHUNK_RANGES, V6_RANGES, V6_TERRITORIES_PER_ELEM,
+    V6IndexEntry, V6Start, V6TerritoryElem,
 };
 use filter_common::territory::{TERRITORY_UNKNOWN, TerritoryId};
 
@@ -41,10 +41,24 @@ pub enum FlatError {
         list: usize,
     },
     #[error(
-        "the IPv4 table has {needed} /16s holding more than one territory, each needing a \
-         tbl24 block, but the kernel table has {capacity} blocks"
+        "the IPv4 table has {needed} /16s holding more than {list} runs of /24s, each \
+         needing a tbl24 block, but the kernel table has {capacity} blocks"
     )]
-    TooManyBlocks { needed: usize, capacity: u32 },
+    TooManyBlocks {
+        needed: usize,
+        capacity: u32,
+        list: usize,
+    },
+    #[error(
+        "the IPv4 table has {needed} /16s holding at most {list} runs of /24s but more than \
+         one territory, each needing a range list, but the kernel table has {capacity} of \
+         them"
+    )]
+    TooManyBlockLists {
+        needed: usize,
+        capacity: u32,
+        list: usize,
+    },
     #[error(
         "the IPv6 table splits into {needed} disjoint ranges but the kernel table holds \
          {capacity}"
@@ -69,6 +83,7 @@ pub enum FlatError {
 pub struct FlatV4 {
     pub tbl16: Vec<Tbl16Elem>,
     pub tbl24: Vec<Tbl24Elem>,
+    pub block_lists: Vec<Tbl24List>,
     pub tbl8: Vec<Tbl8Group>,
     pub lists: Vec<Tbl8List>,
 }
@@ -93,6 +108,7 @@ pub struct FlatTable {
 pub struct FlatV4Ref<'a> {
     pub tbl16: &'a [Tbl16Elem],
     pub tbl24: &'a [Tbl24Elem],
+    pub block_lists: &'a [Tbl24List],
     pub tbl8: &'a [Tbl8Group],
     pub lists: &'a [Tbl8List],
 }
@@ -112,6 +128,7 @@ impl FlatV4Ref<'_> {
             addr,
             |i| self.tbl16.get(i as usize),
             |i| self.tbl24.get(i as usize),
+            |l| self.block_lists.get(l as usize),
             |g| self.tbl8.get(g as usize),
             |l| self.lists.get(l as usize),
         )
@@ -136,6 +153,7 @@ impl FlatV4 {
         FlatV4Ref {
             tbl16: &self.tbl16,
             tbl24: &self.tbl24,
+            block_lists: &self.block_lists,
             tbl8: &self.tbl8,
             lists: &self.lists,
         }
@@ -174,7 +192,7 @@ fn check_territory(id: TerritoryId) -> Result<TerritoryId, FlatError> {
 /// DIR-16-8-8 by painting: a /24 per entry over the whole space first, prefixes in order
 /// of length so that a more specific one overwrites the prefix that contains it (cost: the
 /// entries painted, a few times 2^24 at worst); then the /16s whose 256 entries are not
-/// one territory keep theirs as a block.
+/// one territory keep theirs as a range list or a block.
 pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatError> {
     let mut by_len: Vec<(PrefixV4, TerritoryId)> = prefixes.to_vec();
     // Unstable is fine: prefixes of one length are disjoint.
@@ -236,65 +254,92 @@ pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatErro
                 }
             };
     }
-    let (tbl16, tbl24) = blocks(&painted)?;
+    let (tbl16, tbl24, block_lists) = blocks(&painted)?;
     Ok(FlatV4 {
         tbl16,
         tbl24,
+        block_lists,
         tbl8,
         lists: list_table,
     })
 }
 
-/// A /24's addresses as a range list, if they form at most [`V4_LIST_LEN`] ranges.
-fn list_of(group: &[TerritoryId; V4_GROUP_LEN]) -> Option<Tbl8List> {
+/// 256 entries (a /24's territories, a /16's /24 entries) as a range list, if they form
+/// at most [`V4_LIST_LEN`] runs.
+fn list_of(entries: &[u16]) -> Option<RangeList> {
     let mut list = [V4_LIST_END; V4_LIST_LEN];
     let mut used = 0;
-    for (octet, &id) in group.iter().enumerate() {
-        if octet > 0 && id == group[octet - 1] {
+    for (octet, &entry) in entries.iter().enumerate() {
+        if octet > 0 && entry == entries[octet - 1] {
             continue;
         }
-        *list.get_mut(used)? = (octet as u32) << 16 | u32::from(id);
+        *list.get_mut(used)? = (octet as u32) << 16 | u32::from(entry);
         used += 1;
     }
     Some(list)
 }
 
-/// `tbl16` and the `tbl24` blocks from one entry per /24: a /16 whose 256 entries hold one
-/// territory (no `tbl8` group) gets it in `tbl16`; any other keeps its entries as a block,
-/// which its `tbl16` entry names.
-fn blocks(per_24: &[TerritoryId]) -> Result<(Vec<Tbl16Elem>, Vec<Tbl24Elem>), FlatError> {
-    let mut tbl16 = vec![[TERRITORY_UNKNOWN; V4_TBL16_PER_ELEM]; V4_TBL16_ELEMS as usize];
-    let split = per_24
-        .chunks(V4_BLOCK_LEN)
-        .filter(|b| b[0] & V4_GROUP_FLAG != 0 || b.iter().any(|&e| e != b[0]))
-        .count();
-    if split > V4_BLOCKS as usize {
+/// The first and second stages, as [`layout::lookup_v4`] reads them.
+type Stages = (Vec<Tbl16Elem>, Vec<Tbl24Elem>, Vec<Tbl24List>);
+
+/// `tbl16`, the `tbl24` blocks and the block lists from one entry per /24: a /16 whose
+/// 256 entries hold one territory (no `tbl8` group) gets it in `tbl16`; any other becomes
+/// a range list when its entries form at most [`V4_LIST_LEN`] runs, else keeps them as a
+/// block. Its `tbl16` entry names the one or the other.
+fn blocks(per_24: &[TerritoryId]) -> Result<Stages, FlatError> {
+    let whole = |b: &[TerritoryId]| b[0] & V4_GROUP_FLAG == 0 && b.iter().all(|&e| e == b[0]);
+    let (mut blocks, mut lists) = (0, 0);
+    for b in per_24.chunks(V4_BLOCK_LEN).filter(|b| !whole(b)) {
+        match list_of(b) {
+            Some(_) => lists += 1,
+            None => blocks += 1,
+        }
+    }
+    if blocks > V4_BLOCKS as usize {
         return Err(FlatError::TooManyBlocks {
-            needed: split,
+            needed: blocks,
             capacity: V4_BLOCKS,
+            list: V4_LIST_LEN,
         });
     }
-    let mut tbl24: Vec<Tbl24Elem> = Vec::with_capacity(split * V4_BLOCK_LEN / V4_TBL24_PER_ELEM);
+    if lists > V4_BLOCK_LISTS as usize {
+        return Err(FlatError::TooManyBlockLists {
+            needed: lists,
+            capacity: V4_BLOCK_LISTS,
+            list: V4_LIST_LEN,
+        });
+    }
+    let mut tbl16 = vec![[TERRITORY_UNKNOWN; V4_TBL16_PER_ELEM]; V4_TBL16_ELEMS as usize];
+    let mut tbl24: Vec<Tbl24Elem> = Vec::with_capacity(blocks * V4_BLOCK_LEN / V4_TBL24_PER_ELEM);
+    let mut block_lists = Vec::with_capacity(lists);
     for (slot, block) in tbl16
         .as_flattened_mut()
         .iter_mut()
         .zip(per_24.chunks(V4_BLOCK_LEN))
     {
-        let first = block[0];
-        if first & V4_GROUP_FLAG == 0 && block.iter().all(|&e| e == first) {
-            *slot = first;
+        if whole(block) {
+            *slot = block[0];
             continue;
         }
-        // split <= V4_BLOCKS <= 2^15, so the block number fits beside the flag.
-        let number = tbl24.len() * V4_TBL24_PER_ELEM / V4_BLOCK_LEN;
+        // The counts fit their capacities, whose sum is at most 2^15: the number fits
+        // beside the flag.
+        let number = match list_of(block) {
+            Some(list) => {
+                block_lists.push(list);
+                V4_BLOCKS as usize + block_lists.len() - 1
+            }
+            None => {
+                tbl24.extend(block.chunks(V4_TBL24_PER_ELEM).map(|c| {
+                    let mut elem = [TERRITORY_UNKNOWN; V4_TBL24_PER_ELEM];
+                    elem.copy_from_slice(c);
+                    elem
+                }));
+                tbl24.len() * V4_TBL24_PER_ELEM / V4_BLOCK_LEN - 1
+            }
+        };
         *slot = V4_BLOCK_FLAG | number as u16;
-        tbl24.extend(block.chunks(V4_TBL24_PER_ELEM).map(|c| {
-            let mut elem = [TERRITORY_UNKNOWN; V4_TBL24_PER_ELEM];
-            elem.copy_from_slice(c);
-            elem
-        }));
     }
-    Ok((tbl16, tbl24))
+    Ok((tbl16, tbl24, block_lists))
 }
 
 /// The nested prefixes as disjoint ranges covering the whole space: `(start, territory)`,

@@ -236,47 +236,98 @@ fn a_24_of_at_most_16_ranges_is_a_list_and_a_denser_one_a_group() {
     }
 }
 
+/// A /24 of territory 1 at every other /24 of /16 number `i`, `n` of them: `2n` runs.
+fn striped_16(i: u32, n: u32) -> impl Iterator<Item = (PrefixV4, TerritoryId)> {
+    (0..n).map(move |k| {
+        (
+            PrefixV4 {
+                addr: i << 16 | k << 9,
+                len: 24,
+            },
+            1,
+        )
+    })
+}
+
 #[test]
-fn too_many_split_16s_is_refused() {
-    // A /24 of territory 1 in each of V4_BLOCKS + 1 /16s: each /16 is split.
-    let v4 = (0..=V4_BLOCKS)
-        .map(|i| {
-            (
-                PrefixV4 {
-                    addr: i << 16,
-                    len: 24,
-                },
-                1,
-            )
-        })
+fn too_many_split_16s_are_refused() {
+    // One /24 in each of V4_BLOCK_LISTS + 1 /16s: two runs each, a block list each.
+    let sparse = (0..=V4_BLOCK_LISTS)
+        .flat_map(|i| striped_16(i, 1))
         .collect();
-    let err = build(&table(v4, vec![])).unwrap_err();
+    let err = build(&table(sparse, vec![])).unwrap_err();
+    assert_eq!(
+        err,
+        FlatError::TooManyBlockLists {
+            needed: V4_BLOCK_LISTS as usize + 1,
+            capacity: V4_BLOCK_LISTS,
+            list: V4_LIST_LEN,
+        }
+    );
+    assert!(err.to_string().contains("16385 /16s"), "{err}");
+    // Nine /24s in each of V4_BLOCKS + 1 /16s: 18 runs each, a tbl24 block each.
+    let dense = (0..=V4_BLOCKS).flat_map(|i| striped_16(i, 9)).collect();
+    let err = build(&table(dense, vec![])).unwrap_err();
     assert_eq!(
         err,
         FlatError::TooManyBlocks {
             needed: V4_BLOCKS as usize + 1,
-            capacity: V4_BLOCKS
+            capacity: V4_BLOCKS,
+            list: V4_LIST_LEN,
         }
     );
-    assert!(err.to_string().contains("16385 /16s"), "{err}");
-    // One fewer fits, and every block answers.
-    let v4: Vec<_> = (0..V4_BLOCKS)
-        .map(|i| {
-            (
-                PrefixV4 {
-                    addr: i << 16,
-                    len: 24,
-                },
-                1,
-            )
-        })
+    // Both at capacity fit side by side, and every /16 answers.
+    let full = (0..V4_BLOCKS)
+        .flat_map(|i| striped_16(i, 9))
+        .chain((V4_BLOCKS..V4_BLOCKS + V4_BLOCK_LISTS).flat_map(|i| striped_16(i, 1)))
         .collect();
-    let flat = build(&table(v4, vec![])).expect("V4_BLOCKS split /16s fit");
+    let flat = build(&table(full, vec![])).expect("every block and block list in use");
+    assert_eq!(
+        (
+            flat.v4.tbl24.len() * V4_TBL24_PER_ELEM / V4_BLOCK_LEN,
+            flat.v4.block_lists.len()
+        ),
+        (V4_BLOCKS as usize, V4_BLOCK_LISTS as usize)
+    );
     let view = flat.v4.view();
-    for i in [0, 1, V4_BLOCKS / 2, V4_BLOCKS - 1] {
-        assert_eq!(view.lookup(i << 16 | 0x7f), 1, "inside the /24 of /16 {i}");
+    let last = V4_BLOCKS + V4_BLOCK_LISTS - 1;
+    for i in [0, 1, V4_BLOCKS - 1, V4_BLOCKS, last] {
+        assert_eq!(
+            view.lookup(i << 16 | 0x7f),
+            1,
+            "inside the first /24 of /16 {i}"
+        );
         assert_eq!(view.lookup(i << 16 | 0x100), TERRITORY_UNKNOWN, "beside it");
     }
+}
+
+#[test]
+fn a_16_of_at_most_16_runs_is_a_list_and_a_denser_one_a_block() {
+    let p = |a: u32, len: u8| PrefixV4 { addr: a, len };
+    // 10.0/16: eight /24s, 16 runs; 10.1/16: nine, 18 runs; 10.2/16: one /24 of territory
+    // 2 whose .5 is in territory 3, behind a range list.
+    let mut v4: Vec<_> = striped_16(0x0a00, 8).chain(striped_16(0x0a01, 9)).collect();
+    v4.extend([(p(0x0a02_0400, 24), 2), (p(0x0a02_0405, 32), 3)]);
+    let t = table(v4, vec![]);
+    let flat = build(&t).unwrap();
+    assert_eq!(
+        (
+            flat.v4.block_lists.len(),
+            flat.v4.tbl24.len() * V4_TBL24_PER_ELEM / V4_BLOCK_LEN
+        ),
+        (2, 1)
+    );
+    let tbl16 = flat.v4.tbl16.as_flattened();
+    assert_eq!(tbl16[0x0a00], V4_BLOCK_FLAG | V4_BLOCKS as u16);
+    assert_eq!(tbl16[0x0a01], V4_BLOCK_FLAG);
+    let view = flat.v4.view();
+    for a in (0x0a00_0000..0x0a03_0000).step_by(0x55) {
+        let want = t.lookup_v4(a).unwrap_or(TERRITORY_UNKNOWN);
+        assert_eq!(view.lookup(a), want, "{}", std::net::Ipv4Addr::from(a));
+    }
+    assert_eq!(view.lookup(0x0a02_0405), 3);
+    assert_eq!(view.lookup(0x0a02_0406), 2);
+    assert_eq!(view.lookup(0x0a02_0506), TERRITORY_UNKNOWN);
 }
 
 #[test]
@@ -322,13 +373,10 @@ fn tbl16_answers_only_for_a_whole_16() {
     .unwrap();
     let tbl16 = flat.v4.tbl16.as_flattened();
     assert_eq!(tbl16[0x0a00], 5);
-    assert_eq!(tbl16[0x0a01], V4_BLOCK_FLAG, "10.1/16: the first block");
-    assert_eq!(tbl16[0x0a02], V4_BLOCK_FLAG | 1, "10.2/16: the second");
-    assert_eq!(
-        flat.v4.tbl24.len() * V4_TBL24_PER_ELEM,
-        2 * V4_BLOCK_LEN,
-        "only split /16s have a block"
-    );
+    let first_list = V4_BLOCK_FLAG | V4_BLOCKS as u16;
+    assert_eq!(tbl16[0x0a01], first_list, "10.1/16: the first block list");
+    assert_eq!(tbl16[0x0a02], first_list + 1, "10.2/16: the second");
+    assert!(flat.v4.tbl24.is_empty(), "no /16 needs a whole block");
     assert_eq!(
         tbl16[0x0a03], TERRITORY_UNKNOWN,
         "an empty /16 is whole: unknown"

@@ -15,8 +15,8 @@ use aya::maps::{Array, LpmTrie, MapData, lpm_trie::Key};
 use filter_common::{
     TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
     geo::{
-        Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, V4_BLOCK_LEN, V4_LIST_END, V4_TBL24_PER_ELEM,
-        V6IndexEntry, V6Start, V6TerritoryElem,
+        Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, Tbl24List, V4_BLOCK_LEN, V4_LIST_END,
+        V4_TBL24_PER_ELEM, V6IndexEntry, V6Start, V6TerritoryElem,
     },
     maps::names,
 };
@@ -33,8 +33,10 @@ pub struct GeoLoad {
     pub generation: u32,
     pub prefixes_v4: usize,
     pub prefixes_v6: usize,
-    /// tbl24 blocks, tbl8 groups, range lists and IPv6 ranges the flattened table uses.
+    /// tbl24 blocks, block lists, tbl8 groups, range lists and IPv6 ranges the flattened
+    /// table uses.
     pub blocks_v4: usize,
+    pub block_lists_v4: usize,
     pub groups_v4: usize,
     pub lists_v4: usize,
     pub ranges_v6: usize,
@@ -44,6 +46,7 @@ pub struct GeoLoad {
 pub struct MappedTable {
     tbl16: Mapped<Tbl16Elem>,
     tbl24: Mapped<Tbl24Elem>,
+    block_lists: Mapped<Tbl24List>,
     tbl8: Mapped<Tbl8Group>,
     lists: Mapped<Tbl8List>,
     index: Mapped<V6IndexEntry>,
@@ -51,13 +54,14 @@ pub struct MappedTable {
     territories: Mapped<V6TerritoryElem>,
 }
 
-/// Map names of generation 0 (A) or 1 (B): tbl16, tbl24, tbl8, lists, index, starts,
-/// territories.
-fn flat_names(generation: u32) -> [&'static str; 7] {
+/// Map names of generation 0 (A) or 1 (B): tbl16, tbl24, block lists, tbl8, lists, index,
+/// starts, territories.
+fn flat_names(generation: u32) -> [&'static str; 8] {
     if generation == 0 {
         [
             names::GEO4_16_A,
             names::GEO4_24_A,
+            names::GEO4_24L_A,
             names::GEO4_8_A,
             names::GEO4_8L_A,
             names::GEO6_IX_A,
@@ -68,6 +72,7 @@ fn flat_names(generation: u32) -> [&'static str; 7] {
         [
             names::GEO4_16_B,
             names::GEO4_24_B,
+            names::GEO4_24L_B,
             names::GEO4_8_B,
             names::GEO4_8L_B,
             names::GEO6_IX_B,
@@ -79,10 +84,11 @@ fn flat_names(generation: u32) -> [&'static str; 7] {
 
 impl MappedTable {
     fn open(kernel: &Kernel, generation: u32, writable: bool) -> anyhow::Result<Self> {
-        let [t16, t24, t8, l, ix, r, t] = flat_names(generation);
+        let [t16, t24, bl, t8, l, ix, r, t] = flat_names(generation);
         Ok(MappedTable {
             tbl16: Mapped::open(kernel, t16, writable)?,
             tbl24: Mapped::open(kernel, t24, writable)?,
+            block_lists: Mapped::open(kernel, bl, writable)?,
             tbl8: Mapped::open(kernel, t8, writable)?,
             lists: Mapped::open(kernel, l, writable)?,
             index: Mapped::open(kernel, ix, writable)?,
@@ -92,10 +98,12 @@ impl MappedTable {
     }
 
     fn write(&mut self, flat: &FlatTable, generation: u32) -> anyhow::Result<()> {
-        let [t16, t24, t8, l, ix, r, t] = flat_names(generation);
+        let [t16, t24, bl, t8, l, ix, r, t] = flat_names(generation);
         self.tbl16
             .fill(&flat.v4.tbl16, [TERRITORY_UNKNOWN; _], t16)?;
         self.tbl24.fill(&flat.v4.tbl24, [0; _], t24)?;
+        self.block_lists
+            .fill(&flat.v4.block_lists, [V4_LIST_END; _], bl)?;
         self.tbl8.fill(&flat.v4.tbl8, [0; _], t8)?;
         self.lists.fill(&flat.v4.lists, [V4_LIST_END; _], l)?;
         self.index.fill(&flat.v6.index, [0; _], ix)?;
@@ -109,6 +117,7 @@ impl MappedTable {
         self.tbl16.as_slice() == flat.v4.tbl16.as_slice()
             && self.index.as_slice() == flat.v6.index.as_slice()
             && self.tbl24.starts_with(&flat.v4.tbl24)
+            && self.block_lists.starts_with(&flat.v4.block_lists)
             && self.tbl8.starts_with(&flat.v4.tbl8)
             && self.lists.starts_with(&flat.v4.lists)
             && self.starts.starts_with(&flat.v6.starts)
@@ -131,6 +140,7 @@ impl MappedTable {
         FlatV4Ref {
             tbl16: self.tbl16.as_slice(),
             tbl24: self.tbl24.as_slice(),
+            block_lists: self.block_lists.as_slice(),
             tbl8: self.tbl8.as_slice(),
             lists: self.lists.as_slice(),
         }
@@ -167,6 +177,7 @@ pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLo
         prefixes_v4: table.v4.len(),
         prefixes_v6: table.v6.len(),
         blocks_v4: flat.v4.tbl24.len() * V4_TBL24_PER_ELEM / V4_BLOCK_LEN,
+        block_lists_v4: flat.v4.block_lists.len(),
         groups_v4: flat.v4.tbl8.len(),
         lists_v4: flat.v4.lists.len(),
         ranges_v6: flat.v6.starts.len(),

@@ -772,17 +772,14 @@ fn figures(report: &mut Report, settings: &Settings, full: &Times, small: &Times
             ),
             (Some(false), false) => format!(
                 "the relay's lookup is a fixed number of reads at any size (IPv4: the 128 KiB \
-                 tbl16, then for split /16s a tbl24 block and at most one range list or tbl8 \
-                 group), so what grows is \
-                 memory traffic: sources drawn from the full table fall more often in split \
-                 /16s and spread over more tbl24 blocks and tbl8 groups, missing \
-                 cache and TLB (nested paging in this VM makes TLB misses dear, and other \
-                 VMs on the host make every miss dearer: the spread of the rounds shows it); \
-                 the stock trie's own ratio is {trie_ratio:.2}; at the full table {}, at the \
-                 subset {}. Closing it means fewer bytes touched per lookup at the full \
-                 table: the /24s holding longer prefixes are range lists of one cache line \
-                 already; the 9,062 tbl24 blocks of 512 bytes are next, as range lists \
-                 where a /16 holds few ranges",
+                 tbl16, then for split /16s a range list or tbl24 block, then for split /24s a \
+                 range list or tbl8 group), so what grows is memory traffic: sources drawn from \
+                 the full table spread over more lists, blocks and groups, missing cache and \
+                 TLB (nested paging in this VM makes TLB misses dear, and other VMs on the host \
+                 make every miss dearer: the spread of the rounds shows it); the stock trie's \
+                 own ratio is {trie_ratio:.2}; at the full table {}, at the subset {}. What \
+                 is left to shrink is the 3,875 tbl24 blocks and 1,563 tbl8 groups of 512 \
+                 bytes (2.7 MiB), which hold more than 16 ranges each",
                 flat.spread(),
                 small_flat.spread()
             ),

@@ -218,55 +218,38 @@ pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatErro
         }
         resolved.push((slot, group));
     }
-    let listed = resolved
-        .iter()
-        .filter(|(_, g)| list_of(g).is_some())
-        .count();
-    let (groups, lists) = (resolved.len() - listed, listed);
-    if groups > V4_TBL8_GROUPS as usize {
-        return Err(FlatError::TooManyGroups {
-            needed: groups,
+    // Split /24s become range lists or tbl8 groups; their numbers go into the /24 entries.
+    let mut groups = Pieces::default();
+    for (slot, group) in resolved {
+        slots[slot] = V4_GROUP_FLAG | groups.keep(&group, V4_TBL8_GROUPS);
+    }
+    groups.check(
+        V4_TBL8_GROUPS,
+        V4_LISTS,
+        |needed| FlatError::TooManyGroups {
+            needed,
             capacity: V4_TBL8_GROUPS,
             list: V4_LIST_LEN,
-        });
-    }
-    if lists > V4_LISTS as usize {
-        return Err(FlatError::TooManyLists {
-            needed: lists,
+        },
+        |needed| FlatError::TooManyLists {
+            needed,
             capacity: V4_LISTS,
             list: V4_LIST_LEN,
-        });
-    }
-    let mut tbl8 = Vec::with_capacity(groups);
-    let mut list_table = Vec::with_capacity(lists);
-    for (slot, group) in resolved {
-        // The counts fit their capacities, whose sum is at most 2^15: the number fits
-        // beside the flag.
-        slots[slot] = V4_GROUP_FLAG
-            | match list_of(&group) {
-                Some(list) => {
-                    list_table.push(list);
-                    (V4_TBL8_GROUPS as usize + list_table.len() - 1) as u16
-                }
-                None => {
-                    tbl8.push(group);
-                    (tbl8.len() - 1) as u16
-                }
-            };
-    }
+        },
+    )?;
     let (tbl16, tbl24, block_lists) = blocks(&painted)?;
     Ok(FlatV4 {
         tbl16,
         tbl24,
         block_lists,
-        tbl8,
-        lists: list_table,
+        tbl8: groups.whole,
+        lists: groups.lists,
     })
 }
 
 /// 256 entries (a /24's territories, a /16's /24 entries) as a range list, if they form
 /// at most [`V4_LIST_LEN`] runs.
-fn list_of(entries: &[u16]) -> Option<RangeList> {
+fn list_of(entries: &[u16; V4_BLOCK_LEN]) -> Option<RangeList> {
     let mut list = [V4_LIST_END; V4_LIST_LEN];
     let mut used = 0;
     for (octet, &entry) in entries.iter().enumerate() {
@@ -279,67 +262,88 @@ fn list_of(entries: &[u16]) -> Option<RangeList> {
     Some(list)
 }
 
+/// The 256-entry pieces of one stage (split /16s, or split /24s), each kept as a range list
+/// when it forms at most [`V4_LIST_LEN`] runs, else whole: a `tbl24` block or a `tbl8`
+/// group. Both stages number them alike: whole pieces from 0, lists from a base.
+#[derive(Default)]
+struct Pieces {
+    whole: Vec<[u16; V4_BLOCK_LEN]>,
+    lists: Vec<RangeList>,
+}
+
+impl Pieces {
+    /// Keeps `entries` and returns its number, lists counted from `list_base`. A number
+    /// past a capacity is never used: [`Pieces::check`] refuses the table first.
+    fn keep(&mut self, entries: &[u16; V4_BLOCK_LEN], list_base: u32) -> u16 {
+        match list_of(entries) {
+            Some(list) => {
+                self.lists.push(list);
+                (list_base as usize + self.lists.len() - 1) as u16
+            }
+            None => {
+                self.whole.push(*entries);
+                (self.whole.len() - 1) as u16
+            }
+        }
+    }
+
+    /// Whether the kept pieces fit the kernel arrays (whose two capacities sum to at most
+    /// 2^15, so every number fits beside its flag).
+    fn check(
+        &self,
+        whole_capacity: u32,
+        list_capacity: u32,
+        too_many_whole: impl FnOnce(usize) -> FlatError,
+        too_many_lists: impl FnOnce(usize) -> FlatError,
+    ) -> Result<(), FlatError> {
+        if self.whole.len() > whole_capacity as usize {
+            return Err(too_many_whole(self.whole.len()));
+        }
+        if self.lists.len() > list_capacity as usize {
+            return Err(too_many_lists(self.lists.len()));
+        }
+        Ok(())
+    }
+}
+
 /// The first and second stages, as [`layout::lookup_v4`] reads them.
 type Stages = (Vec<Tbl16Elem>, Vec<Tbl24Elem>, Vec<Tbl24List>);
 
 /// `tbl16`, the `tbl24` blocks and the block lists from one entry per /24: a /16 whose
-/// 256 entries hold one territory (no `tbl8` group) gets it in `tbl16`; any other becomes
-/// a range list when its entries form at most [`V4_LIST_LEN`] runs, else keeps them as a
-/// block. Its `tbl16` entry names the one or the other.
+/// 256 entries hold one territory (no `tbl8` group) gets it in `tbl16`; any other is kept
+/// as a range list or a block, which its `tbl16` entry names.
 fn blocks(per_24: &[TerritoryId]) -> Result<Stages, FlatError> {
-    let whole = |b: &[TerritoryId]| b[0] & V4_GROUP_FLAG == 0 && b.iter().all(|&e| e == b[0]);
-    let (mut blocks, mut lists) = (0, 0);
-    for b in per_24.chunks(V4_BLOCK_LEN).filter(|b| !whole(b)) {
-        match list_of(b) {
-            Some(_) => lists += 1,
-            None => blocks += 1,
-        }
+    let mut tbl16 = vec![[TERRITORY_UNKNOWN; V4_TBL16_PER_ELEM]; V4_TBL16_ELEMS as usize];
+    let mut split = Pieces::default();
+    let (per_16, _) = per_24.as_chunks::<V4_BLOCK_LEN>();
+    for (slot, block) in tbl16.as_flattened_mut().iter_mut().zip(per_16) {
+        let first = block[0];
+        *slot = if first & V4_GROUP_FLAG == 0 && block.iter().all(|&e| e == first) {
+            first
+        } else {
+            V4_BLOCK_FLAG | split.keep(block, V4_BLOCKS)
+        };
     }
-    if blocks > V4_BLOCKS as usize {
-        return Err(FlatError::TooManyBlocks {
-            needed: blocks,
+    split.check(
+        V4_BLOCKS,
+        V4_BLOCK_LISTS,
+        |needed| FlatError::TooManyBlocks {
+            needed,
             capacity: V4_BLOCKS,
             list: V4_LIST_LEN,
-        });
-    }
-    if lists > V4_BLOCK_LISTS as usize {
-        return Err(FlatError::TooManyBlockLists {
-            needed: lists,
+        },
+        |needed| FlatError::TooManyBlockLists {
+            needed,
             capacity: V4_BLOCK_LISTS,
             list: V4_LIST_LEN,
-        });
-    }
-    let mut tbl16 = vec![[TERRITORY_UNKNOWN; V4_TBL16_PER_ELEM]; V4_TBL16_ELEMS as usize];
-    let mut tbl24: Vec<Tbl24Elem> = Vec::with_capacity(blocks * V4_BLOCK_LEN / V4_TBL24_PER_ELEM);
-    let mut block_lists = Vec::with_capacity(lists);
-    for (slot, block) in tbl16
-        .as_flattened_mut()
-        .iter_mut()
-        .zip(per_24.chunks(V4_BLOCK_LEN))
-    {
-        if whole(block) {
-            *slot = block[0];
-            continue;
-        }
-        // The counts fit their capacities, whose sum is at most 2^15: the number fits
-        // beside the flag.
-        let number = match list_of(block) {
-            Some(list) => {
-                block_lists.push(list);
-                V4_BLOCKS as usize + block_lists.len() - 1
-            }
-            None => {
-                tbl24.extend(block.chunks(V4_TBL24_PER_ELEM).map(|c| {
-                    let mut elem = [TERRITORY_UNKNOWN; V4_TBL24_PER_ELEM];
-                    elem.copy_from_slice(c);
-                    elem
-                }));
-                tbl24.len() * V4_TBL24_PER_ELEM / V4_BLOCK_LEN - 1
-            }
-        };
-        *slot = V4_BLOCK_FLAG | number as u16;
-    }
-    Ok((tbl16, tbl24, block_lists))
+        },
+    )?;
+    let tbl24 = split
+        .whole
+        .iter()
+        .flat_map(|block| block.as_chunks::<V4_TBL24_PER_ELEM>().0.iter().copied())
+        .collect();
+    Ok((tbl16, tbl24, split.lists))
 }
 
 /// The nested prefixes as disjoint ranges covering the whole space: `(start, territory)`,

@@ -21,7 +21,7 @@ use std::{
 
 mod common;
 
-use common::{geofence as run_geofence, root_with_bpffs};
+use common::{bpftool, geofence as run_geofence, root_with_bpffs};
 use filter_common::maps::capacity;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -288,19 +288,9 @@ impl Fixture {
         let maps = MAPS
             .iter()
             .map(|name| {
-                let out = Command::new("bpftool")
-                    .args(["map", "dump", "pinned"])
-                    .arg(self.pin.join(name))
-                    .output()
-                    .expect("running bpftool");
-                assert!(
-                    out.status.success(),
-                    "bpftool cannot dump {name}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
                 (
                     name.to_string(),
-                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                    bpftool(|c| c.args(["map", "dump", "pinned"]).arg(self.pin.join(name))),
                 )
             })
             .chain(std::iter::once((

@@ -5,7 +5,7 @@ mod common;
 
 use std::{fs, process::Command};
 
-use common::{Dirs, root_with_bpffs};
+use common::{Dirs, bpftool, root_with_bpffs};
 
 /// Snapshots of what a bad input must leave alone.
 trait Snapshot {
@@ -340,18 +340,12 @@ fn pins_from_another_version_are_refused_and_left_alone() {
     let d = Dirs::new("oldpins");
     fs::create_dir_all(&d.pin).expect("pin dir");
     let old = d.pin.join("PORTS");
-    let out = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&old)
-        .args(["type", "array", "key", "4", "value", "8", "entries", "8192"])
-        .args(["name", "PORTS"])
-        .output()
-        .expect("running bpftool");
-    assert!(
-        out.status.success(),
-        "bpftool map create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    bpftool(|c| {
+        c.args(["map", "create"])
+            .arg(&old)
+            .args(["type", "array", "key", "4", "value", "8", "entries", "8192"])
+            .args(["name", "PORTS"])
+    });
     let err = d.fails(&["meeting", "add", "A", "--endpoint", "udp:*:40000"]);
     assert!(
         err.contains("from another geofence version")

@@ -123,15 +123,23 @@ pub fn map_json(pin: &Path, name: &str) -> String {
             .collect();
         return serde_json::Value::Array(entries).to_string();
     }
-    let out = Command::new("bpftool")
-        .args(["map", "dump", "pinned"])
-        .arg(pin.join(name))
-        .arg("-j")
-        .output()
-        .expect("running bpftool");
+    bpftool(|c| {
+        c.args(["map", "dump", "pinned"])
+            .arg(pin.join(name))
+            .arg("-j")
+    })
+}
+
+/// What bpftool prints, run with the arguments `args` adds; fails the test, with
+/// bpftool's error, if it fails.
+#[allow(dead_code, reason = "not every test file needs it")]
+pub fn bpftool(args: impl FnOnce(&mut Command) -> &mut Command) -> String {
+    let mut command = Command::new("bpftool");
+    args(&mut command);
+    let out = command.output().expect("running bpftool");
     assert!(
         out.status.success(),
-        "bpftool map dump {name}: {}",
+        "{command:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()

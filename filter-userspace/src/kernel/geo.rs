@@ -97,18 +97,16 @@ impl MappedTable {
         })
     }
 
-    fn write(&mut self, flat: &FlatTable, generation: u32) -> anyhow::Result<()> {
-        let [t16, t24, bl, t8, l, ix, r, t] = flat_names(generation);
-        self.tbl16
-            .fill(&flat.v4.tbl16, [TERRITORY_UNKNOWN; _], t16)?;
-        self.tbl24.fill(&flat.v4.tbl24, [0; _], t24)?;
+    fn write(&mut self, flat: &FlatTable) -> anyhow::Result<()> {
+        self.tbl16.fill(&flat.v4.tbl16, [TERRITORY_UNKNOWN; _])?;
+        self.tbl24.fill(&flat.v4.tbl24, [0; _])?;
         self.block_lists
-            .fill(&flat.v4.block_lists, [V4_LIST_END; _], bl)?;
-        self.tbl8.fill(&flat.v4.tbl8, [0; _], t8)?;
-        self.lists.fill(&flat.v4.lists, [V4_LIST_END; _], l)?;
-        self.index.fill(&flat.v6.index, [0; _], ix)?;
-        self.starts.fill(&flat.v6.starts, [0; _], r)?;
-        self.territories.fill(&flat.v6.territories, [0; _], t)
+            .fill(&flat.v4.block_lists, [V4_LIST_END; _])?;
+        self.tbl8.fill(&flat.v4.tbl8, [0; _])?;
+        self.lists.fill(&flat.v4.lists, [V4_LIST_END; _])?;
+        self.index.fill(&flat.v6.index, [0; _])?;
+        self.starts.fill(&flat.v6.starts, [0; _])?;
+        self.territories.fill(&flat.v6.territories, [0; _])
     }
 
     /// Whether this generation answers every lookup as `flat` does: the first stages are
@@ -169,7 +167,7 @@ pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLo
     // Build first: a table that does not fit is refused before any map is touched.
     let flat = flat::build(table).context("building the flattened territory table")?;
     let next = 1 - active_generation(kernel)?;
-    MappedTable::open(kernel, next, true)?.write(&flat, next)?;
+    MappedTable::open(kernel, next, true)?.write(&flat)?;
     let mut active: Array<_, u32> = Array::try_from(kernel.map_mut(names::GEO_ACTIVE)?)?;
     active.set(0, next, 0).context("switching GEO_ACTIVE")?;
     Ok(GeoLoad {

@@ -21,17 +21,19 @@ pub struct Mapped<T> {
     ptr: NonNull<T>,
     len: usize,
     bytes: usize,
+    /// The map's name, for errors.
+    name: &'static str,
 }
 
 impl<T: Copy> Mapped<T> {
-    pub fn open(kernel: &Kernel, name: &str, writable: bool) -> anyhow::Result<Self> {
+    pub fn open(kernel: &Kernel, name: &'static str, writable: bool) -> anyhow::Result<Self> {
         let Map::Array(data) = kernel.map(name)? else {
             bail!("map {name} is not an array");
         };
         Self::map(data, name, writable)
     }
 
-    pub fn map(data: &MapData, name: &str, writable: bool) -> anyhow::Result<Self> {
+    pub fn map(data: &MapData, name: &'static str, writable: bool) -> anyhow::Result<Self> {
         // The kernel lays array elements out 8 bytes apart at least: only then is the
         // mapping a slice of T.
         ensure!(
@@ -72,7 +74,12 @@ impl<T: Copy> Mapped<T> {
                 .with_context(|| format!("mapping map {name} into memory"));
         }
         let ptr = NonNull::new(ptr.cast::<T>()).context("mmap returned null")?;
-        Ok(Mapped { ptr, len, bytes })
+        Ok(Mapped {
+            ptr,
+            len,
+            bytes,
+            name,
+        })
     }
 
     pub fn as_slice(&self) -> &[T] {
@@ -88,7 +95,8 @@ impl<T: Copy> Mapped<T> {
     }
 
     /// Copies `src` to the front and zeroes the rest, so the generation holds exactly it.
-    pub fn fill(&mut self, src: &[T], zero: T, name: &str) -> anyhow::Result<()> {
+    pub fn fill(&mut self, src: &[T], zero: T) -> anyhow::Result<()> {
+        let name = self.name;
         let dst = self.as_mut_slice();
         ensure!(
             src.len() <= dst.len(),

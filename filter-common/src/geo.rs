@@ -31,16 +31,29 @@
 //! an array value up to 8 bytes: a `u16` value per element would cost four times the
 //! memory.
 //!
-//! # IPv6: DXR-style ranges with a first-stage index
+//! # IPv6: disjoint ranges behind a multibit trie of 8-bit strides
 //!
 //! The nested prefixes become disjoint ranges covering the whole space, sorted by start;
-//! a range runs to the next one's start (gaps are ranges of territory 0). The first stage
-//! has one entry per /[`V6_INDEX_BITS`] chunk: either the territory of the one range that
-//! covers the whole chunk ([`V6_DIRECT`]), or the first and last index of the ranges that
-//! overlap it. A binary search over those finds the last range starting at or before the
-//! address, in at most [`V6_MAX_STEPS`] steps: a builder refuses a chunk overlapped by
-//! more than [`V6_MAX_CHUNK_RANGES`] ranges. Starts are two `u64` halves (high, low) so
-//! every comparison is a plain 64-bit one.
+//! a range runs to the next one's start (gaps are ranges of territory 0). Starts are kept
+//! as two arrays of `u64` halves so every comparison is a plain 64-bit one, and the search
+//! reads the low half only when the high halves tie: few prefixes are longer than /64, so
+//! the search's working set is the 8-byte high halves.
+//!
+//! A trie narrows the address down to a piece of the space overlapped by at most
+//! [`V6_LEAF_RANGES`] ranges; a binary search of at most [`V6_MAX_STEPS`] steps over
+//! those (256 contiguous bytes of high halves) ends the lookup. The first level has one entry
+//! per /16 (256 KiB); a node has one entry per next address byte, so the byte at depth
+//! `d` picks the entry and a lookup takes at most [`V6_MAX_DEPTH`] node reads. An entry is
+//! the territory of the one range covering its piece ([`V6_DIRECT`]), a node number
+//! ([`V6_NODE`]), or a leaf: the first range overlapping its piece and how many do.
+//!
+//! Why a trie and not one binary search per first-level piece: the search's steps grow
+//! with the table (the real table's densest /18 held about 40,300 ranges), each an
+//! unpredictable branch and, low in the search, a read of a line not in cache; the
+//! trie's depth follows the prefixes' lengths, not their number, so a lookup at the
+//! full table reads about as many lines as at a table of 10k prefixes. Only pieces holding
+//! more than [`V6_LEAF_RANGES`] ranges get a node, so nodes follow where the table is
+//! dense: 2,538 nodes (2.5 MiB) for the real table.
 
 use crate::territory::{TERRITORY_UNKNOWN, TerritoryId};
 
@@ -79,20 +92,29 @@ pub const V4_LISTS: u32 = 20_480;
 /// An unused slot of a range list: starts after every last octet.
 pub const V4_LIST_END: u32 = u32::MAX;
 
-/// Address bits of the first-stage index: 2^18 chunks of 8 bytes, 2 MiB.
-pub const V6_INDEX_BITS: u32 = 18;
-/// Entries of the first-stage index.
-pub const V6_INDEX_ELEMS: u32 = 1 << V6_INDEX_BITS;
-/// Set in the first word of an index entry whose chunk lies in one range; the low 16 bits
-/// are then its territory.
+/// First-level entries per array element (256 bytes), as in `tbl16`.
+pub const V6_INDEX_PER_ELEM: usize = 64;
+/// Array elements of the first level: one entry per /16.
+pub const V6_INDEX_ELEMS: u32 = (1 << 16) / V6_INDEX_PER_ELEM as u32;
+/// Set in an entry whose piece lies in one range; the low 16 bits are its territory.
 pub const V6_DIRECT: u32 = 1 << 31;
-/// Binary search steps at most, so that the kernel loop has a small fixed bound.
-pub const V6_MAX_STEPS: u32 = 16;
-/// Ranges overlapping one chunk at most: what [`V6_MAX_STEPS`] steps can search. The real
-/// table's densest /18 has about 40,300.
-pub const V6_MAX_CHUNK_RANGES: u32 = 1 << V6_MAX_STEPS;
-/// Ranges per generation: 5 MiB of starts. The real table needs about 276,000 (19%
-/// headroom).
+/// Set in an entry whose piece holds more than [`V6_LEAF_RANGES`] ranges; the low bits
+/// are the number of its node.
+pub const V6_NODE: u32 = 1 << 30;
+/// Entries of one node: the next address byte.
+pub const V6_NODE_LEN: usize = 256;
+/// Nodes per generation: 4 MiB. The real table needs 2,538 (61% headroom).
+pub const V6_NODES: u32 = 4_096;
+/// Node reads at most: the bytes after the first level's two.
+pub const V6_MAX_DEPTH: u32 = 14;
+/// Ranges a leaf holds at most.
+pub const V6_LEAF_RANGES: u32 = 32;
+/// Binary search steps at most: what [`V6_LEAF_RANGES`] ranges need.
+pub const V6_MAX_STEPS: u32 = V6_LEAF_RANGES.ilog2();
+/// Where a leaf entry keeps its number of ranges minus one; its first range is below.
+pub const V6_LEAF_SHIFT: u32 = 24;
+/// Ranges per generation: 2.5 MiB of high halves and as much of low ones. The real table
+/// needs about 276,000 (19% headroom).
 pub const V6_RANGES: u32 = 327_680;
 /// Territories per element of the range territory array (8 bytes).
 pub const V6_TERRITORIES_PER_ELEM: usize = 4;
@@ -104,6 +126,11 @@ const _: () = assert!(V4_TBL8_GROUPS + V4_LISTS <= 1 << 15);
 const _: () = assert!(V4_BLOCKS + V4_BLOCK_LISTS <= 1 << 15);
 const _: () = assert!(V4_BLOCK_LEN.is_multiple_of(V4_TBL24_PER_ELEM));
 const _: () = assert!((V6_RANGES as usize).is_multiple_of(V6_TERRITORIES_PER_ELEM));
+// A leaf's first range and count, and a node number, fit beside the flags.
+const _: () = assert!(V6_RANGES <= 1 << V6_LEAF_SHIFT);
+const _: () = assert!((V6_LEAF_RANGES - 1) << V6_LEAF_SHIFT < V6_NODE);
+const _: () = assert!(V6_NODES <= V6_NODE && 1 << V6_MAX_STEPS == V6_LEAF_RANGES);
+const _: () = assert!(16 + 8 * V6_MAX_DEPTH == 128);
 const _: () = assert!(V4_TBL16_ELEMS as usize * V4_TBL16_PER_ELEM == 1 << 16);
 
 /// One element of `tbl16`.
@@ -119,10 +146,12 @@ pub type RangeList = [u32; V4_LIST_LEN];
 pub type Tbl8List = RangeList;
 /// A split /16 as a range list of third octets and `tbl24` entries.
 pub type Tbl24List = RangeList;
-/// A first-stage entry: `[first, last]` range indices, or `[V6_DIRECT | territory, 0]`.
-pub type V6IndexEntry = [u32; 2];
-/// A range start: `[high 64 bits, low 64 bits]` of the address.
-pub type V6Start = [u64; 2];
+/// One element of the first level: [`V6_INDEX_PER_ELEM`] entries.
+pub type V6IndexElem = [u32; V6_INDEX_PER_ELEM];
+/// A node: one entry per value of the next address byte.
+pub type V6Node = [u32; V6_NODE_LEN];
+/// A half (high or low 64 bits) of a range's first address.
+pub type V6StartHalf = u64;
 /// Territories of [`V6_TERRITORIES_PER_ELEM`] consecutive ranges.
 pub type V6TerritoryElem = [u16; V6_TERRITORIES_PER_ELEM];
 
@@ -187,10 +216,17 @@ fn search(list: &RangeList, octet: u32) -> u16 {
     entry
 }
 
-/// The first-stage chunk of an IPv6 address whose high 64 bits are `hi`.
+/// A leaf entry: `count` (2..=[`V6_LEAF_RANGES`]) ranges from range number `first`.
 #[inline(always)]
-pub const fn v6_chunk(hi: u64) -> u32 {
-    (hi >> (64 - V6_INDEX_BITS)) as u32
+pub const fn v6_leaf(first: u32, count: u32) -> u32 {
+    first | (count - 1) << V6_LEAF_SHIFT
+}
+
+/// Byte `n` (0..16, most significant first) of the address whose halves are `hi`, `lo`.
+#[inline(always)]
+const fn v6_byte(hi: u64, lo: u64, n: u32) -> usize {
+    let half = if n < 8 { hi } else { lo };
+    ((half >> (56 - 8 * (n % 8))) & 0xff) as usize
 }
 
 /// The territory of the IPv6 address whose high and low 64 bits are `hi` and `lo`.
@@ -198,28 +234,51 @@ pub const fn v6_chunk(hi: u64) -> u32 {
 pub fn lookup_v6<'a>(
     hi: u64,
     lo: u64,
-    index: impl Fn(u32) -> Option<&'a V6IndexEntry>,
-    starts: impl Fn(u32) -> Option<&'a V6Start>,
+    index: impl Fn(u32) -> Option<&'a V6IndexElem>,
+    nodes: impl Fn(u32) -> Option<&'a V6Node>,
+    starts_hi: impl Fn(u32) -> Option<&'a V6StartHalf>,
+    starts_lo: impl Fn(u32) -> Option<&'a V6StartHalf>,
     territories: impl Fn(u32) -> Option<&'a V6TerritoryElem>,
 ) -> TerritoryId {
-    let Some(entry) = index(v6_chunk(hi)) else {
+    let slash16 = (hi >> 48) as u32;
+    let Some(elem) = index(slash16 / V6_INDEX_PER_ELEM as u32) else {
         return TERRITORY_UNKNOWN;
     };
-    let (first, last) = (entry[0], entry[1]);
-    if first & V6_DIRECT != 0 {
-        return first as TerritoryId;
+    let mut entry = elem[(slash16 as usize) & (V6_INDEX_PER_ELEM - 1)];
+    let mut depth = 0;
+    while entry & V6_NODE != 0 && depth < V6_MAX_DEPTH {
+        let Some(node) = nodes(entry & !V6_NODE) else {
+            return TERRITORY_UNKNOWN;
+        };
+        entry = node[v6_byte(hi, lo, 2 + depth)];
+        depth += 1;
     }
-    // Invariant: the answer is in [base, base + n); starts[first] <= the chunk's start.
-    let mut base = first;
-    let mut n = last.wrapping_sub(first).wrapping_add(1);
+    if entry & V6_DIRECT != 0 {
+        return entry as TerritoryId;
+    }
+    if entry & V6_NODE != 0 {
+        // Deeper than an address has bytes: no builder makes this.
+        return TERRITORY_UNKNOWN;
+    }
+    // Invariant: the answer is in [base, base + n); starts[first] <= the piece's start.
+    let mut base = entry & ((1 << V6_LEAF_SHIFT) - 1);
+    let mut n = (entry >> V6_LEAF_SHIFT) + 1;
     let mut step = 0;
     while step < V6_MAX_STEPS && n > 1 {
         let half = n / 2;
-        let mid = base.wrapping_add(half);
-        let Some(s) = starts(mid) else {
+        let mid = base + half;
+        let Some(&s) = starts_hi(mid) else {
             return TERRITORY_UNKNOWN;
         };
-        if s[0] < hi || (s[0] == hi && s[1] <= lo) {
+        let at_or_before = if s == hi {
+            match starts_lo(mid) {
+                Some(&s) => s <= lo,
+                None => return TERRITORY_UNKNOWN,
+            }
+        } else {
+            s < hi
+        };
+        if at_or_before {
             base = mid;
         }
         n -= half;
@@ -243,8 +302,9 @@ mod tests {
             size_of::<Tbl24Elem>(),
             size_of::<Tbl8Group>(),
             size_of::<RangeList>(),
-            size_of::<V6IndexEntry>(),
-            size_of::<V6Start>(),
+            size_of::<V6IndexElem>(),
+            size_of::<V6Node>(),
+            size_of::<V6StartHalf>(),
             size_of::<V6TerritoryElem>(),
         ] {
             assert_eq!(size % 8, 0);
@@ -307,5 +367,50 @@ mod tests {
         // Out of the arrays: unknown, never a panic.
         assert_eq!(look(0x0002_0101), 0);
         assert_eq!(look(0xffff_ffff), 0);
+    }
+
+    #[test]
+    fn v6_direct_node_leaf_and_out_of_bounds() {
+        let mut index = [[V6_DIRECT | 9; V6_INDEX_PER_ELEM]; 1024];
+        index[0x2001 / 64][0x2001 % 64] = V6_NODE | 1; // 2001::/16 → node 1
+        index[0x2002 / 64][0x2002 % 64] = V6_NODE | 5; // a node beyond the array
+        index[0x2003 / 64][0x2003 % 64] = V6_NODE; // node 0 points to itself: too deep
+        let mut nodes = [[V6_DIRECT | 3; V6_NODE_LEN]; 2];
+        nodes[0][0xab] = V6_NODE;
+        // 2001:0d00::/24 is a leaf of ranges 1..=3.
+        nodes[1][0x0d] = v6_leaf(1, 3);
+        let starts_hi: [u64; 5] = [
+            0,
+            0x2001_0d00 << 32,
+            0x2001_0d00_0000_0001,
+            0x2001_0d00_0000_0001,
+            0x2001_0e00 << 32,
+        ];
+        let starts_lo: [u64; 5] = [0, 0, 0, 5, 0];
+        let territories = [[0, 4, 5, 6], [0; 4]];
+        let look = |hi: u64, lo: u64| {
+            lookup_v6(
+                hi,
+                lo,
+                |i| index.get(i as usize),
+                |n| nodes.get(n as usize),
+                |i| starts_hi.get(i as usize),
+                |i| starts_lo.get(i as usize),
+                |i| territories.get(i as usize),
+            )
+        };
+        assert_eq!(look(0x2000 << 48, 0), 9);
+        assert_eq!(look(0x2001_0c00 << 32, 0), 3);
+        assert_eq!(look(0x2001_0d00 << 32, 0), 4);
+        assert_eq!(look(0x2001_0d00_0000_0001, 4), 5);
+        assert_eq!(look(0x2001_0d00_0000_0001, 5), 6);
+        assert_eq!(look(0x2001_0dff_ffff_ffff, u64::MAX), 6);
+        assert_eq!(look(0x2002 << 48, 0), 0, "node beyond the array");
+        assert_eq!(
+            look(0x2003_abab_abab_abab, 0xabab_abab_abab_abab),
+            0,
+            "too deep"
+        );
+        assert_eq!(look(0x2003_abab_abab_abab, 0xabab_abab_abab_ab00), 3);
     }
 }

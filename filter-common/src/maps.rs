@@ -210,10 +210,14 @@ pub mod names {
     pub const GEO4_8_B: &str = "GEO4_8_B";
     pub const GEO4_8L_A: &str = "GEO4_8L_A";
     pub const GEO4_8L_B: &str = "GEO4_8L_B";
-    pub const GEO6_IX_A: &str = "GEO6_IX_A";
-    pub const GEO6_IX_B: &str = "GEO6_IX_B";
-    pub const GEO6_R_A: &str = "GEO6_R_A";
-    pub const GEO6_R_B: &str = "GEO6_R_B";
+    pub const GEO6_16_A: &str = "GEO6_16_A";
+    pub const GEO6_16_B: &str = "GEO6_16_B";
+    pub const GEO6_N_A: &str = "GEO6_N_A";
+    pub const GEO6_N_B: &str = "GEO6_N_B";
+    pub const GEO6_RH_A: &str = "GEO6_RH_A";
+    pub const GEO6_RH_B: &str = "GEO6_RH_B";
+    pub const GEO6_RL_A: &str = "GEO6_RL_A";
+    pub const GEO6_RL_B: &str = "GEO6_RL_B";
     pub const GEO6_T_A: &str = "GEO6_T_A";
     pub const GEO6_T_B: &str = "GEO6_T_B";
     pub const SESSION_STATS: &str = "SESSION_STATS";
@@ -227,7 +231,7 @@ pub mod names {
     /// Per rule slot: the distinct-source sketch.
     pub const RULE_SOURCES: &str = "RULE_SOURCES";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 33] = [
+    pub const ALL: [&str; 37] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -248,10 +252,14 @@ pub mod names {
         GEO4_8_B,
         GEO4_8L_A,
         GEO4_8L_B,
-        GEO6_IX_A,
-        GEO6_IX_B,
-        GEO6_R_A,
-        GEO6_R_B,
+        GEO6_16_A,
+        GEO6_16_B,
+        GEO6_N_A,
+        GEO6_N_B,
+        GEO6_RH_A,
+        GEO6_RH_B,
+        GEO6_RL_A,
+        GEO6_RL_B,
         GEO6_T_A,
         GEO6_T_B,
         SESSION_STATS,

@@ -11,8 +11,8 @@ use filter_common::{
     accounting::{RULE_ENTRIES, RuleCounters, SourceSketch},
     geo::{
         Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, Tbl24List, V4_BLOCK_LISTS, V4_LISTS,
-        V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL24_ELEMS, V6_INDEX_ELEMS, V6_RANGES,
-        V6_TERRITORY_ELEMS, V6IndexEntry, V6Start, V6TerritoryElem,
+        V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL24_ELEMS, V6_INDEX_ELEMS, V6_NODES, V6_RANGES,
+        V6_TERRITORY_ELEMS, V6IndexElem, V6Node, V6StartHalf, V6TerritoryElem,
     },
     maps::{capacity, policy_index},
 };
@@ -68,13 +68,21 @@ pub static GEO4_8L_A: Array<Tbl8List> = Array::pinned(V4_LISTS, BPF_F_MMAPABLE);
 #[map]
 pub static GEO4_8L_B: Array<Tbl8List> = Array::pinned(V4_LISTS, BPF_F_MMAPABLE);
 #[map]
-pub static GEO6_IX_A: Array<V6IndexEntry> = Array::pinned(V6_INDEX_ELEMS, BPF_F_MMAPABLE);
+pub static GEO6_16_A: Array<V6IndexElem> = Array::pinned(V6_INDEX_ELEMS, BPF_F_MMAPABLE);
 #[map]
-pub static GEO6_IX_B: Array<V6IndexEntry> = Array::pinned(V6_INDEX_ELEMS, BPF_F_MMAPABLE);
+pub static GEO6_16_B: Array<V6IndexElem> = Array::pinned(V6_INDEX_ELEMS, BPF_F_MMAPABLE);
 #[map]
-pub static GEO6_R_A: Array<V6Start> = Array::pinned(V6_RANGES, BPF_F_MMAPABLE);
+pub static GEO6_N_A: Array<V6Node> = Array::pinned(V6_NODES, BPF_F_MMAPABLE);
 #[map]
-pub static GEO6_R_B: Array<V6Start> = Array::pinned(V6_RANGES, BPF_F_MMAPABLE);
+pub static GEO6_N_B: Array<V6Node> = Array::pinned(V6_NODES, BPF_F_MMAPABLE);
+#[map]
+pub static GEO6_RH_A: Array<V6StartHalf> = Array::pinned(V6_RANGES, BPF_F_MMAPABLE);
+#[map]
+pub static GEO6_RH_B: Array<V6StartHalf> = Array::pinned(V6_RANGES, BPF_F_MMAPABLE);
+#[map]
+pub static GEO6_RL_A: Array<V6StartHalf> = Array::pinned(V6_RANGES, BPF_F_MMAPABLE);
+#[map]
+pub static GEO6_RL_B: Array<V6StartHalf> = Array::pinned(V6_RANGES, BPF_F_MMAPABLE);
 #[map]
 pub static GEO6_T_A: Array<V6TerritoryElem> = Array::pinned(V6_TERRITORY_ELEMS, BPF_F_MMAPABLE);
 #[map]

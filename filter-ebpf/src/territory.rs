@@ -13,8 +13,8 @@ use filter_common::{
 use crate::{
     maps::{
         GEO_ACTIVE, GEO4_8_A, GEO4_8_B, GEO4_8L_A, GEO4_8L_B, GEO4_16_A, GEO4_16_B, GEO4_24_A,
-        GEO4_24_B, GEO4_24L_A, GEO4_24L_B, GEO4_A, GEO4_B, GEO6_A, GEO6_B, GEO6_IX_A, GEO6_IX_B,
-        GEO6_R_A, GEO6_R_B, GEO6_T_A, GEO6_T_B,
+        GEO4_24_B, GEO4_24L_A, GEO4_24L_B, GEO4_A, GEO4_B, GEO6_16_A, GEO6_16_B, GEO6_A, GEO6_B,
+        GEO6_N_A, GEO6_N_B, GEO6_RH_A, GEO6_RH_B, GEO6_RL_A, GEO6_RL_B, GEO6_T_A, GEO6_T_B,
     },
     parse::Packet,
 };
@@ -60,16 +60,20 @@ pub fn lookup(packet: &Packet) -> TerritoryId {
         geo::lookup_v6(
             hi,
             lo,
-            |i| GEO6_IX_A.get(i),
-            |i| GEO6_R_A.get(i),
+            |i| GEO6_16_A.get(i),
+            |n| GEO6_N_A.get(n),
+            |i| GEO6_RH_A.get(i),
+            |i| GEO6_RL_A.get(i),
             |i| GEO6_T_A.get(i),
         )
     } else {
         geo::lookup_v6(
             hi,
             lo,
-            |i| GEO6_IX_B.get(i),
-            |i| GEO6_R_B.get(i),
+            |i| GEO6_16_B.get(i),
+            |n| GEO6_N_B.get(n),
+            |i| GEO6_RH_B.get(i),
+            |i| GEO6_RL_B.get(i),
             |i| GEO6_T_B.get(i),
         )
     }

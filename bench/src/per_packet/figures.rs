@@ -214,19 +214,22 @@ pub(super) fn figures(
                 layout.groups_v4,
             ),
             (Some(false), false) => format!(
-                "the relay's IPv6 lookup ends in a binary search over the ranges overlapping \
-                 the source's /18 (at most 16 steps); the full table splits into {} ranges, \
-                 {:.1} times the subset's {}, so a search takes about {:.1} steps more, each a \
-                 branch the CPU cannot predict and a read of another line of the {:.1} MiB of \
-                 starts, a likely cache and TLB miss; the stock trie's own ratio is \
-                 {trie_ratio:.2}; at the full table {}, at the subset {}. Closing it means a \
-                 fixed number of reads as for IPv4: a multibit trie over the bits where most \
-                 prefixes end (/16 to /48) with compressed nodes, as poptrie does",
+                "the relay's IPv6 lookup reads the 256 KiB first level, then one entry of a \
+                 1 KiB node per address byte until a piece holds at most 32 ranges, then \
+                 searches those (at most 5 steps); the number of reads follows the prefix \
+                 lengths, not the table's size, so what grows is memory traffic: the full \
+                 table has {} nodes and {} ranges ({:.1} MiB of nodes and high halves of \
+                 starts), the subset {} and {}, \
+                 and sources drawn from the full table miss cache and TLB more (nested paging \
+                 in this VM makes TLB misses dear); the stock trie's own ratio is \
+                 {trie_ratio:.2}; at the full table {}, at the subset {}. What would shrink \
+                 that traffic: compressed nodes (a bitmap and the distinct entries, as \
+                 poptrie does) and leaves that keep their starts and territories in one line",
+                layout.nodes_v6,
                 layout.ranges_v6,
-                layout.ranges_v6 as f64 / small_layout.ranges_v6.max(1) as f64,
+                (layout.nodes_v6 * 1024 + layout.ranges_v6 * 8) as f64 / f64::from(1 << 20),
+                small_layout.nodes_v6,
                 small_layout.ranges_v6,
-                (layout.ranges_v6 as f64 / small_layout.ranges_v6.max(1) as f64).log2(),
-                layout.ranges_v6 as f64 * 16.0 / f64::from(1 << 20),
                 flat.spread(),
                 small_flat.spread(),
             ),

@@ -6,18 +6,15 @@
 //! The lookups here are [`filter_common::geo`]'s, the code the XDP program runs, over
 //! slices: over the built arrays, or over the kernel's arrays mapped into memory.
 
-use std::borrow::Cow;
-
 use filter_common::geo::{
     self as layout, RangeList, Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, Tbl24List, V4_BLOCK_FLAG,
     V4_BLOCK_LEN, V4_BLOCK_LISTS, V4_BLOCKS, V4_GROUP_FLAG, V4_GROUP_LEN, V4_LIST_END, V4_LIST_LEN,
-    V4_LISTS, V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL16_PER_ELEM, V4_TBL24_PER_ELEM, V6_DIRECT,
-    V6_INDEX_BITS, V6_INDEX_ELEMS, V6_MAX_CHUNK_RANGES, V6_RANGES, V6_TERRITORIES_PER_ELEM,
-    V6IndexEntry, V6Start, V6TerritoryElem,
+    V4_LISTS, V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL16_PER_ELEM, V4_TBL24_PER_ELEM, V6IndexElem,
+    V6Node, V6StartHalf, V6TerritoryElem,
 };
 use filter_common::territory::{TERRITORY_UNKNOWN, TerritoryId};
 
-use super::{GeoTable, PrefixV4, PrefixV6};
+use super::{GeoTable, PrefixV4};
 
 /// Why a table does not fit the flattened layout. Checked before any map is touched.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
@@ -65,15 +62,10 @@ pub enum FlatError {
     )]
     TooManyRanges { needed: usize, capacity: u32 },
     #[error(
-        "{chunk} overlaps {ranges} IPv6 ranges; the kernel's bounded search handles at most \
-         {max} per /{bits}"
+        "the IPv6 table needs more than {capacity} trie nodes, one per piece of the address \
+         space overlapped by more than {leaf} ranges, but the kernel table holds {capacity}"
     )]
-    ChunkTooDense {
-        chunk: String,
-        ranges: usize,
-        max: u32,
-        bits: u32,
-    },
+    TooManyNodes { capacity: u32, leaf: u32 },
     #[error("territory id {0} does not fit the table encoding")]
     BadTerritory(TerritoryId),
 }
@@ -88,11 +80,14 @@ pub struct FlatV4 {
     pub lists: Vec<Tbl8List>,
 }
 
-/// IPv6 arrays: the index complete, starts and territories only the ranges in use.
+/// IPv6 arrays: the first level complete, nodes, starts' halves and territories only those
+/// in use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlatV6 {
-    pub index: Vec<V6IndexEntry>,
-    pub starts: Vec<V6Start>,
+    pub index: Vec<V6IndexElem>,
+    pub nodes: Vec<V6Node>,
+    pub starts_hi: Vec<V6StartHalf>,
+    pub starts_lo: Vec<V6StartHalf>,
     pub territories: Vec<V6TerritoryElem>,
 }
 
@@ -116,8 +111,10 @@ pub struct FlatV4Ref<'a> {
 /// Borrowed IPv6 arrays, built or memory-mapped.
 #[derive(Clone, Copy)]
 pub struct FlatV6Ref<'a> {
-    pub index: &'a [V6IndexEntry],
-    pub starts: &'a [V6Start],
+    pub index: &'a [V6IndexElem],
+    pub nodes: &'a [V6Node],
+    pub starts_hi: &'a [V6StartHalf],
+    pub starts_lo: &'a [V6StartHalf],
     pub territories: &'a [V6TerritoryElem],
 }
 
@@ -142,7 +139,9 @@ impl FlatV6Ref<'_> {
             (addr >> 64) as u64,
             addr as u64,
             |i| self.index.get(i as usize),
-            |i| self.starts.get(i as usize),
+            |n| self.nodes.get(n as usize),
+            |i| self.starts_hi.get(i as usize),
+            |i| self.starts_lo.get(i as usize),
             |i| self.territories.get(i as usize),
         )
     }
@@ -164,7 +163,9 @@ impl FlatV6 {
     pub fn view(&self) -> FlatV6Ref<'_> {
         FlatV6Ref {
             index: &self.index,
-            starts: &self.starts,
+            nodes: &self.nodes,
+            starts_hi: &self.starts_hi,
+            starts_lo: &self.starts_lo,
             territories: &self.territories,
         }
     }
@@ -181,7 +182,7 @@ pub fn build(table: &GeoTable) -> Result<FlatTable, FlatError> {
     Ok(FlatTable { v4: v4?, v6 })
 }
 
-fn check_territory(id: TerritoryId) -> Result<TerritoryId, FlatError> {
+pub(super) fn check_territory(id: TerritoryId) -> Result<TerritoryId, FlatError> {
     // Both encodings keep the top bit of a u16 for themselves.
     if id & V4_GROUP_FLAG != 0 {
         return Err(FlatError::BadTerritory(id));
@@ -346,123 +347,9 @@ fn blocks(per_24: &[TerritoryId]) -> Result<Stages, FlatError> {
     Ok((tbl16, tbl24, split.lists))
 }
 
-/// The nested prefixes as disjoint ranges covering the whole space: `(start, territory)`,
-/// each running to the next start, the first at address 0; neighbours differ.
-pub fn disjoint_ranges_v6(prefixes: &[(PrefixV6, TerritoryId)]) -> Vec<(u128, TerritoryId)> {
-    // Ordered by address then length, a prefix comes before the prefixes inside it.
-    let prefixes: Cow<[(PrefixV6, TerritoryId)]> = if prefixes.is_sorted_by_key(|e| e.0) {
-        Cow::Borrowed(prefixes)
-    } else {
-        let mut sorted = prefixes.to_vec();
-        sorted.sort_by_key(|e| e.0);
-        Cow::Owned(sorted)
-    };
-    let mut out = vec![(0u128, TERRITORY_UNKNOWN)];
-    // The prefixes containing the current position: (last address, territory).
-    let mut open: Vec<(u128, TerritoryId)> = Vec::new();
-    for &(p, id) in prefixes.iter() {
-        close(&mut out, &mut open, Some(p.first()));
-        push(&mut out, p.first(), id);
-        open.push((p.last(), id));
-    }
-    close(&mut out, &mut open, None);
-    out
-}
-
-/// Ends the open prefixes that end before `next` (all of them for `None`); after each,
-/// the prefix around it, or unknown, resumes.
-fn close(
-    out: &mut Vec<(u128, TerritoryId)>,
-    open: &mut Vec<(u128, TerritoryId)>,
-    next: Option<u128>,
-) {
-    while let Some(&(last, _)) = open.last() {
-        if next.is_some_and(|n| last >= n) {
-            break;
-        }
-        open.pop();
-        if let Some(resume_at) = last.checked_add(1) {
-            let resume = open.last().map_or(TERRITORY_UNKNOWN, |o| o.1);
-            push(out, resume_at, resume);
-        }
-    }
-}
-
-/// Starts territory `id` at `start`, merging with the neighbours it equals.
-fn push(out: &mut Vec<(u128, TerritoryId)>, start: u128, id: TerritoryId) {
-    let n = out.len();
-    match out.last_mut() {
-        Some(tail) if tail.0 == start => {
-            tail.1 = id;
-            if n >= 2 && out[n - 2].1 == id {
-                out.pop();
-            }
-        }
-        Some(tail) if tail.1 == id => {}
-        _ => out.push((start, id)),
-    }
-}
-
-/// The ranges and their first-stage index.
-pub fn build_v6(prefixes: &[(PrefixV6, TerritoryId)]) -> Result<FlatV6, FlatError> {
-    let ranges = disjoint_ranges_v6(prefixes);
-    if ranges.len() > V6_RANGES as usize {
-        return Err(FlatError::TooManyRanges {
-            needed: ranges.len(),
-            capacity: V6_RANGES,
-        });
-    }
-    let shift = 128 - V6_INDEX_BITS;
-    let mut index = Vec::with_capacity(V6_INDEX_ELEMS as usize);
-    // first: the range holding the chunk's first address; last: the one holding its last.
-    let mut first = 0;
-    for chunk in 0..V6_INDEX_ELEMS {
-        let start = u128::from(chunk) << shift;
-        let end = start | ((1u128 << shift) - 1);
-        while first + 1 < ranges.len() && ranges[first + 1].0 <= start {
-            first += 1;
-        }
-        let mut last = first;
-        while last + 1 < ranges.len() && ranges[last + 1].0 <= end {
-            last += 1;
-        }
-        let count = last - first + 1;
-        if count == 1 {
-            index.push([V6_DIRECT | u32::from(check_territory(ranges[first].1)?), 0]);
-        } else if count > V6_MAX_CHUNK_RANGES as usize {
-            return Err(FlatError::ChunkTooDense {
-                chunk: PrefixV6 {
-                    addr: start,
-                    len: V6_INDEX_BITS as u8,
-                }
-                .to_string(),
-                ranges: count,
-                max: V6_MAX_CHUNK_RANGES,
-                bits: V6_INDEX_BITS,
-            });
-        } else {
-            // Both fit: ranges.len() <= V6_RANGES < 2^31.
-            index.push([first as u32, last as u32]);
-        }
-    }
-    let starts = ranges
-        .iter()
-        .map(|&(s, _)| [(s >> 64) as u64, s as u64])
-        .collect();
-    let mut territories = Vec::with_capacity(ranges.len().div_ceil(V6_TERRITORIES_PER_ELEM));
-    for four in ranges.chunks(V6_TERRITORIES_PER_ELEM) {
-        let mut elem = [TERRITORY_UNKNOWN; V6_TERRITORIES_PER_ELEM];
-        for (slot, &(_, id)) in elem.iter_mut().zip(four) {
-            *slot = check_territory(id)?;
-        }
-        territories.push(elem);
-    }
-    Ok(FlatV6 {
-        index,
-        starts,
-        territories,
-    })
-}
+#[path = "flat_v6.rs"]
+mod v6;
+pub use v6::{build_v6, disjoint_ranges_v6};
 
 #[cfg(test)]
 #[path = "flat_tests.rs"]

@@ -1,4 +1,6 @@
 use super::*;
+use crate::geo::PrefixV6;
+use filter_common::geo::{V6_DIRECT, V6_LEAF_RANGES, V6_MAX_DEPTH, V6_NODE, V6_NODES, V6_RANGES};
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -89,10 +91,11 @@ fn probes6(t: &GeoTable, rng: &mut Rng) -> Vec<u128> {
         ]);
         out.push(p.first() | (rng.u128() & !PrefixV6::mask(p.len)));
     }
-    // Chunk boundaries, where the index hands over to the next entry.
+    // Piece boundaries at every trie level, where one entry hands over to the next.
     for _ in 0..1000 {
-        let chunk = rng.u128() >> V6_INDEX_BITS << V6_INDEX_BITS;
-        out.extend([chunk, chunk.wrapping_sub(1), rng.u128()]);
+        let shift = 112 - 8 * rng.below(15) as u32;
+        let piece = rng.u128() >> shift << shift;
+        out.extend([piece, piece.wrapping_sub(1), rng.u128()]);
     }
     out
 }
@@ -163,7 +166,7 @@ fn an_empty_table_is_all_unknown() {
     let flat = build(&GeoTable::default()).unwrap();
     assert_eq!(flat.v4.view().lookup(0x0102_0304), TERRITORY_UNKNOWN);
     assert_eq!(flat.v6.view().lookup(1 << 125), TERRITORY_UNKNOWN);
-    assert_eq!(flat.v6.starts.len(), 1);
+    assert_eq!(flat.v6.starts_hi.len(), 1);
 }
 
 #[test]
@@ -330,22 +333,76 @@ fn a_16_of_at_most_16_runs_is_a_list_and_a_denser_one_a_block() {
     assert_eq!(view.lookup(0x0a02_0506), TERRITORY_UNKNOWN);
 }
 
-#[test]
-fn a_dense_chunk_and_too_many_ranges_are_refused() {
-    // Each separated /128 adds two ranges: itself and the gap after it.
-    let dense = (0..V6_MAX_CHUNK_RANGES / 2)
+/// `n` separated /128s from `base`, `2 * step` apart starting at `base + step`: `2n + 1`
+/// ranges. With a step of half a sub-piece, each sub-piece holds one, 3 ranges.
+fn spread_128s(base: u128, step: u128, n: u32, id: TerritoryId) -> Vec<(PrefixV6, TerritoryId)> {
+    (0..n)
         .map(|i| {
-            (
-                PrefixV6::new(0x2001_0db8u128 << 96 | u128::from(i) << 1, 128).unwrap(),
-                1,
-            )
+            let addr = base + (2 * u128::from(i) + 1) * step;
+            (PrefixV6::new(addr, 128).unwrap(), id)
         })
-        .collect();
-    let err = build(&table(vec![], dense)).unwrap_err().to_string();
+        .collect()
+}
+
+/// Half of a /24, the sub-pieces of a /16 node.
+const HALF_24: u128 = 1 << 103;
+
+/// Separated /128s that make a piece too dense for a leaf: one range too many.
+const DENSE: u32 = V6_LEAF_RANGES / 2;
+
+#[test]
+fn a_piece_of_leaf_ranges_is_a_leaf_and_of_one_more_a_node() {
+    let mut rng = Rng(16);
+    // DENSE - 1 /128s: V6_LEAF_RANGES - 1 ranges; DENSE: V6_LEAF_RANGES + 1.
+    let mut v6 = spread_128s(0x2001u128 << 112, HALF_24, DENSE - 1, 1);
+    v6.extend(spread_128s(0x2002u128 << 112, HALF_24, DENSE, 2));
+    let t = table(vec![], v6);
+    check(&t, &mut rng);
+    let flat = build(&t).unwrap();
+    assert_eq!(flat.v6.nodes.len(), 1);
+    let entry = |slash16: usize| flat.v6.index[slash16 / 64][slash16 % 64];
+    assert_eq!(entry(0x2001) & (V6_NODE | V6_DIRECT), 0, "a leaf");
+    assert_eq!(entry(0x2002), V6_NODE);
+    assert_eq!(entry(0x2003), V6_DIRECT, "unknown, in one range");
+}
+
+#[test]
+fn a_dense_piece_of_256_addresses_nests_down_to_the_last_byte() {
+    let mut rng = Rng(120);
+    let piece = 0x2001_0db8_0000_0000_0000_0000_0000_0000u128;
+    let t = table(vec![], spread_128s(piece, 1, DENSE, 7));
+    check(&t, &mut rng);
+    let flat = build(&t).unwrap();
+    // One node per byte from the third to the sixteenth.
+    assert_eq!(flat.v6.nodes.len(), V6_MAX_DEPTH as usize);
+    let view = flat.v6.view();
+    assert_eq!(view.lookup(piece | 1), 7);
+    assert_eq!(view.lookup(piece | 2), TERRITORY_UNKNOWN);
+    let last = u128::from(2 * DENSE - 1);
+    assert_eq!(view.lookup(piece | last), 7);
+    assert_eq!(view.lookup(piece | (last + 1)), TERRITORY_UNKNOWN);
+}
+
+#[test]
+fn too_many_nodes_and_too_many_ranges_are_refused() {
+    // One node per /16 holding DENSE separated /128s, one per /24.
+    let dense_16s = |n: u32| {
+        let v6 = (0..n)
+            .flat_map(|i| spread_128s(u128::from(0x2000 + i) << 112, HALF_24, DENSE, 1))
+            .collect();
+        table(vec![], v6)
+    };
+    let t = dense_16s(V6_NODES);
+    let flat = build(&t).expect("nodes at capacity fit");
+    assert_eq!(flat.v6.nodes.len(), V6_NODES as usize);
+    let last = (u128::from(0x2000 + V6_NODES - 1) << 112) + u128::from(2 * DENSE - 1) * HALF_24;
+    assert_eq!(flat.v6.view().lookup(last), 1);
+    assert_eq!(flat.v6.view().lookup(last + 1), TERRITORY_UNKNOWN);
+    let err = build(&dense_16s(V6_NODES + 1)).unwrap_err().to_string();
     assert_eq!(
         err,
-        "2001::/18 overlaps 65537 IPv6 ranges; the kernel's bounded search handles at \
-         most 65536 per /18"
+        "the IPv6 table needs more than 4096 trie nodes, one per piece of the address space \
+         overlapped by more than 32 ranges, but the kernel table holds 4096"
     );
     let spread = (1..=V6_RANGES / 2)
         .map(|i| (PrefixV6::new(u128::from(i) << 100, 128).unwrap(), 1))

@@ -16,7 +16,7 @@ use filter_common::{
     TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
     geo::{
         Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, Tbl24List, V4_BLOCK_LEN, V4_LIST_END,
-        V4_TBL24_PER_ELEM, V6IndexEntry, V6Start, V6TerritoryElem,
+        V4_TBL24_PER_ELEM, V6IndexElem, V6Node, V6StartHalf, V6TerritoryElem,
     },
     maps::names,
 };
@@ -33,13 +33,14 @@ pub struct GeoLoad {
     pub generation: u32,
     pub prefixes_v4: usize,
     pub prefixes_v6: usize,
-    /// tbl24 blocks, block lists, tbl8 groups, range lists and IPv6 ranges the flattened
-    /// table uses.
+    /// tbl24 blocks, block lists, tbl8 groups, range lists, IPv6 ranges and IPv6 trie
+    /// nodes the flattened table uses.
     pub blocks_v4: usize,
     pub block_lists_v4: usize,
     pub groups_v4: usize,
     pub lists_v4: usize,
     pub ranges_v6: usize,
+    pub nodes_v6: usize,
 }
 
 /// The arrays of one generation of the flattened table, mapped into this process.
@@ -49,14 +50,16 @@ pub struct MappedTable {
     block_lists: Mapped<Tbl24List>,
     tbl8: Mapped<Tbl8Group>,
     lists: Mapped<Tbl8List>,
-    index: Mapped<V6IndexEntry>,
-    starts: Mapped<V6Start>,
+    index: Mapped<V6IndexElem>,
+    nodes: Mapped<V6Node>,
+    starts_hi: Mapped<V6StartHalf>,
+    starts_lo: Mapped<V6StartHalf>,
     territories: Mapped<V6TerritoryElem>,
 }
 
-/// Map names of generation 0 (A) or 1 (B): tbl16, tbl24, block lists, tbl8, lists, index,
-/// starts, territories.
-fn flat_names(generation: u32) -> [&'static str; 8] {
+/// Map names of generation 0 (A) or 1 (B): tbl16, tbl24, block lists, tbl8, lists, IPv6
+/// first level, nodes, starts' high and low halves, territories.
+fn flat_names(generation: u32) -> [&'static str; 10] {
     if generation == 0 {
         [
             names::GEO4_16_A,
@@ -64,8 +67,10 @@ fn flat_names(generation: u32) -> [&'static str; 8] {
             names::GEO4_24L_A,
             names::GEO4_8_A,
             names::GEO4_8L_A,
-            names::GEO6_IX_A,
-            names::GEO6_R_A,
+            names::GEO6_16_A,
+            names::GEO6_N_A,
+            names::GEO6_RH_A,
+            names::GEO6_RL_A,
             names::GEO6_T_A,
         ]
     } else {
@@ -75,8 +80,10 @@ fn flat_names(generation: u32) -> [&'static str; 8] {
             names::GEO4_24L_B,
             names::GEO4_8_B,
             names::GEO4_8L_B,
-            names::GEO6_IX_B,
-            names::GEO6_R_B,
+            names::GEO6_16_B,
+            names::GEO6_N_B,
+            names::GEO6_RH_B,
+            names::GEO6_RL_B,
             names::GEO6_T_B,
         ]
     }
@@ -84,7 +91,7 @@ fn flat_names(generation: u32) -> [&'static str; 8] {
 
 impl MappedTable {
     fn open(kernel: &Kernel, generation: u32, writable: bool) -> anyhow::Result<Self> {
-        let [t16, t24, bl, t8, l, ix, r, t] = flat_names(generation);
+        let [t16, t24, bl, t8, l, ix, n, rh, rl, t] = flat_names(generation);
         Ok(MappedTable {
             tbl16: Mapped::open(kernel, t16, writable)?,
             tbl24: Mapped::open(kernel, t24, writable)?,
@@ -92,7 +99,9 @@ impl MappedTable {
             tbl8: Mapped::open(kernel, t8, writable)?,
             lists: Mapped::open(kernel, l, writable)?,
             index: Mapped::open(kernel, ix, writable)?,
-            starts: Mapped::open(kernel, r, writable)?,
+            nodes: Mapped::open(kernel, n, writable)?,
+            starts_hi: Mapped::open(kernel, rh, writable)?,
+            starts_lo: Mapped::open(kernel, rl, writable)?,
             territories: Mapped::open(kernel, t, writable)?,
         })
     }
@@ -105,7 +114,9 @@ impl MappedTable {
         self.tbl8.fill(&flat.v4.tbl8, [0; _])?;
         self.lists.fill(&flat.v4.lists, [V4_LIST_END; _])?;
         self.index.fill(&flat.v6.index, [0; _])?;
-        self.starts.fill(&flat.v6.starts, [0; _])?;
+        self.nodes.fill(&flat.v6.nodes, [0; _])?;
+        self.starts_hi.fill(&flat.v6.starts_hi, 0)?;
+        self.starts_lo.fill(&flat.v6.starts_lo, 0)?;
         self.territories.fill(&flat.v6.territories, [0; _])
     }
 
@@ -115,10 +126,12 @@ impl MappedTable {
         self.tbl16.as_slice() == flat.v4.tbl16.as_slice()
             && self.index.as_slice() == flat.v6.index.as_slice()
             && self.tbl24.starts_with(&flat.v4.tbl24)
+            && self.nodes.starts_with(&flat.v6.nodes)
             && self.block_lists.starts_with(&flat.v4.block_lists)
             && self.tbl8.starts_with(&flat.v4.tbl8)
             && self.lists.starts_with(&flat.v4.lists)
-            && self.starts.starts_with(&flat.v6.starts)
+            && self.starts_hi.starts_with(&flat.v6.starts_hi)
+            && self.starts_lo.starts_with(&flat.v6.starts_lo)
             && self.territories.starts_with(&flat.v6.territories)
     }
 
@@ -147,7 +160,9 @@ impl MappedTable {
     pub fn v6(&self) -> FlatV6Ref<'_> {
         FlatV6Ref {
             index: self.index.as_slice(),
-            starts: self.starts.as_slice(),
+            nodes: self.nodes.as_slice(),
+            starts_hi: self.starts_hi.as_slice(),
+            starts_lo: self.starts_lo.as_slice(),
             territories: self.territories.as_slice(),
         }
     }
@@ -178,7 +193,8 @@ pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLo
         block_lists_v4: flat.v4.block_lists.len(),
         groups_v4: flat.v4.tbl8.len(),
         lists_v4: flat.v4.lists.len(),
-        ranges_v6: flat.v6.starts.len(),
+        ranges_v6: flat.v6.starts_hi.len(),
+        nodes_v6: flat.v6.nodes.len(),
     })
 }
 

@@ -162,3 +162,41 @@ pub(crate) fn loaded_program(kernel: &mut Kernel) -> anyhow::Result<&mut Xdp> {
     }
     Ok(program)
 }
+
+/// Refuses, having changed nothing, when a program attached through a link pin under the
+/// pin directory is not this build's: the kernel keeps running an attached program after
+/// an upgrade, and an older one may read the territory table in an older layout (for
+/// example one that knew no /16 range lists, or no IPv6 trie), misclassifying every
+/// source the new layout encodes differently. The kernel's program tag is a hash of the
+/// instructions with map references left out, so equal tags mean the same code.
+pub fn check_attached_build(kernel: &mut Kernel) -> anyhow::Result<()> {
+    let attached = super::probe::attached_links(&kernel.pin_dir)?;
+    if attached.is_empty() {
+        return Ok(());
+    }
+    let ours = loaded_program(kernel)?
+        .info()
+        .context("reading this build's program tag")?
+        .tag();
+    let mut tags = std::collections::HashMap::new();
+    for program in aya::programs::loaded_programs() {
+        let program = program.context("listing the kernel's BPF programs")?;
+        tags.insert(program.id(), program.tag());
+    }
+    let stale: Vec<String> = attached
+        .into_iter()
+        .filter(|(id, _)| tags.get(id) != Some(&ours))
+        .flat_map(|(_, links)| links)
+        .collect();
+    if !stale.is_empty() {
+        bail!(
+            "the XDP program attached through {} under {} is not this geofence build's (its \
+             code differs), and may read the territory table in another layout; nothing was \
+             changed. Re-attach with this build first: `geofence detach IFACE` then \
+             `geofence attach IFACE` (with `--netns NS` for a link named link_NS_IFACE)",
+            stale.join(", "),
+            kernel.pin_dir.display()
+        );
+    }
+    Ok(())
+}

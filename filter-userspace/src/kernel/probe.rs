@@ -62,12 +62,12 @@ pub enum KernelDecision {
     },
 }
 
-/// The programs attached through link pins under the pin directory, one target per
-/// distinct program (several links may share one).
-pub fn attached_targets(pin_dir: &Path) -> anyhow::Result<Vec<ProbeTarget>> {
+/// The programs attached through link pins under the pin directory: each program's id and
+/// the names of its links (several links may share one program).
+pub(super) fn attached_links(pin_dir: &Path) -> anyhow::Result<BTreeMap<u32, Vec<String>>> {
     let entries = match std::fs::read_dir(pin_dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(e).with_context(|| format!("listing {}", pin_dir.display())),
     };
     let mut by_program: BTreeMap<u32, Vec<String>> = BTreeMap::new();
@@ -84,7 +84,13 @@ pub fn attached_targets(pin_dir: &Path) -> anyhow::Result<Vec<ProbeTarget>> {
             .with_context(|| format!("reading the link {}", entry.path().display()))?;
         by_program.entry(info.program_id()).or_default().push(name);
     }
-    by_program
+    Ok(by_program)
+}
+
+/// The programs attached through link pins under the pin directory, one target per
+/// distinct program.
+pub fn attached_targets(pin_dir: &Path) -> anyhow::Result<Vec<ProbeTarget>> {
+    attached_links(pin_dir)?
         .into_iter()
         .map(|(program_id, links)| {
             let fd = test_run::program_fd_by_id(program_id).with_context(|| {

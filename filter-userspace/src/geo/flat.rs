@@ -1,7 +1,7 @@
 //! Builds the flattened territory table (layout in [`filter_common::geo`]) from a
-//! normalized [`GeoTable`]: DIR-16-8-8 arrays for IPv4, disjoint ranges behind a first-stage
-//! index for IPv6. Pure functions; the kernel module copies the result into the
-//! memory-mapped BPF arrays.
+//! normalized [`GeoTable`]: DIR-16-8-8 arrays for IPv4, disjoint ranges behind a multibit
+//! trie for IPv6 (built in `flat_v6.rs`). Pure functions; the kernel module copies the
+//! result into the memory-mapped BPF arrays.
 //!
 //! The lookups here are [`filter_common::geo`]'s, the code the XDP program runs, over
 //! slices: over the built arrays, or over the kernel's arrays mapped into memory.

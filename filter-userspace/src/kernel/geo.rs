@@ -121,7 +121,7 @@ impl MappedTable {
     }
 
     /// Whether this generation answers every lookup as `flat` does: the first stages are
-    /// equal, and so is every block, group and range they can reach.
+    /// equal, and so is every block, group, node and range they can reach.
     fn holds(&self, flat: &FlatTable) -> bool {
         self.tbl16.as_slice() == flat.v4.tbl16.as_slice()
             && self.index.as_slice() == flat.v6.index.as_slice()

@@ -220,22 +220,20 @@ pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatErro
         resolved.push((slot, group));
     }
     // Split /24s become range lists or tbl8 groups; their numbers go into the /24 entries.
-    let mut groups = Pieces::default();
+    let mut groups = Pieces::new(V4_TBL8_GROUPS, V4_LISTS);
     for (slot, group) in resolved {
-        slots[slot] = V4_GROUP_FLAG | groups.keep(&group, V4_TBL8_GROUPS);
+        slots[slot] = V4_GROUP_FLAG | groups.keep(&group);
     }
     groups.check(
-        V4_TBL8_GROUPS,
-        V4_LISTS,
-        |needed| FlatError::TooManyGroups {
+        |needed, capacity, list| FlatError::TooManyGroups {
             needed,
-            capacity: V4_TBL8_GROUPS,
-            list: V4_LIST_LEN,
+            capacity,
+            list,
         },
-        |needed| FlatError::TooManyLists {
+        |needed, capacity, list| FlatError::TooManyLists {
             needed,
-            capacity: V4_LISTS,
-            list: V4_LIST_LEN,
+            capacity,
+            list,
         },
     )?;
     let (tbl16, tbl24, block_lists) = blocks(&painted)?;
@@ -265,21 +263,36 @@ fn list_of(entries: &[u16; V4_BLOCK_LEN]) -> Option<RangeList> {
 
 /// The 256-entry pieces of one stage (split /16s, or split /24s), each kept as a range list
 /// when it forms at most [`V4_LIST_LEN`] runs, else whole: a `tbl24` block or a `tbl8`
-/// group. Both stages number them alike: whole pieces from 0, lists from a base.
-#[derive(Default)]
+/// group. Both stages number them alike: whole pieces from 0, lists from the whole
+/// pieces' capacity on.
 struct Pieces {
+    whole_capacity: u32,
+    list_capacity: u32,
     whole: Vec<[u16; V4_BLOCK_LEN]>,
     lists: Vec<RangeList>,
 }
 
+/// Builds the error for `needed` pieces of one kind against `capacity`, lists of at most
+/// `list` runs.
+type Overflow = fn(usize, u32, usize) -> FlatError;
+
 impl Pieces {
-    /// Keeps `entries` and returns its number, lists counted from `list_base`. A number
-    /// past a capacity is never used: [`Pieces::check`] refuses the table first.
-    fn keep(&mut self, entries: &[u16; V4_BLOCK_LEN], list_base: u32) -> u16 {
+    fn new(whole_capacity: u32, list_capacity: u32) -> Pieces {
+        Pieces {
+            whole_capacity,
+            list_capacity,
+            whole: Vec::new(),
+            lists: Vec::new(),
+        }
+    }
+
+    /// Keeps `entries` and returns its number. A number past a capacity is never used:
+    /// [`Pieces::check`] refuses the table first.
+    fn keep(&mut self, entries: &[u16; V4_BLOCK_LEN]) -> u16 {
         match list_of(entries) {
             Some(list) => {
                 self.lists.push(list);
-                (list_base as usize + self.lists.len() - 1) as u16
+                (self.whole_capacity as usize + self.lists.len() - 1) as u16
             }
             None => {
                 self.whole.push(*entries);
@@ -290,18 +303,20 @@ impl Pieces {
 
     /// Whether the kept pieces fit the kernel arrays (whose two capacities sum to at most
     /// 2^15, so every number fits beside its flag).
-    fn check(
-        &self,
-        whole_capacity: u32,
-        list_capacity: u32,
-        too_many_whole: impl FnOnce(usize) -> FlatError,
-        too_many_lists: impl FnOnce(usize) -> FlatError,
-    ) -> Result<(), FlatError> {
-        if self.whole.len() > whole_capacity as usize {
-            return Err(too_many_whole(self.whole.len()));
+    fn check(&self, too_many_whole: Overflow, too_many_lists: Overflow) -> Result<(), FlatError> {
+        if self.whole.len() > self.whole_capacity as usize {
+            return Err(too_many_whole(
+                self.whole.len(),
+                self.whole_capacity,
+                V4_LIST_LEN,
+            ));
         }
-        if self.lists.len() > list_capacity as usize {
-            return Err(too_many_lists(self.lists.len()));
+        if self.lists.len() > self.list_capacity as usize {
+            return Err(too_many_lists(
+                self.lists.len(),
+                self.list_capacity,
+                V4_LIST_LEN,
+            ));
         }
         Ok(())
     }
@@ -315,28 +330,26 @@ type Stages = (Vec<Tbl16Elem>, Vec<Tbl24Elem>, Vec<Tbl24List>);
 /// as a range list or a block, which its `tbl16` entry names.
 fn blocks(per_24: &[TerritoryId]) -> Result<Stages, FlatError> {
     let mut tbl16 = vec![[TERRITORY_UNKNOWN; V4_TBL16_PER_ELEM]; V4_TBL16_ELEMS as usize];
-    let mut split = Pieces::default();
+    let mut split = Pieces::new(V4_BLOCKS, V4_BLOCK_LISTS);
     let (per_16, _) = per_24.as_chunks::<V4_BLOCK_LEN>();
     for (slot, block) in tbl16.as_flattened_mut().iter_mut().zip(per_16) {
         let first = block[0];
         *slot = if first & V4_GROUP_FLAG == 0 && block.iter().all(|&e| e == first) {
             first
         } else {
-            V4_BLOCK_FLAG | split.keep(block, V4_BLOCKS)
+            V4_BLOCK_FLAG | split.keep(block)
         };
     }
     split.check(
-        V4_BLOCKS,
-        V4_BLOCK_LISTS,
-        |needed| FlatError::TooManyBlocks {
+        |needed, capacity, list| FlatError::TooManyBlocks {
             needed,
-            capacity: V4_BLOCKS,
-            list: V4_LIST_LEN,
+            capacity,
+            list,
         },
-        |needed| FlatError::TooManyBlockLists {
+        |needed, capacity, list| FlatError::TooManyBlockLists {
             needed,
-            capacity: V4_BLOCK_LISTS,
-            list: V4_LIST_LEN,
+            capacity,
+            list,
         },
     )?;
     let tbl24 = split

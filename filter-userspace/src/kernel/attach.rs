@@ -2,6 +2,7 @@
 //! pinned BPF link: the attachment outlives the CLI process and goes away on `detach`.
 
 use std::{
+    collections::BTreeMap,
     fs::File,
     os::fd::AsFd as _,
     path::{Path, PathBuf},
@@ -170,7 +171,7 @@ pub(crate) fn loaded_program(kernel: &mut Kernel) -> anyhow::Result<&mut Xdp> {
 /// source the new layout encodes differently. The kernel's program tag is a hash of the
 /// instructions with map references left out, so equal tags mean the same code.
 pub fn check_attached_build(kernel: &mut Kernel) -> anyhow::Result<()> {
-    let attached = super::probe::attached_links(&kernel.pin_dir)?;
+    let mut attached = attached_links(&kernel.pin_dir)?;
     if attached.is_empty() {
         return Ok(());
     }
@@ -178,17 +179,15 @@ pub fn check_attached_build(kernel: &mut Kernel) -> anyhow::Result<()> {
         .info()
         .context("reading this build's program tag")?
         .tag();
-    let mut tags = std::collections::HashMap::new();
     for program in aya::programs::loaded_programs() {
         let program = program.context("listing the kernel's BPF programs")?;
-        tags.insert(program.id(), program.tag());
+        if program.tag() == ours {
+            attached.remove(&program.id());
+        }
     }
-    let stale: Vec<String> = attached
-        .into_iter()
-        .filter(|(id, _)| tags.get(id) != Some(&ours))
-        .flat_map(|(_, links)| links)
-        .collect();
-    if !stale.is_empty() {
+    // What is left is attached but not this build's (or gone since it was listed).
+    if !attached.is_empty() {
+        let stale: Vec<String> = attached.into_values().flatten().collect();
         bail!(
             "the XDP program attached through {} under {} is not this geofence build's (its \
              code differs), and may read the territory table in another layout; nothing was \
@@ -199,4 +198,29 @@ pub fn check_attached_build(kernel: &mut Kernel) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The programs attached through link pins under the pin directory: each program's id and
+/// the names of its links (several links may share one program).
+pub(super) fn attached_links(pin_dir: &Path) -> anyhow::Result<BTreeMap<u32, Vec<String>>> {
+    let entries = match std::fs::read_dir(pin_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", pin_dir.display())),
+    };
+    let mut by_program: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", pin_dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("link_") {
+            continue;
+        }
+        let link = PinnedLink::from_pin(entry.path())
+            .with_context(|| format!("opening the pinned link {}", entry.path().display()))?;
+        let info = FdLink::from(link)
+            .info()
+            .with_context(|| format!("reading the link {}", entry.path().display()))?;
+        by_program.entry(info.program_id()).or_default().push(name);
+    }
+    Ok(by_program)
 }

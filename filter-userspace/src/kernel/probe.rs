@@ -3,13 +3,11 @@
 //! metadata (`filter_common::probe`), and the program writes its decision there.
 
 use std::{
-    collections::BTreeMap,
     os::fd::{AsFd as _, OwnedFd},
     path::Path,
 };
 
 use anyhow::{Context as _, anyhow, bail};
-use aya::programs::links::{FdLink, PinnedLink};
 use filter_common::{
     PassReason, TerritoryId, Verdict,
     policy::RULES_PER_SESSION,
@@ -62,35 +60,10 @@ pub enum KernelDecision {
     },
 }
 
-/// The programs attached through link pins under the pin directory: each program's id and
-/// the names of its links (several links may share one program).
-pub(super) fn attached_links(pin_dir: &Path) -> anyhow::Result<BTreeMap<u32, Vec<String>>> {
-    let entries = match std::fs::read_dir(pin_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", pin_dir.display())),
-    };
-    let mut by_program: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for entry in entries {
-        let entry = entry.with_context(|| format!("listing {}", pin_dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("link_") {
-            continue;
-        }
-        let link = PinnedLink::from_pin(entry.path())
-            .with_context(|| format!("opening the pinned link {}", entry.path().display()))?;
-        let info = FdLink::from(link)
-            .info()
-            .with_context(|| format!("reading the link {}", entry.path().display()))?;
-        by_program.entry(info.program_id()).or_default().push(name);
-    }
-    Ok(by_program)
-}
-
 /// The programs attached through link pins under the pin directory, one target per
 /// distinct program.
 pub fn attached_targets(pin_dir: &Path) -> anyhow::Result<Vec<ProbeTarget>> {
-    attached_links(pin_dir)?
+    super::attach::attached_links(pin_dir)?
         .into_iter()
         .map(|(program_id, links)| {
             let fd = test_run::program_fd_by_id(program_id).with_context(|| {

@@ -220,6 +220,8 @@ pub mod names {
     pub const GEO6_RL_B: &str = "GEO6_RL_B";
     pub const GEO6_T_A: &str = "GEO6_T_A";
     pub const GEO6_T_B: &str = "GEO6_T_B";
+    pub const GEO6_P_A: &str = "GEO6_P_A";
+    pub const GEO6_P_B: &str = "GEO6_P_B";
     pub const SESSION_STATS: &str = "SESSION_STATS";
     /// The per-CPU front of `SESSION_STATS` (see [`crate::CachedStats`]).
     pub const STATS_CACHE: &str = "STATS_CACHE";
@@ -231,7 +233,7 @@ pub mod names {
     /// Per rule slot: the distinct-source sketch.
     pub const RULE_SOURCES: &str = "RULE_SOURCES";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 37] = [
+    pub const ALL: [&str; 39] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -262,6 +264,8 @@ pub mod names {
         GEO6_RL_B,
         GEO6_T_A,
         GEO6_T_B,
+        GEO6_P_A,
+        GEO6_P_B,
         SESSION_STATS,
         STATS_CACHE,
         PASS_REASONS,

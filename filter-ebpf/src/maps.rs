@@ -11,8 +11,9 @@ use filter_common::{
     accounting::{RULE_ENTRIES, RuleCounters, SourceSketch},
     geo::{
         Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, Tbl24List, V4_BLOCK_LISTS, V4_LISTS,
-        V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL24_ELEMS, V6_INDEX_ELEMS, V6_NODES, V6_RANGES,
-        V6_TERRITORY_ELEMS, V6IndexElem, V6Node, V6StartHalf, V6TerritoryElem,
+        V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL24_ELEMS, V6_INDEX_ELEMS, V6_NODES, V6_PACKED_RANGES,
+        V6_RANGES, V6_TERRITORY_ELEMS, V6IndexElem, V6Node, V6PackedRange, V6StartHalf,
+        V6TerritoryElem,
     },
     maps::{capacity, policy_index},
 };
@@ -87,6 +88,10 @@ pub static GEO6_RL_B: Array<V6StartHalf> = Array::pinned(V6_RANGES, BPF_F_MMAPAB
 pub static GEO6_T_A: Array<V6TerritoryElem> = Array::pinned(V6_TERRITORY_ELEMS, BPF_F_MMAPABLE);
 #[map]
 pub static GEO6_T_B: Array<V6TerritoryElem> = Array::pinned(V6_TERRITORY_ELEMS, BPF_F_MMAPABLE);
+#[map]
+pub static GEO6_P_A: Array<V6PackedRange> = Array::pinned(V6_PACKED_RANGES, BPF_F_MMAPABLE);
+#[map]
+pub static GEO6_P_B: Array<V6PackedRange> = Array::pinned(V6_PACKED_RANGES, BPF_F_MMAPABLE);
 
 // The stock LPM tries: the reference `territory::lookup_lpm` reads, which benches and
 // tests compare with. Userspace fills them only on request (no preallocation: empty, they

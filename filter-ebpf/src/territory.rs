@@ -14,7 +14,8 @@ use crate::{
     maps::{
         GEO_ACTIVE, GEO4_8_A, GEO4_8_B, GEO4_8L_A, GEO4_8L_B, GEO4_16_A, GEO4_16_B, GEO4_24_A,
         GEO4_24_B, GEO4_24L_A, GEO4_24L_B, GEO4_A, GEO4_B, GEO6_16_A, GEO6_16_B, GEO6_A, GEO6_B,
-        GEO6_N_A, GEO6_N_B, GEO6_RH_A, GEO6_RH_B, GEO6_RL_A, GEO6_RL_B, GEO6_T_A, GEO6_T_B,
+        GEO6_N_A, GEO6_N_B, GEO6_P_A, GEO6_P_B, GEO6_RH_A, GEO6_RH_B, GEO6_RL_A, GEO6_RL_B,
+        GEO6_T_A, GEO6_T_B,
     },
     parse::Packet,
 };
@@ -65,6 +66,7 @@ pub fn lookup(packet: &Packet) -> TerritoryId {
             |i| GEO6_RH_A.get(i),
             |i| GEO6_RL_A.get(i),
             |i| GEO6_T_A.get(i),
+            |i| GEO6_P_A.get(i),
         )
     } else {
         geo::lookup_v6(
@@ -75,6 +77,7 @@ pub fn lookup(packet: &Packet) -> TerritoryId {
             |i| GEO6_RH_B.get(i),
             |i| GEO6_RL_B.get(i),
             |i| GEO6_T_B.get(i),
+            |i| GEO6_P_B.get(i),
         )
     }
 }

@@ -111,7 +111,8 @@ fn flat_table_equals_the_lpm_trie_at_every_boundary() {
     kernel::load_lpm_reference(&mut kernel, &table).expect("loading the LPM reference");
     println!(
         "{} IPv4 + {} IPv6 prefixes: {} tbl24 blocks, {} block lists, {} tbl8 groups, {} \
-         range lists, {} IPv6 ranges, {} IPv6 trie nodes; loaded both in {:.2}s",
+         range lists, {} IPv6 ranges, {} IPv6 trie nodes, {} packed IPv6 ranges; loaded both \
+         in {:.2}s",
         loaded.prefixes_v4,
         loaded.prefixes_v6,
         loaded.blocks_v4,
@@ -120,6 +121,7 @@ fn flat_table_equals_the_lpm_trie_at_every_boundary() {
         loaded.lists_v4,
         loaded.ranges_v6,
         loaded.nodes_v6,
+        loaded.packed_v6,
         started.elapsed().as_secs_f64()
     );
 

@@ -216,20 +216,19 @@ pub(super) fn figures(
             (Some(false), false) => format!(
                 "the relay's IPv6 lookup reads the 256 KiB first level, then one entry of a \
                  1 KiB node per address byte until a piece holds at most 32 ranges, then \
-                 searches those (at most 5 steps); the number of reads follows the prefix \
-                 lengths, not the table's size, so what grows is memory traffic: the full \
-                 table has {} nodes and {} ranges ({:.1} MiB of nodes and high halves of \
-                 starts), the subset {} and {}, \
-                 and sources drawn from the full table miss cache and TLB more (nested paging \
-                 in this VM makes TLB misses dear); the stock trie's own ratio is \
-                 {trie_ratio:.2}; at the full table {}, at the subset {}. What would shrink \
-                 that traffic: compressed nodes (a bitmap and the distinct entries, as \
-                 poptrie does) and leaves that keep their starts and territories in one line",
+                 searches those (at most 5 steps, over one run of packed ranges for most \
+                 leaves); the number of reads follows the prefix lengths, not the table's \
+                 size, so what grows is memory traffic: the full table has {} nodes and {} \
+                 packed ranges ({:.1} MiB), the subset {} and {}, and sources drawn from the \
+                 full table miss cache and TLB more (nested paging in this VM makes TLB \
+                 misses dear); the stock trie's own ratio is {trie_ratio:.2}; at the full \
+                 table {}, at the subset {}. What would shrink that traffic further: \
+                 compressed nodes (a bitmap and the distinct entries, as poptrie does)",
                 layout.nodes_v6,
-                layout.ranges_v6,
-                (layout.nodes_v6 * 1024 + layout.ranges_v6 * 8) as f64 / f64::from(1 << 20),
+                layout.packed_v6,
+                (layout.nodes_v6 * 1024 + layout.packed_v6 * 8) as f64 / f64::from(1 << 20),
                 small_layout.nodes_v6,
-                small_layout.ranges_v6,
+                small_layout.packed_v6,
                 flat.spread(),
                 small_flat.spread(),
             ),

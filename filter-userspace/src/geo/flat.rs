@@ -10,7 +10,7 @@ use filter_common::geo::{
     self as layout, RangeList, Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, Tbl24List, V4_BLOCK_FLAG,
     V4_BLOCK_LEN, V4_BLOCK_LISTS, V4_BLOCKS, V4_GROUP_FLAG, V4_GROUP_LEN, V4_LIST_END, V4_LIST_LEN,
     V4_LISTS, V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL16_PER_ELEM, V4_TBL24_PER_ELEM, V6IndexElem,
-    V6Node, V6StartHalf, V6TerritoryElem,
+    V6Node, V6PackedRange, V6StartHalf, V6TerritoryElem,
 };
 use filter_common::territory::{TERRITORY_UNKNOWN, TerritoryId};
 
@@ -80,8 +80,8 @@ pub struct FlatV4 {
     pub lists: Vec<Tbl8List>,
 }
 
-/// IPv6 arrays: the first level complete, nodes, starts' halves and territories only those
-/// in use.
+/// IPv6 arrays: the first level complete; nodes, starts' halves, territories and packed
+/// ranges only those in use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlatV6 {
     pub index: Vec<V6IndexElem>,
@@ -89,6 +89,7 @@ pub struct FlatV6 {
     pub starts_hi: Vec<V6StartHalf>,
     pub starts_lo: Vec<V6StartHalf>,
     pub territories: Vec<V6TerritoryElem>,
+    pub packed: Vec<V6PackedRange>,
 }
 
 /// Both families, ready to be copied into one generation of the kernel maps.
@@ -116,6 +117,7 @@ pub struct FlatV6Ref<'a> {
     pub starts_hi: &'a [V6StartHalf],
     pub starts_lo: &'a [V6StartHalf],
     pub territories: &'a [V6TerritoryElem],
+    pub packed: &'a [V6PackedRange],
 }
 
 impl FlatV4Ref<'_> {
@@ -143,6 +145,7 @@ impl FlatV6Ref<'_> {
             |i| self.starts_hi.get(i as usize),
             |i| self.starts_lo.get(i as usize),
             |i| self.territories.get(i as usize),
+            |i| self.packed.get(i as usize),
         )
     }
 }
@@ -167,6 +170,7 @@ impl FlatV6 {
             starts_hi: &self.starts_hi,
             starts_lo: &self.starts_lo,
             territories: &self.territories,
+            packed: &self.packed,
         }
     }
 }
@@ -362,6 +366,8 @@ fn blocks(per_24: &[TerritoryId]) -> Result<Stages, FlatError> {
 
 #[path = "flat_v6.rs"]
 mod v6;
+#[cfg(test)]
+use v6::build_v6_packing;
 pub use v6::{build_v6, disjoint_ranges_v6};
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 use super::*;
 use crate::geo::PrefixV6;
-use filter_common::geo::{V6_DIRECT, V6_LEAF_RANGES, V6_MAX_DEPTH, V6_NODE, V6_NODES, V6_RANGES};
+use filter_common::geo::{
+    V6_DIRECT, V6_LEAF_RANGES, V6_MAX_DEPTH, V6_NODE, V6_NODES, V6_PACKED, V6_RANGES,
+};
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -113,12 +115,32 @@ fn check(t: &GeoTable, rng: &mut Rng) {
     }
 }
 
+/// As [`check`] for IPv6, with room for only `packed_capacity` packed ranges.
+fn check_packing(t: &GeoTable, rng: &mut Rng, packed_capacity: usize) -> FlatV6 {
+    let flat = build_v6_packing(&t.v6, packed_capacity).expect("builds");
+    assert!(flat.packed.len() <= packed_capacity);
+    for a in probes6(t, rng) {
+        let want = t.lookup_v6(a).unwrap_or(TERRITORY_UNKNOWN);
+        assert_eq!(
+            flat.view().lookup(a),
+            want,
+            "{}",
+            std::net::Ipv6Addr::from(a)
+        );
+    }
+    flat
+}
+
 #[test]
 fn random_tables_match_the_reference_lpm() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for n in [0, 1, 2, 5, 50, 500, 3000] {
         let t = random_table(&mut rng, n);
         check(&t, &mut rng);
+        // Packed leaves until the room runs out, leaves over the ranges after.
+        for capacity in [0, 40] {
+            check_packing(&t, &mut rng, capacity);
+        }
     }
 }
 
@@ -410,6 +432,37 @@ fn too_many_nodes_and_too_many_ranges_are_refused() {
     let err = build(&table(vec![], spread)).unwrap_err();
     assert!(
         matches!(err, FlatError::TooManyRanges { needed, .. } if needed == V6_RANGES as usize + 1)
+    );
+}
+
+#[test]
+fn a_leaf_packs_if_its_starts_fit_and_there_is_room() {
+    let mut rng = Rng(54);
+    let p = |addr: u128, len| PrefixV6::new(addr, len).unwrap();
+    // In 2001::/16, four /48s: 9 ranges whose starts end by the 70th bit, so they pack.
+    let mut v6: Vec<_> = (0..4u128)
+        .map(|i| (p(0x2001_0db8u128 << 96 | (2 * i + 1) << 80, 48), 1))
+        .collect();
+    // In 2002::/16, a /48 and a /128: a start 112 bits past the /16 does not.
+    v6.push((p(0x2002_0db8u128 << 96, 48), 2));
+    v6.push((p(0x2002_0db9u128 << 96 | 1, 128), 3));
+    let t = table(vec![], v6);
+    check(&t, &mut rng);
+    let flat = build(&t).unwrap();
+    let entry = |v6: &FlatV6, slash16: usize| v6.index[slash16 / 64][slash16 % 64];
+    assert_eq!(entry(&flat.v6, 0x2001) & (V6_PACKED | V6_NODE), V6_PACKED);
+    assert_eq!(
+        entry(&flat.v6, 0x2002) & (V6_PACKED | V6_NODE | V6_DIRECT),
+        0
+    );
+    assert_eq!(flat.v6.packed.len(), 9);
+    // Room for 9 packed ranges packs the leaf; for 8, it stays over the range arrays.
+    assert_eq!(check_packing(&t, &mut rng, 9), flat.v6);
+    let unpacked = check_packing(&t, &mut rng, 8);
+    assert!(unpacked.packed.is_empty());
+    assert_eq!(
+        entry(&unpacked, 0x2001) & (V6_PACKED | V6_NODE | V6_DIRECT),
+        0
     );
 }
 

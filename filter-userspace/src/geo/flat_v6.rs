@@ -5,8 +5,9 @@
 use std::{borrow::Cow, collections::VecDeque};
 
 use filter_common::geo::{
-    V6_DIRECT, V6_INDEX_PER_ELEM, V6_LEAF_RANGES, V6_NODE, V6_NODE_LEN, V6_NODES, V6_RANGES,
-    V6_TERRITORIES_PER_ELEM, V6Node, v6_leaf,
+    V6_DIRECT, V6_INDEX_PER_ELEM, V6_LEAF_RANGES, V6_NODE, V6_NODE_LEN, V6_NODES, V6_PACKED_RANGES,
+    V6_RANGES, V6_TERRITORIES_PER_ELEM, V6Node, V6PackedRange, v6_leaf, v6_packed_leaf,
+    v6_packed_range,
 };
 use filter_common::territory::{TERRITORY_UNKNOWN, TerritoryId};
 
@@ -72,6 +73,14 @@ fn push(out: &mut Vec<(u128, TerritoryId)>, start: u128, id: TerritoryId) {
 
 /// The ranges and the trie over them.
 pub fn build_v6(prefixes: &[(PrefixV6, TerritoryId)]) -> Result<FlatV6, FlatError> {
+    build_v6_packing(prefixes, V6_PACKED_RANGES as usize)
+}
+
+/// [`build_v6`] with room for `packed_capacity` packed ranges, so tests can fill it.
+pub(super) fn build_v6_packing(
+    prefixes: &[(PrefixV6, TerritoryId)],
+    packed_capacity: usize,
+) -> Result<FlatV6, FlatError> {
     let ranges = disjoint_ranges_v6(prefixes);
     if ranges.len() > V6_RANGES as usize {
         return Err(FlatError::TooManyRanges {
@@ -83,6 +92,8 @@ pub fn build_v6(prefixes: &[(PrefixV6, TerritoryId)]) -> Result<FlatV6, FlatErro
         ranges: &ranges,
         nodes: Vec::new(),
         pending: VecDeque::new(),
+        packed: Vec::new(),
+        packed_capacity,
     };
     let mut first_level = Vec::with_capacity(1 << 16);
     for slash16 in 0..1u128 << 16 {
@@ -112,6 +123,7 @@ pub fn build_v6(prefixes: &[(PrefixV6, TerritoryId)]) -> Result<FlatV6, FlatErro
         starts_hi,
         starts_lo,
         territories,
+        packed: trie.packed,
     })
 }
 
@@ -121,6 +133,9 @@ struct Trie<'r> {
     nodes: Vec<V6Node>,
     /// Node number, start and length of each numbered node's piece.
     pending: VecDeque<(usize, u128, u32)>,
+    /// The packed leaves' ranges, leaf after leaf.
+    packed: Vec<V6PackedRange>,
+    packed_capacity: usize,
 }
 
 impl Trie<'_> {
@@ -138,6 +153,9 @@ impl Trie<'_> {
             return Ok(V6_DIRECT | u32::from(check_territory(self.ranges[first].1)?));
         }
         if count <= V6_LEAF_RANGES as usize {
+            if let Some(leaf) = self.pack(first, last, len)? {
+                return Ok(leaf);
+            }
             // first < V6_RANGES, checked by the caller.
             return Ok(v6_leaf(first as u32, count as u32));
         }
@@ -152,5 +170,31 @@ impl Trie<'_> {
         self.nodes.push([0; V6_NODE_LEN]);
         self.pending.push_back((number, start, len));
         Ok(V6_NODE | number as u32)
+    }
+
+    /// A packed leaf of ranges `first..=last` over a piece of `len` bits, if there is room
+    /// and every start in the piece ends within the bits a packed range keeps (most do:
+    /// few prefixes are longer than /64). Otherwise the leaf stays over the range arrays.
+    fn pack(&mut self, first: usize, last: usize, len: u32) -> Result<Option<u32>, FlatError> {
+        let at = self.packed.len();
+        let count = last - first + 1;
+        if at + count > self.packed_capacity {
+            return Ok(None);
+        }
+        // The range the piece begins in keeps no bits: it starts at or before the piece.
+        self.packed
+            .push(u64::from(check_territory(self.ranges[first].1)?));
+        for &(start, id) in &self.ranges[first + 1..=last] {
+            let id = check_territory(id)?;
+            match v6_packed_range((start >> 64) as u64, start as u64, len, id) {
+                Some(range) => self.packed.push(range),
+                None => {
+                    self.packed.truncate(at);
+                    return Ok(None);
+                }
+            }
+        }
+        // at + count <= the capacity, which fits a leaf entry.
+        Ok(Some(v6_packed_leaf(at as u32, count as u32)))
     }
 }

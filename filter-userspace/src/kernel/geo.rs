@@ -16,7 +16,7 @@ use filter_common::{
     TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
     geo::{
         Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, Tbl24List, V4_BLOCK_LEN, V4_LIST_END,
-        V4_TBL24_PER_ELEM, V6IndexElem, V6Node, V6StartHalf, V6TerritoryElem,
+        V4_TBL24_PER_ELEM, V6IndexElem, V6Node, V6PackedRange, V6StartHalf, V6TerritoryElem,
     },
     maps::names,
 };
@@ -41,6 +41,8 @@ pub struct GeoLoad {
     pub lists_v4: usize,
     pub ranges_v6: usize,
     pub nodes_v6: usize,
+    /// Ranges of the packed IPv6 leaves.
+    pub packed_v6: usize,
 }
 
 /// The arrays of one generation of the flattened table, mapped into this process.
@@ -55,11 +57,12 @@ pub struct MappedTable {
     starts_hi: Mapped<V6StartHalf>,
     starts_lo: Mapped<V6StartHalf>,
     territories: Mapped<V6TerritoryElem>,
+    packed: Mapped<V6PackedRange>,
 }
 
 /// Map names of generation 0 (A) or 1 (B): tbl16, tbl24, block lists, tbl8, lists, IPv6
-/// first level, nodes, starts' high and low halves, territories.
-fn flat_names(generation: u32) -> [&'static str; 10] {
+/// first level, nodes, starts' high and low halves, territories, packed ranges.
+fn flat_names(generation: u32) -> [&'static str; 11] {
     if generation == 0 {
         [
             names::GEO4_16_A,
@@ -72,6 +75,7 @@ fn flat_names(generation: u32) -> [&'static str; 10] {
             names::GEO6_RH_A,
             names::GEO6_RL_A,
             names::GEO6_T_A,
+            names::GEO6_P_A,
         ]
     } else {
         [
@@ -85,13 +89,14 @@ fn flat_names(generation: u32) -> [&'static str; 10] {
             names::GEO6_RH_B,
             names::GEO6_RL_B,
             names::GEO6_T_B,
+            names::GEO6_P_B,
         ]
     }
 }
 
 impl MappedTable {
     fn open(kernel: &Kernel, generation: u32, writable: bool) -> anyhow::Result<Self> {
-        let [t16, t24, bl, t8, l, ix, n, rh, rl, t] = flat_names(generation);
+        let [t16, t24, bl, t8, l, ix, n, rh, rl, t, p] = flat_names(generation);
         Ok(MappedTable {
             tbl16: Mapped::open(kernel, t16, writable)?,
             tbl24: Mapped::open(kernel, t24, writable)?,
@@ -103,6 +108,7 @@ impl MappedTable {
             starts_hi: Mapped::open(kernel, rh, writable)?,
             starts_lo: Mapped::open(kernel, rl, writable)?,
             territories: Mapped::open(kernel, t, writable)?,
+            packed: Mapped::open(kernel, p, writable)?,
         })
     }
 
@@ -117,7 +123,8 @@ impl MappedTable {
         self.nodes.fill(&flat.v6.nodes, [0; _])?;
         self.starts_hi.fill(&flat.v6.starts_hi, 0)?;
         self.starts_lo.fill(&flat.v6.starts_lo, 0)?;
-        self.territories.fill(&flat.v6.territories, [0; _])
+        self.territories.fill(&flat.v6.territories, [0; _])?;
+        self.packed.fill(&flat.v6.packed, 0)
     }
 
     /// Whether this generation answers every lookup as `flat` does: the first stages are
@@ -133,6 +140,7 @@ impl MappedTable {
             && self.starts_hi.starts_with(&flat.v6.starts_hi)
             && self.starts_lo.starts_with(&flat.v6.starts_lo)
             && self.territories.starts_with(&flat.v6.territories)
+            && self.packed.starts_with(&flat.v6.packed)
     }
 
     /// The XDP program's own lookup code over the kernel's arrays; 0 is unknown.
@@ -164,6 +172,7 @@ impl MappedTable {
             starts_hi: self.starts_hi.as_slice(),
             starts_lo: self.starts_lo.as_slice(),
             territories: self.territories.as_slice(),
+            packed: self.packed.as_slice(),
         }
     }
 }
@@ -196,6 +205,7 @@ pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLo
         lists_v4: flat.v4.lists.len(),
         ranges_v6: flat.v6.starts_hi.len(),
         nodes_v6: flat.v6.nodes.len(),
+        packed_v6: flat.v6.packed.len(),
     })
 }
 

@@ -22,7 +22,9 @@ pub struct Figure {
     /// The goal as text, e.g. "≤ 0.25 × stock LPM", and whether this run met it.
     pub goal: Option<String>,
     pub met: Option<bool>,
-    /// Where the goal is missed: by how much, e.g. "1.52 × the bound".
+    /// Where the goal is missed: by how much, e.g. "52% over the bound" (the figure is 1.52
+    /// times what the goal allows) or "31% short of the bound" (it would have to be 1.31
+    /// times what it is).
     pub missed_by: Option<String>,
     /// Why, where a goal is missed or a figure needs explaining.
     pub note: Option<String>,
@@ -64,7 +66,7 @@ impl Figure {
         self.goal = Some(format!("≤ {at_most} ×"));
         self.met = self.ratio.map(|r| r <= at_most);
         if let (Some(false), Some(r)) = (self.met, self.ratio) {
-            self.missed_by = Some(format!("{:.2} × the bound", r / at_most));
+            self.missed_by = Some(over(r / at_most));
         }
         self
     }
@@ -73,7 +75,7 @@ impl Figure {
         self.goal = Some(format!("≥ {at_least} ×"));
         self.met = self.ratio.map(|r| r >= at_least);
         if let (Some(false), Some(r)) = (self.met, self.ratio) {
-            self.missed_by = Some(format!("{:.2} × short of the bound", at_least / r));
+            self.missed_by = Some(format!("{} short of the bound", percent(at_least / r)));
         }
         self
     }
@@ -83,7 +85,7 @@ impl Figure {
         self.goal = Some(format!("≤ {at_most} {}", self.unit));
         self.met = Some(self.value <= at_most);
         if self.value > at_most {
-            self.missed_by = Some(format!("{:.2} × the bound", self.value / at_most));
+            self.missed_by = Some(over(self.value / at_most));
         }
         self
     }
@@ -157,6 +159,20 @@ fn row(f: &Figure) -> String {
 }
 
 /// The median of a set of measurements.
+/// `factor` (above 1) as how far past a bound it is: "0.4%", "31%".
+fn percent(factor: f64) -> String {
+    let pct = (factor - 1.0) * 100.0;
+    if pct < 10.0 {
+        format!("{pct:.1}%")
+    } else {
+        format!("{pct:.0}%")
+    }
+}
+
+fn over(factor: f64) -> String {
+    format!("{} over the bound", percent(factor))
+}
+
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
@@ -181,11 +197,14 @@ mod tests {
             .against("ref", 4.0)
             .goal_ratio_at_least(0.9);
         assert_eq!(f.met, Some(false));
-        assert_eq!(f.missed_by.as_deref(), Some("1.80 × short of the bound"));
+        assert_eq!(f.missed_by.as_deref(), Some("80% short of the bound"));
         let f = Figure::new("z", 60.0, "ns")
             .against("ref", 100.0)
             .goal_ratio_at_most(0.3);
-        assert_eq!(f.missed_by.as_deref(), Some("2.00 × the bound"));
+        assert_eq!(f.missed_by.as_deref(), Some("100% over the bound"));
+        // A miss by a hair says so rather than "1.00 × the bound".
+        let f = Figure::new("s", 1.305, "×").goal_value_at_most(1.3);
+        assert_eq!(f.missed_by.as_deref(), Some("0.4% over the bound"));
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
     }

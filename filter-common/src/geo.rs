@@ -131,8 +131,9 @@ pub const V6_PACKED: u32 = 1 << 29;
 pub const V6_PACKED_TERRITORY_BITS: u32 = 10;
 /// Bits of a range's start, after its piece's prefix, that a packed range keeps.
 pub const V6_PACKED_START_BITS: u32 = 64 - V6_PACKED_TERRITORY_BITS;
-/// Packed ranges per generation: 3 MiB. The real table needs about 178,000 (55% headroom);
-/// a table that needs more gets leaves over the range arrays for the rest.
+/// Packed ranges per generation: 3 MiB, a fifth more than [`V6_RANGES`] because a range
+/// that overlaps several leaves is copied into each. The real table needs 174,958; a
+/// table that needs more gets leaves over the range arrays for the rest.
 pub const V6_PACKED_RANGES: u32 = 393_216;
 /// Ranges per generation: 2.5 MiB of high halves and as much of low ones. The real table
 /// needs about 276,000 (19% headroom).

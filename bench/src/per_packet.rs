@@ -43,6 +43,7 @@ use crate::{
 };
 
 mod figures;
+mod footprint;
 
 /// Samples per set and sets, as `bench.rs` declares them.
 const SET_LEN: usize = 1 << 16;
@@ -149,21 +150,31 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     kernel::sync(&mut kernel, &bench_state()?).context("adding the bench meeting")?;
     let layout = load_tables(&mut kernel, &full)?;
     let mut bench = load_bench(&pins.0)?;
+    let full_v4 = table::samples_v4(&full, SET_LEN, &mut rng);
+    let full_v6 = table::samples_v6(&full, SET_LEN, &mut rng);
+    let small_v4 = table::samples_v4(&small, SET_LEN, &mut rng);
+    let small_v6 = table::samples_v6(&small, SET_LEN, &mut rng);
     for (set, samples) in [
-        (SET_V4_FULL, table::samples_v4(&full, SET_LEN, &mut rng)),
-        (SET_V6_FULL, table::samples_v6(&full, SET_LEN, &mut rng)),
-        (SET_V4_SMALL, table::samples_v4(&small, SET_LEN, &mut rng)),
-        (SET_V6_SMALL, table::samples_v6(&small, SET_LEN, &mut rng)),
-        (SET_V4_BLOCKED, blocked_samples(&full, &mut rng)?),
+        (SET_V4_FULL, &full_v4),
+        (SET_V6_FULL, &full_v6),
+        (SET_V4_SMALL, &small_v4),
+        (SET_V6_SMALL, &small_v6),
+        (SET_V4_BLOCKED, &blocked_samples(&full, &mut rng)?),
     ] {
-        fill_samples(&mut bench, set, &samples)?;
+        fill_samples(&mut bench, set, samples)?;
     }
+    let reach = |kernel: &Kernel, v4: &[Address], v6: &[Address]| -> anyhow::Result<_> {
+        let table = kernel::map_active(kernel).context("mapping the loaded table")?;
+        Ok([footprint::v4(table.v4(), v4), footprint::v6(table.v6(), v6)])
+    };
+    let full_reach = reach(&kernel, &full_v4, &full_v6)?;
 
     // The subset goes into the other generation: each round then runs both tables, one
     // after the other, by switching GEO_ACTIVE, so the scaling ratio is taken per round.
     let full_generation = kernel::active_generation(&kernel)?;
     let small_layout = load_tables(&mut kernel, &small)?;
     let small_generation = kernel::active_generation(&kernel)?;
+    let small_reach = reach(&kernel, &small_v4, &small_v6)?;
     ensure!(
         full_generation != small_generation,
         "the subset did not go into the other table generation"
@@ -196,6 +207,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         &small_times,
         same_code,
         [&layout, &small_layout],
+        [full_reach, small_reach],
     );
     figures::stage_figures(report, &stage_times);
     Ok(())

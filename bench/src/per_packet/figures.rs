@@ -3,7 +3,7 @@
 
 use geofence::kernel;
 
-use super::{BLOCKED, SET_LEN, STAGE_TERRITORY, Settings, Times};
+use super::{BLOCKED, SET_LEN, STAGE_TERRITORY, Settings, Times, footprint::Footprint};
 use crate::report::{Figure, Report, median};
 
 /// What each step of the data path adds, for blocked IPv4 sources on the full table.
@@ -112,6 +112,7 @@ pub(super) fn figures(
     small: &Times,
     same: bool,
     [layout, small_layout]: [&kernel::GeoLoad; 2],
+    [full_reach, small_reach]: [[Footprint; 2]; 2],
 ) {
     let table = if settings.full.is_some() {
         "smoke table"
@@ -174,10 +175,34 @@ pub(super) fn figures(
         report.push(figure);
     }
 
-    for (family, flat, small_flat, lpm, small_lpm) in [
-        ("IPv4", flat4, small_flat4, lpm4, small_lpm4),
-        ("IPv6", flat6, small_flat6, lpm6, small_lpm6),
+    for (family, flat, small_flat, lpm, small_lpm, reach, small_reach) in [
+        (
+            "IPv4",
+            flat4,
+            small_flat4,
+            lpm4,
+            small_lpm4,
+            full_reach[0],
+            small_reach[0],
+        ),
+        (
+            "IPv6",
+            flat6,
+            small_flat6,
+            lpm6,
+            small_lpm6,
+            full_reach[1],
+            small_reach[1],
+        ),
     ] {
+        let reach_note = format!(
+            "the full table's samples read {:.2} MiB of elements over {} pages, the subset's \
+             {:.2} MiB over {} pages",
+            reach.mib(),
+            reach.pages,
+            small_reach.mib(),
+            small_reach.pages
+        );
         let (flat_key, lpm_key, draw_key) = if family == "IPv4" {
             ("flat4", "lpm4", "draw4")
         } else {
@@ -202,9 +227,10 @@ pub(super) fn figures(
                 "the relay's IPv4 lookup is a fixed number of reads at any size (the 128 KiB \
                  tbl16, then for split /16s a range list or tbl24 block, then for split /24s a \
                  range list or tbl8 group), so what grows is memory traffic: sources drawn from \
-                 the full table spread over more lists, blocks and groups, missing cache and \
-                 TLB (nested paging in this VM makes TLB misses dear, and other VMs on the host \
-                 make every miss dearer: the spread of the rounds shows it); the stock trie's \
+                 the full table spread over more lists, blocks and groups ({reach_note}), missing \
+                 cache and TLB (nested paging in this VM makes TLB misses dear, and other VMs \
+                 on the host make every miss dearer: the spread of the rounds shows it); the \
+                 stock trie's \
                  own ratio is {trie_ratio:.2}; at the full table {}, at the subset {}. What \
                  is left to shrink is the {} tbl24 blocks and {} tbl8 groups of 512 bytes, \
                  which hold more than 16 ranges each",
@@ -220,8 +246,8 @@ pub(super) fn figures(
                  leaves); the number of reads follows the prefix lengths, not the table's \
                  size, so what grows is memory traffic: the full table has {} nodes and {} \
                  packed ranges ({:.1} MiB), the subset {} and {}, and sources drawn from the \
-                 full table miss cache and TLB more (nested paging in this VM makes TLB \
-                 misses dear); the stock trie's own ratio is {trie_ratio:.2}; at the full \
+                 full table miss cache and TLB more ({reach_note}; nested paging in this VM makes \
+                 TLB misses dear); the stock trie's own ratio is {trie_ratio:.2}; at the full \
                  table {}, at the subset {}. What would shrink that traffic further: \
                  compressed nodes (a bitmap and the distinct entries, as poptrie does)",
                 layout.nodes_v6,
@@ -247,6 +273,21 @@ pub(super) fn figures(
             .against(format!("the {small_name}"), small_lpm.median)
             .paired_ratio(trie_ratio)
             .note("the reference: no goal"),
+        );
+        report.push(
+            Figure::new(
+                format!("{family} lookups' reach at the {table}"),
+                reach.mib(),
+                "MiB",
+            )
+            .against(format!("the {small_name}"), small_reach.mib())
+            .note(format!(
+                "what the lookups of the {SET_LEN} sampled sources read of the kernel's \
+                 arrays, through the program's lookup code: {} pages of 4 KiB, {:.1} element \
+                 reads per lookup; the subset's {} pages, {:.1} reads (elements over 64 bytes, \
+                 a tbl8 group or an IPv6 node, count whole); no goal",
+                reach.pages, reach.reads, small_reach.pages, small_reach.reads
+            )),
         );
     }
 

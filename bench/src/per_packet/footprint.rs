@@ -1,0 +1,99 @@
+//! What the territory lookups of a sample set read of the flattened table in the kernel:
+//! the distinct 4 KiB pages and array elements, through the lookup code the program runs.
+//!
+//! Why: the number of reads per lookup does not grow with the table, so what the scaling
+//! figures' extra cost follows is how far those reads spread. Measured here on the
+//! bench's own samples and the kernel's own arrays, the explanation is a figure, not a
+//! guess. Elements of at most 64 bytes are one cache line each; larger ones (a `tbl8`
+//! group, an IPv6 node) count whole, so `bytes` bounds the lines from above.
+
+use std::{cell::RefCell, collections::HashSet};
+
+use filter_common::{Address, geo};
+use geofence::geo::flat::{FlatV4Ref, FlatV6Ref};
+
+const PAGE: usize = 4096;
+
+/// The reach of a sample set's lookups.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Footprint {
+    /// Distinct pages read.
+    pub pages: usize,
+    /// Bytes of the distinct elements read.
+    pub bytes: usize,
+    /// Element reads per lookup, on average.
+    pub reads: f64,
+}
+
+impl Footprint {
+    pub fn mib(&self) -> f64 {
+        self.bytes as f64 / f64::from(1 << 20)
+    }
+}
+
+/// The elements read so far: (array, index) with the element's size.
+#[derive(Default)]
+struct Reads {
+    elements: RefCell<HashSet<(u8, u32, usize)>>,
+    count: RefCell<usize>,
+}
+
+impl Reads {
+    /// Records the read of element `i` of `array` and returns it, as a lookup accessor.
+    fn read<'a, T>(&self, array: u8, slice: &'a [T], i: u32) -> Option<&'a T> {
+        self.elements
+            .borrow_mut()
+            .insert((array, i, size_of::<T>()));
+        *self.count.borrow_mut() += 1;
+        slice.get(i as usize)
+    }
+
+    fn footprint(&self, lookups: usize) -> Footprint {
+        let elements = self.elements.borrow();
+        // Every element size divides the page, so an element lies in one page.
+        let pages: HashSet<(u8, usize)> = elements
+            .iter()
+            .map(|&(array, i, size)| (array, i as usize * size / PAGE))
+            .collect();
+        Footprint {
+            pages: pages.len(),
+            bytes: elements.iter().map(|&(_, _, size)| size).sum(),
+            reads: *self.count.borrow() as f64 / lookups.max(1) as f64,
+        }
+    }
+}
+
+/// The reach of the IPv4 lookups of `samples` (IPv4-mapped sources).
+pub fn v4(table: FlatV4Ref<'_>, samples: &[Address]) -> Footprint {
+    let reads = Reads::default();
+    for s in samples {
+        geo::lookup_v4(
+            u32::from_be_bytes([s[12], s[13], s[14], s[15]]),
+            |i| reads.read(0, table.tbl16, i),
+            |i| reads.read(1, table.tbl24, i),
+            |l| reads.read(2, table.block_lists, l),
+            |g| reads.read(3, table.tbl8, g),
+            |l| reads.read(4, table.lists, l),
+        );
+    }
+    reads.footprint(samples.len())
+}
+
+/// The reach of the IPv6 lookups of `samples`.
+pub fn v6(table: FlatV6Ref<'_>, samples: &[Address]) -> Footprint {
+    let reads = Reads::default();
+    for s in samples {
+        let addr = u128::from_be_bytes(*s);
+        geo::lookup_v6(
+            (addr >> 64) as u64,
+            addr as u64,
+            |i| reads.read(0, table.index, i),
+            |n| reads.read(1, table.nodes, n),
+            |i| reads.read(2, table.starts_hi, i),
+            |i| reads.read(3, table.starts_lo, i),
+            |i| reads.read(4, table.territories, i),
+            |i| reads.read(5, table.packed, i),
+        );
+    }
+    reads.footprint(samples.len())
+}

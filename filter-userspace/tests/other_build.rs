@@ -40,9 +40,25 @@ impl Drop for Netns {
     }
 }
 
-/// Attaches a program that is not geofence's (the flood bench's pass-all) to `lo` in `ns`,
-/// through a link pinned at `pin`, where `geofence attach` pins its own.
-fn attach_foreign_program(ns: &str, pin: &Path) {
+/// The program pins under `pin_dir`: `attach` pins this build's program there.
+fn program_pins(pin_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(pin_dir)
+        .expect("listing the pin directory")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.starts_with("prog_"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Attaches a program that is not geofence's (the flood bench's pass-all) to `iface` in
+/// `ns`, through a link pinned at `pin`, where `geofence attach` pins its own.
+fn attach_foreign_program(ns: &str, iface: &str, pin: &Path) {
     let mut ebpf = aya::Ebpf::load(geofence::kernel::FLOOD_OBJECT).expect("loading the object");
     let program: &mut Xdp = ebpf
         .program_mut("flood_pass")
@@ -53,10 +69,10 @@ fn attach_foreign_program(ns: &str, pin: &Path) {
     let home = fs::File::open("/proc/thread-self/ns/net").expect("own network namespace");
     let target = fs::File::open(Path::new("/run/netns").join(ns)).expect("the test namespace");
     setns(target.as_fd(), CloneFlags::CLONE_NEWNET).expect("entering the test namespace");
-    let attached = program.attach("lo", XdpMode::Skb);
+    let attached = program.attach(iface, XdpMode::Skb);
     setns(home.as_fd(), CloneFlags::CLONE_NEWNET).expect("returning home");
     let link = program
-        .take_link(attached.expect("attaching to lo"))
+        .take_link(attached.expect("attaching the foreign program"))
         .expect("the link");
     FdLink::try_from(link)
         .expect("a BPF link")
@@ -78,7 +94,7 @@ fn a_table_load_under_another_builds_program_is_refused() {
     let table = table.to_str().expect("a UTF-8 path");
     d.ok(&["geo", "load", "--territory", "XA", table]);
     let link = format!("link_{}_lo", ns.0);
-    attach_foreign_program(&ns.0, &d.pin.join(&link));
+    attach_foreign_program(&ns.0, "lo", &d.pin.join(&link));
 
     let state = d.read_state("state.json");
     let err = d.fails(&["geo", "load", "--territory", "XB", table]);
@@ -94,9 +110,37 @@ fn a_table_load_under_another_builds_program_is_refused() {
     assert!(lookup.contains("XA"), "the table changed: {lookup}");
 
     d.ok(&["detach", "lo", "--netns", &ns.0]);
+    assert_eq!(program_pins(&d.pin), Vec::<String>::new());
     d.ok(&["attach", "lo", "--netns", &ns.0, "--mode", "skb"]);
+    // This build's program is pinned once, so a load reads its tag instead of loading it.
+    assert_eq!(program_pins(&d.pin).len(), 1, "{:?}", program_pins(&d.pin));
     d.ok(&["geo", "load", "--territory", "XB", table]);
     let lookup = d.ok(&["geo", "lookup", "2001:db8::1"]);
     assert!(lookup.contains("XB"), "not reloaded: {lookup}");
+
+    // With this build's program pinned, a foreign program on another interface is still
+    // refused.
+    let added = Command::new("ip")
+        .args([
+            "-n", &ns.0, "link", "add", "gf0", "type", "veth", "peer", "name", "gf1",
+        ])
+        .status()
+        .expect("running ip");
+    assert!(added.success(), "adding a veth pair");
+    let foreign = format!("link_{}_gf0", ns.0);
+    attach_foreign_program(&ns.0, "gf0", &d.pin.join(&foreign));
+    let err = d.fails(&["geo", "load", "--territory", "XA", table]);
+    assert!(
+        err.contains(&format!("attached through {foreign}")),
+        "{err}"
+    );
+    assert!(!err.contains(&link), "this build's link is named: {err}");
+    // Detaching the foreign link keeps this build's program pin: lo still runs it.
+    d.ok(&["detach", "gf0", "--netns", &ns.0]);
+    assert_eq!(program_pins(&d.pin).len(), 1);
+    d.ok(&["geo", "load", "--territory", "XA", table]);
+
+    // The last detach takes the program pin with it.
     d.ok(&["detach", "lo", "--netns", &ns.0]);
+    assert_eq!(program_pins(&d.pin), Vec::<String>::new());
 }

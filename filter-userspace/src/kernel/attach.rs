@@ -111,6 +111,10 @@ pub fn attach(
         FdLink::try_from(link).context("the kernel attached without a BPF link; cannot pin it")?;
     link.pin(&pin)
         .with_context(|| format!("pinning the link at {}", pin.display()))?;
+    // The attachment is made; without the program pin only the build check is slower.
+    if let Err(e) = super::build::remember(kernel) {
+        eprintln!("warning: {e:#}; table loads will load the program to check its build");
+    }
     Ok(())
 }
 
@@ -145,6 +149,12 @@ pub fn detach(pin_dir: &Path, interface: &str, netns: Option<&str>) -> anyhow::R
         .unpin()
         .with_context(|| format!("unpinning {}", pin.display()))?;
     drop(link);
+    // The detachment is made; a program pin left behind only keeps a program loaded.
+    if let Err(e) = super::build::forget_unattached(pin_dir) {
+        eprintln!(
+            "warning: {e:#}; remove the prog_* pins under it by hand once nothing is attached"
+        );
+    }
     Ok(())
 }
 
@@ -162,42 +172,6 @@ pub(crate) fn loaded_program(kernel: &mut Kernel) -> anyhow::Result<&mut Xdp> {
             .map_err(|e| anyhow!("the kernel refused to load the XDP program: {e}"))?;
     }
     Ok(program)
-}
-
-/// Refuses, having changed nothing, when a program attached through a link pin under the
-/// pin directory is not this build's: the kernel keeps running an attached program after
-/// an upgrade, and an older one may read the territory table in an older layout (for
-/// example one that knew no /16 range lists, or no IPv6 trie), misclassifying every
-/// source the new layout encodes differently. The kernel's program tag is a hash of the
-/// instructions with map references left out, so equal tags mean the same code.
-pub fn check_attached_build(kernel: &mut Kernel) -> anyhow::Result<()> {
-    let mut attached = attached_links(&kernel.pin_dir)?;
-    if attached.is_empty() {
-        return Ok(());
-    }
-    let ours = loaded_program(kernel)?
-        .info()
-        .context("reading this build's program tag")?
-        .tag();
-    for program in aya::programs::loaded_programs() {
-        let program = program.context("listing the kernel's BPF programs")?;
-        if program.tag() == ours {
-            attached.remove(&program.id());
-        }
-    }
-    // What is left is attached but not this build's (or gone since it was listed).
-    if !attached.is_empty() {
-        let stale: Vec<String> = attached.into_values().flatten().collect();
-        bail!(
-            "the XDP program attached through {} under {} is not this geofence build's (its \
-             code differs), and may read the territory table in another layout; nothing was \
-             changed. Re-attach with this build first: `geofence detach IFACE` then \
-             `geofence attach IFACE` (with `--netns NS` for a link named link_NS_IFACE)",
-            stale.join(", "),
-            kernel.pin_dir.display()
-        );
-    }
-    Ok(())
 }
 
 /// The programs attached through link pins under the pin directory: each program's id and

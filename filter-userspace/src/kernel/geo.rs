@@ -190,7 +190,7 @@ pub fn active_generation(kernel: &Kernel) -> anyhow::Result<u32> {
 pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLoad> {
     // Build first: a table that does not fit is refused before any map is touched.
     let flat = flat::build(table).context("building the flattened territory table")?;
-    super::attach::check_attached_build(kernel)?;
+    super::build::check_attached_build(kernel)?;
     let next = 1 - active_generation(kernel)?;
     MappedTable::open(kernel, next, true)?.write(&flat)?;
     let mut active: Array<_, u32> = Array::try_from(kernel.map_mut(names::GEO_ACTIVE)?)?;

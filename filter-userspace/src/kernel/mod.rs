@@ -3,6 +3,7 @@
 
 mod attach;
 mod batch;
+mod build;
 mod geo;
 mod layout;
 mod mapped;
@@ -23,6 +24,7 @@ use anyhow::{Context as _, bail};
 use aya::{Ebpf, EbpfLoader};
 
 pub use attach::{AttachMode, attach, detach, link_pinned};
+pub use build::is_program_pin;
 pub use geo::activate_generation;
 pub use geo::{
     GeoLoad, MappedTable, active_generation, active_holds, load_lpm_reference, load_table,

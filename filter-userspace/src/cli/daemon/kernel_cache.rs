@@ -30,7 +30,8 @@ fn fingerprint(pin_dir: &Path) -> anyhow::Result<Fingerprint> {
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", pin_dir.display()))?;
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with("link_") {
+        let plain = name.to_string_lossy();
+        if plain.starts_with("link_") || crate::kernel::is_program_pin(&plain) {
             continue;
         }
         let meta = entry

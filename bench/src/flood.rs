@@ -175,9 +175,9 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
 
     // Load time of the whole table (parse + fill the idle generation + switch) as a relay
     // in service pays it: geofence attached, and a fresh handle per load as each CLI call
-    // opens one, so the check of the attached program's build (which loads this build's
-    // program to learn its tag) is counted. The loads also leave both generations full for
-    // the memory figure.
+    // opens one, so the check of the attached program's build (which reads this build's
+    // tag from the program `attach` pinned) is counted. The loads also leave both
+    // generations full for the memory figure.
     let mut load = Vec::new();
     let mut parse = Vec::new();
     {

@@ -1,7 +1,7 @@
 //! After an upgrade the kernel keeps running the program an older build attached, and that
 //! program may read the territory table in an older layout. A table load under it must be
-//! refused, naming the link and the fix, and change nothing; once re-attached by this
-//! build, the load goes through.
+//! refused, naming the link and the fix, and change nothing, and `status` must say so;
+//! once re-attached by this build, the load goes through.
 
 mod common;
 
@@ -93,8 +93,23 @@ fn a_table_load_under_another_builds_program_is_refused() {
     fs::write(&table, "2001:db8::/32\n192.0.2.0/24\n").expect("writing the table");
     let table = table.to_str().expect("a UTF-8 path");
     d.ok(&["geo", "load", "--territory", "XA", table]);
+    // As after an upgrade: the state records an attachment to lo, and the program behind
+    // its link is not this build's.
+    d.ok(&["attach", "lo", "--netns", &ns.0, "--mode", "skb"]);
     let link = format!("link_{}_lo", ns.0);
+    fs::remove_file(d.pin.join(&link)).expect("unpinning this build's link");
     attach_foreign_program(&ns.0, "lo", &d.pin.join(&link));
+    let status = d.ok(&["status"]);
+    assert!(
+        status.contains("runs ANOTHER BUILD's program")
+            && status.contains(&format!("geofence detach lo --netns {}", ns.0)),
+        "{status}"
+    );
+    assert!(
+        d.ok(&["status", "--json"])
+            .contains(r#""program_build": "other""#),
+        "status --json"
+    );
 
     let state = d.read_state("state.json");
     let err = d.fails(&["geo", "load", "--territory", "XB", table]);
@@ -117,6 +132,11 @@ fn a_table_load_under_another_builds_program_is_refused() {
     d.ok(&["geo", "load", "--territory", "XB", table]);
     let lookup = d.ok(&["geo", "lookup", "2001:db8::1"]);
     assert!(lookup.contains("XB"), "not reloaded: {lookup}");
+    assert!(!d.ok(&["status"]).contains("ANOTHER BUILD"));
+    assert!(
+        d.ok(&["status", "--json"])
+            .contains(r#""program_build": "this""#)
+    );
 
     // With this build's program pinned, a foreign program on another interface is still
     // refused.

@@ -137,6 +137,7 @@ fn print_interfaces(ctx: &Ctx, state: &State) {
     if state.attachments.is_empty() {
         println!("  none: packets are not filtered (geofence attach IFACE)");
     }
+    let builds = program_builds(ctx, state);
     for a in &state.attachments {
         let link = if kernel::link_pinned(&ctx.pin_dir, &a.interface, a.netns.as_deref()) {
             "link pinned"
@@ -149,7 +150,47 @@ fn print_interfaces(ctx: &Ctx, state: &State) {
             a.mode,
             a.attached
         );
+        let again = match &a.netns {
+            Some(ns) => format!("{} --netns {ns}", a.interface),
+            None => a.interface.clone(),
+        };
+        match builds.get(&link_name(ctx, a)) {
+            Some(kernel::ProgramBuild::Other) => println!(
+                "    runs ANOTHER BUILD's program, which may read the territory table in \
+                 another layout; table loads are refused until `geofence detach {again}` \
+                 and `geofence attach {again}`"
+            ),
+            Some(kernel::ProgramBuild::Unchecked) => println!(
+                "    program build not checked: no program of this build is pinned (attached \
+                 by an older version?); `geofence detach {again}` and `geofence attach \
+                 {again}` to be sure"
+            ),
+            Some(kernel::ProgramBuild::This) | None => {}
+        }
     }
+}
+
+/// The pin name of an attachment's link.
+pub(super) fn link_name(ctx: &Ctx, a: &crate::state::Attachment) -> String {
+    kernel::link_pin(&ctx.pin_dir, &a.interface, a.netns.as_deref())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Whose code each attachment's program runs, by link pin name; empty with a warning when
+/// the kernel cannot say (status still reports everything else).
+pub(super) fn program_builds(
+    ctx: &Ctx,
+    state: &State,
+) -> std::collections::BTreeMap<String, kernel::ProgramBuild> {
+    if state.attachments.is_empty() {
+        return Default::default();
+    }
+    kernel::attached_builds(&ctx.pin_dir).unwrap_or_else(|e| {
+        eprintln!("warning: cannot tell which build the attached programs are: {e:#}");
+        Default::default()
+    })
 }
 
 fn print_table(state: &State, now: Timestamp) {

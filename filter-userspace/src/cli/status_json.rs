@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use filter_common::{PassReason, Verdict};
 
-use super::{Counters, all_total, meeting_total};
+use super::{Counters, all_total, link_name, meeting_total, program_builds};
 use crate::{
     cli::{change::Ctx, rule_view},
     kernel::{self, Stats},
@@ -31,6 +31,7 @@ pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timest
         }
         Value::Object(out)
     };
+    let builds = program_builds(ctx, state);
     let interfaces: Vec<Value> = state
         .attachments
         .iter()
@@ -41,6 +42,9 @@ pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timest
                 "mode": a.mode,
                 "attached": a.attached,
                 "link_pinned": kernel::link_pinned(&ctx.pin_dir, &a.interface, a.netns.as_deref()),
+                // "this", "other" (table loads refused until re-attached), "unchecked";
+                // null without a link.
+                "program_build": builds.get(&link_name(ctx, a)).map(|b| b.name()),
             })
         })
         .collect();

@@ -10,7 +10,7 @@
 //! program, and the pin goes when `detach` leaves no attachment using its program's code.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     sync::OnceLock,
 };
@@ -98,6 +98,57 @@ pub(super) fn forget_unattached(pin_dir: &Path) -> anyhow::Result<()> {
 /// Whether a pin name is a program pin (not a map or a link).
 pub fn is_program_pin(name: &str) -> bool {
     name.starts_with(PROGRAM_PIN_PREFIX)
+}
+
+/// Whose code an attached program runs, as `status` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramBuild {
+    This,
+    /// Another build's: table loads are refused until it is re-attached.
+    Other,
+    /// Not checked: this build's program is not pinned (no attachment of this build, so
+    /// most likely an older version's), and `status` does not load it to learn its tag.
+    Unchecked,
+}
+
+impl ProgramBuild {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProgramBuild::This => "this",
+            ProgramBuild::Other => "other",
+            ProgramBuild::Unchecked => "unchecked",
+        }
+    }
+}
+
+/// For each link pin under `pin_dir`, by name: whose code its program runs.
+pub fn attached_builds(pin_dir: &Path) -> anyhow::Result<BTreeMap<String, ProgramBuild>> {
+    let attached = attached_links(pin_dir)?;
+    let pin = program_pin(pin_dir);
+    let ours = if pin.exists() {
+        let info = ProgramInfo::from_pin(&pin)
+            .with_context(|| format!("reading the pinned program {}", pin.display()))?;
+        Some(info.tag())
+    } else {
+        None
+    };
+    let mut tags = BTreeMap::new();
+    for program in aya::programs::loaded_programs() {
+        let program = program.context("listing the kernel's BPF programs")?;
+        if attached.contains_key(&program.id()) {
+            tags.insert(program.id(), program.tag());
+        }
+    }
+    let mut builds = BTreeMap::new();
+    for (id, links) in attached {
+        let build = match (ours, tags.get(&id)) {
+            (Some(ours), Some(&tag)) if tag == ours => ProgramBuild::This,
+            (Some(_), Some(_)) => ProgramBuild::Other,
+            _ => ProgramBuild::Unchecked,
+        };
+        builds.extend(links.into_iter().map(|link| (link, build)));
+    }
+    Ok(builds)
 }
 
 /// Refuses, having changed nothing, when a program attached through a link pin under the

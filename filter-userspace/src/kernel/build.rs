@@ -45,27 +45,27 @@ pub(super) fn remember(kernel: &mut Kernel) -> anyhow::Result<()> {
         .with_context(|| format!("pinning the program at {}", pin.display()))
 }
 
-/// This build's program tag: from the pinned program if there is one, else by loading it.
-fn our_tag(kernel: &mut Kernel) -> anyhow::Result<u64> {
-    let pin = program_pin(&kernel.pin_dir);
-    if pin.exists() {
-        let info = ProgramInfo::from_pin(&pin)
-            .with_context(|| format!("reading the pinned program {}", pin.display()))?;
-        return Ok(info.tag());
-    }
-    Ok(loaded_program(kernel)?
-        .info()
-        .context("reading this build's program tag")?
+/// The tag of the pinned program at `pin`.
+fn pinned_tag(pin: &Path) -> anyhow::Result<u64> {
+    Ok(ProgramInfo::from_pin(pin)
+        .with_context(|| format!("reading the pinned program {}", pin.display()))?
         .tag())
 }
 
-/// The tags of the programs with these ids (ids no longer loaded are left out).
-fn tags_of(ids: &BTreeSet<u32>) -> anyhow::Result<BTreeSet<u64>> {
-    let mut tags = BTreeSet::new();
+/// This build's program tag, if a program of this build is pinned.
+fn remembered_tag(pin_dir: &Path) -> anyhow::Result<Option<u64>> {
+    let pin = program_pin(pin_dir);
+    pin.exists().then(|| pinned_tag(&pin)).transpose()
+}
+
+/// The tag of each program with one of these ids (ids no longer loaded are left out).
+fn tags_of(ids: impl Iterator<Item = u32>) -> anyhow::Result<BTreeMap<u32, u64>> {
+    let ids: BTreeSet<u32> = ids.collect();
+    let mut tags = BTreeMap::new();
     for program in aya::programs::loaded_programs() {
         let program = program.context("listing the kernel's BPF programs")?;
         if ids.contains(&program.id()) {
-            tags.insert(program.tag());
+            tags.insert(program.id(), program.tag());
         }
     }
     Ok(tags)
@@ -74,8 +74,9 @@ fn tags_of(ids: &BTreeSet<u32>) -> anyhow::Result<BTreeSet<u64>> {
 /// Removes the program pins whose code no attachment under `pin_dir` runs: after the last
 /// `detach`, all of them.
 pub(super) fn forget_unattached(pin_dir: &Path) -> anyhow::Result<()> {
-    let attached: BTreeSet<u32> = attached_links(pin_dir)?.into_keys().collect();
-    let running = tags_of(&attached)?;
+    let running: BTreeSet<u64> = tags_of(attached_links(pin_dir)?.into_keys())?
+        .into_values()
+        .collect();
     let entries =
         std::fs::read_dir(pin_dir).with_context(|| format!("listing {}", pin_dir.display()))?;
     for entry in entries {
@@ -84,10 +85,7 @@ pub(super) fn forget_unattached(pin_dir: &Path) -> anyhow::Result<()> {
             continue;
         }
         let path = entry.path();
-        let tag = ProgramInfo::from_pin(&path)
-            .with_context(|| format!("reading the pinned program {}", path.display()))?
-            .tag();
-        if !running.contains(&tag) {
+        if !running.contains(&pinned_tag(&path)?) {
             std::fs::remove_file(&path)
                 .with_context(|| format!("removing the program pin {}", path.display()))?;
         }
@@ -100,14 +98,15 @@ pub fn is_program_pin(name: &str) -> bool {
     name.starts_with(PROGRAM_PIN_PREFIX)
 }
 
-/// Whose code an attached program runs, as `status` reports it.
+/// Whose code an attached program runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProgramBuild {
     This,
     /// Another build's: table loads are refused until it is re-attached.
     Other,
-    /// Not checked: this build's program is not pinned (no attachment of this build, so
-    /// most likely an older version's), and `status` does not load it to learn its tag.
+    /// Not known: no program of this build is pinned to compare with (so no attachment is
+    /// this build's, most likely an older version's; `status` does not load the program
+    /// to learn its tag), or the program is gone since its link was listed.
     Unchecked,
 }
 
@@ -121,24 +120,13 @@ impl ProgramBuild {
     }
 }
 
-/// For each link pin under `pin_dir`, by name: whose code its program runs.
-pub fn attached_builds(pin_dir: &Path) -> anyhow::Result<BTreeMap<String, ProgramBuild>> {
-    let attached = attached_links(pin_dir)?;
-    let pin = program_pin(pin_dir);
-    let ours = if pin.exists() {
-        let info = ProgramInfo::from_pin(&pin)
-            .with_context(|| format!("reading the pinned program {}", pin.display()))?;
-        Some(info.tag())
-    } else {
-        None
-    };
-    let mut tags = BTreeMap::new();
-    for program in aya::programs::loaded_programs() {
-        let program = program.context("listing the kernel's BPF programs")?;
-        if attached.contains_key(&program.id()) {
-            tags.insert(program.id(), program.tag());
-        }
-    }
+/// For each of the `attached` links (program id → link names): whose code its program
+/// runs, judged against this build's tag `ours`.
+fn builds(
+    attached: BTreeMap<u32, Vec<String>>,
+    ours: Option<u64>,
+) -> anyhow::Result<BTreeMap<String, ProgramBuild>> {
+    let tags = tags_of(attached.keys().copied())?;
     let mut builds = BTreeMap::new();
     for (id, links) in attached {
         let build = match (ours, tags.get(&id)) {
@@ -151,6 +139,12 @@ pub fn attached_builds(pin_dir: &Path) -> anyhow::Result<BTreeMap<String, Progra
     Ok(builds)
 }
 
+/// For each link pin under `pin_dir`, by name: whose code its program runs, as far as this
+/// build's program pin tells (what `status` reports, without loading anything).
+pub fn attached_builds(pin_dir: &Path) -> anyhow::Result<BTreeMap<String, ProgramBuild>> {
+    builds(attached_links(pin_dir)?, remembered_tag(pin_dir)?)
+}
+
 /// Refuses, having changed nothing, when a program attached through a link pin under the
 /// pin directory is not this build's: the kernel keeps running an attached program after
 /// an upgrade, and an older one may read the territory table in an older layout (for
@@ -158,20 +152,23 @@ pub fn attached_builds(pin_dir: &Path) -> anyhow::Result<BTreeMap<String, Progra
 /// source the new layout encodes differently. The kernel's program tag is a hash of the
 /// instructions with map references left out, so equal tags mean the same code.
 pub fn check_attached_build(kernel: &mut Kernel) -> anyhow::Result<()> {
-    let mut attached = attached_links(&kernel.pin_dir)?;
+    let attached = attached_links(&kernel.pin_dir)?;
     if attached.is_empty() {
         return Ok(());
     }
-    let ours = our_tag(kernel)?;
-    for program in aya::programs::loaded_programs() {
-        let program = program.context("listing the kernel's BPF programs")?;
-        if program.tag() == ours {
-            attached.remove(&program.id());
-        }
-    }
-    // What is left is attached but not this build's (or gone since it was listed).
-    if !attached.is_empty() {
-        let stale: Vec<String> = attached.into_values().flatten().collect();
+    let ours = match remembered_tag(&kernel.pin_dir)? {
+        Some(tag) => tag,
+        None => loaded_program(kernel)?
+            .info()
+            .context("reading this build's program tag")?
+            .tag(),
+    };
+    let stale: Vec<String> = builds(attached, Some(ours))?
+        .into_iter()
+        .filter(|&(_, build)| build != ProgramBuild::This)
+        .map(|(link, _)| link)
+        .collect();
+    if !stale.is_empty() {
         bail!(
             "the XDP program attached through {} under {} is not this geofence build's (its \
              code differs), and may read the territory table in another layout; nothing was \

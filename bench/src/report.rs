@@ -23,8 +23,8 @@ pub struct Figure {
     pub goal: Option<String>,
     pub met: Option<bool>,
     /// Where the goal is missed: by how much, e.g. "52% over the bound" (the figure is 1.52
-    /// times what the goal allows) or "31% short of the bound" (it would have to be 1.31
-    /// times what it is).
+    /// times what the goal allows) or "28% short of the bound" (it is 0.72 of what the goal
+    /// asks).
     pub missed_by: Option<String>,
     /// Why, where a goal is missed or a figure needs explaining.
     pub note: Option<String>,
@@ -75,7 +75,7 @@ impl Figure {
         self.goal = Some(format!("≥ {at_least} ×"));
         self.met = self.ratio.map(|r| r >= at_least);
         if let (Some(false), Some(r)) = (self.met, self.ratio) {
-            self.missed_by = Some(format!("{} short of the bound", percent(at_least / r)));
+            self.missed_by = Some(short(r / at_least));
         }
         self
     }
@@ -158,10 +158,9 @@ fn row(f: &Figure) -> String {
     )
 }
 
-/// The median of a set of measurements.
-/// `factor` (above 1) as how far past a bound it is: "0.4%", "31%".
-fn percent(factor: f64) -> String {
-    let pct = (factor - 1.0) * 100.0;
+/// A share of a bound as a percentage: "0.4%" for a miss by a hair, "28%".
+fn percent(share: f64) -> String {
+    let pct = share * 100.0;
     if pct < 10.0 {
         format!("{pct:.1}%")
     } else {
@@ -169,10 +168,17 @@ fn percent(factor: f64) -> String {
     }
 }
 
+/// A figure `factor` times what its bound allows (above 1).
 fn over(factor: f64) -> String {
-    format!("{} over the bound", percent(factor))
+    format!("{} over the bound", percent(factor - 1.0))
 }
 
+/// A figure `share` (below 1) of the bound it must reach.
+fn short(share: f64) -> String {
+    format!("{} short of the bound", percent(1.0 - share))
+}
+
+/// The median of a set of measurements.
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
@@ -197,7 +203,7 @@ mod tests {
             .against("ref", 4.0)
             .goal_ratio_at_least(0.9);
         assert_eq!(f.met, Some(false));
-        assert_eq!(f.missed_by.as_deref(), Some("80% short of the bound"));
+        assert_eq!(f.missed_by.as_deref(), Some("44% short of the bound"));
         let f = Figure::new("z", 60.0, "ns")
             .against("ref", 100.0)
             .goal_ratio_at_most(0.3);

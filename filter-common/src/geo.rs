@@ -129,6 +129,8 @@ pub const V6_LEAF_SHIFT: u32 = 24;
 pub const V6_PACKED: u32 = 1 << 29;
 /// Bits of a packed range that hold its territory, below the bits of its start.
 pub const V6_PACKED_TERRITORY_BITS: u32 = 10;
+/// The territory bits of a packed range.
+pub const V6_PACKED_TERRITORY_MASK: u64 = (1 << V6_PACKED_TERRITORY_BITS) - 1;
 /// Bits of a range's start, after its piece's prefix, that a packed range keeps.
 pub const V6_PACKED_START_BITS: u32 = 64 - V6_PACKED_TERRITORY_BITS;
 /// Packed ranges per generation: 3 MiB, a fifth more than [`V6_RANGES`] because a range
@@ -278,7 +280,7 @@ pub const fn v6_bits_after(hi: u64, lo: u64, len: u32) -> u64 {
 pub const fn v6_packed_range(hi: u64, lo: u64, len: u32, id: TerritoryId) -> Option<u64> {
     let kept = v6_bits_after(hi, lo, len);
     let beyond_64 = if len < 64 { lo << len } else { 0 };
-    if beyond_64 != 0 || kept & ((1 << V6_PACKED_TERRITORY_BITS) - 1) != 0 {
+    if beyond_64 != 0 || kept & V6_PACKED_TERRITORY_MASK != 0 {
         return None;
     }
     if id as u32 >= 1 << V6_PACKED_TERRITORY_BITS {
@@ -330,71 +332,60 @@ pub fn lookup_v6<'a>(
         // Deeper than an address has bytes: no builder makes this.
         return TERRITORY_UNKNOWN;
     }
+    let first = entry & ((1 << V6_LEAF_SHIFT) - 1);
+    let count = ((entry & !V6_PACKED) >> V6_LEAF_SHIFT) + 1;
     if entry & V6_PACKED != 0 {
-        return search_packed(entry, v6_bits_after(hi, lo, 16 + 8 * depth), packed);
-    }
-    // Invariant: the answer is in [base, base + n); starts[first] <= the piece's start.
-    let mut base = entry & ((1 << V6_LEAF_SHIFT) - 1);
-    let mut n = (entry >> V6_LEAF_SHIFT) + 1;
-    let mut step = 0;
-    while step < V6_MAX_STEPS && n > 1 {
-        let half = n / 2;
-        let mid = base + half;
-        let Some(&s) = starts_hi(mid) else {
-            return TERRITORY_UNKNOWN;
+        // Start and territory share a word: one read per step compares, and the last one
+        // answers. A range starting at the address itself compares equal or below
+        // whatever its territory bits hold.
+        let key = v6_bits_after(hi, lo, 16 + 8 * depth) | V6_PACKED_TERRITORY_MASK;
+        let found = last_at_or_before(first, count, |i| Some(*packed(i)? <= key));
+        return match found.and_then(&packed) {
+            Some(&range) => (range & V6_PACKED_TERRITORY_MASK) as TerritoryId,
+            None => TERRITORY_UNKNOWN,
         };
-        let at_or_before = if s == hi {
-            match starts_lo(mid) {
-                Some(&s) => s <= lo,
-                None => return TERRITORY_UNKNOWN,
-            }
+    }
+    let found = last_at_or_before(first, count, |i| {
+        let s = *starts_hi(i)?;
+        Some(if s == hi {
+            *starts_lo(i)? <= lo
         } else {
             s < hi
-        };
-        if at_or_before {
-            base = mid;
-        }
-        n -= half;
-        step += 1;
-    }
-    match territories(base / V6_TERRITORIES_PER_ELEM as u32) {
-        Some(t) => t[(base as usize) & (V6_TERRITORIES_PER_ELEM - 1)],
+        })
+    });
+    let Some(found) = found else {
+        return TERRITORY_UNKNOWN;
+    };
+    match territories(found / V6_TERRITORIES_PER_ELEM as u32) {
+        Some(t) => t[(found as usize) & (V6_TERRITORIES_PER_ELEM - 1)],
         None => TERRITORY_UNKNOWN,
     }
 }
 
-/// The territory of the packed leaf `entry` for an address whose bits after the leaf's
-/// piece's prefix are `after`: the last range starting at or before it, found in at most
-/// [`V6_MAX_STEPS`] steps. Start and territory share a word, so one read per step
-/// compares and the last one answers.
+/// The last of the `count` (1..=[`V6_LEAF_RANGES`]) ranges from `first` that starts at or
+/// before the address, `at_or_before(i)` saying so of range `i`: a binary search of at
+/// most [`V6_MAX_STEPS`] steps. The first range starts at or before the leaf's piece, so
+/// it is never asked. `None` when a read fails.
 #[inline(always)]
-fn search_packed<'a>(
-    entry: u32,
-    after: u64,
-    packed: impl Fn(u32) -> Option<&'a V6PackedRange>,
-) -> TerritoryId {
-    // A range starting at the address itself compares equal or below whatever its
-    // territory bits hold.
-    let key = after | ((1 << V6_PACKED_TERRITORY_BITS) - 1);
-    let mut base = entry & ((1 << V6_LEAF_SHIFT) - 1);
-    let mut n = ((entry & !V6_PACKED) >> V6_LEAF_SHIFT) + 1;
+fn last_at_or_before(
+    first: u32,
+    count: u32,
+    at_or_before: impl Fn(u32) -> Option<bool>,
+) -> Option<u32> {
+    // Invariant: the answer is in [base, base + n).
+    let mut base = first;
+    let mut n = count;
     let mut step = 0;
     while step < V6_MAX_STEPS && n > 1 {
         let half = n / 2;
         let mid = base + half;
-        let Some(&range) = packed(mid) else {
-            return TERRITORY_UNKNOWN;
-        };
-        if range <= key {
+        if at_or_before(mid)? {
             base = mid;
         }
         n -= half;
         step += 1;
     }
-    match packed(base) {
-        Some(&range) => (range & ((1 << V6_PACKED_TERRITORY_BITS) - 1)) as TerritoryId,
-        None => TERRITORY_UNKNOWN,
-    }
+    Some(base)
 }
 
 #[cfg(test)]

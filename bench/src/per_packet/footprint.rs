@@ -7,7 +7,10 @@
 //! guess. Elements of at most 64 bytes are one cache line each; larger ones (a `tbl8`
 //! group, an IPv6 node) count whole, so `bytes` bounds the lines from above.
 
-use std::{cell::RefCell, collections::HashSet};
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashSet,
+};
 
 use filter_common::{Address, geo};
 use geofence::geo::flat::{FlatV4Ref, FlatV6Ref};
@@ -35,7 +38,7 @@ impl Footprint {
 #[derive(Default)]
 struct Reads {
     elements: RefCell<HashSet<(u8, u32, usize)>>,
-    count: RefCell<usize>,
+    count: Cell<usize>,
 }
 
 impl Reads {
@@ -44,7 +47,7 @@ impl Reads {
         self.elements
             .borrow_mut()
             .insert((array, i, size_of::<T>()));
-        *self.count.borrow_mut() += 1;
+        self.count.set(self.count.get() + 1);
         slice.get(i as usize)
     }
 
@@ -58,7 +61,7 @@ impl Reads {
         Footprint {
             pages: pages.len(),
             bytes: elements.iter().map(|&(_, _, size)| size).sum(),
-            reads: *self.count.borrow() as f64 / lookups.max(1) as f64,
+            reads: self.count.get() as f64 / lookups.max(1) as f64,
         }
     }
 }

@@ -65,12 +65,25 @@ impl Drop for NetnsGuard {
     }
 }
 
+const LINK_PIN_PREFIX: &str = "link_";
+
+/// Whether a pin name is a link's.
+fn is_link_pin(name: &str) -> bool {
+    name.starts_with(LINK_PIN_PREFIX)
+}
+
+/// Whether a pin name is a map's: neither a link nor a program pin, the two kinds of pin
+/// geofence keeps beside its maps.
+pub fn is_map_pin(name: &str) -> bool {
+    !is_link_pin(name) && !super::build::is_program_pin(name)
+}
+
 /// Where the link of `interface` (in `netns`) is pinned.
 pub fn link_pin(pin_dir: &Path, interface: &str, netns: Option<&str>) -> PathBuf {
     // Dots are legal in interface names but the pin name stays plain.
     let name = match netns {
-        Some(ns) => format!("link_{ns}_{interface}"),
-        None => format!("link_{interface}"),
+        Some(ns) => format!("{LINK_PIN_PREFIX}{ns}_{interface}"),
+        None => format!("{LINK_PIN_PREFIX}{interface}"),
     };
     pin_dir.join(name.replace('.', "_"))
 }
@@ -186,7 +199,7 @@ pub(super) fn attached_links(pin_dir: &Path) -> anyhow::Result<BTreeMap<u32, Vec
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", pin_dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("link_") {
+        if !is_link_pin(&name) {
             continue;
         }
         let link = PinnedLink::from_pin(entry.path())

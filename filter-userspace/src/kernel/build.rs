@@ -94,7 +94,7 @@ pub(super) fn forget_unattached(pin_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Whether a pin name is a program pin (not a map or a link).
-pub fn is_program_pin(name: &str) -> bool {
+pub(super) fn is_program_pin(name: &str) -> bool {
     name.starts_with(PROGRAM_PIN_PREFIX)
 }
 

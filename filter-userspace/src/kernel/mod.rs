@@ -23,8 +23,8 @@ use std::{
 use anyhow::{Context as _, bail};
 use aya::{Ebpf, EbpfLoader};
 
-pub use attach::{AttachMode, attach, detach, link_pin, link_pinned};
-pub use build::{ProgramBuild, attached_builds, is_program_pin};
+pub use attach::{AttachMode, attach, detach, is_map_pin, link_pin, link_pinned};
+pub use build::{ProgramBuild, attached_builds};
 pub use geo::activate_generation;
 pub use geo::{
     GeoLoad, MappedTable, active_generation, active_holds, load_lpm_reference, load_table,

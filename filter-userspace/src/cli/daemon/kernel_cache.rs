@@ -30,8 +30,7 @@ fn fingerprint(pin_dir: &Path) -> anyhow::Result<Fingerprint> {
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", pin_dir.display()))?;
         let name = entry.file_name();
-        let plain = name.to_string_lossy();
-        if plain.starts_with("link_") || crate::kernel::is_program_pin(&plain) {
+        if !crate::kernel::is_map_pin(&name.to_string_lossy()) {
             continue;
         }
         let meta = entry

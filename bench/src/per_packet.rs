@@ -47,12 +47,21 @@ mod footprint;
 
 /// Samples per set and sets, as `bench.rs` declares them.
 const SET_LEN: usize = 1 << 16;
-const SET_V4_FULL: u32 = 0;
-const SET_V6_FULL: u32 = 1;
-const SET_V4_SMALL: u32 = 2;
-const SET_V6_SMALL: u32 = 3;
+/// IPv4 samples per element of `SAMPLES_V4`.
+const V4_PER_LINE: usize = 16;
+const SET_V4_FULL: Set = Set::V4(0);
+const SET_V6_FULL: Set = Set::V6(0);
+const SET_V4_SMALL: Set = Set::V4(1);
+const SET_V6_SMALL: Set = Set::V6(1);
 /// Sources in the territory the stage split is measured with, drawn as the flood draws.
-const SET_V4_BLOCKED: u32 = 4;
+const SET_V4_BLOCKED: Set = Set::V4(2);
+
+/// A sample set: its family's map (`SAMPLES_V4`, `SAMPLES_V6`) and its index there.
+#[derive(Clone, Copy, Debug)]
+enum Set {
+    V4(u32),
+    V6(u32),
+}
 /// That territory: one the meeting's rule blocks, so the whole path runs, counting too.
 const STAGE_TERRITORY: &str = "CN";
 
@@ -99,7 +108,7 @@ struct Variant {
     key: &'static str,
     program: &'static str,
     frame: Vec<u8>,
-    set: u32,
+    set: Set,
 }
 
 /// Run times per variant key, one per round (ns per repeat, as the kernel reports it).
@@ -383,26 +392,55 @@ const PROGRAMS: [&str; 10] = [
     "stage_count_session",
 ];
 
-fn fill_samples(bench: &mut Ebpf, set: u32, samples: &[Address]) -> anyhow::Result<()> {
-    let mut map: Array<_, Address> = Array::try_from(
-        bench
-            .map_mut("SAMPLES")
-            .context("map SAMPLES is missing from the bench object")?,
-    )?;
-    for (i, sample) in samples.iter().enumerate() {
-        map.set(set * SET_LEN as u32 + i as u32, sample, 0)
-            .context("writing map SAMPLES")?;
+fn fill_samples(bench: &mut Ebpf, set: Set, samples: &[Address]) -> anyhow::Result<()> {
+    match set {
+        Set::V4(index) => {
+            let mut map: Array<_, [[u8; 4]; V4_PER_LINE]> = Array::try_from(
+                bench
+                    .map_mut("SAMPLES_V4")
+                    .context("map SAMPLES_V4 is missing from the bench object")?,
+            )?;
+            let first = index * (SET_LEN / V4_PER_LINE) as u32;
+            for (i, line) in samples.chunks(V4_PER_LINE).enumerate() {
+                let mut value = [[0u8; 4]; V4_PER_LINE];
+                for (slot, sample) in value.iter_mut().zip(line) {
+                    ensure!(
+                        sample[..12] == filter_common::maps::V4_MAPPED_PREFIX,
+                        "an IPv6 sample in IPv4 set {index}"
+                    );
+                    slot.copy_from_slice(&sample[12..]);
+                }
+                map.set(first + i as u32, value, 0)
+                    .context("writing map SAMPLES_V4")?;
+            }
+        }
+        Set::V6(index) => {
+            let mut map: Array<_, Address> = Array::try_from(
+                bench
+                    .map_mut("SAMPLES_V6")
+                    .context("map SAMPLES_V6 is missing from the bench object")?,
+            )?;
+            for (i, sample) in samples.iter().enumerate() {
+                map.set(index * SET_LEN as u32 + i as u32, sample, 0)
+                    .context("writing map SAMPLES_V6")?;
+            }
+        }
     }
     Ok(())
 }
 
-fn select_set(bench: &mut Ebpf, set: u32) -> anyhow::Result<()> {
-    let mut map: Array<_, u32> = Array::try_from(
+fn select_set(bench: &mut Ebpf, set: Set) -> anyhow::Result<()> {
+    let mut map: Array<_, [u32; 2]> = Array::try_from(
         bench
             .map_mut("SAMPLE_SET")
             .context("map SAMPLE_SET is missing from the bench object")?,
     )?;
-    map.set(0, set, 0).context("writing map SAMPLE_SET")
+    // [index within the family, family: 0 for IPv4, 1 for IPv6]
+    let value = match set {
+        Set::V4(index) => [index, 0],
+        Set::V6(index) => [index, 1],
+    };
+    map.set(0, value, 0).context("writing map SAMPLE_SET")
 }
 
 /// The frames: to the meeting's endpoint over IPv4 and IPv6, and to a port of no meeting.
@@ -444,7 +482,7 @@ impl Frames {
         ]
     }
 
-    fn variants(&self, set4: u32, set6: u32, with_no_session: bool) -> Vec<Variant> {
+    fn variants(&self, set4: Set, set6: Set, with_no_session: bool) -> Vec<Variant> {
         let v = |key, program, frame: &Vec<u8>, set| Variant {
             key,
             program,

@@ -158,10 +158,13 @@ fn row(f: &Figure) -> String {
     )
 }
 
-/// A share of a bound as a percentage: "0.4%" for a miss by a hair, "28%".
+/// A share of a bound as a percentage: "under 0.1%" for what one decimal would print as
+/// 0.0, "0.4%" for a miss by a hair, "28%".
 fn percent(share: f64) -> String {
     let pct = share * 100.0;
-    if pct < 10.0 {
+    if pct < 0.05 {
+        "under 0.1%".to_string()
+    } else if pct < 10.0 {
         format!("{pct:.1}%")
     } else {
         format!("{pct:.0}%")
@@ -211,6 +214,9 @@ mod tests {
         // A miss by a hair says so rather than "1.00 × the bound".
         let f = Figure::new("s", 1.305, "×").goal_value_at_most(1.3);
         assert_eq!(f.missed_by.as_deref(), Some("0.4% over the bound"));
+        // A figure printed as the bound itself (1.300) still says it is over it.
+        let f = Figure::new("t", 1.3004, "×").goal_value_at_most(1.3);
+        assert_eq!(f.missed_by.as_deref(), Some("under 0.1% over the bound"));
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
     }

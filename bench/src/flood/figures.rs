@@ -1,0 +1,216 @@
+//! The figures the flood part reports: the flood against each baseline, the memory of all
+//! maps, and the table load against `nft -f`, each with why where a goal is missed.
+
+use geofence::{geo::GeoTable, kernel::Kernel};
+
+use super::measure::Variant;
+use crate::report::{Figure, Report, median};
+
+/// Mpps per variant and round: dropped, and arrived at the receiver's XDP program.
+pub(super) struct Rates {
+    pub(super) variants: Vec<Variant>,
+    pub(super) dropped: Vec<Vec<f64>>,
+    pub(super) arrived: Vec<Vec<f64>>,
+}
+
+impl Rates {
+    fn index(&self, v: Variant) -> Option<usize> {
+        self.variants.iter().position(|&x| x == v)
+    }
+
+    fn median(&self, v: Variant) -> Option<f64> {
+        self.index(v).map(|i| median(self.dropped[i].clone()))
+    }
+
+    fn median_arrived(&self, v: Variant) -> Option<f64> {
+        self.index(v).map(|i| median(self.arrived[i].clone()))
+    }
+
+    /// Per round, geofence ÷ the variant (both measured within seconds of each other): the
+    /// median, lowest and highest.
+    fn paired(&self, v: Variant) -> Option<(f64, f64, f64)> {
+        let g = self.index(Variant::Geofence)?;
+        let i = self.index(v)?;
+        let ratios: Vec<f64> = self.dropped[g]
+            .iter()
+            .zip(&self.dropped[i])
+            .map(|(a, b)| a / b)
+            .collect();
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Some((median(ratios), lo, hi))
+    }
+
+    fn ratio_note(&self, v: Variant) -> String {
+        self.paired(v).map_or(String::new(), |(_, lo, hi)| {
+            format!(
+                "; the ratio is the median of per-round ratios (each round runs every variant \
+                 back to back), rounds {lo:.2}..{hi:.2}"
+            )
+        })
+    }
+}
+
+/// geofence against the bare drop, nftables and ipset.
+pub(super) fn flood(report: &mut Report, rates: &Rates, sources_note: &str, cidrs: usize) {
+    let name = "veth flood: blocked UDP dropped by geofence";
+    let geofence_mpps = rates.median(Variant::Geofence).expect("always measured");
+    let drop_mpps = rates.median(Variant::XdpDrop).expect("always measured");
+    // What each frame costs beyond the bare drop, on the core that receives it.
+    let over_drop = 1e3 / geofence_mpps - 1e3 / drop_mpps;
+    let mut figure = Figure::new(name, geofence_mpps, "Mpps")
+        .against(Variant::XdpDrop.name(), drop_mpps)
+        .paired_ratio(rates.paired(Variant::XdpDrop).expect("always measured").0)
+        .goal_ratio_at_least(0.9);
+    let why = if figure.met == Some(false) {
+        format!(
+            "; missed because geofence spends {over_drop:.0} ns per frame more than the bare \
+             drop ({:.0} ns, generator and veth included, all on one core), where the goal \
+             leaves {:.0} ns: about one memory read. The per-packet \"data path step\" \
+             figures split the cost (session, territory, decision, counters per territory, \
+             counters and sketch per rule; 5-25 ns each, no hash lookup left on this path); \
+             the counting the accounting requires (per territory, per rule, distinct \
+             sources) alone costs more than the goal leaves",
+            1e3 / drop_mpps,
+            1e3 / drop_mpps * (1.0 / 0.9 - 1.0)
+        )
+    } else {
+        String::new()
+    };
+    figure = figure.note(format!(
+        "{sources_note}{}{why}",
+        rates.ratio_note(Variant::XdpDrop)
+    ));
+    report.push(figure);
+    for v in [Variant::Nft, Variant::Ipset] {
+        match rates.median(v) {
+            Some(reference) => {
+                let figure = Figure::new(name, geofence_mpps, "Mpps")
+                    .against(v.name(), reference)
+                    .paired_ratio(rates.paired(v).expect("measured").0)
+                    .goal_ratio_at_least(3.0);
+                let why = if figure.met == Some(false) {
+                    format!(
+                        "; missed because geofence's {:.0} ns per frame (bare drop: {:.0} ns) \
+                         is {:.2} × the {:.0} ns this baseline spends; a geofence at the \
+                         bare-drop floor would be {:.1} × it",
+                        1e3 / geofence_mpps,
+                        1e3 / drop_mpps,
+                        (1e3 / geofence_mpps) / (1e3 / reference),
+                        1e3 / reference,
+                        drop_mpps / reference
+                    )
+                } else {
+                    String::new()
+                };
+                report.push(figure.note(format!(
+                    "{} prefixes in the netfilter set; frames reaching the stack behind \
+                     flood_pass: {:.3} Mpps (median){}{why}",
+                    cidrs,
+                    rates.median_arrived(v).unwrap_or(0.0),
+                    rates.ratio_note(v)
+                )));
+            }
+            None => report.push(
+                Figure::new(format!("{name} (vs {})", v.name()), geofence_mpps, "Mpps")
+                    .note("baseline skipped: nft, ipset or iptables is not installed"),
+            ),
+        }
+    }
+}
+
+/// The memory of all maps (both generations full); returns the bytes of the stock LPM
+/// reference tries among them.
+pub(super) fn memory(report: &mut Report, relay: &Kernel) -> anyhow::Result<u64> {
+    let maps = super::memory::maps(relay)?;
+    let bytes: u64 = maps.iter().map(|m| m.bytes).sum();
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let largest: Vec<String> = maps
+        .iter()
+        .filter(|m| m.bytes >= 1 << 19)
+        .map(|m| format!("{} {:.1}", m.name, mib(m.bytes)))
+        .collect();
+    let figure = Figure::new(
+        "memory of all geofence maps, table in both generations",
+        mib(bytes),
+        "MiB",
+    )
+    .goal_value_at_most(128.0);
+    // The stock LPM tries kept beside the flattened table (filled on every load while
+    // kernel::load_table carries its TRANSITION step).
+    let lpm_bytes: u64 = maps
+        .iter()
+        .filter(|m| m.lpm && m.name.starts_with("GEO"))
+        .map(|m| m.bytes)
+        .sum();
+    let lpm_note = if lpm_bytes > 0 {
+        format!(
+            "; of these, {:.1} MiB are the stock LPM reference tries (GEO4_A/B, GEO6_A/B), \
+             which load_table still fills on every load; without them {:.1} MiB",
+            mib(lpm_bytes),
+            mib(bytes - lpm_bytes)
+        )
+    } else {
+        String::new()
+    };
+    let why = if figure.met == Some(false) {
+        format!(
+            "; missed by {:.1} MiB: every map the relay's object creates is counted; \
+             not filling maps the hot path does not read would close it",
+            mib(bytes) - 128.0
+        )
+    } else {
+        String::new()
+    };
+    report.push(figure.note(format!(
+        "memlock as the kernel reports it (program maps, pinned maps, inner maps), {} maps; \
+         those of 0.5 MiB or more, in MiB: {}{lpm_note}{why}",
+        maps.len(),
+        largest.join(", ")
+    )));
+    Ok(lpm_bytes)
+}
+
+/// Load times of the whole table: geofence's, and `nft -f`'s where nft is installed.
+pub(super) struct Loads {
+    /// Wall time per load: parse, then fill and switch.
+    pub(super) load: Vec<f64>,
+    /// Of which parsing the files.
+    pub(super) parse: Vec<f64>,
+    pub(super) nft: Option<f64>,
+}
+
+pub(super) fn load(report: &mut Report, table: &GeoTable, loads: &Loads, lpm_bytes: u64) {
+    let geofence_load = median(loads.load.clone());
+    let load_note = format!(
+        "{} IPv4 + {} IPv6 prefixes, geofence attached; parse {:.3} s + open the pins, check \
+         the attached program's build, fill the idle generation and switch {:.3} s (medians \
+         of {} loads); nft gets the same prefixes in two interval sets without their \
+         territories (less than geofence stores), by one `nft -f` in a fresh namespace",
+        table.v4.len(),
+        table.v6.len(),
+        median(loads.parse.clone()),
+        geofence_load - median(loads.parse.clone()),
+        loads.load.len()
+    );
+    let load_name = "table load + atomic switch (geofence, wall)";
+    if let Some(nft) = loads.nft {
+        report.push(
+            Figure::new(load_name, geofence_load, "s")
+                .against("nft -f, same prefixes in two interval sets", nft)
+                .goal_ratio_at_most(0.1)
+                .note(load_note.clone()),
+        );
+    }
+    let figure = Figure::new(load_name, geofence_load, "s").goal_value_at_most(1.0);
+    let why = match (figure.met, lpm_bytes > 0) {
+        (Some(false), true) => {
+            "; missed: the fill (kernel::load_table) is most of it, see the split above; it \
+             still writes the stock LPM reference tries too (they hold entries after the \
+             loads), a syscall per prefix"
+        }
+        (Some(false), false) => "; missed: the fill (kernel::load_table) is most of it",
+        _ => "",
+    };
+    report.push(figure.note(format!("{load_note}{why}")));
+}

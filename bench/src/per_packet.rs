@@ -28,7 +28,6 @@ use aya::{
 };
 use filter_common::{Address, PassReason, Verdict};
 use geofence::{
-    endpoint::Endpoint,
     geo::GeoTable,
     kernel::{self, Kernel},
     state::{self, Meeting, Rule, State},
@@ -57,6 +56,11 @@ const STAGE_TERRITORY: &str = "CN";
 /// The meeting's endpoint and the territories its rule blocks.
 const ENDPOINT: &str = "udp:*:40000-40009";
 const MEETING_PORT: u16 = 40000;
+/// A second meeting whose rule (the same territories) has an end time, which the program
+/// checks against the clock on every packet the rule would drop.
+const ENDING_ENDPOINT: &str = "udp:*:40010";
+const ENDING_PORT: u16 = 40010;
+const ENDING_SESSION: u32 = 2;
 /// A port no meeting has: the no-session path.
 const OTHER_PORT: u16 = 5060;
 const BLOCKED: [&str; 5] = ["CN", "RU", "IR", "BY", "KP"];
@@ -196,6 +200,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     kernel::activate_generation(&mut kernel, full_generation)?;
     check_counters(&kernel)?;
     let stage_times = measure(&mut bench, &frames.stages(), &settings, "stages")?;
+    check_ending_dropped(&kernel)?;
 
     let same_code = same_program(&bench, "bench_flat", "bench_lpm")?;
     figures::figures(
@@ -272,31 +277,44 @@ impl Drop for CpuPin {
 /// One meeting on UDP ports 40000-40009 of any local address, with one rule blocking
 /// [`BLOCKED`].
 fn bench_state() -> anyhow::Result<State> {
-    let endpoint: Endpoint = ENDPOINT.parse().map_err(anyhow::Error::msg)?;
     let territories = BLOCKED
         .iter()
         .map(|code| Territory::parse(code).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let rule = Rule {
-        order: "BENCH-0001".to_string(),
-        territories,
-        prefixes: Vec::new(),
-        expires: None,
-        dry_run: false,
-        issued: state::now(),
-        issued_by: "geofence-bench".to_string(),
-        slot: None,
+    let now = state::now();
+    let meeting = |session, endpoint: &str, expires| -> anyhow::Result<Meeting> {
+        let rule = Rule {
+            order: format!("BENCH-{session:04}"),
+            territories: territories.clone(),
+            prefixes: Vec::new(),
+            expires,
+            dry_run: false,
+            issued: now,
+            issued_by: "geofence-bench".to_string(),
+            slot: None,
+        };
+        Ok(Meeting {
+            session,
+            created: now,
+            endpoints: vec![endpoint.parse().map_err(anyhow::Error::msg)?],
+            flows: Vec::new(),
+            rules: vec![rule],
+            allows: Vec::new(),
+        })
     };
-    let meeting = Meeting {
-        session: 1,
-        created: state::now(),
-        endpoints: vec![endpoint],
-        flows: Vec::new(),
-        rules: vec![rule],
-        allows: Vec::new(),
-    };
+    let a_day = std::time::Duration::from_secs(86_400);
     let mut state = State::default();
-    state.meetings.insert("bench".to_string(), meeting);
+    state
+        .meetings
+        .insert("bench".to_string(), meeting(1, ENDPOINT, None)?);
+    state.meetings.insert(
+        "bench-ending".to_string(),
+        meeting(
+            ENDING_SESSION,
+            ENDING_ENDPOINT,
+            Some(now.checked_add(a_day)?),
+        )?,
+    );
     Ok(state)
 }
 
@@ -371,6 +389,8 @@ struct Frames {
     v4: Vec<u8>,
     v6: Vec<u8>,
     other: Vec<u8>,
+    /// To the meeting whose rule has an end time.
+    ending: Vec<u8>,
 }
 
 impl Frames {
@@ -383,6 +403,7 @@ impl Frames {
             v4: packets::udp(src4, 50000, dst4, MEETING_PORT),
             v6: packets::udp(src6, 50000, dst6, MEETING_PORT),
             other: packets::udp(src4, 50000, dst4, OTHER_PORT),
+            ending: packets::udp(src4, 50000, dst4, ENDING_PORT),
         }
     }
 
@@ -402,6 +423,12 @@ impl Frames {
             v("stage_decide", "stage_decide"),
             v("stage_count_session", "stage_count_session"),
             v("full", "bench_flat"),
+            Variant {
+                key: "full_ending",
+                program: "bench_flat",
+                frame: self.ending.clone(),
+                set: SET_V4_BLOCKED,
+            },
         ]
     }
 
@@ -525,6 +552,26 @@ fn run_once(bench: &Ebpf, variant: &Variant, repeat: u32) -> anyhow::Result<f64>
 
 /// The drawn sources really went through the rule: the meeting counted packets both dropped
 /// (blocked territories) and passed, and the no-session runs were counted as such.
+/// The rule with an end time dropped the packets sent to its meeting: its figure measured
+/// the drop path, clock read included, not a lapsed rule.
+fn check_ending_dropped(kernel: &Kernel) -> anyhow::Result<()> {
+    let stats = kernel::read_stats(kernel).context("reading the counters")?;
+    let dropped: u64 = stats
+        .sessions
+        .get(&ENDING_SESSION)
+        .map(|t| {
+            t.values()
+                .map(|c| c.packets[Verdict::Dropped as usize])
+                .sum()
+        })
+        .unwrap_or(0);
+    ensure!(
+        dropped > 0,
+        "the rule with an end time dropped nothing: the bench measured a lapsed rule"
+    );
+    Ok(())
+}
+
 fn check_counters(kernel: &Kernel) -> anyhow::Result<()> {
     let stats = kernel::read_stats(kernel).context("reading the counters")?;
     let per_verdict = |verdict: Verdict| -> u64 {

@@ -63,6 +63,25 @@ pub(super) fn stage_figures(report: &mut Report, times: &Times) {
             whole.spread()
         )),
     );
+    let ending = cost(times, "full_ending", "draw");
+    let clock = cost(times, "full_ending", "full");
+    report.push(
+        Figure::new(
+            format!(
+                "data path, blocked {STAGE_TERRITORY} sources, rule with an end time: all steps"
+            ),
+            ending.median,
+            "ns/packet",
+        )
+        .note(format!(
+            "the same packets to a meeting whose rule ends in a day: the program reads the \
+             clock to check the end, {:.0} ns more than the rule without one (median of \
+             per-round differences, {}); {}",
+            clock.median,
+            clock.spread(),
+            ending.spread()
+        )),
+    );
 }
 
 /// The median over rounds of `(x − reference)` at the full table ÷ the same at the subset.

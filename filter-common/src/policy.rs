@@ -24,8 +24,9 @@ pub const NO_RULE_ID: u32 = 0;
 pub struct Rule {
     /// Bit `id` set: territory `id` is blocked.
     pub blocked: [u64; TERRITORY_WORDS],
-    /// `CLOCK_BOOTTIME` nanoseconds after which the rule no longer applies; 0 = never.
-    pub expires_boot_ns: u64,
+    /// `CLOCK_MONOTONIC_COARSE` nanoseconds (the program's clock) after which the rule no
+    /// longer applies; 0 = never.
+    pub expires_ns: u64,
     pub flags: u32,
     /// The rule's identity (never [`NO_RULE_ID`] for a rule): a drop [`Override`] applies
     /// only while the slot it names holds a rule with this id, so an override written
@@ -36,7 +37,7 @@ pub struct Rule {
 impl Rule {
     pub const EMPTY: Rule = Rule {
         blocked: [0; TERRITORY_WORDS],
-        expires_boot_ns: 0,
+        expires_ns: 0,
         flags: 0,
         rule_id: NO_RULE_ID,
     };
@@ -59,18 +60,17 @@ impl Rule {
         }
     }
 
-    /// Whether the rule is in force at `now_boot_ns`.
+    /// Whether the rule is in force at `now_ns`.
     #[inline(always)]
-    pub fn in_force(&self, now_boot_ns: u64) -> bool {
-        self.flags & RULE_ACTIVE != 0
-            && (self.expires_boot_ns == 0 || now_boot_ns < self.expires_boot_ns)
+    pub fn in_force(&self, now_ns: u64) -> bool {
+        self.flags & RULE_ACTIVE != 0 && (self.expires_ns == 0 || now_ns < self.expires_ns)
     }
 
-    /// Whether a drop override naming this slot with `rule_id` applies at `now_boot_ns`:
+    /// Whether a drop override naming this slot with `rule_id` applies at `now_ns`:
     /// the slot holds that very rule, and it is in force.
     #[inline(always)]
-    pub fn binds(&self, rule_id: u32, now_boot_ns: u64) -> bool {
-        rule_id != NO_RULE_ID && self.rule_id == rule_id && self.in_force(now_boot_ns)
+    pub fn binds(&self, rule_id: u32, now_ns: u64) -> bool {
+        rule_id != NO_RULE_ID && self.rule_id == rule_id && self.in_force(now_ns)
     }
 }
 
@@ -118,8 +118,9 @@ pub struct Override {
     pub _pad: u8,
     /// [`RULE_DRY_RUN`] or 0.
     pub flags: u32,
-    /// `CLOCK_BOOTTIME` nanoseconds after which a Drop no longer applies; 0 = never.
-    pub expires_boot_ns: u64,
+    /// `CLOCK_MONOTONIC_COARSE` nanoseconds (the program's clock) after which a Drop no
+    /// longer applies; 0 = never.
+    pub expires_ns: u64,
     /// For a drop: its rule's [`Rule::rule_id`]; [`NO_RULE_ID`] for an allow.
     pub rule_id: u32,
     pub _pad2: u32,
@@ -134,7 +135,7 @@ impl Override {
             key_len,
             _pad: 0,
             flags: 0,
-            expires_boot_ns: 0,
+            expires_ns: 0,
             rule_id: NO_RULE_ID,
             _pad2: 0,
         }
@@ -146,7 +147,7 @@ impl Override {
         slot: u8,
         rule_id: u32,
         flags: u32,
-        expires_boot_ns: u64,
+        expires_ns: u64,
     ) -> Override {
         Override {
             action: OverrideAction::Drop as u8,
@@ -154,7 +155,7 @@ impl Override {
             key_len,
             _pad: 0,
             flags,
-            expires_boot_ns,
+            expires_ns,
             rule_id,
             _pad2: 0,
         }
@@ -183,7 +184,7 @@ mod tests {
         assert_eq!(core::mem::offset_of!(Override, key_len), 2);
         assert_eq!(core::mem::offset_of!(Override, _pad), 3);
         assert_eq!(core::mem::offset_of!(Override, flags), 4);
-        assert_eq!(core::mem::offset_of!(Override, expires_boot_ns), 8);
+        assert_eq!(core::mem::offset_of!(Override, expires_ns), 8);
         assert_eq!(core::mem::offset_of!(Override, rule_id), 16);
         assert_eq!(core::mem::offset_of!(Override, _pad2), 20);
     }
@@ -197,7 +198,7 @@ mod tests {
         rule.flags = RULE_ACTIVE;
         assert!(rule.binds(7, 0));
         assert!(!rule.binds(8, 0), "another rule's id");
-        rule.expires_boot_ns = 10;
+        rule.expires_ns = 10;
         assert!(rule.binds(7, 9) && !rule.binds(7, 10), "expired");
         rule.rule_id = NO_RULE_ID;
         assert!(!rule.binds(NO_RULE_ID, 0), "id 0 never binds");
@@ -213,7 +214,7 @@ mod tests {
         assert!(!rule.in_force(5), "inactive slot");
         rule.flags = RULE_ACTIVE;
         assert!(rule.in_force(5));
-        rule.expires_boot_ns = 10;
+        rule.expires_ns = 10;
         assert!(rule.in_force(9) && !rule.in_force(10));
     }
 }

@@ -2,7 +2,7 @@
 //! session's territory rules. Rules and drop overrides lapse at their expiry, and a drop
 //! override is bound to its rule's policy slot.
 
-use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, maps::lpm_trie::Key};
+use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, maps::lpm_trie::Key};
 use filter_common::{
     Override, OverrideAction, OverrideKey, Policy, TerritoryId, Verdict,
     accounting::NO_RULE,
@@ -15,10 +15,13 @@ use crate::{
     parse::Packet,
 };
 
+/// The clock expiries are written in (see `geofence::expiry::kernel_clock_ns`): the coarse
+/// one, because this read happens for every packet a rule with an end time would drop, and
+/// the fine clocks cost as much here as the rest of the drop path.
 #[inline(always)]
 fn now() -> u64 {
     // SAFETY: a helper with no arguments.
-    unsafe { bpf_ktime_get_boot_ns() }
+    unsafe { bpf_ktime_get_coarse_ns() }
 }
 
 #[inline(always)]
@@ -86,7 +89,7 @@ fn override_says(found: &Override, policy: Option<&Policy>, now_ns: u64) -> Over
     if found.action == OverrideAction::Allow as u8 {
         return OverrideSays::Decides(Decision::without_rule(Verdict::Passed));
     }
-    if found.expires_boot_ns != 0 && now_ns >= found.expires_boot_ns {
+    if found.expires_ns != 0 && now_ns >= found.expires_ns {
         return OverrideSays::Lapsed;
     }
     // The mask keeps the index provably inside the array for the verifier.
@@ -153,7 +156,7 @@ pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Decision
         if !rule.blocks(territory) {
             continue;
         }
-        if rule.expires_boot_ns != 0 && now_ns == 0 {
+        if rule.expires_ns != 0 && now_ns == 0 {
             now_ns = now();
         }
         if !rule.in_force(now_ns) {

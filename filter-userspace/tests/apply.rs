@@ -351,12 +351,10 @@ fn expiry_offsets(name: &str) -> Vec<usize> {
     match name {
         names::POLICIES => (0..RULES_PER_SESSION)
             .map(|i| {
-                offset_of!(Policy, rules)
-                    + i * size_of::<Rule>()
-                    + offset_of!(Rule, expires_boot_ns)
+                offset_of!(Policy, rules) + i * size_of::<Rule>() + offset_of!(Rule, expires_ns)
             })
             .collect(),
-        names::OVERRIDES => vec![offset_of!(Override, expires_boot_ns)],
+        names::OVERRIDES => vec![offset_of!(Override, expires_ns)],
         _ => Vec::new(),
     }
 }

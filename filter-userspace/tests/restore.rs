@@ -21,6 +21,7 @@ use filter_common::{
     maps::names,
     policy::{RULE_ACTIVE, RULES_PER_SESSION},
 };
+use geofence::expiry::kernel_clock_ns;
 
 /// What only the restore tests do with their directories.
 trait Reboot {
@@ -121,28 +122,16 @@ fn dump(pin_dir: &Path, name: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
         .collect()
 }
 
-fn boot_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Byte offsets of the `expires_boot_ns` fields in a value of map `name`: those are
+/// Byte offsets of the `expires_ns` fields in a value of map `name`: those are
 /// recomputed from wall time on each sync.
 fn expiry_offsets(name: &str) -> Vec<usize> {
     match name {
         names::POLICIES => (0..RULES_PER_SESSION)
             .map(|i| {
-                offset_of!(Policy, rules)
-                    + i * size_of::<Rule>()
-                    + offset_of!(Rule, expires_boot_ns)
+                offset_of!(Policy, rules) + i * size_of::<Rule>() + offset_of!(Rule, expires_ns)
             })
             .collect(),
-        names::OVERRIDES => vec![offset_of!(Override, expires_boot_ns)],
+        names::OVERRIDES => vec![offset_of!(Override, expires_ns)],
         _ => Vec::new(),
     }
 }
@@ -163,7 +152,7 @@ struct Snapshot {
 impl Snapshot {
     /// Differences from `other`, with expiries compared by meaning.
     fn differences(&self, other: &Snapshot) -> Vec<String> {
-        let now = boot_ns();
+        let now = kernel_clock_ns();
         let mut diffs = Vec::new();
         for (name, mine) in &self.maps {
             let theirs = &other.maps[name];
@@ -214,10 +203,10 @@ impl Snapshot {
 
     /// Policy rule slots in use whose expiry has passed.
     fn expired_rules(&self) -> usize {
-        let now = boot_ns();
+        let now = kernel_clock_ns();
         let rule = size_of::<Rule>();
         let flags = offset_of!(Rule, flags);
-        let expires = offset_of!(Rule, expires_boot_ns);
+        let expires = offset_of!(Rule, expires_ns);
         self.maps[names::POLICIES]
             .values()
             .flat_map(|v| v.chunks(rule))

@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use filter_common::{PassReason, TerritoryId, Verdict, policy::RULES_PER_SESSION};
+use geofence::expiry::kernel_clock_ns;
 use geofence::geo::{Format, GeoTable, load_files};
 use geofence::kernel::{self, Kernel, Stats};
 use geofence::model::{self, Counted, ModelMaps, Outcome, SessionMaps};
@@ -63,16 +64,6 @@ impl Drop for PinDir {
         }
         let _ = std::fs::remove_dir(&self.0);
     }
-}
-
-fn boot_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The real table, or a synthetic one when it is not on this machine.
@@ -376,7 +367,7 @@ impl Runner {
         self.base = self.stats();
         self.tally = Tally::default();
         self.batch.clear();
-        self.now = boot_ns();
+        self.now = kernel_clock_ns();
     }
 
     fn compare_counters(&mut self) {
@@ -386,7 +377,7 @@ impl Runner {
             self.base = now;
             self.tally = Tally::default();
             self.batch.clear();
-            self.now = boot_ns();
+            self.now = kernel_clock_ns();
             return;
         }
         // Replay the batch one frame at a time to find the frame whose counter differs.
@@ -481,7 +472,7 @@ fn kernel_and_model_agree() {
         refused: 0,
         mismatches: 0,
         max_mismatches,
-        now: boot_ns(),
+        now: kernel_clock_ns(),
         started: Instant::now(),
     };
     runner.rebase();

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::change::Ctx;
 use crate::{
     endpoint::Proto,
-    expiry::boot_ns_now,
+    expiry::kernel_clock_ns,
     explain::{
         Question,
         check::{action_name, decision_text, differences, expected},
@@ -115,7 +115,7 @@ pub fn explain(ctx: &Ctx, args: ExplainArgs) -> anyhow::Result<()> {
     let maps = ModelMaps::from_state(&state, geo.table.clone())
         .context("deriving the session maps from the state")?;
     let frame = frame::build(&question);
-    let trace = model::trace(&frame, &maps, boot_ns_now());
+    let trace = model::trace(&frame, &maps, kernel_clock_ns());
     let steps = walk::steps(
         &question.dst,
         &state,

@@ -16,7 +16,7 @@ fn same_override(a: &Override, b: &Override) -> bool {
         && a.key_len == b.key_len
         && a.rule_id == b.rule_id
         && a.flags == b.flags
-        && super::sync::same_expiry(a.expires_boot_ns, b.expires_boot_ns)
+        && super::sync::same_expiry(a.expires_ns, b.expires_ns)
 }
 
 pub(super) type OverrideMap = StdMap<(u32, OverrideKey), Override>;

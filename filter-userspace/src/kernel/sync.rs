@@ -81,7 +81,7 @@ fn desired(state: &State) -> anyhow::Result<Desired> {
                     slot,
                     kernel.rule_id,
                     kernel.flags & RULE_DRY_RUN,
-                    kernel.expires_boot_ns,
+                    kernel.expires_ns,
                 );
                 d.overrides.insert((len, key), value);
             }
@@ -125,7 +125,7 @@ fn kernel_rule(rule: &crate::state::Rule, clock: &Clock) -> KernelRule {
         k.set_blocked(territory.id());
     }
     k.flags = RULE_ACTIVE | if rule.dry_run { RULE_DRY_RUN } else { 0 };
-    k.expires_boot_ns = rule.expires.map_or(0, |at| clock.boot_ns_at(at));
+    k.expires_ns = rule.expires.map_or(0, |at| clock.kernel_ns_at(at));
     k.rule_id = rule.kernel_id();
     k
 }
@@ -141,7 +141,7 @@ fn same_policy(a: &Policy, b: &Policy) -> bool {
         x.blocked == y.blocked
             && x.flags == y.flags
             && x.rule_id == y.rule_id
-            && same_expiry(x.expires_boot_ns, y.expires_boot_ns)
+            && same_expiry(x.expires_ns, y.expires_ns)
     })
 }
 

@@ -197,9 +197,9 @@ impl ModelMaps {
         session: u32,
         src: &Address,
         territory: TerritoryId,
-        now_boot_ns: u64,
+        now_ns: u64,
     ) -> Verdict {
-        self.decision(session, src, territory, now_boot_ns).verdict
+        self.decision(session, src, territory, now_ns).verdict
     }
 
     /// [`ModelMaps::decide`], and the policy slot whose per-rule counters the packet moves:
@@ -210,15 +210,15 @@ impl ModelMaps {
         session: u32,
         src: &Address,
         territory: TerritoryId,
-        now_boot_ns: u64,
+        now_ns: u64,
     ) -> (Verdict, Option<u8>) {
-        let decision = self.decision(session, src, territory, now_boot_ns);
+        let decision = self.decision(session, src, territory, now_ns);
         let slot = decision.deciding_rule().map(|r| r.slot as u8);
         (decision.verdict, slot)
     }
 }
 
-/// The verdict on `frame` at `now_boot_ns` (`CLOCK_BOOTTIME`), and what it counts.
-pub fn verdict(frame: &[u8], maps: &ModelMaps, now_boot_ns: u64) -> Outcome {
-    trace(frame, maps, now_boot_ns).outcome
+/// The verdict on `frame` at `now_ns` (`CLOCK_MONOTONIC_COARSE`), and what it counts.
+pub fn verdict(frame: &[u8], maps: &ModelMaps, now_ns: u64) -> Outcome {
+    trace(frame, maps, now_ns).outcome
 }

@@ -302,7 +302,7 @@ fn drop_overrides_are_bound_to_their_rule() {
 
     // Its rule expired in the slot: the territory rules decide.
     let mut expired = bound.sessions.clone();
-    expired.policies.get_mut(&3).expect("policy").rules[1].expires_boot_ns = NOW;
+    expired.policies.get_mut(&3).expect("policy").rules[1].expires_ns = NOW;
     let expired = bound.clone().with_sessions(expired);
     assert_eq!(
         outcome(&expired, "192.0.2.10:1"),
@@ -689,7 +689,7 @@ fn an_inert_drop_lets_the_next_shorter_override_decide() {
     let mut lapsed = all.sessions.clone();
     for o in lapsed.overrides.values_mut() {
         if o.slot == 2 && o.action == filter_common::OverrideAction::Drop as u8 {
-            o.expires_boot_ns = NOW;
+            o.expires_ns = NOW;
         }
     }
     let lapsed = all.clone().with_sessions(lapsed);

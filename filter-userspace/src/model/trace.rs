@@ -97,8 +97,8 @@ impl OverrideHit {
 pub struct RuleHit {
     pub slot: usize,
     pub dry_run: bool,
-    /// `CLOCK_BOOTTIME` ns; 0 = never.
-    pub expires_boot_ns: u64,
+    /// `CLOCK_MONOTONIC_COARSE` ns; 0 = never.
+    pub expires_ns: u64,
     pub in_force: bool,
 }
 
@@ -248,15 +248,15 @@ impl ModelMaps {
         session: u32,
         src: &Address,
         territory: TerritoryId,
-        now_boot_ns: u64,
+        now_ns: u64,
     ) -> Decision {
-        let lapsed = |expires: u64| expires != 0 && now_boot_ns >= expires;
+        let lapsed = |expires: u64| expires != 0 && now_ns >= expires;
         let policy = self.sessions.policies.get(&session);
         let hit = |slot: usize, r: &filter_common::Rule| RuleHit {
             slot,
             dry_run: r.flags & RULE_DRY_RUN != 0,
-            expires_boot_ns: r.expires_boot_ns,
-            in_force: r.in_force(now_boot_ns),
+            expires_ns: r.expires_ns,
+            in_force: r.in_force(now_ns),
         };
         let to_hit = |(key_len, value): (u32, Override)| {
             let is_drop = value.action == OverrideAction::Drop as u8;
@@ -273,7 +273,7 @@ impl ModelMaps {
             OverrideHit {
                 key_len,
                 value,
-                lapsed: is_drop && lapsed(value.expires_boot_ns),
+                lapsed: is_drop && lapsed(value.expires_ns),
                 rule,
             }
         };
@@ -324,8 +324,8 @@ impl ModelMaps {
     }
 }
 
-/// The verdict on `frame` at `now_boot_ns` (`CLOCK_BOOTTIME`) with every reason.
-pub fn trace(frame: &[u8], maps: &ModelMaps, now_boot_ns: u64) -> Trace {
+/// The verdict on `frame` at `now_ns` (`CLOCK_MONOTONIC_COARSE`) with every reason.
+pub fn trace(frame: &[u8], maps: &ModelMaps, now_ns: u64) -> Trace {
     let passed = |headers, session, reason| Trace {
         headers,
         session,
@@ -342,7 +342,7 @@ pub fn trace(frame: &[u8], maps: &ModelMaps, now_boot_ns: u64) -> Trace {
         return passed(Ok(h), Some(lookup), PassReason::NoSession);
     };
     let territory = maps.territory_match(&h);
-    let decision = maps.decision(session, &h.src, territory.id, now_boot_ns);
+    let decision = maps.decision(session, &h.src, territory.id, now_ns);
     let verdict = decision.verdict;
     Trace {
         headers: Ok(h),

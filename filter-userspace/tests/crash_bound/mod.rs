@@ -211,7 +211,7 @@ pub fn behaves_as(
 ) -> Result<(&'static str, usize), String> {
     let maps = |s: &State| ModelMaps::from_state(s, geo.clone()).expect("model maps");
     let (old_maps, new_maps) = (maps(old), maps(new));
-    let now = geofence::expiry::boot_ns_now();
+    let now = geofence::expiry::kernel_clock_ns();
     let mut as_old = Vec::new();
     let mut as_new = Vec::new();
     let sources = probe_sources(i);

@@ -134,7 +134,8 @@ impl Clock {
         }
     }
 
-    /// The program's clock (`bpf_ktime_get_coarse_ns()`) value at which wall time `at` arrives.
+    /// The program's clock (`bpf_ktime_get_coarse_ns()`) reading at which wall time `at`
+    /// arrives.
     /// A time already past maps to 1, which the kernel treats as expired.
     pub fn kernel_ns_at(&self, at: Timestamp) -> u64 {
         let ahead = at.as_nanosecond() - self.wall.as_nanosecond();

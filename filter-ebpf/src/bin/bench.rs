@@ -2,8 +2,8 @@
 //!
 //! One object, several programs, all sharing the relay program's pinned maps. Every variant
 //! but `bench_pass` draws the packet's source address at random, on every run, from
-//! `SAMPLES_V4`/`SAMPLES_V6`: addresses userspace drew from the territory table, so the lookup walks the
-//! whole table instead of one cached path. The drawing has a cost of its own, which
+//! `SAMPLES_V4`/`SAMPLES_V6`: addresses userspace drew from the territory table, so the
+//! lookup walks the whole table instead of one cached path. The drawing has a cost of its own, which
 //! `bench_draw` measures alone so that userspace can subtract it:
 //!
 //! | program | does |
@@ -93,7 +93,8 @@ pub fn bench_pass(_ctx: XdpContext) -> u32 {
 }
 
 /// The drawing alone. A sample of all zeros (a set userspace did not fill: it never draws
-/// `::` or `0.0.0.0`) aborts, which both keeps the read of the sample and lets userspace check the sets.
+/// `::` or `0.0.0.0`) aborts, which both keeps the read of the sample and lets userspace
+/// check the sets.
 #[xdp]
 pub fn bench_draw(_ctx: XdpContext) -> u32 {
     match draw() {

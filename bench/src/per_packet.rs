@@ -556,15 +556,7 @@ fn run_once(bench: &Ebpf, variant: &Variant, repeat: u32) -> anyhow::Result<f64>
 /// the drop path, clock read included, not a lapsed rule.
 fn check_ending_dropped(kernel: &Kernel) -> anyhow::Result<()> {
     let stats = kernel::read_stats(kernel).context("reading the counters")?;
-    let dropped: u64 = stats
-        .sessions
-        .get(&ENDING_SESSION)
-        .map(|t| {
-            t.values()
-                .map(|c| c.packets[Verdict::Dropped as usize])
-                .sum()
-        })
-        .unwrap_or(0);
+    let dropped = stats.session_total(ENDING_SESSION, Verdict::Dropped).0;
     ensure!(
         dropped > 0,
         "the rule with an end time dropped nothing: the bench measured a lapsed rule"
@@ -574,13 +566,7 @@ fn check_ending_dropped(kernel: &Kernel) -> anyhow::Result<()> {
 
 fn check_counters(kernel: &Kernel) -> anyhow::Result<()> {
     let stats = kernel::read_stats(kernel).context("reading the counters")?;
-    let per_verdict = |verdict: Verdict| -> u64 {
-        stats
-            .sessions
-            .get(&1)
-            .map(|t| t.values().map(|c| c.packets[verdict as usize]).sum())
-            .unwrap_or(0)
-    };
+    let per_verdict = |verdict: Verdict| stats.session_total(1, verdict).0;
     let (dropped, passed) = (per_verdict(Verdict::Dropped), per_verdict(Verdict::Passed));
     let no_session = stats.pass_reasons[PassReason::NoSession as usize];
     println!(

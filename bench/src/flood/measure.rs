@@ -243,13 +243,5 @@ impl Bench<'_> {
 /// Packets geofence dropped for the bench's meeting, all territories, all CPUs.
 fn geofence_dropped(relay: &Kernel) -> anyhow::Result<u64> {
     let stats = kernel::read_stats(relay)?;
-    Ok(stats
-        .sessions
-        .get(&SESSION)
-        .map(|t| {
-            t.values()
-                .map(|c| c.packets[Verdict::Dropped as usize])
-                .sum()
-        })
-        .unwrap_or(0))
+    Ok(stats.session_total(SESSION, Verdict::Dropped).0)
 }

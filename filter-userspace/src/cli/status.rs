@@ -81,21 +81,9 @@ impl Counters {
     }
 }
 
-/// Packets and bytes of one verdict, summed over a meeting's territories.
-fn meeting_total(stats: &Stats, session: u32, verdict: Verdict) -> (u64, u64) {
-    stats.sessions.get(&session).map_or((0, 0), |territories| {
-        territories.values().fold((0, 0), |(p, b), c| {
-            (
-                p + c.packets[verdict as usize],
-                b + c.bytes[verdict as usize],
-            )
-        })
-    })
-}
-
 fn all_total(stats: &Stats, verdict: Verdict) -> (u64, u64) {
     stats.sessions.keys().fold((0, 0), |(p, b), session| {
-        let (sp, sb) = meeting_total(stats, *session, verdict);
+        let (sp, sb) = stats.session_total(*session, verdict);
         (p + sp, b + sb)
     })
 }
@@ -270,9 +258,9 @@ fn print_meeting(name: &str, m: &Meeting, counters: &Counters, width: usize, now
     let endpoints: Vec<String> = m.endpoints.iter().map(ToString::to_string).collect();
     println!("  {name} (session {}): {}", m.session, endpoints.join(" "));
     if let Some(stats) = counters.stats() {
-        let (dp, db) = meeting_total(stats, m.session, Verdict::Dropped);
-        let (wp, wb) = meeting_total(stats, m.session, Verdict::WouldDrop);
-        let (pp, pb) = meeting_total(stats, m.session, Verdict::Passed);
+        let (dp, db) = stats.session_total(m.session, Verdict::Dropped);
+        let (wp, wb) = stats.session_total(m.session, Verdict::WouldDrop);
+        let (pp, pb) = stats.session_total(m.session, Verdict::Passed);
         println!(
             "    passed {} pkts ({})   dropped {} pkts ({})   would-drop {} pkts ({})",
             human::count(pp),

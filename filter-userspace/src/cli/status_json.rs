@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use filter_common::{PassReason, Verdict};
 
-use super::{Counters, all_total, link_name, meeting_total, program_builds};
+use super::{Counters, all_total, link_name, program_builds};
 use crate::{
     cli::{change::Ctx, rule_view},
     kernel::{self, Stats},
@@ -21,7 +21,7 @@ pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timest
         let mut out = serde_json::Map::new();
         for v in Verdict::ALL {
             let (packets, bytes) = match session {
-                Some(id) => meeting_total(s, id, v),
+                Some(id) => s.session_total(id, v),
                 None => all_total(s, v),
             };
             out.insert(

@@ -27,6 +27,18 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Packets and bytes of one verdict, summed over a session's territories.
+    pub fn session_total(&self, session: u32, verdict: Verdict) -> (u64, u64) {
+        self.sessions.get(&session).map_or((0, 0), |territories| {
+            territories.values().fold((0, 0), |(p, b), c| {
+                (
+                    p + c.packets[verdict as usize],
+                    b + c.bytes[verdict as usize],
+                )
+            })
+        })
+    }
+
     fn add(&mut self, key: StatsKey, cpu: &SessionStats) {
         let counts = self
             .sessions

@@ -290,7 +290,8 @@ pub struct BlockArgs {
     /// The reference of the order this block executes (required).
     #[arg(long)]
     pub order: String,
-    /// When the block ends, RFC 3339 (e.g. 2026-12-01T18:00:00Z).
+    /// When the block ends, RFC 3339 (e.g. 2026-12-01T18:00:00Z). The kernel lifts it on
+    /// its own, within a clock tick (a few ms) of that time.
     #[arg(long, value_name = "RFC3339", conflicts_with = "for_")]
     pub expires: Option<String>,
     /// How long the block lasts, e.g. 90m, 24h, 7d.

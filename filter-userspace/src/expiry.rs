@@ -93,16 +93,6 @@ pub fn expiry_after(now: Timestamp, duration: Duration) -> Result<Timestamp, Str
         .map_err(|e| format!("expiry out of range: {e}"))
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec; both clocks exist on every Linux.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// The program's clock now: `CLOCK_MONOTONIC_COARSE`, which `bpf_ktime_get_coarse_ns()`
 /// reads.
 ///
@@ -115,7 +105,13 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
 /// sleep would keep its rules for the time it slept. Relays are servers and are not put to
 /// sleep.
 pub fn kernel_clock_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC_COARSE)
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec; the clock exists on every Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The wall clock and the program's clock read together, so that many expiries are

@@ -409,26 +409,21 @@ impl Frames {
 
     /// The stage programs, each a step further along the data path, on blocked sources.
     fn stages(&self) -> Vec<Variant> {
-        let v = |key, program: &'static str| Variant {
+        let v = |key, program: &'static str, frame: &Vec<u8>| Variant {
             key,
             program,
-            frame: self.v4.clone(),
+            frame: frame.clone(),
             set: SET_V4_BLOCKED,
         };
         vec![
-            v("draw", "bench_draw"),
-            v("stage_parse", "stage_parse"),
-            v("stage_session", "stage_session"),
-            v("stage_territory", "stage_territory"),
-            v("stage_decide", "stage_decide"),
-            v("stage_count_session", "stage_count_session"),
-            v("full", "bench_flat"),
-            Variant {
-                key: "full_ending",
-                program: "bench_flat",
-                frame: self.ending.clone(),
-                set: SET_V4_BLOCKED,
-            },
+            v("draw", "bench_draw", &self.v4),
+            v("stage_parse", "stage_parse", &self.v4),
+            v("stage_session", "stage_session", &self.v4),
+            v("stage_territory", "stage_territory", &self.v4),
+            v("stage_decide", "stage_decide", &self.v4),
+            v("stage_count_session", "stage_count_session", &self.v4),
+            v("full", "bench_flat", &self.v4),
+            v("full_ending", "bench_flat", &self.ending),
         ]
     }
 

@@ -46,7 +46,7 @@ mod samples;
 
 use samples::{
     SET_LEN, SET_V4_BLOCKED, SET_V4_FULL, SET_V4_SMALL, SET_V6_FULL, SET_V6_SMALL, Set,
-    blocked_samples, fill_samples, select_set,
+    blocked_samples, check_drawn, fill_samples, select_set,
 };
 
 /// The territory of the sources the stage split is measured with: one the meeting's rule
@@ -164,6 +164,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         (SET_V4_BLOCKED, &blocked_samples(&full, &mut rng)?),
     ] {
         fill_samples(&mut bench, set, samples)?;
+        check_drawn(&mut bench, set, samples)?;
     }
     let reach = |kernel: &Kernel, v4: &[Address], v6: &[Address]| -> anyhow::Result<_> {
         let table = kernel::map_active(kernel).context("mapping the loaded table")?;
@@ -371,9 +372,10 @@ fn load_bench(pin_dir: &Path) -> anyhow::Result<Ebpf> {
     Ok(bench)
 }
 
-const PROGRAMS: [&str; 10] = [
+const PROGRAMS: [&str; 11] = [
     "bench_pass",
     "bench_draw",
+    "bench_sample",
     "bench_flat",
     "bench_lpm",
     "bench_no_session",

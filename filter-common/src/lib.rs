@@ -6,6 +6,7 @@
 #![no_std]
 
 pub mod accounting;
+pub mod bench_samples;
 pub mod counters;
 pub mod geo;
 pub mod maps;

@@ -1,18 +1,24 @@
 //! The sources the bench programs draw from: sample sets in the bench object's
-//! `SAMPLES_V4` and `SAMPLES_V6` maps, and which one the next run draws from.
+//! `SAMPLES_V4` and `SAMPLES_V6` maps (laid out as `filter_common::bench_samples` says), and
+//! which one the next run draws from.
+
+use std::collections::HashSet;
 
 use anyhow::{Context as _, ensure};
-use aya::{Ebpf, maps::Array};
-use filter_common::Address;
+use aya::{
+    Ebpf,
+    maps::Array,
+    programs::{TestRun as _, TestRunOptions, Xdp},
+};
+use filter_common::{Address, bench_samples};
 use geofence::{geo::GeoTable, territory::Territory};
 
 use super::STAGE_TERRITORY;
 use crate::table::{self, Rng};
 
-/// Samples per set and sets, as `bench.rs` declares them.
-pub const SET_LEN: usize = 1 << 16;
-/// IPv4 samples per element of `SAMPLES_V4`.
-const V4_PER_LINE: usize = 16;
+/// Samples per set.
+pub const SET_LEN: usize = bench_samples::SET_LEN as usize;
+const V4_PER_LINE: usize = bench_samples::V4_PER_LINE as usize;
 pub const SET_V4_FULL: Set = Set::V4(0);
 pub const SET_V6_FULL: Set = Set::V6(0);
 pub const SET_V4_SMALL: Set = Set::V4(1);
@@ -91,4 +97,44 @@ pub fn select_set(bench: &mut Ebpf, set: Set) -> anyhow::Result<()> {
         Set::V6(index) => [index, 1],
     };
     map.set(0, value, 0).context("writing map SAMPLE_SET")
+}
+
+/// Draws made by [`check_drawn`] per set.
+const CHECKED_DRAWS: usize = 512;
+
+/// Runs `bench_sample` on `set` and checks that every source it draws is one of `samples`:
+/// the bench object reads back the layout written here (byte order, packing, set offsets),
+/// so the timed programs draw these sources and no others.
+pub fn check_drawn(bench: &mut Ebpf, set: Set, samples: &[Address]) -> anyhow::Result<()> {
+    select_set(bench, set)?;
+    let stored: HashSet<&Address> = samples.iter().collect();
+    let program: &Xdp = bench
+        .program("bench_sample")
+        .context("program bench_sample is missing from the bench object")?
+        .try_into()?;
+    let frame = [0u8; 64];
+    for _ in 0..CHECKED_DRAWS {
+        let mut out = [0u8; 64];
+        let result = program
+            .test_run(TestRunOptions {
+                data_in: Some(&frame),
+                data_out: Some(&mut out),
+                ..TestRunOptions::new()
+            })
+            .context("BPF_PROG_TEST_RUN of bench_sample")?;
+        // XDP_PASS
+        ensure!(
+            result.return_value == 2,
+            "bench_sample returned XDP action {} on {set:?}",
+            result.return_value
+        );
+        let mut drawn = [0u8; 16];
+        drawn.copy_from_slice(&out[..16]);
+        ensure!(
+            stored.contains(&drawn),
+            "{set:?}: the bench object drew {}, which is not one of the set's samples",
+            std::net::Ipv6Addr::from(drawn)
+        );
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `bench_pass` | nothing: the XDP_PASS floor |
 //! | `bench_draw` | draws a sample, passes |
+//! | `bench_sample` | draws a sample into the frame (to check the sets, not timed) |
 //! | `bench_flat` | draws a sample as the source, classifies with the relay's lookup |
 //! | `bench_lpm` | the same with the stock LPM trie lookup (the reference) |
 //! | `bench_no_session` | the same as `bench_flat`; userspace sends it a packet no meeting has |
@@ -32,27 +33,26 @@ use aya_ebpf::{
     maps::Array,
     programs::XdpContext,
 };
-use filter_common::{Address, maps::v4_mapped};
+use filter_common::{
+    Address,
+    bench_samples::{SET_LEN, V4_PER_LINE},
+    maps::v4_mapped,
+};
 use filter_ebpf::{
     action, classify, count, decide,
     parse::{self, Packet, Parsed},
     session, territory,
 };
 
-/// Samples per set; a power of two, so that a random index is one mask.
-const SET_LEN: u32 = 1 << 16;
 /// IPv4 sample sets (full table, subset, blocked territory) and IPv6 ones (full, subset).
 const SETS_V4: u32 = 3;
 const SETS_V6: u32 = 2;
-/// IPv4 samples per [`SAMPLES_V4`] element: one cache line of addresses.
-const V4_PER_LINE: u32 = 16;
 /// [`SAMPLE_SET`]'s family for the IPv6 sets.
 const FAMILY_V6: u32 = 1;
 
-/// `SETS_V4` sets of `SET_LEN` IPv4 sources (network order), 16 to an element. Four bytes
-/// a sample rather than sixteen: the set is 256 KiB, so the drawing crowds the table it
-/// measures out of the CPU's caches as little as it can. Filled by userspace; not pinned,
-/// it belongs to one bench run.
+/// `SETS_V4` sets of `SET_LEN` IPv4 sources (network order), `V4_PER_LINE` to an element.
+/// Filled by userspace; not pinned, it belongs to one bench run. Why IPv4 sources are stored
+/// compactly: `filter_common::bench_samples`.
 #[map]
 static SAMPLES_V4: Array<[[u8; 4]; V4_PER_LINE as usize]> =
     Array::with_max_entries(SET_LEN / V4_PER_LINE * SETS_V4, 0);
@@ -103,6 +103,22 @@ pub fn bench_draw(_ctx: XdpContext) -> u32 {
         }
         _ => xdp_action::XDP_ABORTED,
     }
+}
+
+/// Writes a drawn source over the frame's first 16 bytes, so that userspace can check that
+/// what the programs draw is what it stored.
+#[xdp]
+pub fn bench_sample(ctx: XdpContext) -> u32 {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + 16 > end {
+        return xdp_action::XDP_ABORTED;
+    }
+    let Some(sample) = draw() else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // SAFETY: the 16 bytes at `start` were checked to lie inside the frame.
+    unsafe { core::ptr::write_unaligned(start as *mut Address, sample) };
+    xdp_action::XDP_PASS
 }
 
 /// Draw + the whole relay data path with its territory lookup.

@@ -71,14 +71,25 @@ const fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
-/// A 64-bit hash of a 16-byte address.
+const HASH_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+/// The first round for an upper half of zero, which every IPv4 source has (IPv4 mapped):
+/// a constant, so the kernel pays one round for those, not two, for the same hash.
+const FIRST_ROUND_OF_ZERO: u64 = mix64(HASH_SEED);
+
+/// A 64-bit hash of a 16-byte address. It must never change: pinned sketches hold ranks
+/// of it, and would count every source again under another hash.
 #[inline(always)]
 pub fn hash_address(addr: &Address) -> u64 {
     let mut hi = [0u8; 8];
     let mut lo = [0u8; 8];
     hi.copy_from_slice(&addr[..8]);
     lo.copy_from_slice(&addr[8..]);
-    let h = mix64(u64::from_le_bytes(hi) ^ 0x9e37_79b9_7f4a_7c15);
+    let hi = u64::from_le_bytes(hi);
+    let h = if hi == 0 {
+        FIRST_ROUND_OF_ZERO
+    } else {
+        mix64(hi ^ HASH_SEED)
+    };
     mix64(h ^ u64::from_le_bytes(lo))
 }
 
@@ -174,6 +185,21 @@ mod tests {
         assert_eq!(rank(1), 58);
         assert_eq!(register_and_rank(u64::MAX).0, 63);
         assert_eq!(register_and_rank(0).0, 0);
+    }
+
+    #[test]
+    fn hash_is_the_one_pinned_sketches_were_built_with() {
+        // Values of the hash as it was first released (two rounds for every address).
+        let ip = |s: &str| s.parse::<core::net::Ipv6Addr>().map(|a| a.octets());
+        for (addr, want) in [
+            ("::ffff:192.0.2.1", 0x2858_3013_81db_1c35),
+            ("::ffff:198.51.100.7", 0x21c0_1c82_ac49_54c1),
+            ("2001:db8::1", 0xe639_1339_0a5e_6c40),
+            ("::1", 0xe3ba_b30a_435c_22fc),
+        ] {
+            assert_eq!(hash_address(&ip(addr).unwrap()), want, "{addr}");
+        }
+        assert_eq!(FIRST_ROUND_OF_ZERO, 0x9ca0_66f1_a4ab_2eea);
     }
 
     #[test]

@@ -58,7 +58,6 @@ const ENDPOINT: &str = "udp:*:40000-40009";
 const MEETING_PORT: u16 = 40000;
 /// A second meeting whose rule (the same territories) has an end time, which the program
 /// checks against the clock on every packet the rule would drop.
-const ENDING_ENDPOINT: &str = "udp:*:40010";
 const ENDING_PORT: u16 = 40010;
 const ENDING_SESSION: u32 = 2;
 /// A port no meeting has: the no-session path.
@@ -312,7 +311,7 @@ fn bench_state() -> anyhow::Result<State> {
         "bench-ending".to_string(),
         meeting(
             ENDING_SESSION,
-            ENDING_ENDPOINT,
+            &format!("udp:*:{ENDING_PORT}"),
             Some(now.checked_add(a_day)?),
         )?,
     );
@@ -547,8 +546,6 @@ fn run_once(bench: &Ebpf, variant: &Variant, repeat: u32) -> anyhow::Result<f64>
     Ok(result.duration.as_nanos() as f64)
 }
 
-/// The drawn sources really went through the rule: the meeting counted packets both dropped
-/// (blocked territories) and passed, and the no-session runs were counted as such.
 /// The rule with an end time dropped the packets sent to its meeting: its figure measured
 /// the drop path, clock read included, not a lapsed rule.
 fn check_ending_dropped(kernel: &Kernel) -> anyhow::Result<()> {
@@ -561,6 +558,8 @@ fn check_ending_dropped(kernel: &Kernel) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The drawn sources really went through the rule: the meeting counted packets both dropped
+/// (blocked territories) and passed, and the no-session runs were counted as such.
 fn check_counters(kernel: &Kernel) -> anyhow::Result<()> {
     let stats = kernel::read_stats(kernel).context("reading the counters")?;
     let per_verdict = |verdict: Verdict| stats.session_total(1, verdict).0;

@@ -3,8 +3,8 @@
 //! One object, several programs, all sharing the relay program's pinned maps. Every variant
 //! but `bench_pass` draws the packet's source address at random, on every run, from
 //! `SAMPLES_V4`/`SAMPLES_V6`: addresses userspace drew from the territory table, so the
-//! lookup walks the whole table instead of one cached path. The drawing has a cost of its own, which
-//! `bench_draw` measures alone so that userspace can subtract it:
+//! lookup walks the whole table instead of one cached path. The drawing has a cost of its
+//! own, which `bench_draw` measures alone so that userspace can subtract it:
 //!
 //! | program | does |
 //! |---|---|

@@ -17,6 +17,13 @@ pub const RULE_DRY_RUN: u32 = 2;
 /// [`Rule::rule_id`] of an empty slot; never the id of a rule.
 pub const NO_RULE_ID: u32 = 0;
 
+/// Whether an expiry (`expires_ns` of a [`Rule`] or [`Override`]; 0 = never) has passed at
+/// `now_ns`: the one test the program and the model make of both.
+#[inline(always)]
+pub const fn lapsed(expires_ns: u64, now_ns: u64) -> bool {
+    expires_ns != 0 && now_ns >= expires_ns
+}
+
 /// One order's rule on a session: the territories it blocks, and the identity its drop
 /// overrides name. A rule that blocks only prefixes holds a slot with no territory bit.
 #[repr(C)]
@@ -63,7 +70,7 @@ impl Rule {
     /// Whether the rule is in force at `now_ns`.
     #[inline(always)]
     pub fn in_force(&self, now_ns: u64) -> bool {
-        self.flags & RULE_ACTIVE != 0 && (self.expires_ns == 0 || now_ns < self.expires_ns)
+        self.flags & RULE_ACTIVE != 0 && !lapsed(self.expires_ns, now_ns)
     }
 
     /// Whether a drop override naming this slot with `rule_id` applies at `now_ns`:

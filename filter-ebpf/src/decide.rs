@@ -7,7 +7,7 @@ use filter_common::{
     Override, OverrideAction, OverrideKey, Policy, TerritoryId, Verdict,
     accounting::NO_RULE,
     maps::{OVERRIDE_SESSION_BITS, override_sessions, policy_index},
-    policy::{NO_RULE_ID, RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
+    policy::{self, NO_RULE_ID, RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };
 
 use crate::{
@@ -89,7 +89,7 @@ fn override_says(found: &Override, policy: Option<&Policy>, now_ns: u64) -> Over
     if found.action == OverrideAction::Allow as u8 {
         return OverrideSays::Decides(Decision::without_rule(Verdict::Passed));
     }
-    if found.expires_ns != 0 && now_ns >= found.expires_ns {
+    if policy::lapsed(found.expires_ns, now_ns) {
         return OverrideSays::Lapsed;
     }
     // The mask keeps the index provably inside the array for the verifier.

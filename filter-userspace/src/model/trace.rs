@@ -7,7 +7,7 @@ use filter_common::{
     Address, EndpointKey, FlowKey, Override, OverrideAction, PassReason, TERRITORY_UNKNOWN,
     TerritoryId, Verdict,
     maps::{ADDRESS_ANY, OVERRIDE_SESSION_BITS},
-    policy::{NO_RULE_ID, RULE_ACTIVE, RULE_DRY_RUN},
+    policy::{self, NO_RULE_ID, RULE_ACTIVE, RULE_DRY_RUN},
 };
 
 use super::{Counted, Headers, ModelMaps, Outcome, XDP_DROP, XDP_PASS, parse};
@@ -250,7 +250,6 @@ impl ModelMaps {
         territory: TerritoryId,
         now_ns: u64,
     ) -> Decision {
-        let lapsed = |expires: u64| expires != 0 && now_ns >= expires;
         let policy = self.sessions.policies.get(&session);
         let hit = |slot: usize, r: &filter_common::Rule| RuleHit {
             slot,
@@ -273,7 +272,7 @@ impl ModelMaps {
             OverrideHit {
                 key_len,
                 value,
-                lapsed: is_drop && lapsed(value.expires_ns),
+                lapsed: is_drop && policy::lapsed(value.expires_ns, now_ns),
                 rule,
             }
         };

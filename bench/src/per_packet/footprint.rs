@@ -26,6 +26,8 @@ pub struct Footprint {
     pub bytes: usize,
     /// Element reads per lookup, on average.
     pub reads: f64,
+    /// Distinct 64-byte lines one lookup reads, on average: what a cold lookup misses.
+    pub lines: f64,
 }
 
 impl Footprint {
@@ -34,11 +36,19 @@ impl Footprint {
     }
 }
 
+const LINE: usize = 64;
+
 /// The elements read so far: (array, index) with the element's size.
 #[derive(Default)]
 struct Reads {
     elements: RefCell<HashSet<(u8, u32, usize)>>,
     count: Cell<usize>,
+    /// The current lookup's lines, as (array, key): the line number in an array of
+    /// elements of at most a line; in an array of larger ones (blocks, groups, nodes, the
+    /// first levels) the element's number, as a lookup reads one entry, one line, of each
+    /// it reads.
+    lookup_lines: RefCell<HashSet<(u8, usize)>>,
+    lines: Cell<usize>,
 }
 
 impl Reads {
@@ -48,7 +58,21 @@ impl Reads {
             .borrow_mut()
             .insert((array, i, size_of::<T>()));
         self.count.set(self.count.get() + 1);
+        let line = if size_of::<T>() <= LINE {
+            i as usize * size_of::<T>() / LINE
+        } else {
+            i as usize
+        };
+        self.lookup_lines.borrow_mut().insert((array, line));
         slice.get(i as usize)
+    }
+
+    /// Ends one lookup: its lines join the total.
+    fn end_lookup(&self) {
+        let mut lines = self.lookup_lines.borrow_mut();
+        self.lines.set(self.lines.get() + lines.len());
+
+        lines.clear();
     }
 
     fn footprint(&self, lookups: usize) -> Footprint {
@@ -62,6 +86,7 @@ impl Reads {
             pages: pages.len(),
             bytes: elements.iter().map(|&(_, _, size)| size).sum(),
             reads: self.count.get() as f64 / lookups.max(1) as f64,
+            lines: self.lines.get() as f64 / lookups.max(1) as f64,
         }
     }
 }
@@ -78,6 +103,7 @@ pub fn v4(table: FlatV4Ref<'_>, samples: &[Address]) -> Footprint {
             |g| reads.read(3, table.tbl8, g),
             |l| reads.read(4, table.lists, l),
         );
+        reads.end_lookup();
     }
     reads.footprint(samples.len())
 }
@@ -97,6 +123,34 @@ pub fn v6(table: FlatV6Ref<'_>, samples: &[Address]) -> Footprint {
             |i| reads.read(4, table.territories, i),
             |i| reads.read(5, table.packed, i),
         );
+        reads.end_lookup();
     }
     reads.footprint(samples.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_count_each_lookups_distinct_lines() {
+        let small = [0u64; 32];
+        let large = [[0u32; 256]; 4];
+        let reads = Reads::default();
+        // One lookup: two words of line 0, one of line 1, and two large elements.
+        for i in [0, 7, 8] {
+            reads.read(0, &small, i);
+        }
+        reads.read(1, &large, 0);
+        reads.read(1, &large, 3);
+        reads.end_lookup();
+        // Another: line 0 again counts again, as it is this lookup's too.
+        reads.read(0, &small, 1);
+        reads.end_lookup();
+        let f = reads.footprint(2);
+        assert_eq!(f.lines, (4.0 + 1.0) / 2.0);
+        assert_eq!(f.reads, 6.0 / 2.0);
+        assert_eq!(f.pages, 2, "a page of words, a page holding both 1 KiB elements");
+        assert_eq!(f.bytes, 4 * 8 + 2 * 1024);
+    }
 }

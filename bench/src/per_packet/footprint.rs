@@ -150,7 +150,10 @@ mod tests {
         let f = reads.footprint(2);
         assert_eq!(f.lines, (4.0 + 1.0) / 2.0);
         assert_eq!(f.reads, 6.0 / 2.0);
-        assert_eq!(f.pages, 2, "a page of words, a page holding both 1 KiB elements");
+        assert_eq!(
+            f.pages, 2,
+            "a page of words, a page holding both 1 KiB elements"
+        );
         assert_eq!(f.bytes, 4 * 8 + 2 * 1024);
     }
 }

@@ -10,6 +10,8 @@
 //! source. On the receiving veth, in turn and alternating over several rounds:
 //! - geofence (the relay program and library, the rule blocking the territory), counted by
 //!   its own per-CPU stats;
+//! - `flood_unaccounted` (bench object): geofence's classification with no counting but a
+//!   per-CPU count of its drops: the floor of any accounting geofence could keep;
 //! - `flood_drop`, a bare `XDP_DROP` with a per-CPU counter: the floor of any XDP filter;
 //! - nftables: a netdev ingress chain, `udp dport P ip saddr @blocked counter drop`, the set
 //!   holding exactly the IPv4 ranges geofence drops, behind `flood_pass` (veth only takes
@@ -30,7 +32,7 @@ mod netfilter;
 mod ns;
 
 use figures::{Loads, Rates};
-use measure::{Attached, BATCH, Bench, Generator, SESSION, SOURCES, Variant};
+use measure::{Attached, BATCH, Bench, Generator, SESSION, SOURCES, UNACCOUNTED, Variant};
 
 use std::{path::PathBuf, time::Instant};
 
@@ -197,12 +199,25 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         program.load().with_context(|| format!("loading {name}"))?;
     }
 
+    // The bench object over the relay's pinned maps, for the variant without accounting.
+    let mut bench_object = EbpfLoader::new()
+        .default_map_pin_directory(&pins.0)
+        .load(kernel::BENCH_OBJECT)
+        .context("loading the bench object")?;
+    let unaccounted: &mut Xdp = bench_object
+        .program_mut(UNACCOUNTED)
+        .with_context(|| format!("{UNACCOUNTED} is missing from the bench object"))?
+        .try_into()?;
+    unaccounted
+        .load()
+        .with_context(|| format!("loading {UNACCOUNTED}"))?;
+
     let generator = Generator::new(&pair, &ranges, &mut flood)?;
     let netfilter_missing: Vec<&str> = ["nft", "ipset", "iptables"]
         .into_iter()
         .filter(|p| !netfilter::available(p))
         .collect();
-    let mut variants = vec![Variant::Geofence, Variant::XdpDrop];
+    let mut variants = vec![Variant::Geofence, Variant::Unaccounted, Variant::XdpDrop];
     if netfilter::available("nft") {
         variants.push(Variant::Nft);
     }
@@ -222,6 +237,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         pins: &pins.0,
         relay: &mut relay,
         flood: &mut flood,
+        bench: &mut bench_object,
         generator: &generator,
         cidrs: &cidrs,
     };
@@ -232,6 +248,14 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         for k in 0..variants.len() {
             let i = (k + round) % variants.len();
             let m = bench.measure(variants[i], plan.frames)?;
+            if m.dropped == 0 {
+                // A rate of zero would read as a figure; it is a broken setup.
+                bail!(
+                    "flood: {} dropped none of the {} frames sent",
+                    variants[i].name(),
+                    m.sent
+                );
+            }
             println!(
                 "flood: round {} {:<40} {:>8.3} Mpps dropped ({} of {} frames sent in {:.3} s)",
                 round + 1,

@@ -29,8 +29,13 @@ impl Rates {
     /// Per round, geofence ÷ the variant (both measured within seconds of each other): the
     /// median, lowest and highest.
     fn paired(&self, v: Variant) -> Option<(f64, f64, f64)> {
-        let g = self.index(Variant::Geofence)?;
-        let i = self.index(v)?;
+        self.paired_of(Variant::Geofence, v)
+    }
+
+    /// Per round, `a` ÷ `b`: the median, lowest and highest.
+    fn paired_of(&self, a: Variant, b: Variant) -> Option<(f64, f64, f64)> {
+        let g = self.index(a)?;
+        let i = self.index(b)?;
         let ratios: Vec<f64> = self.dropped[g]
             .iter()
             .zip(&self.dropped[i])
@@ -42,7 +47,11 @@ impl Rates {
     }
 
     fn ratio_note(&self, v: Variant) -> String {
-        self.paired(v).map_or(String::new(), |(_, lo, hi)| {
+        self.ratio_note_of(Variant::Geofence, v)
+    }
+
+    fn ratio_note_of(&self, a: Variant, b: Variant) -> String {
+        self.paired_of(a, b).map_or(String::new(), |(_, lo, hi)| {
             format!(
                 "; the ratio is the median of per-round ratios (each round runs every variant \
                  back to back), rounds {lo:.2}..{hi:.2}"
@@ -62,6 +71,7 @@ pub(super) fn flood(report: &mut Report, rates: &Rates, sources_note: &str, cidr
         .against(Variant::XdpDrop.name(), drop_mpps)
         .paired_ratio(rates.paired(Variant::XdpDrop).expect("always measured").0)
         .goal_ratio_at_least(0.9);
+    let unaccounted = rates.paired_of(Variant::Unaccounted, Variant::XdpDrop);
     let why = if figure.met == Some(false) {
         format!(
             "; missed because geofence spends {over_drop:.0} ns per frame more than the bare \
@@ -70,9 +80,14 @@ pub(super) fn flood(report: &mut Report, rates: &Rates, sources_note: &str, cidr
              figures split the cost (session, territory, decision, counters per territory, \
              counters and sketch per rule; 5-25 ns each, no hash lookup left on this path); \
              the counting the accounting requires (per territory, per rule, distinct \
-             sources) alone costs more than the goal leaves",
+             sources) alone costs more than the goal leaves{}",
             1e3 / drop_mpps,
-            1e3 / drop_mpps * (1.0 / 0.9 - 1.0)
+            1e3 / drop_mpps * (1.0 / 0.9 - 1.0),
+            unaccounted.map_or(String::new(), |(ratio, _, _)| format!(
+                ", and the classification alone, counting nothing, drops {ratio:.2} × the \
+                 bare drop (the figure without accounting): no cheaper accounting closes \
+                 this gap"
+            ))
         )
     } else {
         String::new()
@@ -82,6 +97,27 @@ pub(super) fn flood(report: &mut Report, rates: &Rates, sources_note: &str, cidr
         rates.ratio_note(Variant::XdpDrop)
     ));
     report.push(figure);
+    if let (Some(mpps), Some((ratio, _, _))) = (rates.median(Variant::Unaccounted), unaccounted) {
+        report.push(
+            Figure::new(
+                "veth flood: the same, geofence's classification without accounting",
+                mpps,
+                "Mpps",
+            )
+            .against(Variant::XdpDrop.name(), drop_mpps)
+            .paired_ratio(ratio)
+            .note(format!(
+                "the bench object's flood_unaccounted: the relay's parse, session, territory \
+                 and decision, counting nothing but its drops in one per-CPU counter, as the \
+                 bare drop counts its own; the floor under any accounting geofence could keep \
+                 (geofence itself: {:.2} × this){}; no goal",
+                rates
+                    .paired_of(Variant::Geofence, Variant::Unaccounted)
+                    .map_or(f64::NAN, |p| p.0),
+                rates.ratio_note_of(Variant::Unaccounted, Variant::XdpDrop)
+            )),
+        );
+    }
     for v in [Variant::Nft, Variant::Ipset] {
         match rates.median(v) {
             Some(reference) => {

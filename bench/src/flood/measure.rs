@@ -1,6 +1,6 @@
 //! One flood measurement: the generator sends frames into the receiving veth, where one
-//! variant (geofence, the bare drop, or a netfilter baseline behind `flood_pass`) drops
-//! them and its own counters say how many.
+//! variant (geofence, its classification without accounting, the bare drop, or a
+//! netfilter baseline behind `flood_pass`) drops them and its own counters say how many.
 
 use std::{
     path::Path,
@@ -24,6 +24,9 @@ use super::{blocked, netfilter, ns};
 /// The bench meeting's session id.
 pub(super) const SESSION: u32 = 1;
 const FLOOD_COUNT: &str = "FLOOD_COUNT";
+const UNACCOUNTED_DROPS: &str = "UNACCOUNTED_DROPS";
+/// The bench object's program that classifies as geofence does and counts only drops.
+pub(super) const UNACCOUNTED: &str = "flood_unaccounted";
 /// Sources `flood_tx` cycles through (its `FLOOD_SOURCES`).
 pub(super) const SOURCES: u32 = 4096;
 /// Frames per live-frames batch (the kernel's default, NAPI_POLL_WEIGHT).
@@ -33,6 +36,8 @@ pub(super) const BATCH: u32 = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Variant {
     Geofence,
+    /// The bench object's `flood_unaccounted`: geofence's classification, no counting.
+    Unaccounted,
     XdpDrop,
     Nft,
     Ipset,
@@ -42,6 +47,7 @@ impl Variant {
     pub(super) fn name(self) -> &'static str {
         match self {
             Variant::Geofence => "geofence",
+            Variant::Unaccounted => "geofence's classification, no accounting",
             Variant::XdpDrop => "bare XDP_DROP",
             Variant::Nft => "nftables netdev ingress + interval set",
             Variant::Ipset => "ipset hash:net + iptables raw",
@@ -137,6 +143,8 @@ pub(super) struct Bench<'a> {
     pub(super) pins: &'a Path,
     pub(super) relay: &'a mut Kernel,
     pub(super) flood: &'a mut Ebpf,
+    /// The bench object, its maps the relay's pins, [`UNACCOUNTED`] loaded.
+    pub(super) bench: &'a mut Ebpf,
     pub(super) generator: &'a Generator,
     pub(super) cidrs: &'a [geo::PrefixV4],
 }
@@ -167,11 +175,23 @@ impl Bench<'_> {
                     wall,
                 })
             }
-            Variant::XdpDrop => {
-                let _link = self.attach_flood("flood_drop")?;
-                let before = self.flood_count(0)?;
+            Variant::Unaccounted => {
+                let _link = attach(self.bench, self.pair, UNACCOUNTED)?;
+                let before = per_cpu_sum(self.bench, UNACCOUNTED_DROPS, 0)?;
                 let (wall, sent) = self.send(frames)?;
-                let dropped = self.flood_count(0)? - before;
+                let dropped = per_cpu_sum(self.bench, UNACCOUNTED_DROPS, 0)? - before;
+                Ok(Measurement {
+                    dropped,
+                    arrived: dropped,
+                    sent,
+                    wall,
+                })
+            }
+            Variant::XdpDrop => {
+                let _link = attach(self.flood, self.pair, "flood_drop")?;
+                let before = per_cpu_sum(self.flood, FLOOD_COUNT, 0)?;
+                let (wall, sent) = self.send(frames)?;
+                let dropped = per_cpu_sum(self.flood, FLOOD_COUNT, 0)? - before;
                 Ok(Measurement {
                     dropped,
                     arrived: dropped,
@@ -180,9 +200,9 @@ impl Bench<'_> {
                 })
             }
             Variant::Nft | Variant::Ipset => {
-                let _link = self.attach_flood("flood_pass")?;
+                let _link = attach(self.flood, self.pair, "flood_pass")?;
                 let receiver = &self.pair.receiver;
-                let before = self.flood_count(1)?;
+                let before = per_cpu_sum(self.flood, FLOOD_COUNT, 1)?;
                 let (dropped, wall, sent) = if variant == Variant::Nft {
                     let nft = netfilter::Nft::install(receiver, receiver_if, self.cidrs)?;
                     let (wall, sent) = self.send(frames)?;
@@ -194,7 +214,7 @@ impl Bench<'_> {
                 };
                 Ok(Measurement {
                     dropped,
-                    arrived: self.flood_count(1)? - before,
+                    arrived: per_cpu_sum(self.flood, FLOOD_COUNT, 1)? - before,
                     sent,
                     wall,
                 })
@@ -213,31 +233,32 @@ impl Bench<'_> {
         std::thread::sleep(Duration::from_millis(20));
         Ok((wall, frames))
     }
+}
 
-    fn attach_flood(&mut self, name: &str) -> anyhow::Result<XdpLink> {
-        let index = self.pair.receiver.ifindex(&self.pair.receiver_if)?;
-        let program: &mut Xdp = self
-            .flood
-            .program_mut(name)
-            .with_context(|| format!("{name} is missing"))?
-            .try_into()?;
-        let id = {
-            let _inside = self.pair.receiver.enter()?;
-            program
-                .attach_to_if_index(index, XdpMode::Driver)
-                .with_context(|| format!("attaching {name} to {}", self.pair.receiver_if))?
-        };
-        Ok(program.take_link(id)?)
-    }
+/// Attaches `object`'s program `name` to the receiving veth; detached when the link drops.
+fn attach(object: &mut Ebpf, pair: &ns::Pair, name: &str) -> anyhow::Result<XdpLink> {
+    let index = pair.receiver.ifindex(&pair.receiver_if)?;
+    let program: &mut Xdp = object
+        .program_mut(name)
+        .with_context(|| format!("{name} is missing"))?
+        .try_into()?;
+    let id = {
+        let _inside = pair.receiver.enter()?;
+        program
+            .attach_to_if_index(index, XdpMode::Driver)
+            .with_context(|| format!("attaching {name} to {}", pair.receiver_if))?
+    };
+    Ok(program.take_link(id)?)
+}
 
-    fn flood_count(&self, index: u32) -> anyhow::Result<u64> {
-        let map: PerCpuArray<_, u64> = PerCpuArray::try_from(
-            self.flood
-                .map(FLOOD_COUNT)
-                .context("FLOOD_COUNT is missing")?,
-        )?;
-        Ok(map.get(&index, 0)?.iter().sum())
-    }
+/// Entry `index` of `object`'s per-CPU counter array `map`, summed over CPUs.
+fn per_cpu_sum(object: &Ebpf, map: &str, index: u32) -> anyhow::Result<u64> {
+    let counters: PerCpuArray<_, u64> = PerCpuArray::try_from(
+        object
+            .map(map)
+            .with_context(|| format!("{map} is missing"))?,
+    )?;
+    Ok(counters.get(&index, 0)?.iter().sum())
 }
 
 /// Packets geofence dropped for the bench's meeting, all territories, all CPUs.

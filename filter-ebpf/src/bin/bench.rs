@@ -19,6 +19,7 @@
 //! | `stage_territory` | … and looks the territory up |
 //! | `stage_decide` | … and decides |
 //! | `stage_count_session` | … and counts per (session, territory); `bench_flat` adds the per-rule counters and sketch |
+//! | `flood_unaccounted` | for the veth flood, not timed here: the relay's classification of the frame as it came (no drawn source), nothing counted but its drops, in one per-CPU counter as the bare drop counts its own |
 //!
 //! The `stage_` programs split the data path's cost: each does one step more than the one
 //! before, and returns something that depends on its last step, so that none is optimised
@@ -30,11 +31,11 @@ use aya_ebpf::{
     bindings::xdp_action,
     helpers::bpf_get_prandom_u32,
     macros::{map, xdp},
-    maps::Array,
+    maps::{Array, PerCpuArray},
     programs::XdpContext,
 };
 use filter_common::{
-    Address,
+    Address, Verdict,
     bench_samples::{SET_LEN, V4_PER_LINE},
     maps::v4_mapped,
 };
@@ -206,6 +207,32 @@ pub fn stage_count_session(ctx: XdpContext) -> u32 {
     let territory = territory::lookup(&packet);
     let verdict = decide::decide(session, territory, &packet).verdict;
     count::session(session, territory, verdict, ctx.data_end() - ctx.data());
+    action(verdict)
+}
+
+/// Frames `flood_unaccounted` dropped, per CPU.
+#[map]
+static UNACCOUNTED_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// What geofence's drops in the flood would cost if it kept no account of them: the same
+/// parse, session, territory and decision, and one per-CPU count of the drops (what
+/// the bare drop pays too), so that the flood can measure the classification's own floor.
+#[xdp]
+pub fn flood_unaccounted(ctx: XdpContext) -> u32 {
+    let Parsed::Packet(packet) = parse::parse(&ctx) else {
+        return xdp_action::XDP_PASS;
+    };
+    let Some(session) = session::find(&packet) else {
+        return xdp_action::XDP_PASS;
+    };
+    let territory = territory::lookup(&packet);
+    let verdict = decide::decide(session, territory, &packet).verdict;
+    if verdict == Verdict::Dropped
+        && let Some(counter) = UNACCOUNTED_DROPS.get_ptr_mut(0)
+    {
+        // SAFETY: a per-CPU slot; no other CPU writes it.
+        unsafe { *counter += 1 };
+    }
     action(verdict)
 }
 

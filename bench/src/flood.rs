@@ -200,17 +200,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     }
 
     // The bench object over the relay's pinned maps, for the variant without accounting.
-    let mut bench_object = EbpfLoader::new()
-        .default_map_pin_directory(&pins.0)
-        .load(kernel::BENCH_OBJECT)
-        .context("loading the bench object")?;
-    let unaccounted: &mut Xdp = bench_object
-        .program_mut(UNACCOUNTED)
-        .with_context(|| format!("{UNACCOUNTED} is missing from the bench object"))?
-        .try_into()?;
-    unaccounted
-        .load()
-        .with_context(|| format!("loading {UNACCOUNTED}"))?;
+    let mut bench_object = crate::per_packet::load_bench(&pins.0, &[UNACCOUNTED])?;
 
     let generator = Generator::new(&pair, &ranges, &mut flood)?;
     let netfilter_missing: Vec<&str> = ["nft", "ipset", "iptables"]

@@ -150,7 +150,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let mut kernel = Kernel::open(&pins.0).context("creating the bench's pinned maps")?;
     kernel::sync(&mut kernel, &bench_state()?).context("adding the bench meeting")?;
     let layout = load_tables(&mut kernel, &full)?;
-    let mut bench = load_bench(&pins.0)?;
+    let mut bench = load_bench(&pins.0, &PROGRAMS)?;
     let full_v4 = table::samples_v4(&full, SET_LEN, &mut rng);
     let full_v6 = table::samples_v6(&full, SET_LEN, &mut rng);
     let small_v4 = table::samples_v4(&small, SET_LEN, &mut rng);
@@ -354,12 +354,13 @@ fn load_tables(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<kernel::
 }
 
 /// The bench object, sharing the maps pinned under `pin_dir`, every program loaded.
-fn load_bench(pin_dir: &Path) -> anyhow::Result<Ebpf> {
+/// The bench object over the pinned maps in `pin_dir`, with `programs` loaded.
+pub(crate) fn load_bench(pin_dir: &Path, programs: &[&str]) -> anyhow::Result<Ebpf> {
     let mut bench = EbpfLoader::new()
         .default_map_pin_directory(pin_dir)
         .load(kernel::BENCH_OBJECT)
         .context("loading the bench object")?;
-    for name in PROGRAMS {
+    for &name in programs {
         let program: &mut Xdp = bench
             .program_mut(name)
             .with_context(|| format!("program {name} is missing from the bench object"))?

@@ -176,29 +176,9 @@ impl Bench<'_> {
                 })
             }
             Variant::Unaccounted => {
-                let _link = attach(self.bench, self.pair, UNACCOUNTED)?;
-                let before = per_cpu_sum(self.bench, UNACCOUNTED_DROPS, 0)?;
-                let (wall, sent) = self.send(frames)?;
-                let dropped = per_cpu_sum(self.bench, UNACCOUNTED_DROPS, 0)? - before;
-                Ok(Measurement {
-                    dropped,
-                    arrived: dropped,
-                    sent,
-                    wall,
-                })
+                self.dropping(Object::Bench, UNACCOUNTED, UNACCOUNTED_DROPS, frames)
             }
-            Variant::XdpDrop => {
-                let _link = attach(self.flood, self.pair, "flood_drop")?;
-                let before = per_cpu_sum(self.flood, FLOOD_COUNT, 0)?;
-                let (wall, sent) = self.send(frames)?;
-                let dropped = per_cpu_sum(self.flood, FLOOD_COUNT, 0)? - before;
-                Ok(Measurement {
-                    dropped,
-                    arrived: dropped,
-                    sent,
-                    wall,
-                })
-            }
+            Variant::XdpDrop => self.dropping(Object::Flood, "flood_drop", FLOOD_COUNT, frames),
             Variant::Nft | Variant::Ipset => {
                 let _link = attach(self.flood, self.pair, "flood_pass")?;
                 let receiver = &self.pair.receiver;
@@ -222,6 +202,34 @@ impl Bench<'_> {
         }
     }
 
+    fn object(&mut self, object: Object) -> &mut Ebpf {
+        match object {
+            Object::Flood => self.flood,
+            Object::Bench => self.bench,
+        }
+    }
+
+    /// A flood into `program` of `object`, which counts its drops in entry 0 of `counter`.
+    fn dropping(
+        &mut self,
+        object: Object,
+        program: &str,
+        counter: &str,
+        frames: u64,
+    ) -> anyhow::Result<Measurement> {
+        let pair = self.pair;
+        let _link = attach(self.object(object), pair, program)?;
+        let before = per_cpu_sum(self.object(object), counter, 0)?;
+        let (wall, sent) = self.send(frames)?;
+        let dropped = per_cpu_sum(self.object(object), counter, 0)? - before;
+        Ok(Measurement {
+            dropped,
+            arrived: dropped,
+            sent,
+            wall,
+        })
+    }
+
     /// Runs the generator, then lets the receiver drain its queue before counters are read.
     fn send(&self, frames: u64) -> anyhow::Result<(Duration, u64)> {
         let program: &Xdp = self
@@ -233,6 +241,14 @@ impl Bench<'_> {
         std::thread::sleep(Duration::from_millis(20));
         Ok((wall, frames))
     }
+}
+
+/// Which object a program is in: the flood's own, or the bench object over the relay's
+/// pinned maps.
+#[derive(Clone, Copy)]
+enum Object {
+    Flood,
+    Bench,
 }
 
 /// Attaches `object`'s program `name` to the receiving veth; detached when the link drops.

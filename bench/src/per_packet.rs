@@ -353,7 +353,6 @@ fn load_tables(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<kernel::
     Ok(layout)
 }
 
-/// The bench object, sharing the maps pinned under `pin_dir`, every program loaded.
 /// The bench object over the pinned maps in `pin_dir`, with `programs` loaded.
 pub(crate) fn load_bench(pin_dir: &Path, programs: &[&str]) -> anyhow::Result<Ebpf> {
     let mut bench = EbpfLoader::new()

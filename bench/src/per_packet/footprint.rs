@@ -71,7 +71,6 @@ impl Reads {
     fn end_lookup(&self) {
         let mut lines = self.lookup_lines.borrow_mut();
         self.lines.set(self.lines.get() + lines.len());
-
         lines.clear();
     }
 

@@ -9,7 +9,10 @@
 //! higher than the register's value. Kernel, userspace estimator and tests share these
 //! functions so that all three derive the same registers from the same address.
 
-use crate::{maps::Address, maps::capacity::MAX_SESSIONS, policy::RULES_PER_SESSION};
+use crate::{
+    maps::{Address, AddressWords, capacity::MAX_SESSIONS},
+    policy::RULES_PER_SESSION,
+};
 
 /// Registers per sketch: a standard error of about 1.04 / √64 ≈ 13%.
 pub const SKETCH_REGISTERS: usize = 64;
@@ -80,17 +83,20 @@ const FIRST_ROUND_OF_ZERO: u64 = mix64(HASH_SEED);
 /// of it, and would count every source again under another hash.
 #[inline(always)]
 pub fn hash_address(addr: &Address) -> u64 {
-    let mut hi = [0u8; 8];
-    let mut lo = [0u8; 8];
-    hi.copy_from_slice(&addr[..8]);
-    lo.copy_from_slice(&addr[8..]);
-    let hi = u64::from_le_bytes(hi);
+    hash_words(AddressWords::of(addr))
+}
+
+/// [`hash_address`] of the address these words hold.
+#[inline(always)]
+pub fn hash_words(words: AddressWords) -> u64 {
+    // The hash reads each half as a little-endian number.
+    let hi = u64::from_le(words.hi);
     let h = if hi == 0 {
         FIRST_ROUND_OF_ZERO
     } else {
         mix64(hi ^ HASH_SEED)
     };
-    mix64(h ^ u64::from_le_bytes(lo))
+    mix64(h ^ u64::from_le(words.lo))
 }
 
 /// Position of the first 1 bit after the index bits, counted from 1; 59 when all of them

@@ -20,6 +20,64 @@ pub const fn v4_mapped(v4: [u8; 4]) -> Address {
 /// The address an endpoint uses to match any local address, of either family.
 pub const ADDRESS_ANY: Address = [0; 16];
 
+/// An [`Address`] as the XDP program carries it between steps: its bytes as two words in
+/// memory order. BPF has no unaligned loads, so an address read from a packet is sixteen
+/// byte loads either way; held as sixteen bytes it then costs sixteen stack slots at every
+/// merge of the IPv4 and IPv6 paths and is reassembled into words by each lookup, held as
+/// two words it costs two registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressWords {
+    /// Bytes 0..8 in memory order (`u64::from_ne_bytes`).
+    pub hi: u64,
+    /// Bytes 8..16 in memory order.
+    pub lo: u64,
+}
+
+impl AddressWords {
+    #[inline(always)]
+    pub fn of(address: &Address) -> AddressWords {
+        let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p] = *address;
+        AddressWords {
+            hi: u64::from_ne_bytes([a, b, c, d, e, f, g, h]),
+            lo: u64::from_ne_bytes([i, j, k, l, m, n, o, p]),
+        }
+    }
+
+    /// An IPv4 address (network order), IPv4-mapped.
+    #[inline(always)]
+    pub fn v4_mapped(v4: [u8; 4]) -> AddressWords {
+        let [a, b, c, d] = v4;
+        AddressWords {
+            hi: 0,
+            lo: u64::from_ne_bytes([0, 0, 0xff, 0xff, a, b, c, d]),
+        }
+    }
+
+    #[inline(always)]
+    pub fn octets(self) -> Address {
+        let [a, b, c, d, e, f, g, h] = self.hi.to_ne_bytes();
+        let [i, j, k, l, m, n, o, p] = self.lo.to_ne_bytes();
+        [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p]
+    }
+
+    /// The IPv4 address (host order), if this is an IPv4-mapped address.
+    #[inline(always)]
+    pub fn v4(self) -> Option<u32> {
+        let [i, j, k, l, m, n, o, p] = self.lo.to_ne_bytes();
+        (self.hi == 0 && [i, j, k, l] == [0, 0, 0xff, 0xff])
+            .then(|| u32::from_be_bytes([m, n, o, p]))
+    }
+
+    /// The address as two big-endian numbers, high half first: what range lookups compare.
+    #[inline(always)]
+    pub fn numbers(self) -> (u64, u64) {
+        (
+            u64::from_be_bytes(self.hi.to_ne_bytes()),
+            u64::from_be_bytes(self.lo.to_ne_bytes()),
+        )
+    }
+}
+
 /// An exact flow binding: one client's 5-tuple, bound to a session by the control plane.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -346,5 +404,33 @@ mod tests {
             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1]
         );
         assert_eq!(v4_mapped([1, 2, 3, 4])[..12], V4_MAPPED_PREFIX);
+    }
+
+    #[test]
+    fn address_words_agree_with_the_bytes() {
+        let ip = |s: &str| s.parse::<core::net::Ipv6Addr>().unwrap().octets();
+        for (text, v4) in [
+            ("::ffff:192.0.2.1", Some(0xc000_0201)),
+            ("::ffff:255.255.255.255", Some(u32::MAX)),
+            ("2001:db8::ffff:c000:201", None),
+            ("::fffe:c000:201", None),
+            ("1::ffff:c000:201", None),
+            ("::1", None),
+            ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", None),
+        ] {
+            let bytes = ip(text);
+            let words = AddressWords::of(&bytes);
+            assert_eq!(words.octets(), bytes, "{text}");
+            assert_eq!(words.v4(), v4, "{text}");
+            let number = u128::from_be_bytes(bytes);
+            assert_eq!(
+                words.numbers(),
+                ((number >> 64) as u64, number as u64),
+                "{text}"
+            );
+        }
+        let mapped = AddressWords::v4_mapped([198, 51, 100, 7]);
+        assert_eq!(mapped.octets(), v4_mapped([198, 51, 100, 7]));
+        assert_eq!(mapped.v4(), Some(0xc633_6407));
     }
 }

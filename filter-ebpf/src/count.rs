@@ -3,9 +3,10 @@
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use filter_common::{
-    Address, PassReason, SessionStats, StatsKey, TerritoryId, Verdict,
+    PassReason, SessionStats, StatsKey, TerritoryId, Verdict,
     accounting::{self, SKETCH_REGISTERS},
     counters::{STATS_CACHE_WAYS, stats_cache_first},
+    maps::AddressWords,
 };
 
 use crate::maps::{PASS_REASONS, RULE_COUNTERS, RULE_SOURCES, SESSION_STATS, STATS_CACHE};
@@ -93,7 +94,7 @@ pub fn session(session: u32, territory: TerritoryId, verdict: Verdict, bytes: us
 /// Credits a packet to the rule slot that dropped (or would have dropped) it: packets,
 /// bytes, and its source in the slot's distinct-source sketch.
 #[inline(always)]
-pub fn rule(session: u32, slot: u32, src: &Address, bytes: usize) {
+pub fn rule(session: u32, slot: u32, src: AddressWords, bytes: usize) {
     let Some(index) = accounting::rule_index(session, slot) else {
         return;
     };
@@ -104,7 +105,7 @@ pub fn rule(session: u32, slot: u32, src: &Address, bytes: usize) {
             (*counters).bytes += bytes as u64;
         }
     }
-    let hash = accounting::hash_address(src);
+    let hash = accounting::hash_words(src);
     if let Some(sketch) = RULE_SOURCES.get_ptr_mut(index) {
         // SAFETY: the index is masked into the array. Another CPU may write the same byte
         // at once; either rank may win, which the estimate tolerates.

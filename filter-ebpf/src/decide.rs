@@ -125,7 +125,7 @@ pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Decision
     let policy = policy_of(session);
     let key = OverrideKey {
         session_be: session.to_be_bytes(),
-        addr: packet.src,
+        addr: packet.src.octets(),
     };
     let mut now_ns = 0;
     if has_overrides(session)

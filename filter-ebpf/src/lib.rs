@@ -53,7 +53,7 @@ pub fn classify(
     if !probe::answered_session(ctx, session, territory, decision.verdict, decision.slot) {
         let bytes = ctx.data_end() - ctx.data();
         count::session(session, territory, decision.verdict, bytes);
-        count::rule(session, decision.slot, &packet.src, bytes);
+        count::rule(session, decision.slot, packet.src, bytes);
     }
     decision.verdict
 }

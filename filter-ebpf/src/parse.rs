@@ -4,7 +4,7 @@
 use core::mem;
 
 use aya_ebpf::programs::XdpContext;
-use filter_common::{Address, PassReason, maps::v4_mapped, proto};
+use filter_common::{PassReason, maps::AddressWords, proto};
 use network_types::{
     eth::EthHdr,
     ip::{Ipv4Hdr, Ipv6Hdr},
@@ -31,8 +31,8 @@ const TCP_MIN_HDR_LEN: usize = 20;
 pub struct Packet {
     pub proto: u8,
     pub is_v6: bool,
-    pub src: Address,
-    pub dst: Address,
+    pub src: AddressWords,
+    pub dst: AddressWords,
     pub src_port: u16,
     pub dst_port: u16,
 }
@@ -102,8 +102,8 @@ fn parse_ipv4(ctx: &XdpContext, offset: usize) -> Parsed {
         ip.proto,
         frags & 0x2000 != 0,
         false,
-        v4_mapped(ip.src_addr),
-        v4_mapped(ip.dst_addr),
+        AddressWords::v4_mapped(ip.src_addr),
+        AddressWords::v4_mapped(ip.dst_addr),
     )
 }
 
@@ -159,8 +159,8 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize) -> Parsed {
         next,
         first_fragment,
         true,
-        ip.src_addr,
-        ip.dst_addr,
+        AddressWords::of(&ip.src_addr),
+        AddressWords::of(&ip.dst_addr),
     )
 }
 
@@ -179,8 +179,8 @@ fn parse_l4(
     protocol: u8,
     first_fragment: bool,
     is_v6: bool,
-    src: Address,
-    dst: Address,
+    src: AddressWords,
+    dst: AddressWords,
 ) -> Parsed {
     // Ports are the first four bytes of both headers. A whole packet whose header is cut
     // short is malformed; the receiver discards it. A first fragment may legally carry

@@ -34,8 +34,8 @@ pub fn find(packet: &Packet) -> Option<u32> {
             _pad: [0; 3],
             src_port: packet.src_port,
             dst_port: packet.dst_port,
-            src: packet.src,
-            dst: packet.dst,
+            src: packet.src.octets(),
+            dst: packet.dst.octets(),
         };
         // SAFETY: values are plain u32 copied out at once.
         if let Some(session) = unsafe { FLOWS.get(&flow) } {
@@ -47,7 +47,7 @@ pub fn find(packet: &Packet) -> Option<u32> {
             proto: packet.proto,
             _pad: 0,
             port: packet.dst_port,
-            addr: packet.dst,
+            addr: packet.dst.octets(),
         };
         // SAFETY: as above.
         if let Some(session) = unsafe { ENDPOINTS.get(&endpoint) } {

@@ -6,9 +6,7 @@
 //! and equivalence tests compare with.
 
 use aya_ebpf::maps::lpm_trie::Key;
-use filter_common::{
-    TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6, geo, maps::V4_MAPPED_PREFIX,
-};
+use filter_common::{TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6, geo};
 
 use crate::{
     maps::{
@@ -24,9 +22,12 @@ use crate::{
 /// IPv4-mapped IPv6 source, which is an IPv4 host and must not escape to "unknown".
 #[inline(always)]
 fn source_v4(packet: &Packet) -> Option<u32> {
-    let s = &packet.src;
-    (!packet.is_v6 || s[..12] == V4_MAPPED_PREFIX)
-        .then(|| u32::from_be_bytes([s[12], s[13], s[14], s[15]]))
+    if !packet.is_v6 {
+        // Parsed from an IPv4 header, so mapped by construction: no check.
+        let [.., a, b, c, d] = packet.src.lo.to_ne_bytes();
+        return Some(u32::from_be_bytes([a, b, c, d]));
+    }
+    packet.src.v4()
 }
 
 #[inline(always)]
@@ -54,9 +55,7 @@ pub fn lookup(packet: &Packet) -> TerritoryId {
             )
         };
     }
-    let s = &packet.src;
-    let hi = u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
-    let lo = u64::from_be_bytes([s[8], s[9], s[10], s[11], s[12], s[13], s[14], s[15]]);
+    let (hi, lo) = packet.src.numbers();
     if generation == 0 {
         geo::lookup_v6(
             hi,
@@ -98,7 +97,12 @@ pub fn lookup_lpm(packet: &Packet) -> TerritoryId {
             GEO4_B.get(&key)
         }
     } else {
-        let key = Key::new(128, TerritoryKeyV6 { addr: packet.src });
+        let key = Key::new(
+            128,
+            TerritoryKeyV6 {
+                addr: packet.src.octets(),
+            },
+        );
         if generation == 0 {
             GEO6_A.get(&key)
         } else {

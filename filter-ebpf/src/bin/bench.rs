@@ -37,7 +37,7 @@ use aya_ebpf::{
 use filter_common::{
     Address, Verdict,
     bench_samples::{SET_LEN, V4_PER_LINE},
-    maps::v4_mapped,
+    maps::{AddressWords, v4_mapped},
 };
 use filter_ebpf::{
     action, classify, count, decide,
@@ -83,7 +83,7 @@ fn draw() -> Option<Address> {
 #[inline(always)]
 fn draw_source(packet: &mut Packet) {
     if let Some(sample) = draw() {
-        packet.src = sample;
+        packet.src = AddressWords::of(&sample);
     }
 }
 

@@ -32,7 +32,7 @@ mod netfilter;
 mod ns;
 
 use figures::{Loads, Rates};
-use measure::{Attached, BATCH, Bench, Generator, SESSION, SOURCES, UNACCOUNTED, Variant};
+use measure::{Attached, BATCH, Bench, Generator, PARSED, SESSION, SOURCES, UNACCOUNTED, Variant};
 
 use std::{path::PathBuf, time::Instant};
 
@@ -200,14 +200,19 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     }
 
     // The bench object over the relay's pinned maps, for the variant without accounting.
-    let mut bench_object = crate::per_packet::load_bench(&pins.0, &[UNACCOUNTED])?;
+    let mut bench_object = crate::per_packet::load_bench(&pins.0, &[UNACCOUNTED, PARSED])?;
 
     let generator = Generator::new(&pair, &ranges, &mut flood)?;
     let netfilter_missing: Vec<&str> = ["nft", "ipset", "iptables"]
         .into_iter()
         .filter(|p| !netfilter::available(p))
         .collect();
-    let mut variants = vec![Variant::Geofence, Variant::Unaccounted, Variant::XdpDrop];
+    let mut variants = vec![
+        Variant::Geofence,
+        Variant::Unaccounted,
+        Variant::Parsed,
+        Variant::XdpDrop,
+    ];
     if netfilter::available("nft") {
         variants.push(Variant::Nft);
     }

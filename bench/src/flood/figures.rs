@@ -72,6 +72,7 @@ pub(super) fn flood(report: &mut Report, rates: &Rates, sources_note: &str, cidr
         .paired_ratio(rates.paired(Variant::XdpDrop).expect("always measured").0)
         .goal_ratio_at_least(0.9);
     let unaccounted = rates.paired_of(Variant::Unaccounted, Variant::XdpDrop);
+    let parsed = rates.paired_of(Variant::Parsed, Variant::XdpDrop);
     let why = if figure.met == Some(false) {
         format!(
             "; missed because geofence spends {over_drop:.0} ns per frame more than the bare \
@@ -80,13 +81,17 @@ pub(super) fn flood(report: &mut Report, rates: &Rates, sources_note: &str, cidr
              figures split the cost (session, territory, decision, counters per territory, \
              counters and sketch per rule; 5-25 ns each, no hash lookup left on this path); \
              the counting the accounting requires (per territory, per rule, distinct \
-             sources) alone costs more than the goal leaves{}",
+             sources) alone costs more than the goal leaves{}{}",
             1e3 / drop_mpps,
             1e3 / drop_mpps * (1.0 / 0.9 - 1.0),
             unaccounted.map_or(String::new(), |(ratio, _, _)| format!(
                 ", and the classification alone, counting nothing, drops {ratio:.2} × the \
                  bare drop (the figure without accounting): no cheaper accounting closes \
                  this gap"
+            )),
+            parsed.map_or(String::new(), |(ratio, _, _)| format!(
+                "; reading the headers alone drops {ratio:.2} × the bare drop (the header \
+                 parsing figure)"
             ))
         )
     } else {
@@ -97,27 +102,24 @@ pub(super) fn flood(report: &mut Report, rates: &Rates, sources_note: &str, cidr
         rates.ratio_note(Variant::XdpDrop)
     ));
     report.push(figure);
-    if let (Some(mpps), Some((ratio, _, _))) = (rates.median(Variant::Unaccounted), unaccounted) {
-        report.push(
-            Figure::new(
-                "veth flood: the same, geofence's classification without accounting",
-                mpps,
-                "Mpps",
-            )
-            .against(Variant::XdpDrop.name(), drop_mpps)
-            .paired_ratio(ratio)
-            .note(format!(
-                "the bench object's flood_unaccounted: the relay's parse, session, territory \
-                 and decision, counting nothing but its drops in one per-CPU counter, as the \
-                 bare drop counts its own; the floor under any accounting geofence could keep \
-                 (geofence itself: {:.2} × this){}; no goal",
-                rates
-                    .paired_of(Variant::Geofence, Variant::Unaccounted)
-                    .map_or(f64::NAN, |p| p.0),
-                rates.ratio_note_of(Variant::Unaccounted, Variant::XdpDrop)
-            )),
-        );
-    }
+    floor_figure(
+        report,
+        rates,
+        Variant::Unaccounted,
+        "veth flood: the same, geofence's classification without accounting",
+        "the bench object's flood_unaccounted: the relay's parse, session, territory and \
+         decision, counting nothing but its drops in one per-CPU counter, as the bare drop \
+         counts its own; the floor under any accounting geofence could keep",
+    );
+    floor_figure(
+        report,
+        rates,
+        Variant::Parsed,
+        "veth flood: the same, geofence's header parsing alone",
+        "the bench object's flood_parsed: the relay's parse of Ethernet, VLAN tags, IP and \
+         UDP/TCP headers, no table consulted, its drops counted as the bare drop counts its \
+         own; what reading the headers costs before any lookup",
+    );
     for v in [Variant::Nft, Variant::Ipset] {
         match rates.median(v) {
             Some(reference) => {
@@ -153,6 +155,30 @@ pub(super) fn flood(report: &mut Report, rates: &Rates, sources_note: &str, cidr
             ),
         }
     }
+}
+
+/// A variant that does part of geofence's work, against the bare drop, with geofence's
+/// ratio to it; no goal.
+fn floor_figure(report: &mut Report, rates: &Rates, v: Variant, name: &str, what: &str) {
+    let (Some(mpps), Some(drop_mpps), Some((ratio, _, _))) = (
+        rates.median(v),
+        rates.median(Variant::XdpDrop),
+        rates.paired_of(v, Variant::XdpDrop),
+    ) else {
+        return;
+    };
+    report.push(
+        Figure::new(name, mpps, "Mpps")
+            .against(Variant::XdpDrop.name(), drop_mpps)
+            .paired_ratio(ratio)
+            .note(format!(
+                "{what} (geofence itself: {:.2} × this){}; no goal",
+                rates
+                    .paired_of(Variant::Geofence, v)
+                    .map_or(f64::NAN, |p| p.0),
+                rates.ratio_note_of(v, Variant::XdpDrop)
+            )),
+    );
 }
 
 /// The memory of all maps (both generations full); returns the bytes of the stock LPM

@@ -1,6 +1,7 @@
 //! One flood measurement: the generator sends frames into the receiving veth, where one
-//! variant (geofence, its classification without accounting, the bare drop, or a
-//! netfilter baseline behind `flood_pass`) drops them and its own counters say how many.
+//! variant (geofence, its classification without accounting, its parsing alone, the bare
+//! drop, or a netfilter baseline behind `flood_pass`) drops them and its own counters say
+//! how many.
 
 use std::{
     path::Path,
@@ -25,8 +26,11 @@ use super::{blocked, netfilter, ns};
 pub(super) const SESSION: u32 = 1;
 const FLOOD_COUNT: &str = "FLOOD_COUNT";
 const UNACCOUNTED_DROPS: &str = "UNACCOUNTED_DROPS";
+const PARSED_DROPS: &str = "PARSED_DROPS";
 /// The bench object's program that classifies as geofence does and counts only drops.
 pub(super) const UNACCOUNTED: &str = "flood_unaccounted";
+/// The bench object's program that parses as geofence does and drops what parsed.
+pub(super) const PARSED: &str = "flood_parsed";
 /// Sources `flood_tx` cycles through (its `FLOOD_SOURCES`).
 pub(super) const SOURCES: u32 = 4096;
 /// Frames per live-frames batch (the kernel's default, NAPI_POLL_WEIGHT).
@@ -38,6 +42,8 @@ pub(super) enum Variant {
     Geofence,
     /// The bench object's `flood_unaccounted`: geofence's classification, no counting.
     Unaccounted,
+    /// The bench object's `flood_parsed`: the headers read, no table consulted.
+    Parsed,
     XdpDrop,
     Nft,
     Ipset,
@@ -48,6 +54,7 @@ impl Variant {
         match self {
             Variant::Geofence => "geofence",
             Variant::Unaccounted => "geofence's classification, no accounting",
+            Variant::Parsed => "geofence's header parsing alone",
             Variant::XdpDrop => "bare XDP_DROP",
             Variant::Nft => "nftables netdev ingress + interval set",
             Variant::Ipset => "ipset hash:net + iptables raw",
@@ -178,6 +185,7 @@ impl Bench<'_> {
             Variant::Unaccounted => {
                 self.dropping(Object::Bench, UNACCOUNTED, UNACCOUNTED_DROPS, frames)
             }
+            Variant::Parsed => self.dropping(Object::Bench, PARSED, PARSED_DROPS, frames),
             Variant::XdpDrop => self.dropping(Object::Flood, "flood_drop", FLOOD_COUNT, frames),
             Variant::Nft | Variant::Ipset => {
                 let _link = attach(self.flood, self.pair, "flood_pass")?;

@@ -20,6 +20,7 @@
 //! | `stage_decide` | … and decides |
 //! | `stage_count_session` | … and counts per (session, territory); `bench_flat` adds the per-rule counters and sketch |
 //! | `flood_unaccounted` | for the veth flood, not timed here: the relay's classification of the frame as it came (no drawn source), nothing counted but its drops, in one per-CPU counter as the bare drop counts its own |
+//! | `flood_parsed` | for the veth flood, not timed here: the relay's parse alone, its drops counted the same way |
 //!
 //! The `stage_` programs split the data path's cost: each does one step more than the one
 //! before, and returns something that depends on its last step, so that none is optimised
@@ -38,6 +39,7 @@ use filter_common::{
     Address, Verdict,
     bench_samples::{SET_LEN, V4_PER_LINE},
     maps::{AddressWords, v4_mapped},
+    proto,
 };
 use filter_ebpf::{
     action, classify, count, decide,
@@ -234,6 +236,28 @@ pub fn flood_unaccounted(ctx: XdpContext) -> u32 {
         unsafe { *counter += 1 };
     }
     action(verdict)
+}
+
+/// Frames `flood_parsed` dropped, per CPU.
+#[map]
+static PARSED_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// What reading the headers costs in the flood: the relay's parse, no table consulted, and
+/// a drop of what parsed as UDP, counted as the bare drop counts its own. Comparing the
+/// addresses keeps both of them read.
+#[xdp]
+pub fn flood_parsed(ctx: XdpContext) -> u32 {
+    let Parsed::Packet(packet) = parse::parse(&ctx) else {
+        return xdp_action::XDP_PASS;
+    };
+    if packet.proto != proto::UDP || packet.src == packet.dst {
+        return xdp_action::XDP_PASS;
+    }
+    if let Some(counter) = PARSED_DROPS.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot; no other CPU writes it.
+        unsafe { *counter += 1 };
+    }
+    xdp_action::XDP_DROP
 }
 
 #[cfg(not(test))]

@@ -74,25 +74,36 @@ pub(super) fn flood(report: &mut Report, rates: &Rates, sources_note: &str, cidr
     let unaccounted = rates.paired_of(Variant::Unaccounted, Variant::XdpDrop);
     let parsed = rates.paired_of(Variant::Parsed, Variant::XdpDrop);
     let why = if figure.met == Some(false) {
+        let drop_ns = 1e3 / drop_mpps;
+        let leaves = drop_ns * (1.0 / 0.9 - 1.0);
+        // A part's cost per frame beyond the bare drop, from its paired ratio.
+        let part = |ratio: Option<(f64, f64, f64)>, what: &str| {
+            ratio.map_or(String::new(), |(r, _, _)| {
+                format!("{what} {:.1} ns ({r:.2} ×); ", drop_ns * (1.0 / r - 1.0))
+            })
+        };
+        let parts = format!(
+            "{}{}",
+            part(parsed, "reading the headers takes"),
+            part(
+                unaccounted,
+                "the classification, headers included but nothing counted,"
+            )
+        );
+        let verdict = match parsed {
+            Some((r, _, _)) if drop_ns * (1.0 / r - 1.0) > leaves => {
+                "; reading the headers as geofence must (VLAN tags, IP options, fragments, \
+                 both families) already takes more than the goal leaves, so no cheaper lookup \
+                 or accounting closes this gap"
+            }
+            _ => "",
+        };
         format!(
             "; missed because geofence spends {over_drop:.0} ns per frame more than the bare \
-             drop ({:.0} ns, generator and veth included, all on one core), where the goal \
-             leaves {:.0} ns: about one memory read. The per-packet \"data path step\" \
-             figures split the cost (session, territory, decision, counters per territory, \
-             counters and sketch per rule; 5-25 ns each, no hash lookup left on this path); \
-             the counting the accounting requires (per territory, per rule, distinct \
-             sources) alone costs more than the goal leaves{}{}",
-            1e3 / drop_mpps,
-            1e3 / drop_mpps * (1.0 / 0.9 - 1.0),
-            unaccounted.map_or(String::new(), |(ratio, _, _)| format!(
-                ", and the classification alone, counting nothing, drops {ratio:.2} × the \
-                 bare drop (the figure without accounting): no cheaper accounting closes \
-                 this gap"
-            )),
-            parsed.map_or(String::new(), |(ratio, _, _)| format!(
-                "; reading the headers alone drops {ratio:.2} × the bare drop (the header \
-                 parsing figure)"
-            ))
+             drop ({drop_ns:.0} ns, generator and veth included, all on one core), where the \
+             goal leaves {leaves:.1} ns. Of those, {parts}the counting the accounting \
+             requires (per territory, per rule, distinct sources) the rest{verdict}. The \
+             per-packet \"data path step\" figures split the same path with warm caches"
         )
     } else {
         String::new()

@@ -21,10 +21,11 @@ pub const fn v4_mapped(v4: [u8; 4]) -> Address {
 pub const ADDRESS_ANY: Address = [0; 16];
 
 /// An [`Address`] as the XDP program carries it between steps: its bytes as two words in
-/// memory order. BPF has no unaligned loads, so an address read from a packet is sixteen
-/// byte loads either way; held as sixteen bytes it then costs sixteen stack slots at every
-/// merge of the IPv4 and IPv6 paths and is reassembled into words by each lookup, held as
-/// two words it costs two registers.
+/// memory order. The program reads a packet's address a byte at a time either way: LLVM's
+/// BPF target may not assume the packet aligned, and its `allows-misaligned-mem-access`
+/// feature misaligns stack accesses too, which the verifier refuses. Held as sixteen
+/// bytes, the address took sixteen stack slots where the IPv4 and IPv6 paths meet and was
+/// reassembled into words by each lookup; as two words it takes two registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AddressWords {
     /// Bytes 0..8 in memory order (`u64::from_ne_bytes`).

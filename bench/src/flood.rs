@@ -202,7 +202,8 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         program.load().with_context(|| format!("loading {name}"))?;
     }
 
-    // The bench object over the relay's pinned maps, for the variant without accounting.
+    // The bench object over the relay's pinned maps, for the variants that do part of
+    // geofence's work (its parse; its classification without accounting).
     let mut bench_object = crate::per_packet::load_bench(&pins.0, &[UNACCOUNTED, PARSED])?;
 
     let generator = Generator::new(&pair, &ranges, &mut flood)?;

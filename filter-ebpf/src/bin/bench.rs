@@ -212,6 +212,15 @@ pub fn stage_count_session(ctx: XdpContext) -> u32 {
     action(verdict)
 }
 
+/// Counts a drop in the one per-CPU slot of `counter`, as the bare drop counts its own.
+#[inline(always)]
+fn count_drop(counter: &PerCpuArray<u64>) {
+    if let Some(slot) = counter.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot; no other CPU writes it.
+        unsafe { *slot += 1 };
+    }
+}
+
 /// Frames `flood_unaccounted` dropped, per CPU.
 #[map]
 static UNACCOUNTED_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -229,11 +238,8 @@ pub fn flood_unaccounted(ctx: XdpContext) -> u32 {
     };
     let territory = territory::lookup(&packet);
     let verdict = decide::decide(session, territory, &packet).verdict;
-    if verdict == Verdict::Dropped
-        && let Some(counter) = UNACCOUNTED_DROPS.get_ptr_mut(0)
-    {
-        // SAFETY: a per-CPU slot; no other CPU writes it.
-        unsafe { *counter += 1 };
+    if verdict == Verdict::Dropped {
+        count_drop(&UNACCOUNTED_DROPS);
     }
     action(verdict)
 }
@@ -253,10 +259,7 @@ pub fn flood_parsed(ctx: XdpContext) -> u32 {
     if packet.proto != proto::UDP || packet.src == packet.dst {
         return xdp_action::XDP_PASS;
     }
-    if let Some(counter) = PARSED_DROPS.get_ptr_mut(0) {
-        // SAFETY: a per-CPU slot; no other CPU writes it.
-        unsafe { *counter += 1 };
-    }
+    count_drop(&PARSED_DROPS);
     xdp_action::XDP_DROP
 }
 

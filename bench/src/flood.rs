@@ -12,6 +12,8 @@
 //!   its own per-CPU stats;
 //! - `flood_unaccounted` (bench object): geofence's classification with no counting but a
 //!   per-CPU count of its drops: the floor of any accounting geofence could keep;
+//! - `flood_parsed` (bench object): geofence's header parsing alone, its drops counted the
+//!   same way: what reading the headers costs before any lookup;
 //! - `flood_drop`, a bare `XDP_DROP` with a per-CPU counter: the floor of any XDP filter;
 //! - nftables: a netdev ingress chain, `udp dport P ip saddr @blocked counter drop`, the set
 //!   holding exactly the IPv4 ranges geofence drops, behind `flood_pass` (veth only takes

@@ -28,6 +28,7 @@ use aya::{
 };
 use filter_common::{Address, PassReason, Verdict};
 use geofence::{
+    expiry::Clock,
     geo::GeoTable,
     kernel::{self, Kernel},
     state::{self, Meeting, Rule, State},
@@ -148,7 +149,8 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let pins =
         PinDir(PathBuf::from("/sys/fs/bpf").join(format!("geofence-bench-{}", std::process::id())));
     let mut kernel = Kernel::open(&pins.0).context("creating the bench's pinned maps")?;
-    kernel::sync(&mut kernel, &bench_state()?).context("adding the bench meeting")?;
+    kernel::sync(&mut kernel, &bench_state()?, &Clock::now())
+        .context("adding the bench meeting")?;
     let layout = load_tables(&mut kernel, &full)?;
     let mut bench = load_bench(&pins.0, &PROGRAMS)?;
     let full_v4 = table::samples_v4(&full, SET_LEN, &mut rng);

@@ -130,6 +130,16 @@ impl Clock {
         }
     }
 
+    /// The wall time of this reading.
+    pub fn wall(&self) -> Timestamp {
+        self.wall
+    }
+
+    /// The program's clock at this reading.
+    pub fn kernel_ns(&self) -> u64 {
+        self.kernel_ns
+    }
+
     /// The program's clock (`bpf_ktime_get_coarse_ns()`) reading at which wall time `at`
     /// arrives.
     /// A time already past maps to 1, which the kernel treats as expired.

@@ -16,7 +16,7 @@ use std::{
 };
 
 use common::{Dirs, root_with_bpffs};
-use geofence::{kernel, state::State};
+use geofence::{expiry::Clock, kernel, state::State};
 
 const KILLS_PER_KIND: u32 = 25;
 
@@ -56,7 +56,7 @@ fn kernel_matches_state(d: &Dirs, when: &str) {
     let state =
         State::load(&d.state).unwrap_or_else(|e| panic!("{when}: state file unreadable: {e:#}"));
     let mut k = kernel::Kernel::open(&d.pin).expect("opening maps");
-    let report = kernel::sync(&mut k, &state).expect("syncing");
+    let report = kernel::sync(&mut k, &state, &Clock::now()).expect("syncing");
     assert_eq!(
         (report.written, report.removed),
         (0, 0),

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use filter_common::{PassReason, TerritoryId, Verdict, policy::RULES_PER_SESSION};
-use geofence::expiry::kernel_clock_ns;
+use geofence::expiry::{Clock, kernel_clock_ns};
 use geofence::geo::{Format, GeoTable, load_files};
 use geofence::kernel::{self, Kernel, Stats};
 use geofence::model::{self, Counted, ModelMaps, Outcome, SessionMaps};
@@ -421,8 +421,10 @@ impl Runner {
             .values()
             .map(|m| m.session)
             .collect();
-        kernel::sync(&mut self.kernel, &scenario.state).expect("syncing the scenario");
-        let sessions = SessionMaps::derive(&scenario.state).expect("deriving the session maps");
+        let clock = Clock::now();
+        kernel::sync(&mut self.kernel, &scenario.state, &clock).expect("syncing the scenario");
+        let sessions =
+            SessionMaps::derive(&scenario.state, &clock).expect("deriving the session maps");
         let model = std::mem::replace(
             &mut self.model,
             ModelMaps::new(SessionMaps::default(), GeoTable::default()),

@@ -19,6 +19,7 @@ use aya::maps::{LpmTrie, lpm_trie::Key};
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use filter_common::maps::names;
 use filter_common::{TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6};
+use geofence::expiry::Clock;
 use geofence::geo::{Format, GeoTable, load_files};
 use geofence::kernel::{self, Kernel};
 use geofence::state::{Meeting, State};
@@ -207,7 +208,7 @@ fn flat_table_equals_the_lpm_trie_at_every_boundary() {
     );
 
     // A sample through the program: its territory is the session counter that moves.
-    kernel::sync(&mut kernel, &state()).expect("syncing the meeting");
+    kernel::sync(&mut kernel, &state(), &Clock::now()).expect("syncing the meeting");
     let prog: &mut Xdp = kernel
         .ebpf
         .program_mut(kernel::PROGRAM)

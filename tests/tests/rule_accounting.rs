@@ -338,7 +338,7 @@ fn report_over_a_scripted_scenario() {
     let now = jiff::Timestamp::now();
     let hour = jiff::SignedDuration::from_hours(1);
     let (from, to) = (now - hour, now + hour);
-    let r = report::report_from(&dirs.state, Some(&program.0), "", from, to).expect("report");
+    let r = report::report_from(&dirs.state, Some(&program.0), "", from, to, now).expect("report");
     eprintln!("{}", report::markdown(&r));
 
     assert_eq!(r.provenance.chain, "intact");

@@ -43,6 +43,7 @@ use filter_common::counters::{STATS_CACHE_ENTRIES, STATS_CACHE_WAYS};
 use filter_common::maps::{capacity, names};
 use filter_common::{CachedStats, PassReason, SessionStats, StatsKey, Verdict};
 use geofence::endpoint::{Flow, Proto, parse_socket};
+use geofence::expiry::Clock;
 use geofence::geo::{Format, load_files};
 use geofence::kernel::{self, Kernel, Stats};
 use geofence::state::{Meeting, Rule, State};
@@ -510,7 +511,8 @@ impl Fixture {
             assert_eq!(got, None, "{addr} must be in no territory");
         }
 
-        kernel::sync(&mut kernel, &fixture_state()).expect("syncing the fixture meetings");
+        kernel::sync(&mut kernel, &fixture_state(), &Clock::now())
+            .expect("syncing the fixture meetings");
         let prog: &mut Xdp = kernel
             .ebpf
             .program_mut(kernel::PROGRAM)

@@ -175,13 +175,17 @@ fn llvm_major(name: &str) -> Option<&str> {
     (!major.is_empty() && major.bytes().all(|b| b.is_ascii_digit())).then_some(major)
 }
 
-/// Programs the tests run, and the Debian package of each.
-const TOOLS: [(&str, &str); 5] = [
+/// Programs the tests and the bench run, and the Debian package of each.
+const TOOLS: [(&str, &str); 7] = [
     ("ip", "iproute2"),
     ("bpftool", "bpftool"),
     ("nft", "nftables"),
     ("ipset", "ipset"),
+    // The bench's ipset baseline matches its set from iptables' raw table.
+    ("iptables", "iptables"),
     ("tcpdump", "tcpdump"),
+    // Runs the time-dependent suites with the clock years ahead.
+    ("faketime", "faketime"),
 ];
 
 fn debian_packages() -> Result<()> {

@@ -46,7 +46,7 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| anyhow!("{name}: a policy file is UTF-8 text ({e})"))?;
     let sha256 = hex(&Sha256::digest(&bytes));
-    let declared = policy_file::parse(&args.file, text, Timestamp::now())?;
+    let declared = policy_file::parse(&args.file, text, ctx.clock.wall())?;
     // The table's files are read and checked before anything is locked or touched.
     let table = match &declared.geo {
         Some(want) => {
@@ -60,7 +60,7 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
     }
     let mut session = ctx.begin()?;
     let old = session.state.clone();
-    let (mut plan, reload) = prepare(&old, Some(&session.kernel), &declared, table.as_ref())?;
+    let (mut plan, reload) = prepare(ctx, &old, Some(&session.kernel), &declared, table.as_ref())?;
     if !show(&plan, &name) {
         return Ok(());
     }
@@ -68,7 +68,7 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
     let previous = kernel::active_generation(kernel)?;
     let mut loaded_now = None;
     if let (true, Some(want), Some(table)) = (reload, &declared.geo, &table) {
-        let record = load(kernel, want, table, previous)?;
+        let record = load(kernel, want, table, previous, ctx.now())?;
         loaded_now = Some(record.generation);
         plan.new.geo = Some(record);
     }
@@ -82,7 +82,7 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
     if let (Some(_), Some(table)) = (loaded_now, &table) {
         details["geo_sources"] = geo_sources(table);
     }
-    if let Err(error) = ctx.commit(kernel, &old, &plan.new, "apply", details) {
+    if let Err(error) = ctx.commit(kernel, &old, &plan.new, "apply", details, &ctx.clock) {
         // Only if the new state did not reach the disk: a failed audit append comes after.
         let saved = State::load(&ctx.state_dir).is_ok_and(|s| s == plan.new);
         if loaded_now.is_some()
@@ -120,7 +120,7 @@ fn dry_run(
         true => Some(Kernel::open(&ctx.pin_dir)?),
         false => None,
     };
-    let (plan, _) = prepare(&state, kernel.as_ref(), declared, table)?;
+    let (plan, _) = prepare(ctx, &state, kernel.as_ref(), declared, table)?;
     if show(&plan, name) {
         println!("dry run: nothing was changed ({})", plan.summary);
     }
@@ -133,6 +133,7 @@ fn load(
     want: &DeclaredGeo,
     table: &GeoTable,
     previous: u32,
+    now: Timestamp,
 ) -> anyhow::Result<GeoRecord> {
     let progress = super::progress::start();
     if let Some(p) = &progress {
@@ -146,7 +147,7 @@ fn load(
         files: want.files.clone(),
         format: want.format.to_string(),
         territory: want.territory.map(|t| t.to_string()),
-        loaded: state::now(),
+        loaded: now,
         prefixes_v4: loaded.prefixes_v4,
         prefixes_v6: loaded.prefixes_v6,
         territories: table.territories().len(),
@@ -156,14 +157,15 @@ fn load(
 
 /// The diff of the whole change, and whether the territory table must be loaded.
 fn prepare(
+    ctx: &Ctx,
     state: &State,
     kernel: Option<&Kernel>,
     declared: &policy_file::Declared,
     table: Option<&GeoTable>,
 ) -> anyhow::Result<(Plan, bool)> {
-    let mut plan = policy_file::plan(state, declared, state::now(), &state::operator())?;
+    let mut plan = policy_file::plan(state, declared, ctx.now(), &state::operator())?;
     // Capacity is checked here, before a table is loaded or a map touched.
-    crate::model::SessionMaps::derive(&plan.new)
+    crate::model::SessionMaps::derive(&plan.new, &ctx.clock)
         .context("the policy asks for more than the kernel maps hold")?;
     let reload = match (&declared.geo, table) {
         (Some(want), Some(table)) => geo_diff(&mut plan, state.geo.as_ref(), want, table, kernel)?,

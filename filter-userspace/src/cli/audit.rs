@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx, command: AuditCommand) -> anyhow::Result<()> {
 }
 
 fn show(ctx: &Ctx, since: Option<String>, order: Option<String>, json: bool) -> anyhow::Result<()> {
-    let now = jiff::Timestamp::now();
+    let now = ctx.clock.wall();
     let since = since
         .map(|s| audit::parse_since(&s, now).map_err(|e| anyhow!("--since {e}")))
         .transpose()?;

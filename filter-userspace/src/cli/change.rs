@@ -8,15 +8,20 @@ use serde_json::{Value, json};
 
 use crate::{
     audit,
+    expiry::Clock,
     kernel::{self, Kernel},
     lock::Lock,
     rule_slots::{self, PlacedRule, RuleChanges},
     state::{self, State},
 };
 
+#[derive(Clone)]
 pub struct Ctx {
     pub pin_dir: PathBuf,
     pub state_dir: PathBuf,
+    /// The command's one clock reading: what it decides by time, and the end times it
+    /// converts for the program, go by this.
+    pub clock: Clock,
 }
 
 /// Held for the duration of one change.
@@ -27,6 +32,19 @@ pub struct Session {
 }
 
 impl Ctx {
+    /// The same directories with a new clock reading: the daemon's loop takes one a tick.
+    pub fn at(&self, clock: Clock) -> Ctx {
+        Ctx {
+            clock,
+            ..self.clone()
+        }
+    }
+
+    /// The command's wall time, to the second, for the records people read.
+    pub fn now(&self) -> jiff::Timestamp {
+        state::rounded(self.clock.wall())
+    }
+
     /// Takes the lock and opens state and maps.
     pub fn begin(&self) -> anyhow::Result<Session> {
         kernel::check_privileges()?;
@@ -53,7 +71,14 @@ impl Ctx {
         let mut new = old.clone();
         let details = edit(&mut new)?;
         rule_slots::assign(&rule_slots::as_synced(&old)?, &mut new)?;
-        self.commit(&mut session.kernel, &old, &new, action, details)?;
+        self.commit(
+            &mut session.kernel,
+            &old,
+            &new,
+            action,
+            details,
+            &self.clock,
+        )?;
         Ok(new)
     }
 
@@ -68,6 +93,7 @@ impl Ctx {
         new: &State,
         action: &str,
         details: serde_json::Value,
+        clock: &Clock,
     ) -> anyhow::Result<()> {
         // Slots as the kernel has them: a state saved before slots were recorded gets them
         // as sync derives them, so its rules keep their counters.
@@ -79,11 +105,11 @@ impl Ctx {
         for (session, slot) in changes.started_slots() {
             kernel::reset_rule_counts(kernel, session, slot)?;
         }
-        if let Err(error) = kernel::sync(kernel, &new) {
-            return Err(restore(kernel, old, error));
+        if let Err(error) = kernel::sync(kernel, &new, clock) {
+            return Err(restore(kernel, old, error, clock));
         }
         if let Err(error) = new.save(&self.state_dir) {
-            return Err(restore(kernel, old, error));
+            return Err(restore(kernel, old, error, clock));
         }
         // Freed slots are zeroed too, so nothing reading the maps sees a past rule's counts.
         let started = changes.started_slots();
@@ -156,8 +182,8 @@ fn same_record(record: &Value, rule: &PlacedRule) -> bool {
         && record["issued"] == rule.rule.issued.to_string().as_str()
 }
 
-fn restore(kernel: &mut Kernel, old: &State, error: anyhow::Error) -> anyhow::Error {
-    match kernel::sync(kernel, old) {
+fn restore(kernel: &mut Kernel, old: &State, error: anyhow::Error, clock: &Clock) -> anyhow::Error {
+    match kernel::sync(kernel, old, clock) {
         Ok(_) => error.context("the change was not applied; the previous rules are in force"),
         Err(again) => error.context(format!(
             "the change failed and restoring the previous rules failed too ({again}); run the command again"

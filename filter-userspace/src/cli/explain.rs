@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use super::change::Ctx;
 use crate::{
     endpoint::Proto,
-    expiry::kernel_clock_ns,
     explain::{
         Question,
         check::{action_name, decision_text, differences, expected},
@@ -112,17 +111,17 @@ pub fn explain(ctx: &Ctx, args: ExplainArgs) -> anyhow::Result<()> {
         .context("looking the source up in the kernel's territory table")?
         .unwrap_or(filter_common::TERRITORY_UNKNOWN);
     let geo = geo::context(state.geo.as_ref(), src, Some(kernel_territory));
-    let maps = ModelMaps::from_state(&state, geo.table.clone())
+    let maps = ModelMaps::from_state(&state, geo.table.clone(), &ctx.clock)
         .context("deriving the session maps from the state")?;
     let frame = frame::build(&question);
-    let trace = model::trace(&frame, &maps, kernel_clock_ns());
+    let trace = model::trace(&frame, &maps, ctx.clock.kernel_ns());
     let steps = walk::steps(
         &question.dst,
         &state,
         &geo,
         Some(kernel_territory),
         &trace,
-        jiff::Timestamp::now(),
+        ctx.clock.wall(),
     );
 
     let mut targets = probe::attached_targets(&ctx.pin_dir)?;

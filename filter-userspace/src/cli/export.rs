@@ -5,7 +5,6 @@ use std::{fs, io::Write as _, path::PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use jiff::Timestamp;
 
 use super::change::Ctx;
 use crate::{policy_file, state::State};
@@ -19,7 +18,7 @@ pub struct ExportArgs {
 
 pub fn export(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<()> {
     let state = State::load(&ctx.state_dir)?;
-    let text = policy_file::export(&state, &crate::audit::host(), Timestamp::now());
+    let text = policy_file::export(&state, &crate::audit::host(), ctx.clock.wall());
     let Some(path) = args.output else {
         print!("{text}");
         return Ok(());

@@ -128,7 +128,7 @@ pub fn load_geo(
         files: request.files.clone(),
         format: request.format.to_string(),
         territory: request.territory.clone(),
-        loaded: state::now(),
+        loaded: ctx.now(),
         prefixes_v4: loaded.prefixes_v4,
         prefixes_v6: loaded.prefixes_v6,
         territories,

@@ -26,10 +26,10 @@ pub fn attach(ctx: &Ctx, args: AttachArgs) -> anyhow::Result<()> {
         interface: args.interface.clone(),
         netns: args.netns.clone(),
         mode: mode_name.to_string(),
-        attached: crate::state::now(),
+        attached: ctx.now(),
     };
     // Rules first, so the program enforces them from its first packet.
-    kernel::sync(&mut session.kernel, &new)?;
+    kernel::sync(&mut session.kernel, &new, &ctx.clock)?;
     kernel::attach(
         &mut session.kernel,
         &args.interface,

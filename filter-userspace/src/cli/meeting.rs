@@ -58,7 +58,7 @@ fn add(ctx: &Ctx, name: String, endpoints: Vec<Endpoint>) -> anyhow::Result<()> 
             name.clone(),
             Meeting {
                 session,
-                created: crate::state::now(),
+                created: ctx.now(),
                 endpoints,
                 flows: Vec::new(),
                 rules: Vec::new(),

@@ -49,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = change::Ctx {
         pin_dir: cli.pin_dir,
         state_dir: cli.state_dir,
+        clock: crate::expiry::Clock::now(),
     };
     match cli.command {
         Command::Attach(a) => interface::attach(&ctx, a),

@@ -50,7 +50,8 @@ pub fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
         Ok(k) => (Some(k), String::new()),
         Err(why) => (None, why),
     };
-    let report = report::report_from(&ctx.state_dir, kernel.as_ref(), &unavailable, from, to)?;
+    let now = ctx.clock.wall();
+    let report = report::report_from(&ctx.state_dir, kernel.as_ref(), &unavailable, from, to, now)?;
     match args.format {
         ReportFormat::Md => print!("{}", report::markdown(&report)),
         ReportFormat::Csv => print!("{}", report::csv(&report)),

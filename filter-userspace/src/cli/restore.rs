@@ -62,7 +62,8 @@ pub fn restore(ctx: &Ctx) -> anyhow::Result<()> {
     };
 
     // 2. Sessions, flows, overrides and policies.
-    let sync = kernel::sync(&mut kernel, &state).context("restoring meetings and rules")?;
+    let sync =
+        kernel::sync(&mut kernel, &state, &ctx.clock).context("restoring meetings and rules")?;
 
     // 3. Attachments, each on its own: one that fails does not stop the others.
     let mut outcomes = Vec::with_capacity(state.attachments.len());
@@ -70,7 +71,7 @@ pub fn restore(ctx: &Ctx) -> anyhow::Result<()> {
         outcomes.push(reattach(ctx, &mut kernel, attachment, mode));
     }
 
-    let now = jiff::Timestamp::now();
+    let now = ctx.clock.wall();
     let rules: usize = state.meetings.values().map(|m| m.rules.len()).sum();
     let expired: usize = state
         .meetings

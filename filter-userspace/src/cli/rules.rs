@@ -1,7 +1,6 @@
 //! `geofence block`, `unblock` and `allow`.
 
 use anyhow::{anyhow, bail};
-use jiff::Timestamp;
 use serde_json::json;
 
 use super::{
@@ -40,7 +39,7 @@ pub fn block(ctx: &Ctx, args: BlockArgs) -> anyhow::Result<()> {
         bail!("block needs at least one --territory or --prefix");
     }
     check_order(&args.order)?;
-    let now = Timestamp::now();
+    let now = ctx.clock.wall();
     let expires = match (&args.expires, &args.for_) {
         (Some(at), _) => Some(parse_expiry(at, now).map_err(|e| anyhow!("--expires {e}"))?),
         (None, Some(d)) => {
@@ -55,7 +54,7 @@ pub fn block(ctx: &Ctx, args: BlockArgs) -> anyhow::Result<()> {
         prefixes: dedup(args.prefixes.clone()),
         expires,
         dry_run: args.dry_run,
-        issued: crate::state::now(),
+        issued: ctx.now(),
         issued_by: operator(),
         slot: None,
     };

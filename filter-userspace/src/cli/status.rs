@@ -91,7 +91,7 @@ fn all_total(stats: &Stats, verdict: Verdict) -> (u64, u64) {
 pub fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     let state = State::load(&ctx.state_dir)?;
     let counters = Counters::read(ctx, &state);
-    let now = Timestamp::now();
+    let now = ctx.clock.wall();
     if args.json {
         println!(
             "{}",

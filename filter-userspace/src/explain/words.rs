@@ -121,7 +121,8 @@ mod tests {
             allows: Vec::new(),
         };
         state.meetings.insert("m".to_string(), meeting.clone());
-        let maps = crate::model::SessionMaps::derive(&state).expect("derivable");
+        let maps = crate::model::SessionMaps::derive(&state, &crate::expiry::Clock::now())
+            .expect("derivable");
         let policy = maps.policies[&7];
         for (slot, kernel_rule) in policy.rules.iter().enumerate() {
             let named = rule_in_slot(&meeting, slot);

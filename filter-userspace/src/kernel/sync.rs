@@ -41,15 +41,15 @@ pub struct SyncReport {
 type Desired = SessionMaps;
 
 impl SessionMaps {
-    /// The session maps for `state`, derived as [`sync`] derives what it writes.
-    pub fn derive(state: &State) -> anyhow::Result<SessionMaps> {
-        desired(state)
+    /// The session maps for `state`, derived as [`sync`] derives what it writes, with
+    /// end times converted to the program's clock by `clock`.
+    pub fn derive(state: &State, clock: &Clock) -> anyhow::Result<SessionMaps> {
+        desired(state, clock)
     }
 }
 
 /// Checks capacity limits and builds the desired entries; touches nothing.
-fn desired(state: &State) -> anyhow::Result<Desired> {
-    let clock = Clock::now();
+fn desired(state: &State, clock: &Clock) -> anyhow::Result<Desired> {
     let mut d = Desired {
         endpoints: StdMap::new(),
         flows: StdMap::new(),
@@ -72,7 +72,7 @@ fn desired(state: &State) -> anyhow::Result<Desired> {
             let Some(slot) = rule.slot.filter(|&s| usize::from(s) < RULES_PER_SESSION) else {
                 continue;
             };
-            let kernel = kernel_rule(rule, &clock);
+            let kernel = kernel_rule(rule, clock);
             policy.rules[usize::from(slot)] = kernel;
             for prefix in &rule.prefixes {
                 let (len, key) = prefix.override_key(session);
@@ -180,8 +180,8 @@ fn sync_hash<K: Pod + Eq + Hash, V: Pod>(
 /// written first (inert), then the policies in one update per session, then the
 /// overrides of removed rules are deleted (inert by then). A command killed at any point
 /// leaves each session under its whole old rules or its whole new ones.
-pub fn sync(kernel: &mut Kernel, state: &State) -> anyhow::Result<SyncReport> {
-    let want = desired(state)?;
+pub fn sync(kernel: &mut Kernel, state: &State, clock: &Clock) -> anyhow::Result<SyncReport> {
+    let want = desired(state, clock)?;
     let mut report = SyncReport::default();
     // Sessions gaining overrides are marked before the entries exist, and sessions losing
     // them cleared after: the bitmap never hides an override.

@@ -34,6 +34,7 @@ pub use trace::{
     trace,
 };
 
+use crate::expiry::Clock;
 use crate::geo::GeoTable;
 use crate::state::State;
 
@@ -147,8 +148,8 @@ impl ModelMaps {
 
     /// The maps for `state` and `geo`, derived as `kernel::sync` and `kernel::load_table`
     /// derive the kernel's.
-    pub fn from_state(state: &State, geo: GeoTable) -> anyhow::Result<ModelMaps> {
-        Ok(ModelMaps::new(SessionMaps::derive(state)?, geo))
+    pub fn from_state(state: &State, geo: GeoTable, clock: &Clock) -> anyhow::Result<ModelMaps> {
+        Ok(ModelMaps::new(SessionMaps::derive(state, clock)?, geo))
     }
 
     /// Step 3: an exact flow binding, then the endpoint on the destination address, then

@@ -95,7 +95,7 @@ fn maps() -> ModelMaps {
     let mut state = State::default();
     state.meetings.insert("M".to_string(), m);
     state.meetings.insert("N".to_string(), n);
-    ModelMaps::from_state(&state, geo()).expect("derivable")
+    ModelMaps::from_state(&state, geo(), &crate::expiry::Clock::now()).expect("derivable")
 }
 
 /// Ethernet, `tags` VLAN tags, then an IP header (IHL 5 or no extensions) and a UDP or
@@ -203,7 +203,8 @@ fn rule_slot_credited() {
     m.rules[3].slot = Some(5);
     let mut state = State::default();
     state.meetings.insert("S".to_string(), m);
-    let maps = ModelMaps::from_state(&state, geo()).expect("derivable");
+    let maps =
+        ModelMaps::from_state(&state, geo(), &crate::expiry::Clock::now()).expect("derivable");
     let slot_of = |src: &str| {
         let bytes = frame(proto::UDP, src, "100.64.0.1:46000").bytes();
         let o = verdict(&bytes, &maps, NOW);
@@ -242,7 +243,8 @@ fn drop_overrides_are_bound_to_their_rule() {
     );
     let mut state = State::default();
     state.meetings.insert("B".to_string(), m);
-    let bound = ModelMaps::from_state(&state, geo()).expect("derivable");
+    let bound =
+        ModelMaps::from_state(&state, geo(), &crate::expiry::Clock::now()).expect("derivable");
     let outcome = |maps: &ModelMaps, src: &str| {
         let o = verdict(
             &frame(proto::UDP, src, "100.64.0.1:47000").bytes(),
@@ -639,7 +641,8 @@ fn an_inert_drop_lets_the_next_shorter_override_decide() {
     m.rules.push(rule(&[], &["192.0.2.72/29"], false, None));
     let mut state = State::default();
     state.meetings.insert("N".to_string(), m);
-    let all = ModelMaps::from_state(&state, geo()).expect("derivable");
+    let all =
+        ModelMaps::from_state(&state, geo(), &crate::expiry::Clock::now()).expect("derivable");
     let outcome = |maps: &ModelMaps, src: &str| {
         let o = verdict(
             &frame(proto::UDP, src, "100.64.0.1:48000").bytes(),

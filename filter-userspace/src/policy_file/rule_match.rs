@@ -14,7 +14,8 @@ use super::{
 use crate::state::{Meeting, Rule};
 
 /// Unchanged rules are kept as they are, changed ones reissued in place (matched by order
-/// reference), new ones appended in file order: rules keep their slots.
+/// reference), new ones appended in file order: rules keep their slots. `issued` is the
+/// plan's one clock reading: what has expired is judged by it too.
 pub(super) fn update_rules(
     plan: &mut Plan,
     lines: &mut Vec<Change>,
@@ -24,7 +25,7 @@ pub(super) fn update_rules(
     issued: Timestamp,
     operator: &str,
 ) -> anyhow::Result<Vec<Rule>> {
-    let now = Timestamp::now();
+    let now = issued;
     let live: Vec<usize> = (0..have.rules.len())
         .filter(|&i| !have.rules[i].expired(now))
         .collect();

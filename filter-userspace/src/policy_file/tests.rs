@@ -262,7 +262,7 @@ fn expired_rules_are_kept_and_not_exported() {
     let past: Timestamp = "2026-11-01T00:00:00Z".parse().expect("t");
     let th = state.meetings.get_mut("town-hall").expect("meeting");
     th.rules[1].expires = Some(past);
-    let text = export(&state, "h", Timestamp::now());
+    let text = export(&state, "h", now());
     assert!(!text.contains("order = \"ORD-2\""), "{text}");
     assert!(text.contains("# expired 2026-11-01T00:00:00Z and left out: order \"ORD-2\""));
     let p = plan(&state, &parse_text(&text).expect("parses"), now(), "bob").expect("plan");

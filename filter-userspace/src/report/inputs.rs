@@ -35,13 +35,14 @@ fn live_counts(kernel: &Kernel, state: &State, life: &RuleLife) -> Option<Counts
 }
 
 /// The report for `[from, to)` from the trail in `state_dir` and, when given, the live
-/// counters in `kernel`.
+/// counters in `kernel`, made at `now` (which bounds rules still open).
 pub fn report_from(
     state_dir: &Path,
     kernel: Option<&Kernel>,
     unavailable: &str,
     from: Timestamp,
     to: Timestamp,
+    now: Timestamp,
 ) -> anyhow::Result<Report> {
     let entries = audit::read(state_dir)?;
     let chain = match audit::verify(state_dir)? {
@@ -53,9 +54,8 @@ pub fn report_from(
     };
     // Slots as the kernel has them, also for rules saved before slots were recorded.
     let state = crate::rule_slots::as_synced(&State::load(state_dir)?)?;
-    let now = Timestamp::now();
     let live_counters = match kernel {
-        Some(_) => format!("read {}", crate::state::now()),
+        Some(_) => format!("read {}", crate::state::rounded(now)),
         None => format!("not read: {unavailable}"),
     };
     let provenance = Provenance {

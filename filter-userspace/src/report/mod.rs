@@ -189,7 +189,7 @@ pub fn build(
     Report {
         from,
         to,
-        generated: crate::state::now(),
+        generated: crate::state::rounded(now),
         provenance,
         totals,
         orders,

@@ -13,6 +13,7 @@ use std::{
 
 use geofence::{
     endpoint::Proto,
+    expiry::Clock,
     explain::{Question, check::expected, frame},
     geo::{Format, GeoTable},
     kernel::{
@@ -209,7 +210,8 @@ pub fn behaves_as(
     new: &State,
     i: u32,
 ) -> Result<(&'static str, usize), String> {
-    let maps = |s: &State| ModelMaps::from_state(s, geo.clone()).expect("model maps");
+    let maps =
+        |s: &State| ModelMaps::from_state(s, geo.clone(), &Clock::now()).expect("model maps");
     let (old_maps, new_maps) = (maps(old), maps(new));
     let now = geofence::expiry::kernel_clock_ns();
     let mut as_old = Vec::new();
@@ -269,7 +271,7 @@ pub fn override_entries(d: &Dirs) -> usize {
 
 /// Override entries `state` puts in the kernel.
 pub fn desired_overrides(state: &State) -> usize {
-    geofence::model::SessionMaps::derive(state)
+    geofence::model::SessionMaps::derive(state, &Clock::now())
         .expect("derivable")
         .overrides
         .len()

@@ -41,7 +41,7 @@ fn any_expired(state: &State, now: Timestamp) -> bool {
 /// One poll: if `seen` (read without the lock) has expired rules, removes them under the
 /// lock from the state as it is then.
 pub fn poll(ctx: &Ctx, seen: &State, status: &Shared) {
-    let now = Timestamp::now();
+    let now = ctx.clock.wall();
     if !any_expired(seen, now) {
         return;
     }
@@ -77,6 +77,7 @@ fn sweep(ctx: &Ctx, now: Timestamp) -> anyhow::Result<Vec<Value>> {
             &new,
             "expire",
             json!({ "rules": removed }),
+            &ctx.clock,
         )?;
     }
     Ok(removed)

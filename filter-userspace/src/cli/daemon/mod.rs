@@ -135,7 +135,7 @@ async fn maintain(
             _ = stopped.changed() => return,
             _ = interval.tick() => {}
         }
-        let (ctx, status) = (ctx.clone(), status.clone());
+        let (ctx, status) = (ctx.at(crate::expiry::Clock::now()), status.clone());
         let done = tokio::task::spawn_blocking(move || {
             match state::State::load(&ctx.state_dir) {
                 Ok(seen) => {

@@ -234,8 +234,11 @@ pub mod capacity {
     /// Four per session id: a meeting has a media port or two and a TCP fallback.
     pub const ENDPOINTS: u32 = 16_384;
     pub const OVERRIDES: u32 = 65_536;
-    pub const TERRITORY_V4: u32 = 1_048_576;
-    pub const TERRITORY_V6: u32 = 1_048_576;
+    /// Prefixes of a loaded table, per family. DB-IP Lite, the largest published table
+    /// measured, splits into 593,597 IPv4 and 773,898 IPv6 prefixes. The stock tries that
+    /// can hold them are not preallocated: the size costs nothing until they are filled.
+    pub const TERRITORY_V4: u32 = 2_097_152;
+    pub const TERRITORY_V6: u32 = 2_097_152;
     pub const SESSION_STATS: u32 = 65_536;
     /// Meetings with rules at once: each may need a second pool entry while its policy
     /// changes.

@@ -11,6 +11,7 @@ pub mod r#gen;
 pub mod netns;
 pub mod packet;
 pub mod scene;
+pub mod shape;
 pub mod sys;
 pub mod traffic;
 pub mod world;

@@ -8,7 +8,7 @@
 
 use filter_common::geo::{
     self as layout, RangeList, Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, Tbl24List, V4_BLOCK_FLAG,
-    V4_BLOCK_LEN, V4_BLOCK_LISTS, V4_BLOCKS, V4_GROUP_FLAG, V4_GROUP_LEN, V4_LIST_END, V4_LIST_LEN,
+    V4_BLOCK_LEN, V4_BLOCK_LISTS, V4_BLOCKS, V4_GROUP_BASE, V4_GROUP_LEN, V4_LIST_END, V4_LIST_LEN,
     V4_LISTS, V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL16_PER_ELEM, V4_TBL24_PER_ELEM, V6IndexElem,
     V6Node, V6PackedRange, V6StartHalf, V6TerritoryElem,
 };
@@ -99,6 +99,54 @@ pub struct FlatTable {
     pub v6: FlatV6,
 }
 
+/// How much of one kernel structure a built table takes: what `geo load` and the bench
+/// report, and what a table too large for it is refused by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fill {
+    pub structure: &'static str,
+    pub used: usize,
+    pub capacity: u32,
+}
+
+impl Fill {
+    /// Capacity beyond what is used, as a share of what is used (0.5: 50% headroom).
+    pub fn headroom(&self) -> f64 {
+        f64::from(self.capacity) / self.used.max(1) as f64 - 1.0
+    }
+}
+
+impl FlatTable {
+    /// Every sized structure of one generation and how much of it this table takes.
+    pub fn fill(&self) -> [Fill; 7] {
+        let fill = |structure, used, capacity| Fill {
+            structure,
+            used,
+            capacity,
+        };
+        [
+            fill(
+                "IPv4 tbl24 blocks",
+                self.v4.tbl24.len() * V4_TBL24_PER_ELEM / V4_BLOCK_LEN,
+                V4_BLOCKS,
+            ),
+            fill(
+                "IPv4 /16 range lists",
+                self.v4.block_lists.len(),
+                V4_BLOCK_LISTS,
+            ),
+            fill("IPv4 tbl8 groups", self.v4.tbl8.len(), V4_TBL8_GROUPS),
+            fill("IPv4 /24 range lists", self.v4.lists.len(), V4_LISTS),
+            fill("IPv6 ranges", self.v6.starts_hi.len(), layout::V6_RANGES),
+            fill("IPv6 trie nodes", self.v6.nodes.len(), layout::V6_NODES),
+            fill(
+                "IPv6 packed ranges",
+                self.v6.packed.len(),
+                layout::V6_PACKED_RANGES,
+            ),
+        ]
+    }
+}
+
 /// Borrowed IPv4 arrays, built or memory-mapped.
 #[derive(Clone, Copy)]
 pub struct FlatV4Ref<'a> {
@@ -187,8 +235,8 @@ pub fn build(table: &GeoTable) -> Result<FlatTable, FlatError> {
 }
 
 pub(super) fn check_territory(id: TerritoryId) -> Result<TerritoryId, FlatError> {
-    // Both encodings keep the top bit of a u16 for themselves.
-    if id & V4_GROUP_FLAG != 0 {
+    // IPv4 group numbers lie above the territories, a packed IPv6 range keeps 10 bits.
+    if id >= V4_GROUP_BASE {
         return Err(FlatError::BadTerritory(id));
     }
     Ok(id)
@@ -226,7 +274,7 @@ pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatErro
     // Split /24s become range lists or tbl8 groups; their numbers go into the /24 entries.
     let mut groups = Pieces::new(V4_TBL8_GROUPS, V4_LISTS);
     for (slot, group) in resolved {
-        slots[slot] = V4_GROUP_FLAG | groups.keep(&group);
+        slots[slot] = V4_GROUP_BASE.wrapping_add(groups.keep(&group));
     }
     groups.check(
         |needed, capacity, list| FlatError::TooManyGroups {
@@ -305,8 +353,8 @@ impl Pieces {
         }
     }
 
-    /// Whether the kept pieces fit the kernel arrays (whose two capacities sum to at most
-    /// 2^15, so every number fits beside its flag).
+    /// Whether the kept pieces fit the kernel arrays (whose capacities leave every number
+    /// room in its `u16` entry beside the flag or above the territories).
     fn check(&self, too_many_whole: Overflow, too_many_lists: Overflow) -> Result<(), FlatError> {
         if self.whole.len() > self.whole_capacity as usize {
             return Err(too_many_whole(
@@ -338,7 +386,7 @@ fn blocks(per_24: &[TerritoryId]) -> Result<Stages, FlatError> {
     let (per_16, _) = per_24.as_chunks::<V4_BLOCK_LEN>();
     for (slot, block) in tbl16.as_flattened_mut().iter_mut().zip(per_16) {
         let first = block[0];
-        *slot = if first & V4_GROUP_FLAG == 0 && block.iter().all(|&e| e == first) {
+        *slot = if first < V4_GROUP_BASE && block.iter().all(|&e| e == first) {
             first
         } else {
             V4_BLOCK_FLAG | split.keep(block)

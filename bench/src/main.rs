@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: everything issue 3 measures, in one run, side by side.
+//! `cargo xtask bench`: per-packet costs, the flood, load times and map memory, in one run, side by side.
 
 mod flood;
 mod packets;

@@ -14,7 +14,7 @@ pub const REAL_FILES: [&str; 2] = [
     "geo-whois-asn-country-ipv6.csv",
 ];
 
-/// The real table's size once its ranges are split (issue 3); the synthetic table matches it.
+/// The real table's size once its ranges are split; the synthetic table matches it.
 pub const REAL_V4: usize = 493_644;
 pub const REAL_V6: usize = 516_533;
 

@@ -9,7 +9,7 @@
 //! 64-byte element (256 KiB a set). IPv6 sources take 16 bytes (1 MiB a set): storing only
 //! their upper halves, with the low half derived from it except for sources of prefixes
 //! longer than /64 (8% of the real table's), did not move the IPv6 scaling ratio in six
-//! runs side by side (issue 3's notes), so the simpler layout stays.
+//! runs side by side (docs/performance.md), so the simpler layout stays.
 
 /// Sources per set; a power of two, so that a random index is one mask.
 pub const SET_LEN: u32 = 1 << 16;

@@ -35,8 +35,8 @@ enum Task {
     /// Install and prepare what building and testing need (idempotent).
     ///
     /// Each step is skipped when already done: rust-src for nightly; bpf-linker, built against
-    /// the LLVM inside the nightly toolchain; the Debian packages the tests use (iproute2,
-    /// bpftool, nftables, ipset, tcpdump); bpffs mounted at /sys/fs/bpf. The last two need
+    /// the LLVM inside the nightly toolchain; the Debian packages the tests and the bench use
+    /// (iproute2, bpftool, nftables, ipset, iptables, tcpdump, faketime); bpffs mounted at /sys/fs/bpf. The last two need
     /// root, but only when there is something to do.
     Setup,
     /// Set up the toolchain, then build the workspace.
@@ -59,7 +59,7 @@ enum Task {
     ///
     /// Builds `geofence-bench` in release and runs it from the workspace root, with the real
     /// table from ../shared/geo when it is there: per-packet costs through BPF_PROG_TEST_RUN
-    /// and the other figures of issue 3, printed as a table and written to
+    /// the flood, load times and map memory, printed as a table and written to
     /// target/bench/report.json. `--smoke` runs small tables and few repeats.
     Bench(bench::Args),
     /// Compare N frames between the XDP program and the reference model (needs root).

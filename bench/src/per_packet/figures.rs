@@ -270,7 +270,7 @@ pub(super) fn figures(
                  table {}, at the subset {}. Nodes compressed as poptrie does (a bitmap \
                  and the distinct entries, 0.7 MiB in place of 2.5) were tried: each node \
                  read became two dependent lines, and the lookup got dearer at both sizes \
-                 without moving this ratio (see the README)",
+                 without moving this ratio (see docs/performance.md)",
                 layout.nodes_v6,
                 layout.packed_v6,
                 (layout.nodes_v6 * 1024 + layout.packed_v6 * 8) as f64 / f64::from(1 << 20),

@@ -2,7 +2,9 @@
 //! they are applied to. The `geofence` binary is a thin CLI over this library.
 
 pub mod audit;
+pub mod change;
 pub mod cli;
+pub mod daemon;
 pub mod endpoint;
 pub mod expiry;
 pub mod explain;

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+mod geo;
+pub use geo::{GeoLoaded, GeoRequest, generation_name, load_geo};
+
 use anyhow::Context as _;
 use serde_json::{Value, json};
 

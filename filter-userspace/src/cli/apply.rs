@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use super::{change::Ctx, geo::generation_name};
+use crate::change::{Ctx, generation_name};
 use crate::{
     geo::{self, GeoTable},
     kernel::{self, Kernel},

@@ -121,7 +121,7 @@ pub enum Command {
     /// after any change under way; enforcement stays in place. Logs go to stderr.
     ///
     /// Example: geofence daemon --listen 127.0.0.1:9464 --poll 2s
-    Daemon(super::daemon::DaemonArgs),
+    Daemon(crate::daemon::DaemonArgs),
     /// Print shell completions (bash, zsh, fish) generated from this command line.
     ///
     /// Example: geofence completions bash > /usr/share/bash-completion/completions/geofence

@@ -4,8 +4,8 @@ use anyhow::{anyhow, bail};
 use clap::Subcommand;
 use serde_json::Value;
 
-use super::change::Ctx;
 use crate::audit::{self, Entry, Filter};
+use crate::change::Ctx;
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {

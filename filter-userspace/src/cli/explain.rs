@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::change::Ctx;
+use crate::change::Ctx;
 use crate::{
     endpoint::Proto,
     explain::{

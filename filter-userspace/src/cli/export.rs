@@ -6,7 +6,7 @@ use std::{fs, io::Write as _, path::PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 
-use super::change::Ctx;
+use crate::change::Ctx;
 use crate::{policy_file, state::State};
 
 #[derive(Args, Debug)]

@@ -3,10 +3,8 @@
 use anyhow::bail;
 use serde_json::json;
 
-use super::{
-    args::{AttachArgs, DetachArgs, ModeArg},
-    change::Ctx,
-};
+use super::args::{AttachArgs, DetachArgs, ModeArg};
+use crate::change::Ctx;
 use crate::{
     kernel::{self, AttachMode},
     state::Attachment,

@@ -3,10 +3,8 @@
 use anyhow::{anyhow, bail};
 use serde_json::json;
 
-use super::{
-    args::{FlowCommand, FlowSpec, MeetingCommand},
-    change::Ctx,
-};
+use super::args::{FlowCommand, FlowSpec, MeetingCommand};
+use crate::change::Ctx;
 use crate::{
     endpoint::{Endpoint, Flow, parse_socket},
     state::{Meeting, State},

@@ -4,8 +4,6 @@
 mod apply;
 mod args;
 mod audit;
-mod change;
-mod daemon;
 mod docs;
 mod explain;
 mod export;
@@ -46,7 +44,7 @@ pub fn main() -> ExitCode {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let ctx = change::Ctx {
+    let ctx = crate::change::Ctx {
         pin_dir: cli.pin_dir,
         state_dir: cli.state_dir,
         clock: crate::expiry::Clock::now(),
@@ -64,7 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(s) => show::stats(&ctx, s),
         Command::Restore => restore::restore(&ctx),
         Command::Explain(e) => explain::explain(&ctx, e),
-        Command::Daemon(d) => daemon::run(ctx, d),
+        Command::Daemon(d) => crate::daemon::run(ctx, d),
         Command::Completions(c) => docs::completions(&c),
         Command::Man(m) => docs::man(&m),
         Command::Apply(a) => apply::apply(&ctx, a),

@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail};
 use clap::{Args, ValueEnum};
 
-use super::change::Ctx;
+use crate::change::Ctx;
 use crate::{
     kernel::{self, Kernel},
     report,

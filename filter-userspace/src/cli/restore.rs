@@ -7,7 +7,8 @@
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::{Value, json};
 
-use super::{change::Ctx, geo::generation_name, meeting::plural};
+use super::meeting::plural;
+use crate::change::{Ctx, generation_name};
 use crate::{
     geo::{self, Format, GeoTable},
     kernel::{self, AttachMode, Kernel},

@@ -5,9 +5,9 @@ use serde_json::json;
 
 use super::{
     args::{AllowArgs, BlockArgs, UnblockArgs},
-    change::Ctx,
     meeting::plural,
 };
+use crate::change::Ctx;
 use crate::{
     expiry::{expiry_after, parse_duration, parse_expiry},
     state::{Meeting, Rule, operator},

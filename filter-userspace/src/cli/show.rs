@@ -6,9 +6,9 @@ use filter_common::{PassReason, Verdict};
 
 use super::{
     args::StatsArgs,
-    change::Ctx,
     rule_view::{self, RuleCounters},
 };
+use crate::change::Ctx;
 use crate::{
     kernel::{self, Kernel, Stats},
     state::{Meeting, State},

@@ -8,11 +8,11 @@ use filter_common::{PassReason, Verdict};
 
 use super::{
     args::StatusArgs,
-    change::Ctx,
-    geo::generation_name,
     rule_view::{self, RuleCounters},
 };
+use crate::change::Ctx;
 use crate::{
+    change::generation_name,
     human,
     kernel::{self, Kernel, Stats},
     state::{self, Meeting, Rule, State},

@@ -6,8 +6,9 @@ use serde_json::{Value, json};
 use filter_common::{PassReason, Verdict};
 
 use super::{Counters, all_total, link_name, program_builds};
+use crate::change::Ctx;
 use crate::{
-    cli::{change::Ctx, rule_view},
+    cli::rule_view,
     kernel::{self, Stats},
     state::{self, State},
 };

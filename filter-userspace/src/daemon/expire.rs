@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::status::Shared;
-use crate::{cli::change::Ctx, state::State};
+use crate::{change::Ctx, state::State};
 
 /// Takes the expired rules out of `state`; returns them as the audit trail records them.
 pub fn remove_expired(state: &mut State, now: Timestamp) -> Vec<Value> {

@@ -25,7 +25,7 @@ use tokio::{
     sync::watch as channel,
 };
 
-use super::change::Ctx;
+use crate::change::Ctx;
 use crate::{expiry::parse_duration, kernel, state};
 use status::Shared;
 

@@ -13,10 +13,7 @@ use anyhow::Context as _;
 
 use super::status::Shared;
 use crate::{
-    cli::{
-        change::Ctx,
-        geo::{GeoRequest, load_geo},
-    },
+    change::{Ctx, GeoRequest, load_geo},
     state::{GeoRecord, State},
 };
 
@@ -177,7 +174,7 @@ fn reload(ctx: &Ctx, record: &GeoRecord) -> anyhow::Result<(GeoRecord, f64)> {
         &request,
         Some(record),
         Some("reloaded by geofence daemon: the files changed on disk"),
-        None,
+        &|_| {},
     )?;
     let state = State::load(&ctx.state_dir)?;
     let new_record = state

@@ -2,7 +2,7 @@
 //! when and why it ended, and the counts recorded when it ended.
 //!
 //! `Ctx::commit` writes `rules_added`, `rules_changed` and `rules_removed` into every
-//! change's entry (see `cli::change`), whatever command made it, so this reads those and
+//! change's entry (see `change`), whatever command made it, so this reads those and
 //! nothing command-specific.
 
 use jiff::Timestamp;

@@ -18,10 +18,13 @@ pub enum PassReason {
     ExtHeaderLimit = 5,
     /// The per-session statistics map is full: the verdict was applied, not counted there.
     StatsFull = 6,
+    /// On a port meetings share (a mux port), a flow no meeting has bound, or whose
+    /// learned binding went idle; the SFU refuses it itself.
+    Unbound = 7,
 }
 
 impl PassReason {
-    pub const COUNT: u32 = 7;
+    pub const COUNT: u32 = 8;
     pub const ALL: [PassReason; Self::COUNT as usize] = [
         Self::NoSession,
         Self::NotIp,
@@ -30,6 +33,7 @@ impl PassReason {
         Self::Malformed,
         Self::ExtHeaderLimit,
         Self::StatsFull,
+        Self::Unbound,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -41,6 +45,7 @@ impl PassReason {
             Self::Malformed => "malformed",
             Self::ExtHeaderLimit => "ext_header_limit",
             Self::StatsFull => "stats_full",
+            Self::Unbound => "unbound",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod bench_samples;
 pub mod counters;
 pub mod geo;
 pub mod maps;
+pub mod mux;
 pub mod policy;
 pub mod probe;
 pub mod territory;

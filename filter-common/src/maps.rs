@@ -142,6 +142,10 @@ pub mod ports {
     pub const ENDPOINT_ADDR: u32 = 2;
     /// An endpoint on any local address (`*`) has this port; the entry holds its session.
     pub const ENDPOINT_ANY: u32 = 4;
+    /// A mux endpoint (see [`crate::mux`]) has this port, on one address or any: STUN
+    /// Binding requests to it are read for their ufrag. Always set with [`FLOW`], since
+    /// learned flows can appear on the port at any time.
+    pub const MUX: u32 = 8;
     /// The key bits of an entry.
     pub const KEYS: u32 = 0xf;
     /// Where the wildcard endpoint's session id starts in an entry.
@@ -182,8 +186,9 @@ pub mod ports {
         entry >> SESSION_SHIFT
     }
 
-    // Session ids must fit above the key bits.
+    // Session ids, and the mux endpoint's, must fit above the key bits.
     const _: () = assert!(super::capacity::MAX_SESSIONS <= 1 << (32 - SESSION_SHIFT));
+    const _: () = assert!(crate::mux::MUX_SESSION < 1 << (32 - SESSION_SHIFT));
 }
 
 /// The `OVERRIDE_SESSIONS` bitmap: one bit per session that has any prefix override, so
@@ -230,7 +235,12 @@ pub mod policy_index {
 pub mod capacity {
     /// Session ids are `1..MAX_SESSIONS`; 0 is never a session.
     pub const MAX_SESSIONS: u32 = 4096;
-    pub const FLOWS: u32 = 65_536;
+    /// Flow bindings, learned and bound by API: an LRU hash, so that a flood of new flows
+    /// evicts the least recently used instead of failing.
+    pub const FLOWS: u32 = 262_144;
+    /// Registered server ufrags: one per participant transport on the relay (8.5 MiB at
+    /// 65,536 would take the maps past 128 MiB with 262,144 flows).
+    pub const UFRAGS: u32 = 32_768;
     /// Four per session id: a meeting has a media port or two and a TCP fallback.
     pub const ENDPOINTS: u32 = 16_384;
     pub const OVERRIDES: u32 = 65_536;
@@ -294,8 +304,14 @@ pub mod names {
     pub const RULE_COUNTERS: &str = "RULE_COUNTERS";
     /// Per rule slot: the distinct-source sketch.
     pub const RULE_SOURCES: &str = "RULE_SOURCES";
+    /// Server ICE ufrag → meeting (see [`crate::mux`]).
+    pub const UFRAGS: &str = "UFRAGS";
+    /// Per CPU: what happened to STUN on mux ports (see [`crate::mux::MuxEvent`]).
+    pub const MUX_EVENTS: &str = "MUX_EVENTS";
+    /// Settings of the mux path (see [`crate::mux::config`]).
+    pub const MUX_CONFIG: &str = "MUX_CONFIG";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 39] = [
+    pub const ALL: [&str; 42] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -335,6 +351,9 @@ pub mod names {
         OVERRIDE_SESSIONS,
         RULE_COUNTERS,
         RULE_SOURCES,
+        UFRAGS,
+        MUX_EVENTS,
+        MUX_CONFIG,
     ];
 }
 

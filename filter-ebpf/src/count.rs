@@ -9,7 +9,17 @@ use filter_common::{
     maps::AddressWords,
 };
 
-use crate::maps::{PASS_REASONS, RULE_COUNTERS, RULE_SOURCES, SESSION_STATS, STATS_CACHE};
+use crate::maps::{
+    MUX_EVENTS, PASS_REASONS, RULE_COUNTERS, RULE_SOURCES, SESSION_STATS, STATS_CACHE,
+};
+
+#[inline(always)]
+pub fn mux(event: filter_common::mux::MuxEvent) {
+    if let Some(counter) = MUX_EVENTS.get_ptr_mut(event as u32) {
+        // SAFETY: a per-CPU slot; no other CPU writes it.
+        unsafe { *counter += 1 };
+    }
+}
 
 #[inline(always)]
 pub fn pass_reason(reason: PassReason) {

@@ -15,6 +15,7 @@ pub mod maps;
 pub mod parse;
 pub mod probe;
 pub mod session;
+pub mod stun;
 pub mod territory;
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
@@ -33,19 +34,13 @@ pub fn classify(
 ) -> Verdict {
     let mut packet = match parse::parse(ctx) {
         Parsed::Packet(packet) => packet,
-        Parsed::Pass(reason) => {
-            if !probe::answered_pass(ctx, reason) {
-                count::pass_reason(reason);
-            }
-            return Verdict::Passed;
-        }
+        Parsed::Pass(reason) => return passed(ctx, reason),
     };
     adjust(&mut packet);
-    let Some(session) = session::find(&packet) else {
-        if !probe::answered_pass(ctx, PassReason::NoSession) {
-            count::pass_reason(PassReason::NoSession);
-        }
-        return Verdict::Passed;
+    let session = match session::find(ctx, &packet) {
+        session::Found::Session(session) => session,
+        session::Found::Unbound => return passed(ctx, PassReason::Unbound),
+        session::Found::Nothing => return passed(ctx, PassReason::NoSession),
     };
     let territory = territory_of(&packet);
     let decision = decide::decide(session, territory, &packet);
@@ -56,6 +51,15 @@ pub fn classify(
         count::rule(session, decision.slot, packet.src, bytes);
     }
     decision.verdict
+}
+
+/// A packet that passes unclassified, counted by why (unless it is an `explain` probe).
+#[inline(always)]
+fn passed(ctx: &XdpContext, reason: PassReason) -> Verdict {
+    if !probe::answered_pass(ctx, reason) {
+        count::pass_reason(reason);
+    }
+    Verdict::Passed
 }
 
 /// The XDP action of a verdict: a would-drop passes.

@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use filter_common::{
     CachedStats, EndpointKey, FlowKey, Override, OverrideKey, PassReason, Policy, SessionStats,
@@ -16,11 +16,31 @@ use filter_common::{
         V6TerritoryElem,
     },
     maps::{capacity, policy_index},
+    mux::{FlowBinding, MuxEvent, UfragBinding, UfragKey, config},
 };
 
-/// Exact 5-tuple → session id.
+/// Exact 5-tuple → its meeting: bound by the control plane, or learned from a STUN
+/// Binding request on a mux port. LRU: a flood of new flows evicts the least recently
+/// used binding instead of failing.
 #[map]
-pub static FLOWS: HashMap<FlowKey, u32> = HashMap::pinned(capacity::FLOWS, 0);
+pub static FLOWS: LruHashMap<FlowKey, FlowBinding> = LruHashMap::pinned(capacity::FLOWS, 0);
+
+/// Server ICE ufrag → its meeting, registered by the SFU's control plane.
+#[map]
+pub static UFRAGS: HashMap<UfragKey, UfragBinding> = HashMap::pinned(capacity::UFRAGS, 0);
+
+/// Per CPU: the server ufrag being read, as `UFRAGS` keys it; 64 bytes that the 512-byte
+/// stack has no room for beside the flow key.
+#[map]
+pub static UFRAG_SCRATCH: PerCpuArray<UfragKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// What happened to STUN on mux ports, per [`MuxEvent`], per CPU.
+#[map]
+pub static MUX_EVENTS: PerCpuArray<u64> = PerCpuArray::pinned(MuxEvent::COUNT, 0);
+
+/// Settings of the mux path (see `filter_common::mux::config`).
+#[map]
+pub static MUX_CONFIG: Array<u64> = Array::pinned(config::ENTRIES, 0);
 
 /// `(proto, local addr or any, port)` → session id.
 #[map]

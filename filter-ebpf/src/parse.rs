@@ -35,6 +35,8 @@ pub struct Packet {
     pub dst: AddressWords,
     pub src_port: u16,
     pub dst_port: u16,
+    /// Where a UDP datagram's payload starts; 0 for TCP and first fragments.
+    pub payload: usize,
 }
 
 pub enum Parsed {
@@ -54,7 +56,7 @@ fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {
 }
 
 #[inline(always)]
-fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Option<T> {
+pub fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Option<T> {
     // SAFETY: ptr_at checked that the bytes are inside the packet; T is plain bytes.
     ptr_at::<T>(ctx, offset).map(|p| unsafe { p.read_unaligned() })
 }
@@ -199,6 +201,11 @@ fn parse_l4(
     let Some(ports) = ports else {
         return Parsed::Pass(PassReason::Malformed);
     };
+    let payload = if protocol == proto::UDP && !first_fragment {
+        offset + UDP_HDR_LEN
+    } else {
+        0
+    };
     Parsed::Packet(Packet {
         proto: protocol,
         is_v6,
@@ -206,5 +213,6 @@ fn parse_l4(
         dst,
         src_port: u16::from_be_bytes([ports[0], ports[1]]),
         dst_port: u16::from_be_bytes([ports[2], ports[3]]),
+        payload,
     })
 }

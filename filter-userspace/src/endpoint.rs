@@ -82,6 +82,16 @@ impl Endpoint {
             && other.first_port <= self.last_port
     }
 
+    /// Whether some packet could reach both: the same protocol and port, and the same
+    /// address or either on any address. A port meetings share must share with no meeting
+    /// that owns it, or which meeting a packet reaches would hang on the address it used.
+    pub fn shares_ports(&self, other: &Endpoint) -> bool {
+        self.proto == other.proto
+            && (self.addr == other.addr || self.addr.is_none() || other.addr.is_none())
+            && self.first_port <= other.last_port
+            && other.first_port <= self.last_port
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = EndpointKey> + '_ {
         let addr = self.addr.map_or(ADDRESS_ANY, kernel_address);
         self.ports().map(move |port| EndpointKey {

@@ -22,3 +22,4 @@ pub mod rule_slots;
 pub mod sketch;
 pub mod state;
 pub mod territory;
+pub mod ufrag;

@@ -30,6 +30,11 @@ pub struct State {
     pub meetings: BTreeMap<String, Meeting>,
     pub geo: Option<GeoRecord>,
     pub attachments: Vec<Attachment>,
+    /// Ports meetings share (an SFU's one UDP port): no meeting owns them; a packet finds
+    /// its meeting by the ICE ufrag of its flow's STUN Binding request, or by a flow the
+    /// control plane bound.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mux: Vec<Endpoint>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -152,6 +157,22 @@ impl State {
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
         let json = serde_json::to_vec_pretty(self).context("serializing state")?;
         write_atomic(dir, STATE_FILE, &json)
+    }
+
+    /// A port meetings share that a meeting also owns, as an error message: which meeting
+    /// a packet reaches would hang on the address it used.
+    pub fn shared_port_conflict(&self) -> Option<String> {
+        for port in &self.mux {
+            for (name, meeting) in &self.meetings {
+                if let Some(owned) = meeting.endpoints.iter().find(|e| e.shares_ports(port)) {
+                    return Some(format!(
+                        "mux port {port} shares ports with {owned}, which meeting `{name}` \
+                         owns; a port is either one meeting's or shared"
+                    ));
+                }
+            }
+        }
+        None
     }
 
     pub fn meeting(&self, name: &str) -> anyhow::Result<&Meeting> {

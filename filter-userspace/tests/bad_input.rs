@@ -1,6 +1,6 @@
 //! A catalogue of bad inputs to the `geofence` CLI, complementing `cli_errors.rs`: broken geo
 //! files (empty, binary, truncated, wrong columns, bad codes, corrupt gzip and MaxMind DB,
-//! conflicts, over capacity), bad arguments, and a bad environment (pin dir not on bpffs,
+//! conflicts, over capacity), bad arguments (shared ports and ufrags among them), and a bad environment (pin dir not on bpffs,
 //! state dir not writable, an interface that already runs XDP).
 //!
 //! Every case runs against a fixture with real state (a geo table, two meetings, rules, an
@@ -27,8 +27,9 @@ use filter_common::maps::capacity;
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Every map the fixture's state touches.
-const MAPS: [&str; 7] = [
+const MAPS: [&str; 8] = [
     "ENDPOINTS",
+    "UFRAGS",
     "PORTS",
     "POLICIES",
     "POLICY_INDEX",
@@ -209,6 +210,8 @@ impl Fixture {
             "--endpoint",
             "udp:192.0.2.1:41001",
         ]);
+        self.ok(&["mux", "add", "udp:*:7882"]);
+        self.ok(&["ufrag", "add", "A", "ufragA1"]);
         self.ok(&["block", "A", "--territory", "XA", "--order", "ORD-1"]);
         self.ok(&["block", "A", "--prefix", "198.51.100.7", "--order", "ORD-2"]);
         self.ok(&["allow", "A", "--prefix", "192.0.2.77"]);
@@ -846,9 +849,49 @@ fn argument_cases() -> Vec<Case> {
             &["udp:*:5000", "udp:*:4990-5010", "overlap"],
         ),
         case(
-            "`meeting add` without `--endpoint`",
-            &["meeting", "add", "C"],
-            &["--endpoint"],
+            "`mux add` of a port a meeting owns",
+            &["mux", "add", "udp:*:40000"],
+            &["shares ports", "meeting `A`"],
+        ),
+        case(
+            "`mux add` overlapping a shared port",
+            &["mux", "add", "udp:*:7880-7890"],
+            &["overlaps udp:*:7882"],
+        ),
+        case(
+            "`meeting add` on a shared port",
+            &["meeting", "add", "C", "--endpoint", "udp:192.0.2.1:7882"],
+            &["shares ports", "mux"],
+        ),
+        case(
+            "`mux del` of a port that is not shared",
+            &["mux", "del", "udp:*:7000"],
+            &["udp:*:7000", "not a mux port"],
+        ),
+        case(
+            "`ufrag add` of a ufrag registered to another meeting",
+            &["ufrag", "add", "B", "ufragA1"],
+            &["ufragA1", "registered to meeting `A`"],
+        ),
+        case(
+            "`ufrag add` of 65 characters",
+            &["ufrag", "add", "A", &"u".repeat(65)],
+            &["65 characters", "at most 64"],
+        ),
+        case(
+            "`ufrag add` of 3 characters",
+            &["ufrag", "add", "A", "abc"],
+            &["at least 4"],
+        ),
+        case(
+            "`ufrag add` with a character ICE does not use",
+            &["ufrag", "add", "A", "ab:cd"],
+            &["':'", "ICE character"],
+        ),
+        case(
+            "`ufrag add` to an unknown meeting",
+            &["ufrag", "add", "Z", "abcd"],
+            &["unknown meeting `Z`"],
         ),
         case(
             "`flow add` with port 65536",

@@ -12,6 +12,7 @@ pub mod netns;
 pub mod packet;
 pub mod scene;
 pub mod shape;
+pub mod stun;
 pub mod sys;
 pub mod traffic;
 pub mod world;

@@ -168,8 +168,10 @@ pub fn stage_parse(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn with_session(ctx: &XdpContext) -> Option<(Packet, u32)> {
     let packet = parsed(ctx)?;
-    let session = session::find(&packet)?;
-    Some((packet, session))
+    match session::find(ctx, &packet) {
+        session::Found::Session(session) => Some((packet, session)),
+        session::Found::Unbound | session::Found::Nothing => None,
+    }
 }
 
 #[xdp]
@@ -233,7 +235,7 @@ pub fn flood_unaccounted(ctx: XdpContext) -> u32 {
     let Parsed::Packet(packet) = parse::parse(&ctx) else {
         return xdp_action::XDP_PASS;
     };
-    let Some(session) = session::find(&packet) else {
+    let session::Found::Session(session) = session::find(&ctx, &packet) else {
         return xdp_action::XDP_PASS;
     };
     let territory = territory::lookup(&packet);

@@ -66,6 +66,25 @@ pub enum Command {
     /// Bind single client flows to a meeting (for single-port relays).
     #[command(subcommand)]
     Flow(FlowCommand),
+    /// Ports meetings share (an SFU's one UDP port): add, remove, list.
+    ///
+    /// On a mux port no meeting owns the port: a participant's meeting is the one its STUN
+    /// Binding request's server ufrag is registered to (`geofence ufrag add`), and every
+    /// later packet of its flow (DTLS, SRTP, RTCP) follows that binding. Packets of flows no
+    /// meeting has bound pass (counted as `unbound`).
+    ///
+    /// Example: geofence mux add udp:*:7882 udp:[2001:db8::1]:10000
+    #[command(subcommand)]
+    Mux(MuxCommand),
+    /// Register or remove the server ICE ufrags of a meeting's participants.
+    ///
+    /// The SFU's control plane registers each transport's server ufrag when it creates it
+    /// (before it answers the client). Ufrags are runtime data: kept in the kernel only,
+    /// never in the state file or the audit trail.
+    ///
+    /// Example: geofence ufrag add town-hall Xk3fA9pQ 7Hs2Lm0w
+    #[command(subcommand)]
+    Ufrag(UfragCommand),
     /// Block territories or prefixes on a meeting, under an order.
     ///
     /// Example: geofence block town-hall --territory XA --order ORD-2026-0042 --for 24h
@@ -227,14 +246,17 @@ pub enum GeoCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum MeetingCommand {
-    /// Register a meeting by its local endpoints.
+    /// Register a meeting, by its local endpoints if it owns ports.
+    ///
+    /// A meeting without endpoints is known only through its bindings: on a port meetings
+    /// share (`geofence mux add`), the ufrags the SFU registers for it, and flows.
     ///
     /// Example: geofence meeting add town-hall --endpoint udp:*:40000-40099 --endpoint tcp:[2001:db8::1]:443
     Add {
         /// The meeting id, e.g. town-hall (letters, digits, `.`, `_`, `-`).
         name: String,
         /// PROTO:ADDR:PORT[-PORT]; ADDR may be * (any local address); IPv6 in [].
-        #[arg(long = "endpoint", required = true)]
+        #[arg(long = "endpoint")]
         endpoints: Vec<Endpoint>,
     },
     /// Remove a meeting, its flows, rules and exceptions.
@@ -248,6 +270,55 @@ pub enum MeetingCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MuxCommand {
+    /// Add ports that meetings share.
+    ///
+    /// Example: geofence mux add udp:*:7882
+    Add {
+        /// PROTO:ADDR:PORT[-PORT]; ADDR may be * (any local address); IPv6 in [].
+        #[arg(required = true, value_name = "ENDPOINT")]
+        endpoints: Vec<Endpoint>,
+    },
+    /// Remove shared ports; the flows learned on them stop being looked up.
+    ///
+    /// Example: geofence mux del udp:*:7882
+    Del {
+        #[arg(required = true, value_name = "ENDPOINT")]
+        endpoints: Vec<Endpoint>,
+    },
+    /// List shared ports.
+    ///
+    /// Example: geofence mux list --json
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UfragCommand {
+    /// Register server ufrags to a meeting: 4 to 64 characters of A-Z, a-z, 0-9, + and /.
+    ///
+    /// A ufrag registered to another meeting is refused, and nothing is registered.
+    ///
+    /// Example: geofence ufrag add town-hall Xk3fA9pQ
+    Add {
+        /// The meeting.
+        meeting: String,
+        #[arg(required = true, value_name = "UFRAG")]
+        ufrags: Vec<crate::ufrag::Ufrag>,
+    },
+    /// Remove server ufrags, and the flows the program learned from them.
+    ///
+    /// Example: geofence ufrag del Xk3fA9pQ
+    Del {
+        #[arg(required = true, value_name = "UFRAG")]
+        ufrags: Vec<crate::ufrag::Ufrag>,
     },
 }
 

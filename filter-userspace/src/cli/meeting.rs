@@ -37,6 +37,12 @@ fn check_endpoints(state: &State, endpoints: &[Endpoint]) -> anyhow::Result<()> 
                 bail!("endpoint {endpoint} overlaps {taken}, which belongs to meeting `{owner}`");
             }
         }
+        if let Some(shared) = state.mux.iter().find(|m| m.shares_ports(endpoint)) {
+            bail!(
+                "endpoint {endpoint} shares ports with {shared}, which meetings share (`geofence \
+                 mux list`); a meeting on a shared port is told by its ufrags instead"
+            );
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod export;
 mod geo;
 mod interface;
 mod meeting;
+mod mux;
 mod progress;
 mod report;
 mod restore;
@@ -55,6 +56,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Geo(g) => geo::run(&ctx, g),
         Command::Meeting(m) => meeting::run(&ctx, m),
         Command::Flow(f) => meeting::flow(&ctx, f),
+        Command::Mux(m) => mux::run(&ctx, m),
+        Command::Ufrag(u) => mux::ufrag(&ctx, u),
         Command::Block(b) => rules::block(&ctx, b),
         Command::Unblock(u) => rules::unblock(&ctx, u),
         Command::Allow(a) => rules::allow(&ctx, a),

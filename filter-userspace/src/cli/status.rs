@@ -14,7 +14,7 @@ use crate::change::Ctx;
 use crate::{
     change::generation_name,
     human,
-    kernel::{self, Kernel, Stats},
+    kernel::{self, Kernel, Stats, bindings},
     state::{self, Meeting, Rule, State},
 };
 
@@ -26,6 +26,7 @@ enum Counters {
     Read {
         stats: Stats,
         rules: Result<RuleCounters, String>,
+        mux: Result<bindings::MuxView, String>,
     },
     Unavailable(String),
 }
@@ -50,8 +51,16 @@ impl Counters {
                 stats,
                 rules: RuleCounters::read(&kernel, state)
                     .map_err(|e| format!("per-rule counters unreadable: {e:#}")),
+                mux: bindings::read_mux(&kernel).map_err(|e| format!("bindings unreadable: {e:#}")),
             },
             Err(e) => Counters::Unavailable(format!("counters unreadable: {e:#}")),
+        }
+    }
+
+    fn mux(&self) -> Option<&bindings::MuxView> {
+        match self {
+            Counters::Read { mux: Ok(mux), .. } => Some(mux),
+            _ => None,
         }
     }
 
@@ -114,6 +123,7 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     println!();
     print_table(&state, now);
     println!();
+    print_mux(&state, &counters);
     print_meetings(&state, &counters, now);
     println!();
     print_totals(&counters);
@@ -207,6 +217,39 @@ fn print_table(state: &State, now: Timestamp) {
     }
 }
 
+/// The shared ports and what the program made of STUN on them; nothing on a relay whose
+/// meetings own their ports.
+fn print_mux(state: &State, counters: &Counters) {
+    if state.mux.is_empty() {
+        return;
+    }
+    let ports: Vec<String> = state.mux.iter().map(ToString::to_string).collect();
+    println!("Shared ports (mux): {}", ports.join(" "));
+    if let Some(mux) = counters.mux() {
+        let events: Vec<String> = mux
+            .events
+            .iter()
+            .map(|(e, n)| format!("{} {}", e.name().replace('_', " "), human::count(*n)))
+            .collect();
+        println!("  Binding requests: {}", events.join(", "));
+    }
+    println!();
+}
+
+/// `3 ufrags, 5 flows learned, 1 bound by API`; `None` when the meeting has none.
+fn bindings_text(counts: &bindings::BindingCounts) -> Option<String> {
+    let parts: Vec<String> = [
+        (counts.ufrags, "ufrag", "ufrags", ""),
+        (counts.flows_learned, "flow", "flows", " learned"),
+        (counts.flows_api, "flow", "flows", " bound by API"),
+    ]
+    .iter()
+    .filter(|(n, ..)| *n > 0)
+    .map(|(n, one, many, how)| format!("{n} {}{how}", if *n == 1 { one } else { many }))
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 fn print_meetings(state: &State, counters: &Counters, now: Timestamp) {
     let rules = state.meetings.values().flat_map(|m| &m.rules);
     let in_force = rules.clone().filter(|r| !r.expired(now)).count();
@@ -256,7 +299,15 @@ fn counts_cell(counters: &Counters, meeting: &str, rule: &Rule, index: usize) ->
 
 fn print_meeting(name: &str, m: &Meeting, counters: &Counters, width: usize, now: Timestamp) {
     let endpoints: Vec<String> = m.endpoints.iter().map(ToString::to_string).collect();
-    println!("  {name} (session {}): {}", m.session, endpoints.join(" "));
+    let owned = match endpoints.is_empty() {
+        true => "on shared ports".to_string(),
+        false => endpoints.join(" "),
+    };
+    println!("  {name} (session {}): {owned}", m.session);
+    let counts = counters.mux().and_then(|mux| mux.bindings.get(&m.session));
+    if let Some(text) = counts.and_then(bindings_text) {
+        println!("    bindings: {text}");
+    }
     if let Some(stats) = counters.stats() {
         let (dp, db) = stats.session_total(m.session, Verdict::Dropped);
         let (wp, wb) = stats.session_total(m.session, Verdict::WouldDrop);

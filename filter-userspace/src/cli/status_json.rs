@@ -76,6 +76,7 @@ pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timest
                 }).collect::<Vec<_>>(),
                 "allows": m.allows.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "counters": stats.map(|s| totals(s, Some(m.session))),
+                "bindings": counters.mux().map(|mux| mux.bindings.get(&m.session).copied().unwrap_or_default()),
             })
         })
         .collect();
@@ -92,6 +93,15 @@ pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timest
         "state_dir": ctx.state_dir,
         "interfaces": interfaces,
         "table": state.geo,
+        "mux": {
+            "ports": state.mux.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "events": counters.mux().map(|mux| {
+                mux.events
+                    .iter()
+                    .map(|(e, n)| (e.name().to_string(), json!(n)))
+                    .collect::<serde_json::Map<_, _>>()
+            }),
+        },
         "meetings": meetings,
         "totals": stats.map(|s| totals(s, None)),
         "pass_reasons": pass_reasons,

@@ -72,6 +72,20 @@ fn session_step(q: &SocketAddr, h: &Headers, state: &State, lookup: SessionLooku
                 json!({ "found": false, "port_in_use": true }),
             );
         }
+        SessionLookup::SharedPort => {
+            let text = format!(
+                "{proto} port {} on {} is shared by meetings (mux), and the state binds this \
+                 flow to none → unbound, unless the kernel learned a binding from STUN or \
+                 the binding API made one",
+                h.dst_port,
+                q.ip()
+            );
+            return Step::new(
+                "session",
+                text,
+                json!({ "found": false, "port_in_use": true, "shared": true }),
+            );
+        }
         SessionLookup::Found { session, key } => (session, key),
     };
     let meeting = meeting_of(state, session).map(|(_, m)| m);

@@ -3,6 +3,7 @@
 
 mod attach;
 mod batch;
+pub mod bindings;
 mod build;
 mod geo;
 mod layout;

@@ -14,10 +14,10 @@ use aya::{
     maps::{Array, HashMap},
 };
 use filter_common::{
-    CachedStats, EndpointKey, FlowKey, Override, OverrideAction, Policy, Rule as KernelRule,
-    StatsKey,
+    CachedStats, EndpointKey, Override, OverrideAction, Policy, Rule as KernelRule, StatsKey,
     counters::{STATS_CACHE_WAYS, stats_cache_first},
     maps::{ADDRESS_ANY, capacity, names, override_sessions, ports},
+    mux,
     policy::{RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };
 
@@ -56,6 +56,10 @@ fn desired(state: &State, clock: &Clock) -> anyhow::Result<Desired> {
         overrides: StdMap::new(),
         policies: StdMap::new(),
     };
+    for endpoint in &state.mux {
+        d.endpoints
+            .extend(endpoint.keys().map(|k| (k, mux::MUX_SESSION)));
+    }
     for meeting in state.meetings.values() {
         let session = meeting.session;
         for endpoint in &meeting.endpoints {
@@ -267,18 +271,10 @@ pub fn sync(kernel: &mut Kernel, state: &State, clock: &Clock) -> anyhow::Result
             &mut report,
         )?;
     }
-    {
-        let mut map: HashMap<_, FlowKey, u32> = HashMap::try_from(kernel.map_mut(names::FLOWS)?)?;
-        sync_hash(
-            &mut map,
-            &want.flows,
-            |a, b| a == b,
-            names::FLOWS,
-            &mut report,
-        )?;
-    }
-    write_entries(&port_table, &ports, &mut report);
     let live: BTreeSet<u32> = state.meetings.values().map(|m| m.session).collect();
+    super::bindings::sync_flows(kernel, &want.flows, &live, &mut report)?;
+    super::bindings::forget_ufrags(kernel, &live, &mut report)?;
+    write_entries(&port_table, &ports, &mut report);
     forget_stats(kernel, |s| !live.contains(&s))?;
     Ok(report)
 }
@@ -294,6 +290,10 @@ fn port_entries(want: &Desired) -> Vec<u32> {
             } else {
                 *e | ports::ENDPOINT_ADDR
             };
+            // Flows are learned on a mux port at any time: they are always looked up.
+            if session == mux::MUX_SESSION {
+                *e |= ports::MUX | ports::FLOW;
+            }
         }
     }
     for key in want.flows.keys() {
@@ -406,9 +406,6 @@ fn reachable_sessions(kernel: &Kernel, ports: &[u32]) -> anyhow::Result<BTreeSet
     for entry in endpoints.iter() {
         live.insert(entry.context("reading map ENDPOINTS")?.1);
     }
-    let flows: HashMap<_, FlowKey, u32> = HashMap::try_from(kernel.map(names::FLOWS)?)?;
-    for entry in flows.iter() {
-        live.insert(entry.context("reading map FLOWS")?.1);
-    }
+    live.extend(super::bindings::flow_sessions(kernel)?);
     Ok(live)
 }

@@ -7,6 +7,7 @@ use filter_common::{
     Address, EndpointKey, FlowKey, Override, OverrideAction, PassReason, TERRITORY_UNKNOWN,
     TerritoryId, Verdict,
     maps::{ADDRESS_ANY, OVERRIDE_SESSION_BITS},
+    mux::MUX_SESSION,
     policy::{self, NO_RULE_ID, RULE_ACTIVE, RULE_DRY_RUN},
 };
 
@@ -35,13 +36,17 @@ pub enum SessionLookup {
     PortUnused,
     /// The port is in use, but no flow, endpoint or wildcard endpoint matched.
     NoMatch,
+    /// A port meetings share, and a flow the state binds to none. The kernel may hold a
+    /// binding the state does not know (learned from STUN, or bound by API); the model
+    /// follows the state alone.
+    SharedPort,
 }
 
 impl SessionLookup {
     pub fn session(self) -> Option<u32> {
         match self {
             SessionLookup::Found { session, .. } => Some(session),
-            SessionLookup::PortUnused | SessionLookup::NoMatch => None,
+            SessionLookup::PortUnused | SessionLookup::NoMatch | SessionLookup::SharedPort => None,
         }
     }
 }
@@ -195,12 +200,18 @@ impl ModelMaps {
         };
         let endpoints = &self.sessions.endpoints;
         if let Some(&session) = endpoints.get(&endpoint(h.dst)) {
+            if session == MUX_SESSION {
+                return SessionLookup::SharedPort;
+            }
             return SessionLookup::Found {
                 session,
                 key: SessionKey::Endpoint,
             };
         }
         if let Some(&session) = endpoints.get(&endpoint(ADDRESS_ANY)) {
+            if session == MUX_SESSION {
+                return SessionLookup::SharedPort;
+            }
             return SessionLookup::Found {
                 session,
                 key: SessionKey::WildcardEndpoint,
@@ -338,7 +349,11 @@ pub fn trace(frame: &[u8], maps: &ModelMaps, now_ns: u64) -> Trace {
     };
     let lookup = maps.session_lookup(&h);
     let Some(session) = lookup.session() else {
-        return passed(Ok(h), Some(lookup), PassReason::NoSession);
+        let reason = match lookup {
+            SessionLookup::SharedPort => PassReason::Unbound,
+            _ => PassReason::NoSession,
+        };
+        return passed(Ok(h), Some(lookup), reason);
     };
     let territory = maps.territory_match(&h);
     let decision = maps.decision(session, &h.src, territory.id, now_ns);

@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeSet, fmt};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use filter_common::maps::capacity::MAX_SESSIONS;
 use jiff::Timestamp;
 use serde_json::json;
@@ -40,6 +40,17 @@ pub fn plan(
             let what = format!("meeting {name} (session {})", meeting.session);
             plan.push("meeting", '-', false, what);
             contents(&mut plan, '-', meeting);
+        }
+    }
+    if let Some(want) = &declared.mux {
+        let (mut lines, mut have) = (Vec::new(), plan.new.mux.clone());
+        set_diff(&mut plan, &mut lines, "mux port", &mut have, want);
+        plan.new.mux = have;
+        for line in lines {
+            plan.changes.push(Change {
+                nested: false,
+                ..line
+            });
         }
     }
     // Ids of removed meetings are not reused in the same change: their counters go first.
@@ -78,6 +89,9 @@ pub fn plan(
             Some(have) => update(&mut plan, name, have, want, issued, operator)?,
         };
         plan.new.meetings.insert(name.clone(), meeting);
+    }
+    if let Some(problem) = plan.new.shared_port_conflict() {
+        bail!("{problem}");
     }
     Ok(plan)
 }

@@ -53,6 +53,14 @@ pub fn export(state: &State, host: &str, now: Timestamp) -> String {
             comment(&a.mode)
         );
     }
+    // Top-level keys come before the first table.
+    if !state.mux.is_empty() {
+        out.push_str(
+            "\n# Ports meetings share; each meeting's participants are told apart by their ICE\n",
+        );
+        out.push_str("# ufrags, which the SFU registers at run time (not part of a policy).\n");
+        let _ = writeln!(out, "mux = {}", list(&state.mux));
+    }
     if let Some(geo) = &state.geo {
         out.push_str("\n[geo]\n");
         if geo.files.iter().any(|f| f.is_relative()) {

@@ -38,6 +38,8 @@ pub use summary::{Change, Plan, Summary};
 pub struct Declared {
     /// `None`: the file does not manage the territory table, which is left as loaded.
     pub geo: Option<DeclaredGeo>,
+    /// `None`: the file does not manage the shared ports, which are left as they are.
+    pub mux: Option<Vec<Endpoint>>,
     pub meetings: BTreeMap<String, DeclaredMeeting>,
 }
 

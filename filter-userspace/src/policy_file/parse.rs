@@ -58,6 +58,7 @@ pub fn parse(path: &Path, text: &str, now: Timestamp) -> Result<Declared, Policy
     let base = std::path::absolute(dir)
         .map_err(|e| src.error(0..0, format!("resolving the file's directory: {e}")))?;
     let geo = file.geo.map(|g| geo(&src, &base, g)).transpose()?;
+    let mux = file.mux.map(|m| mux(&src, m)).transpose()?;
     let mut meetings = BTreeMap::new();
     for (name, meeting) in file.meetings {
         let span = name.span();
@@ -66,7 +67,14 @@ pub fn parse(path: &Path, text: &str, now: Timestamp) -> Result<Declared, Policy
         meetings.insert(name, declared);
     }
     check_across_meetings(&meetings)?;
-    let declared = Declared { geo, meetings };
+    if let Some((ports, at)) = &mux {
+        check_mux(ports, at, &meetings)?;
+    }
+    let declared = Declared {
+        geo,
+        mux: mux.map(|(ports, _)| ports),
+        meetings,
+    };
     Ok(declared)
 }
 
@@ -97,6 +105,50 @@ fn geo(src: &Source, base: &Path, geo: Spanned<GeoSchema>) -> Result<DeclaredGeo
     })
 }
 
+/// `mux = [...]`: the shared ports, each with where it is written.
+fn mux(
+    src: &Source,
+    list: Spanned<Vec<Spanned<String>>>,
+) -> Result<(Vec<Endpoint>, Vec<Position>), PolicyError> {
+    let mut ports: Vec<Endpoint> = Vec::new();
+    let mut at = Vec::new();
+    for text in list.into_inner() {
+        let endpoint: Endpoint = text
+            .get_ref()
+            .parse()
+            .map_err(|e: String| src.error(text.span(), format!("mux {e}")))?;
+        if let Some(other) = ports.iter().find(|e| e.overlaps(&endpoint)) {
+            return Err(src.error(text.span(), format!("mux {endpoint} overlaps {other}")));
+        }
+        ports.push(endpoint);
+        at.push(src.at(text.span()));
+    }
+    Ok((ports, at))
+}
+
+/// A shared port shares no port a meeting owns.
+fn check_mux(
+    ports: &[Endpoint],
+    at: &[Position],
+    meetings: &BTreeMap<String, DeclaredMeeting>,
+) -> Result<(), PolicyError> {
+    for (port, at) in ports.iter().zip(at) {
+        for (name, meeting) in meetings {
+            if let Some(owned) = meeting.endpoints.iter().find(|e| e.shares_ports(port)) {
+                return Err(PolicyError::new(
+                    at.clone(),
+                    format!(
+                        "mux {port} shares ports with {owned}, which meeting `{name}` owns \
+                         (line {}); a port is either one meeting's or shared",
+                        meeting.at.line
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The rules of `meeting add`, in the file's words.
 fn check_name(name: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
@@ -119,12 +171,8 @@ fn meeting(
     let m = meeting.into_inner();
     let in_meeting =
         |span: Range<usize>, what: String| src.error(span, format!("meeting `{name}`: {what}"));
-    if m.endpoints.get_ref().is_empty() {
-        let span = m.endpoints.span();
-        return Err(in_meeting(span, "list at least one endpoint".into()));
-    }
     let mut endpoints: Vec<Endpoint> = Vec::new();
-    for text in m.endpoints.into_inner() {
+    for text in m.endpoints {
         let endpoint: Endpoint = text
             .get_ref()
             .parse()

@@ -12,6 +12,8 @@ use crate::{endpoint::Proto, prefix::Prefix, territory::Territory};
 #[serde(deny_unknown_fields)]
 pub(super) struct FileSchema {
     pub geo: Option<Spanned<GeoSchema>>,
+    /// Ports meetings share; absent: the relay's are left as they are.
+    pub mux: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub meetings: BTreeMap<Spanned<String>, Spanned<MeetingSchema>>,
 }
@@ -27,7 +29,9 @@ pub(super) struct GeoSchema {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MeetingSchema {
-    pub endpoints: Spanned<Vec<Spanned<String>>>,
+    /// Absent or empty: a meeting known only through its bindings on shared ports.
+    #[serde(default)]
+    pub endpoints: Vec<Spanned<String>>,
     #[serde(default)]
     pub flows: Vec<Spanned<FlowSchema>>,
     #[serde(default)]

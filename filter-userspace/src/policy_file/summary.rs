@@ -25,7 +25,8 @@ impl fmt::Display for Change {
 }
 
 /// The kinds of item a diff counts, in the order a summary names them.
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
+    "mux port",
     "meeting",
     "endpoint",
     "flow",

@@ -95,9 +95,14 @@ fn errors_name_line_column_and_meeting() {
             "meeting `a`: endpoint `udp:*:0`: port 0",
         ),
         (
-            "[meetings.a]\nendpoints = []\n",
-            "2:13",
-            "at least one endpoint",
+            "mux = [\"udp:*:1\"]\n[meetings.a]\nendpoints = [\"udp:*:1\"]\n",
+            "1:8",
+            "shares ports with udp:*:1, which meeting `a` owns",
+        ),
+        (
+            "mux = [\"udp:*:1-5\", \"udp:*:3\"]\n",
+            "1:21",
+            "mux udp:*:3 overlaps udp:*:1-5",
         ),
         (
             "[meetings.a]\nendpoints = [\"udp:*:1\"]\n[meetings.a]\nendpoints = [\"udp:*:2\"]\n",
@@ -282,4 +287,39 @@ fn keys_and_strings_are_quoted() {
     );
     let back = parse_text(&out).expect("parses");
     assert_eq!(back.meetings["v1.0"].rules[0].order, "ORD \"7\" ü");
+}
+
+#[test]
+fn shared_ports_and_meetings_without_endpoints_round_trip() {
+    let text = "mux = [\"udp:*:7882\"]\n[meetings.a]\n[meetings.b]\nendpoints = []\n";
+    let declared = parse_text(text).expect("parses");
+    assert_eq!(
+        declared.mux,
+        Some(vec!["udp:*:7882".parse().expect("endpoint")])
+    );
+    assert!(declared.meetings["a"].endpoints.is_empty());
+    let p = plan(&State::default(), &declared, now(), "bob").expect("plan");
+    assert_eq!(p.new.mux, declared.mux.clone().expect("mux"));
+    assert!(
+        p.changes.iter().any(|c| c.text == "mux port udp:*:7882"),
+        "{:?}",
+        p.changes
+    );
+    let exported = export(&p.new, "h", now());
+    let again = plan(
+        &p.new,
+        &parse_text(&exported).expect("parses"),
+        now(),
+        "bob",
+    )
+    .expect("plan");
+    assert!(again.changes.is_empty(), "{exported}\n{:?}", again.changes);
+    // Without a `mux` key, the relay's shared ports stay as they are.
+    let kept = plan(
+        &p.new,
+        &parse_text("[meetings.a]\n[meetings.b]\n").expect("parses"),
+        now(),
+        "bob",
+    );
+    assert_eq!(kept.expect("plan").new.mux, p.new.mux);
 }

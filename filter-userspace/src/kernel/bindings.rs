@@ -1,0 +1,292 @@
+//! Runtime bindings: flows and server ufrags, which carry participants' addresses and come
+//! and go with every join. They live in the kernel maps only, never in the state file or
+//! the audit trail; `restore` starts with none and the SFU registers them again.
+//!
+//! Flows from the state (`flow add`, the policy file) are kept equal to it by sync; flows
+//! bound by the API or learned by the program are left alone, except that a meeting's
+//! bindings go with it, before its session id can be given to another meeting.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap as StdMap};
+
+use anyhow::{Context as _, bail};
+use aya::maps::{HashMap, PerCpuArray};
+use filter_common::{
+    FlowKey,
+    maps::{capacity, names},
+    mux::{FlowBinding, MuxEvent, UfragBinding, UfragKey, origin},
+};
+
+use super::{Kernel, sync::SyncReport};
+use crate::ufrag::Ufrag;
+
+fn flows(
+    kernel: &mut Kernel,
+) -> anyhow::Result<HashMap<&mut aya::maps::MapData, FlowKey, FlowBinding>> {
+    Ok(HashMap::try_from(kernel.map_mut(names::FLOWS)?)?)
+}
+
+fn ufrags(
+    kernel: &mut Kernel,
+) -> anyhow::Result<HashMap<&mut aya::maps::MapData, UfragKey, UfragBinding>> {
+    Ok(HashMap::try_from(kernel.map_mut(names::UFRAGS)?)?)
+}
+
+/// Every flow binding in the kernel.
+pub fn read_flows(kernel: &Kernel) -> anyhow::Result<Vec<(FlowKey, FlowBinding)>> {
+    let map: HashMap<_, FlowKey, FlowBinding> = HashMap::try_from(kernel.map(names::FLOWS)?)?;
+    map.iter()
+        .collect::<Result<_, _>>()
+        .context("reading map FLOWS")
+}
+
+/// Every registered ufrag in the kernel.
+pub fn read_ufrags(kernel: &Kernel) -> anyhow::Result<Vec<(UfragKey, UfragBinding)>> {
+    let map: HashMap<_, UfragKey, UfragBinding> = HashMap::try_from(kernel.map(names::UFRAGS)?)?;
+    map.iter()
+        .collect::<Result<_, _>>()
+        .context("reading map UFRAGS")
+}
+
+/// The sessions flows are bound to.
+pub(super) fn flow_sessions(kernel: &Kernel) -> anyhow::Result<BTreeSet<u32>> {
+    Ok(read_flows(kernel)?
+        .into_iter()
+        .map(|(_, b)| b.session)
+        .collect())
+}
+
+/// Makes the state's flows (`want`) the kernel's policy flows, and removes every binding of
+/// a session not in `live`.
+pub(super) fn sync_flows(
+    kernel: &mut Kernel,
+    want: &StdMap<FlowKey, u32>,
+    live: &BTreeSet<u32>,
+    report: &mut SyncReport,
+) -> anyhow::Result<()> {
+    let have = read_flows(kernel)?;
+    let mut map = flows(kernel)?;
+    for (key, &session) in want {
+        let binding = FlowBinding::bound(session, origin::POLICY);
+        if !have.iter().any(|(k, b)| k == key && *b == binding) {
+            map.insert(key, binding, 0).context("writing map FLOWS")?;
+            report.written += 1;
+        }
+    }
+    for (key, binding) in &have {
+        let stale_policy = binding.origin == origin::POLICY && !want.contains_key(key);
+        if stale_policy || !live.contains(&binding.session) {
+            // Gone already (evicted, or removed by another writer) is as good as removed.
+            let _ = map.remove(key);
+            report.removed += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the ufrags registered to sessions not in `live`.
+pub(super) fn forget_ufrags(
+    kernel: &mut Kernel,
+    live: &BTreeSet<u32>,
+    report: &mut SyncReport,
+) -> anyhow::Result<()> {
+    let have = read_ufrags(kernel)?;
+    let mut map = ufrags(kernel)?;
+    for (key, _) in have.iter().filter(|(_, b)| !live.contains(&b.session)) {
+        let _ = map.remove(key);
+        report.removed += 1;
+    }
+    Ok(())
+}
+
+/// Registers each ufrag to its session. All are checked first: a ufrag registered to
+/// another meeting, or more ufrags than the map holds, refuse the whole batch with nothing
+/// written. Registering a ufrag again to its own meeting changes nothing.
+pub fn bind_ufrags(
+    kernel: &mut Kernel,
+    batch: &[(Ufrag, u32)],
+    names_of: &dyn Fn(u32) -> String,
+) -> anyhow::Result<usize> {
+    let mut map = ufrags(kernel)?;
+    let mut have: BTreeMap<UfragKey, UfragBinding> = BTreeMap::new();
+    for (ufrag, _) in batch {
+        if let Ok(bound) = map.get(&ufrag.key(), 0) {
+            have.insert(ufrag.key(), bound);
+        }
+    }
+    let mut seen: BTreeMap<&Ufrag, u32> = BTreeMap::new();
+    for (ufrag, session) in batch {
+        if let Some(&other) = seen.get(ufrag).filter(|&&s| s != *session) {
+            bail!(
+                "ufrag {ufrag} is given for both meeting `{}` and meeting `{}`",
+                names_of(other),
+                names_of(*session)
+            );
+        }
+        seen.insert(ufrag, *session);
+        if let Some(bound) = have.get(&ufrag.key()).filter(|b| b.session != *session) {
+            bail!(
+                "ufrag {ufrag} is registered to meeting `{}`; unregister it first \
+                 (`geofence ufrag del {ufrag}`)",
+                names_of(bound.session)
+            );
+        }
+    }
+    let new = seen.keys().filter(|u| !have.contains_key(&u.key())).count();
+    let registered = map.keys().count();
+    if registered + new > capacity::UFRAGS as usize {
+        bail!(
+            "{registered} registered ufrags and {new} new ones exceed the kernel map's \
+             capacity of {}",
+            capacity::UFRAGS
+        );
+    }
+    for (ufrag, &session) in &seen {
+        let binding = UfragBinding {
+            session,
+            id: ufrag.id(),
+        };
+        map.insert(ufrag.key(), binding, 0)
+            .with_context(|| format!("registering ufrag {ufrag}"))?;
+    }
+    Ok(seen.len())
+}
+
+/// Unregisters ufrags, and ends the flows they bound: a participant who left is unbound.
+/// Unknown ufrags are no error (the SFU may unregister twice); returns how many were
+/// registered.
+pub fn unbind_ufrags(kernel: &mut Kernel, batch: &[Ufrag]) -> anyhow::Result<usize> {
+    let mut map = ufrags(kernel)?;
+    let gone: Vec<(UfragKey, UfragBinding)> = batch
+        .iter()
+        .filter_map(|u| map.get(&u.key(), 0).ok().map(|b| (u.key(), b)))
+        .collect();
+    for (key, _) in &gone {
+        let _ = map.remove(key);
+    }
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    let ended: BTreeSet<(u32, u32)> = gone.iter().map(|(_, b)| (b.session, b.id)).collect();
+    let learned = read_flows(kernel)?;
+    let mut flows = flows(kernel)?;
+    for (key, binding) in learned {
+        if binding.origin == origin::LEARNED && ended.contains(&(binding.session, binding.ufrag_id))
+        {
+            let _ = flows.remove(&key);
+        }
+    }
+    Ok(gone.len())
+}
+
+/// Binds flows to sessions on behalf of a control plane (origin API). A flow bound by
+/// policy to another meeting refuses the batch.
+pub fn bind_flows(kernel: &mut Kernel, batch: &[(FlowKey, u32)]) -> anyhow::Result<usize> {
+    let mut map = flows(kernel)?;
+    for (key, session) in batch {
+        if let Some(b) = map
+            .get(key, 0)
+            .ok()
+            .filter(|b| b.origin == origin::POLICY && b.session != *session)
+        {
+            bail!(
+                "flow {} is bound by policy to session {}; remove it with `geofence flow del` first",
+                describe(key),
+                b.session
+            );
+        }
+    }
+    for (key, session) in batch {
+        map.insert(key, FlowBinding::bound(*session, origin::API), 0)
+            .with_context(|| format!("binding flow {}", describe(key)))?;
+    }
+    Ok(batch.len())
+}
+
+/// Removes flows the API bound or the program learned; policy flows stay (they go with
+/// `flow del`). Returns how many were bound.
+pub fn unbind_flows(kernel: &mut Kernel, batch: &[FlowKey]) -> anyhow::Result<usize> {
+    let mut map = flows(kernel)?;
+    let mut removed = 0;
+    for key in batch {
+        let bound = map.get(key, 0).ok();
+        if bound.is_some_and(|b| b.origin != origin::POLICY) && map.remove(key).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// How many bindings each session has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BindingCounts {
+    pub ufrags: usize,
+    pub flows_learned: usize,
+    pub flows_api: usize,
+    pub flows_policy: usize,
+}
+
+/// Binding counts per session.
+pub fn binding_counts(kernel: &Kernel) -> anyhow::Result<BTreeMap<u32, BindingCounts>> {
+    let mut counts: BTreeMap<u32, BindingCounts> = BTreeMap::new();
+    for (_, b) in read_ufrags(kernel)? {
+        counts.entry(b.session).or_default().ufrags += 1;
+    }
+    for (_, b) in read_flows(kernel)? {
+        let c = counts.entry(b.session).or_default();
+        match b.origin {
+            origin::LEARNED => c.flows_learned += 1,
+            origin::API => c.flows_api += 1,
+            _ => c.flows_policy += 1,
+        }
+    }
+    Ok(counts)
+}
+
+/// `udp 198.51.100.7:50000 → 192.0.2.1:3478`.
+pub fn describe(key: &FlowKey) -> String {
+    let addr = |a: [u8; 16]| {
+        let v6 = std::net::Ipv6Addr::from(a);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::SocketAddr::from((v4, 0)).ip(),
+            None => std::net::IpAddr::V6(v6),
+        }
+    };
+    let proto = if key.proto == filter_common::proto::UDP {
+        "udp"
+    } else {
+        "tcp"
+    };
+    let (src, dst) = (
+        std::net::SocketAddr::new(addr(key.src), key.src_port),
+        std::net::SocketAddr::new(addr(key.dst), key.dst_port),
+    );
+    format!("{proto} {src} → {dst}")
+}
+
+/// What happened to STUN on mux ports, summed over CPUs, per [`MuxEvent`].
+pub fn read_mux_events(kernel: &Kernel) -> anyhow::Result<Vec<(MuxEvent, u64)>> {
+    let map: PerCpuArray<_, u64> = PerCpuArray::try_from(kernel.map(names::MUX_EVENTS)?)?;
+    MuxEvent::ALL
+        .iter()
+        .map(|&event| {
+            let values = map
+                .get(&(event as u32), 0)
+                .context("reading map MUX_EVENTS")?;
+            Ok((event, values.iter().sum()))
+        })
+        .collect()
+}
+
+/// The state of the shared ports: bindings per session and the program's STUN events.
+#[derive(Clone, Debug, Default)]
+pub struct MuxView {
+    pub bindings: BTreeMap<u32, BindingCounts>,
+    pub events: Vec<(MuxEvent, u64)>,
+}
+
+pub fn read_mux(kernel: &Kernel) -> anyhow::Result<MuxView> {
+    Ok(MuxView {
+        bindings: binding_counts(kernel)?,
+        events: read_mux_events(kernel)?,
+    })
+}

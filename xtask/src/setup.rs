@@ -4,8 +4,9 @@
 //! 2. bpf-linker, built against the LLVM inside the nightly toolchain.
 //! 3. The Debian packages the tests use (root).
 //! 4. bpffs at /sys/fs/bpf, where the pinned maps and links live (root).
+//! 5. A Python venv with aiortc at target/webrtc-venv, for the WebRTC test clients.
 //!
-//! Steps 1 and 2 work without root; 3 and 4 only need it when they have something to do.
+//! Steps 1, 2 and 5 work without root; 3 and 4 only need it when they have something to do.
 
 use std::{
     fs,
@@ -16,14 +17,14 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{cmd, target_dir};
+use crate::{cmd, target_dir, workspace_root};
 
 /// How much to set up.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// What building needs: rust-src and bpf-linker.
     Toolchain,
-    /// Everything, the Debian packages and bpffs as well.
+    /// Everything: the Debian packages, bpffs and the WebRTC clients' venv as well.
     All,
 }
 
@@ -33,6 +34,7 @@ pub fn run(scope: Scope) -> Result<()> {
     if scope == Scope::All {
         debian_packages()?;
         bpffs()?;
+        webrtc_venv()?;
     }
     Ok(())
 }
@@ -271,6 +273,47 @@ fn bpffs_in(mounts: &str) -> bool {
             (target == BPFFS).then_some(fstype == "bpf")
         })
         .unwrap_or(false)
+}
+
+/// The WebRTC test clients (tests/webrtc/client.py) run in this venv, with the versions of
+/// aiortc and aioice pinned in tests/webrtc/requirements.txt.
+fn webrtc_venv() -> Result<()> {
+    let venv = target_dir().join("webrtc-venv");
+    let python = venv.join("bin").join("python");
+    if imports_aiortc(&python) {
+        println!("ok: aiortc in {}", venv.display());
+        return Ok(());
+    }
+    let python3 = cmd::find_program("python3")
+        .context("python3 not found: the WebRTC test clients need it (and its venv module)")?;
+    println!("creating {} with aiortc...", venv.display());
+    cmd::run(cmd::command(python3).args(["-m", "venv"]).arg(&venv))
+        .context("creating the venv (on Debian, python3-venv provides the venv module)")?;
+    let requirements = workspace_root().join("tests/webrtc/requirements.txt");
+    cmd::run(
+        cmd::command(venv.join("bin").join("pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements),
+    )?;
+    if !imports_aiortc(&python) {
+        bail!(
+            "installed {} into {} but its python cannot import aiortc",
+            requirements.display(),
+            venv.display()
+        );
+    }
+    println!("ok: aiortc in {}", venv.display());
+    Ok(())
+}
+
+fn imports_aiortc(python: &Path) -> bool {
+    python.exists()
+        && cmd::command(python)
+            .args(["-c", "import aiortc"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
 }
 
 /// Whether we run with effective user id 0.

@@ -175,6 +175,14 @@ impl State {
         None
     }
 
+    /// The name of the meeting with `session`, for messages; `session N` if none has it.
+    pub fn name_of(&self, session: u32) -> String {
+        self.meetings
+            .iter()
+            .find(|(_, m)| m.session == session)
+            .map_or_else(|| format!("session {session}"), |(name, _)| name.clone())
+    }
+
     pub fn meeting(&self, name: &str) -> anyhow::Result<&Meeting> {
         self.meetings
             .get(name)

@@ -24,8 +24,9 @@ impl FromStr for Ufrag {
             ));
         }
         if text.len() < 4 {
+            let s = if text.len() == 1 { "" } else { "s" };
             return Err(format!(
-                "ufrag `{text}` has {} characters; ICE ufrags have at least 4 (RFC 8839)",
+                "ufrag `{text}` has {} character{s}; ICE ufrags have at least 4 (RFC 8839)",
                 text.len()
             ));
         }

@@ -139,7 +139,11 @@ pub enum Command {
     /// removed from the state and recorded as `expire` in the audit log. SIGTERM stops it
     /// after any change under way; enforcement stays in place. Logs go to stderr.
     ///
-    /// Example: geofence daemon --listen 127.0.0.1:9464 --poll 2s
+    /// With --api, it also serves the binding API for SFU control planes on a Unix socket:
+    /// ufrags and flows registered and removed in batches, each checked whole before any
+    /// is written (docs/api.yaml).
+    ///
+    /// Example: geofence daemon --listen 127.0.0.1:9464 --poll 2s --api /run/geofence/api.sock
     Daemon(crate::daemon::DaemonArgs),
     /// Print shell completions (bash, zsh, fish) generated from this command line.
     ///

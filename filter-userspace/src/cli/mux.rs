@@ -5,12 +5,7 @@ use anyhow::bail;
 use serde_json::json;
 
 use super::args::{MuxCommand, UfragCommand};
-use crate::{
-    change::Ctx,
-    endpoint::Endpoint,
-    kernel::bindings,
-    state::{self, State},
-};
+use crate::{change::Ctx, endpoint::Endpoint, kernel::bindings, state::State};
 
 pub fn run(ctx: &Ctx, command: MuxCommand) -> anyhow::Result<()> {
     match command {
@@ -91,7 +86,7 @@ pub fn ufrag(ctx: &Ctx, command: UfragCommand) -> anyhow::Result<()> {
     match command {
         UfragCommand::Add { meeting, ufrags } => {
             let id = session.state.meeting(&meeting)?.session;
-            let names = names_of(&session.state);
+            let names = |id| session.state.name_of(id);
             let batch: Vec<_> = ufrags.iter().map(|u| (u.clone(), id)).collect();
             let n = bindings::bind_ufrags(&mut session.kernel, &batch, &names)?;
             println!("{n} ufrag{} registered to meeting `{meeting}`", s(n));
@@ -111,15 +106,4 @@ pub fn ufrag(ctx: &Ctx, command: UfragCommand) -> anyhow::Result<()> {
 
 fn s(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-/// Meeting names by session id, for messages.
-pub fn names_of(state: &state::State) -> impl Fn(u32) -> String + '_ {
-    move |session| {
-        state
-            .meetings
-            .iter()
-            .find(|(_, m)| m.session == session)
-            .map_or_else(|| format!("session {session}"), |(name, _)| name.clone())
-    }
 }

@@ -6,17 +6,18 @@
 //! blocking thread; SIGTERM or SIGINT stops new work, waits for a change under way (so
 //! the lock is released with the state, maps and audit trail consistent), and exits 0.
 
+mod api;
 mod expire;
 mod exposition;
-mod http;
 mod kernel_cache;
 mod logger;
 mod metrics;
 mod rule_metrics;
+mod server;
 mod status;
 mod watch;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -39,6 +40,14 @@ pub struct DaemonArgs {
     /// or 200ms. A changed file is reloaded after it has been stable for one more poll.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     pub poll: Duration,
+    /// Serve the binding API for SFU control planes on this Unix socket (mode 0660): HTTP
+    /// with JSON, described in docs/api.yaml. A stale socket is replaced.
+    #[arg(long, value_name = "PATH")]
+    pub api: Option<PathBuf>,
+    /// The group the API socket belongs to, so that an SFU's control plane running as a
+    /// member can call it without root.
+    #[arg(long, value_name = "GROUP", requires = "api")]
+    pub api_group: Option<String>,
 }
 
 pub fn run(ctx: Ctx, args: DaemonArgs) -> anyhow::Result<()> {
@@ -59,6 +68,16 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("--listen {}: cannot listen there", args.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
+    // Both listeners before the first log line: whoever reads it can connect to either.
+    let api_listener = match &args.api {
+        Some(path) => {
+            let kernel =
+                kernel::Kernel::open(&ctx.pin_dir).context("opening the maps for the API")?;
+            let listener = api::bind_socket(path, args.api_group.as_deref())?;
+            Some((listener, kernel, path.clone()))
+        }
+        None => None,
+    };
     log::info!(
         "geofence {} daemon: metrics on http://{bound}/metrics; checking geo files and expiries every {:?}; \
          pin dir {}, state dir {}",
@@ -70,39 +89,26 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
     let status = Shared::new();
     let (stop, stopped) = channel::channel(false);
 
-    // Scrapes read the maps in blocking threads; a few at a time is plenty, and a burst of
-    // connections cannot start hundreds of threads.
-    let scrapes = Arc::new(tokio::sync::Semaphore::new(2));
-    let maps = Arc::new(kernel_cache::KernelCache::default());
-    let scrape = {
-        let (ctx, status) = (ctx.clone(), status.clone());
-        move || {
-            let (ctx, status, scrapes) = (ctx.clone(), status.clone(), scrapes.clone());
-            let maps = maps.clone();
-            async move {
-                let _permit = scrapes.acquire_owned().await;
-                let rendered = tokio::task::spawn_blocking(move || {
-                    let snapshot =
-                        metrics::Snapshot::read(&ctx.pin_dir, &ctx.state_dir, &maps, status.get());
-                    metrics::render(&snapshot)
-                })
-                .await;
-                match rendered {
-                    Ok(body) => http::Response::metrics(body),
-                    Err(e) => {
-                        log::error!("rendering metrics: {e}");
-                        http::Response {
-                            status: 500,
-                            content_type: "text/plain; charset=utf-8",
-                            body: "rendering metrics failed; see the daemon's log\n".into(),
-                            allow: false,
-                        }
-                    }
-                }
-            }
-        }
-    };
-    let server = tokio::spawn(http::serve(listener, scrape, stopped.clone()));
+    let metrics = metrics_handler(ctx.clone(), status.clone());
+    let server = tokio::spawn(server::serve(
+        server::Listener::Tcp(listener),
+        metrics,
+        stopped.clone(),
+    ));
+    let api = api_listener.map(|(listener, kernel, path)| {
+        let handler = Arc::new(api::Api {
+            state_dir: ctx.state_dir.clone(),
+            kernel: std::sync::Mutex::new(kernel),
+        })
+        .handler();
+        log::info!("binding API on {}", path.display());
+        tokio::spawn(server::serve(
+            server::Listener::Unix(listener),
+            handler,
+            stopped.clone(),
+        ))
+    });
+
     let maintenance = tokio::spawn(maintain(ctx, status, args.poll, stopped));
 
     let name = tokio::select! {
@@ -114,9 +120,59 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let (server, maintenance) = tokio::join!(server, maintenance);
     server.context("the metrics server failed")?;
+    if let Some(api) = api {
+        api.await.context("the binding API failed")?;
+    }
+    if let Some(path) = &args.api {
+        let _ = std::fs::remove_file(path);
+    }
     maintenance.context("the maintenance loop failed")?;
     log::info!("stopped");
     Ok(())
+}
+
+/// `/metrics`, rendered from the maps in a blocking thread, a few scrapes at a time: a
+/// burst of connections cannot start hundreds of threads.
+fn metrics_handler(ctx: Arc<Ctx>, status: Shared) -> server::Handler {
+    use hyper::{Method, StatusCode};
+    let scrapes = Arc::new(tokio::sync::Semaphore::new(2));
+    let maps = Arc::new(kernel_cache::KernelCache::default());
+    Arc::new(move |method, path, _body| {
+        let (ctx, status, scrapes, maps) =
+            (ctx.clone(), status.clone(), scrapes.clone(), maps.clone());
+        Box::pin(async move {
+            match (path.as_str(), method) {
+                ("/metrics", Method::GET) => {}
+                ("/", Method::GET) => {
+                    return server::text(StatusCode::OK, "geofence daemon: metrics at /metrics\n");
+                }
+                ("/metrics" | "/", _) => return server::method_not_allowed("GET, HEAD"),
+                _ => {
+                    return server::text(
+                        StatusCode::NOT_FOUND,
+                        "not found; metrics are at /metrics\n",
+                    );
+                }
+            }
+            let _permit = scrapes.acquire_owned().await;
+            let rendered = tokio::task::spawn_blocking(move || {
+                let snapshot =
+                    metrics::Snapshot::read(&ctx.pin_dir, &ctx.state_dir, &maps, status.get());
+                metrics::render(&snapshot)
+            })
+            .await;
+            match rendered {
+                Ok(body) => server::reply(StatusCode::OK, exposition::CONTENT_TYPE, body),
+                Err(e) => {
+                    log::error!("rendering metrics: {e}");
+                    server::text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "rendering metrics failed; see the daemon's log\n",
+                    )
+                }
+            }
+        })
+    })
 }
 
 /// Polls until told to stop. A poll's work runs to the end before the stop is seen.

@@ -181,7 +181,18 @@ pub fn unbind_ufrags(kernel: &mut Kernel, batch: &[Ufrag]) -> anyhow::Result<usi
 /// Binds flows to sessions on behalf of a control plane (origin API). A flow bound by
 /// policy to another meeting refuses the batch.
 pub fn bind_flows(kernel: &mut Kernel, batch: &[(FlowKey, u32)]) -> anyhow::Result<usize> {
+    check_flows(kernel, batch)?;
     let mut map = flows(kernel)?;
+    for (key, session) in batch {
+        map.insert(key, FlowBinding::bound(*session, origin::API), 0)
+            .with_context(|| format!("binding flow {}", describe(key)))?;
+    }
+    Ok(batch.len())
+}
+
+/// Refuses a batch that would rebind a flow the policy binds to another meeting.
+pub fn check_flows(kernel: &mut Kernel, batch: &[(FlowKey, u32)]) -> anyhow::Result<()> {
+    let map = flows(kernel)?;
     for (key, session) in batch {
         if let Some(b) = map
             .get(key, 0)
@@ -189,17 +200,14 @@ pub fn bind_flows(kernel: &mut Kernel, batch: &[(FlowKey, u32)]) -> anyhow::Resu
             .filter(|b| b.origin == origin::POLICY && b.session != *session)
         {
             bail!(
-                "flow {} is bound by policy to session {}; remove it with `geofence flow del` first",
+                "flow {} is bound by policy to session {}; remove it with `geofence flow del` \
+                 first",
                 describe(key),
                 b.session
             );
         }
     }
-    for (key, session) in batch {
-        map.insert(key, FlowBinding::bound(*session, origin::API), 0)
-            .with_context(|| format!("binding flow {}", describe(key)))?;
-    }
-    Ok(batch.len())
+    Ok(())
 }
 
 /// Removes flows the API bound or the program learned; policy flows stay (they go with

@@ -25,12 +25,18 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(d: &Dirs) -> Daemon {
+        Daemon::start_with(d, &[])
+    }
+
+    /// A daemon with more arguments, e.g. `--api PATH`.
+    pub fn start_with(d: &Dirs, more: &[&str]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_geofence"))
             .arg("--pin-dir")
             .arg(&d.pin)
             .arg("--state-dir")
             .arg(&d.state)
             .args(["daemon", "--listen", "127.0.0.1:0", "--poll", "200ms"])
+            .args(more)
             .env_remove("JOURNAL_STREAM")
             .stderr(Stdio::piped())
             .spawn()
@@ -61,7 +67,11 @@ impl Daemon {
 
     pub fn get(&self, path: &str) -> (String, String) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connecting");
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("request");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("response");
         let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");

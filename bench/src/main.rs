@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: per-packet costs, the flood, load times and map memory, in one run, side by side.
 
+mod api;
 mod flood;
 mod packets;
 mod per_packet;
@@ -23,8 +24,8 @@ pub struct Options {
     /// The real geo data (ip-location-db CSVs); without it, a synthetic table is used.
     #[arg(long, default_value = "../shared/geo")]
     pub geo: PathBuf,
-    /// Run only this part: `per-packet` (BPF_PROG_TEST_RUN figures) or `flood` (veth flood,
-    /// load time, memory).
+    /// Run only this part: `per-packet` (BPF_PROG_TEST_RUN figures), `flood` (veth flood,
+    /// load time, memory) or `api` (the binding API's throughput and latency).
     #[arg(long, value_enum)]
     pub only: Option<Part>,
 }
@@ -34,6 +35,7 @@ pub struct Options {
 pub enum Part {
     PerPacket,
     Flood,
+    Api,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,11 +44,15 @@ fn main() -> anyhow::Result<()> {
         mode: if options.smoke { "smoke" } else { "full" }.to_string(),
         ..Default::default()
     };
-    if options.only != Some(Part::Flood) {
+    let part = |p: Part| options.only.is_none_or(|only| only == p);
+    if part(Part::PerPacket) {
         per_packet::run(&options, &mut report)?;
     }
-    if options.only != Some(Part::PerPacket) {
+    if part(Part::Flood) {
         flood::run(&options, &mut report)?;
+    }
+    if part(Part::Api) {
+        api::run(&options, &mut report)?;
     }
     report.print_notes();
     report.write(&options.out)?;

@@ -90,6 +90,15 @@ impl Figure {
         self
     }
 
+    pub fn goal_value_at_least(mut self, at_least: f64) -> Figure {
+        self.goal = Some(format!("≥ {at_least} {}", self.unit));
+        self.met = Some(self.value >= at_least);
+        if self.value < at_least {
+            self.missed_by = Some(short(self.value / at_least));
+        }
+        self
+    }
+
     pub fn note(mut self, note: impl Into<String>) -> Figure {
         self.note = Some(note.into());
         self

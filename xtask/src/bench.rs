@@ -32,6 +32,15 @@ pub fn run(args: &Args) -> Result<()> {
     setup::run(setup::Scope::All)?;
     phase("building geofence-bench (release)");
     cmd::run(cmd::cargo().args(["build", "--release", "-p", "geofence-bench"]))?;
+    // The API part runs the daemon itself.
+    cmd::run(cmd::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "filter-userspace",
+        "--bin",
+        "geofence",
+    ]))?;
     phase(if args.smoke {
         "running the bench (smoke)"
     } else {
@@ -46,6 +55,7 @@ pub fn bench(profile_dir: &std::path::Path, args: &Args) -> Result<()> {
     let mut command = cmd::command(profile_dir.join("geofence-bench"));
     command
         .current_dir(workspace_root())
+        .env("GEOFENCE_BIN", profile_dir.join("geofence"))
         .arg("--out")
         .arg(report_path());
     let geo = geo_dir();

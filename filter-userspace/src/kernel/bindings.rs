@@ -131,22 +131,32 @@ pub fn bind_ufrags(
             );
         }
     }
-    let new = seen.keys().filter(|u| !have.contains_key(&u.key())).count();
-    let registered = map.keys().count();
-    if registered + new > capacity::UFRAGS as usize {
-        bail!(
-            "{registered} registered ufrags and {new} new ones exceed the kernel map's \
-             capacity of {}",
-            capacity::UFRAGS
-        );
-    }
+    // Inserted one by one; a full map refuses one, and the batch's new ones go again, so
+    // that a refused batch leaves nothing (counting the map first would read all of it on
+    // every call).
+    let mut added = Vec::new();
     for (ufrag, &session) in &seen {
         let binding = UfragBinding {
             session,
             id: ufrag.id(),
         };
-        map.insert(ufrag.key(), binding, 0)
-            .with_context(|| format!("registering ufrag {ufrag}"))?;
+        if let Err(e) = map.insert(ufrag.key(), binding, 0) {
+            for key in &added {
+                let _ = map.remove(key);
+            }
+            let full = matches!(&e, aya::maps::MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::E2BIG));
+            if full {
+                bail!(
+                    "the kernel map of ufrags is full ({} entries); nothing of this batch was \
+                     registered",
+                    capacity::UFRAGS
+                );
+            }
+            return Err(anyhow::Error::new(e).context(format!("registering ufrag {ufrag}")));
+        }
+        if !have.contains_key(&ufrag.key()) {
+            added.push(ufrag.key());
+        }
     }
     Ok(seen.len())
 }

@@ -4,7 +4,10 @@
 //! match the documented schema; what the calls did is read back through the API.
 
 mod common;
-#[expect(dead_code, reason = "the scrapes are the daemon tests'; this one talks to the API")]
+#[expect(
+    dead_code,
+    reason = "the scrapes are the daemon tests'; this one talks to the API"
+)]
 mod daemon_support;
 
 use std::{

@@ -2,6 +2,7 @@
 
 mod api;
 mod flood;
+mod mux;
 mod packets;
 mod per_packet;
 mod report;
@@ -25,7 +26,8 @@ pub struct Options {
     #[arg(long, default_value = "../shared/geo")]
     pub geo: PathBuf,
     /// Run only this part: `per-packet` (BPF_PROG_TEST_RUN figures), `flood` (veth flood,
-    /// load time, memory) or `api` (the binding API's throughput and latency).
+    /// load time, memory), `mux` (meetings on a shared port) or `api` (the binding API's
+    /// throughput and latency).
     #[arg(long, value_enum)]
     pub only: Option<Part>,
 }
@@ -35,6 +37,7 @@ pub struct Options {
 pub enum Part {
     PerPacket,
     Flood,
+    Mux,
     Api,
 }
 
@@ -50,6 +53,9 @@ fn main() -> anyhow::Result<()> {
     }
     if part(Part::Flood) {
         flood::run(&options, &mut report)?;
+    }
+    if part(Part::Mux) {
+        mux::run(&options, &mut report)?;
     }
     if part(Part::Api) {
         api::run(&options, &mut report)?;

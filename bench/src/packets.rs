@@ -13,13 +13,17 @@ pub const PAYLOAD_LEN: usize = 160;
 /// One UDP datagram in an Ethernet frame, from `src:src_port` to `dst:dst_port`; both
 /// addresses of one family.
 pub fn udp(src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16) -> Vec<u8> {
-    let payload = [0x5a_u8; PAYLOAD_LEN];
-    let mut udp = Vec::with_capacity(8 + PAYLOAD_LEN);
+    udp_with(src, src_port, dst, dst_port, &[0x5a_u8; PAYLOAD_LEN])
+}
+
+/// [`udp`] with this payload.
+pub fn udp_with(src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut udp = Vec::with_capacity(8 + payload.len());
     udp.extend_from_slice(&src_port.to_be_bytes());
     udp.extend_from_slice(&dst_port.to_be_bytes());
-    udp.extend_from_slice(&((8 + PAYLOAD_LEN) as u16).to_be_bytes());
+    udp.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
     udp.extend_from_slice(&[0, 0]);
-    udp.extend_from_slice(&payload);
+    udp.extend_from_slice(payload);
 
     let mut frame = Vec::with_capacity(14 + 40 + udp.len());
     frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]); // destination MAC

@@ -27,7 +27,9 @@ CONNECTED_STATES = ("connected", "completed")
 
 
 def emit(event, **fields):
-    print(json.dumps({"event": event, "t": round(time.monotonic() - START, 3), **fields}), flush=True)
+    # `wall` (Unix seconds) lets a test compare an event with a moment of its own.
+    print(json.dumps({"event": event, "t": round(time.monotonic() - START, 3), "wall": round(time.time(), 6),
+                      **fields}), flush=True)
 
 
 class SignalingError(Exception):

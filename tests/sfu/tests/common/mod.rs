@@ -5,8 +5,9 @@
 
 use std::{
     fs::File,
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{BufRead as _, BufReader, Read, Write},
     net::{SocketAddr, TcpStream},
+    os::unix::net::UnixStream,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -97,11 +98,25 @@ impl Drop for Sfu {
 /// One HTTP/1.1 exchange on a fresh connection; the status and the JSON body (or the body as a
 /// JSON string when it is not JSON).
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("setting a read timeout");
+    exchange(stream, method, path, body)
+}
+
+/// [`http`] on a Unix socket, e.g. geofence's binding API.
+pub fn http_unix(socket: &Path, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let stream = UnixStream::connect(socket)
+        .unwrap_or_else(|e| panic!("connecting to {}: {e}", socket.display()));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("setting a read timeout");
+    exchange(stream, method, path, body)
+}
+
+fn exchange(mut stream: impl Read + Write, method: &str, path: &str, body: &str) -> (u16, Value) {
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nhost: sfu\r\ncontent-type: application/json\r\n\

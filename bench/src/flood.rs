@@ -166,7 +166,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     }
 
     // The meeting and its rule, through the library as the CLI would write them.
-    let now = geofence::state::now();
+    let now = geofence::clock::now();
     let mut state = State::default();
     state.meetings.insert(
         "flood-bench".to_string(),

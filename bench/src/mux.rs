@@ -14,10 +14,11 @@ use aya::{
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 use geofence::{
+    clock,
     expiry::Clock,
     geo::{Format, load_bytes},
     kernel::{self, Kernel, bindings},
-    state::{self, Meeting, Rule, State},
+    state::{Meeting, Rule, State},
     territory::Territory,
     ufrag::Ufrag,
 };
@@ -74,7 +75,7 @@ fn binding_request(username: &str) -> Vec<u8> {
 }
 
 fn meeting(session: u32, endpoints: &[&str]) -> anyhow::Result<Meeting> {
-    let now = state::now();
+    let now = clock::now();
     let territory = Territory::parse("XA").map_err(anyhow::Error::msg)?;
     Ok(Meeting {
         session,

@@ -28,10 +28,11 @@ use aya::{
 };
 use filter_common::{Address, PassReason, Verdict};
 use geofence::{
+    clock,
     expiry::Clock,
     geo::GeoTable,
     kernel::{self, Kernel},
-    state::{self, Meeting, Rule, State},
+    state::{Meeting, Rule, State},
     territory::Territory,
 };
 
@@ -283,7 +284,7 @@ fn bench_state() -> anyhow::Result<State> {
         .iter()
         .map(|code| Territory::parse(code).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let now = state::now();
+    let now = clock::now();
     let meeting = |session, endpoint: &str, expires| -> anyhow::Result<Meeting> {
         let rule = Rule {
             order: format!("BENCH-{session:04}"),

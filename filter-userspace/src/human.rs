@@ -48,12 +48,12 @@ pub fn expiry(expires: Option<Timestamp>, now: Timestamp) -> String {
         None => "no expiry".to_string(),
         Some(t) if t <= now => format!(
             "EXPIRED {} ({} ago)",
-            crate::state::rounded(t),
+            crate::clock::rounded(t),
             span(now.duration_since(t))
         ),
         Some(t) => format!(
             "until {} ({} left)",
-            crate::state::rounded(t),
+            crate::clock::rounded(t),
             span(t.duration_since(now))
         ),
     }

@@ -4,7 +4,9 @@
 pub mod audit;
 pub mod change;
 pub mod cli;
+pub mod clock;
 pub mod daemon;
+pub mod durable;
 pub mod endpoint;
 pub mod expiry;
 pub mod explain;

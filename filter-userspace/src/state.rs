@@ -5,11 +5,8 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::Write as _,
     path::{Path, PathBuf},
 };
-
-use std::os::unix::fs::OpenOptionsExt as _;
 
 use anyhow::{Context as _, bail};
 use jiff::Timestamp;
@@ -156,7 +153,7 @@ impl State {
     /// Writes the state so that a crash leaves either the old file or the new one.
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
         let json = serde_json::to_vec_pretty(self).context("serializing state")?;
-        write_atomic(dir, STATE_FILE, &json)
+        crate::durable::write_atomic(dir, STATE_FILE, &json)
     }
 
     /// A port meetings share that a meeting also owns, as an error message: which meeting
@@ -217,24 +214,6 @@ fn unknown_meeting(state: &State, name: &str) -> anyhow::Error {
     }
 }
 
-/// Replaces `dir/name` with `bytes` (mode 0600) so that a crash leaves either the old file
-/// or the new one, never a mix: a synced temporary file renamed over it.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))
-}
-
 /// Creates the state directory (0700) if needed.
 pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
@@ -243,33 +222,4 @@ pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating state directory {}", dir.display()))
-}
-
-/// Appends one hash-chained entry to `audit.jsonl` (see [`crate::audit`]). The caller
-/// holds the state lock.
-pub fn audit(dir: &Path, action: &str, details: serde_json::Value) -> anyhow::Result<()> {
-    crate::audit::append(dir, action, details).map(|_| ())
-}
-
-/// The current time to the second, for records people read.
-pub fn now() -> Timestamp {
-    let now = Timestamp::now();
-    now.round(jiff::Unit::Second).unwrap_or(now)
-}
-
-/// `t` to the second, for display.
-pub fn rounded(t: Timestamp) -> Timestamp {
-    t.round(jiff::Unit::Second).unwrap_or(t)
-}
-
-/// Who is acting: the user behind sudo, else the current user.
-pub fn operator() -> String {
-    if let Ok(user) = std::env::var("SUDO_USER") {
-        return user;
-    }
-    let uid = nix::unistd::getuid();
-    match nix::unistd::User::from_uid(uid) {
-        Ok(Some(user)) => user.name,
-        _ => format!("uid {uid}"),
-    }
 }

@@ -43,7 +43,7 @@ fn rule(
             .collect(),
         expires: expires.map(|at| at.parse().expect("fixture expiry")),
         dry_run,
-        issued: geofence::state::now(),
+        issued: geofence::clock::now(),
         issued_by: "explain.rs".to_string(),
         slot: None,
     }
@@ -52,7 +52,7 @@ fn rule(
 fn meeting(session: u32, endpoints: &[&str], flows: &[(&str, &str)], rules: Vec<Rule>) -> Meeting {
     Meeting {
         session,
-        created: geofence::state::now(),
+        created: geofence::clock::now(),
         endpoints: endpoints
             .iter()
             .map(|e| e.parse().expect("fixture endpoint"))
@@ -73,7 +73,7 @@ fn meeting(session: u32, endpoints: &[&str], flows: &[(&str, &str)], rules: Vec<
 /// The meetings of the verdict table's fixture, with an order reference per rule.
 fn fixture_meetings(state: &mut State) {
     let in_an_hour =
-        geofence::expiry::expiry_after(geofence::state::now(), Duration::from_secs(3600))
+        geofence::expiry::expiry_after(geofence::clock::now(), Duration::from_secs(3600))
             .expect("an hour from now")
             .to_string();
     let hour = Some(in_an_hour.as_str());

@@ -225,7 +225,7 @@ impl Scenario {
             };
             let mut meeting = Meeting {
                 session,
-                created: geofence::state::now(),
+                created: geofence::clock::now(),
                 endpoints: Vec::new(),
                 flows: Vec::new(),
                 rules: Vec::new(),
@@ -669,7 +669,7 @@ fn rule(rng: &mut Rng, territories: Vec<Territory>, prefixes: Vec<Prefix>, m: us
             0 => Some("2001-01-01T00:00:00Z".parse().expect("a time")),
             1 => Some(
                 geofence::expiry::expiry_after(
-                    geofence::state::now(),
+                    geofence::clock::now(),
                     Duration::from_secs(60 * 86_400),
                 )
                 .expect("in range"),
@@ -677,7 +677,7 @@ fn rule(rng: &mut Rng, territories: Vec<Territory>, prefixes: Vec<Prefix>, m: us
             _ => None,
         },
         dry_run: rng.percent(30),
-        issued: geofence::state::now(),
+        issued: geofence::clock::now(),
         issued_by: "differential".to_string(),
         slot: None,
     }

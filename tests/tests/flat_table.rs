@@ -67,7 +67,7 @@ fn boundaries<T: Ord + Copy>(
 fn state() -> State {
     let meeting = Meeting {
         session: SESSION,
-        created: geofence::state::now(),
+        created: geofence::clock::now(),
         endpoints: vec!["udp:*:40000".parse().expect("endpoint")],
         flows: Vec::new(),
         rules: Vec::new(),

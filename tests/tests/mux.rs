@@ -77,7 +77,7 @@ mod tempfile_path {
 }
 
 fn meeting(session: u32, endpoints: &[&str], blocked: &[&str]) -> Meeting {
-    let now = geofence::state::now();
+    let now = geofence::clock::now();
     let rules = match blocked {
         [] => vec![],
         codes => vec![Rule {

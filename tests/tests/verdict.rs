@@ -350,7 +350,7 @@ fn block(territories: &[&str], expires: Option<&str>, dry_run: bool) -> Rule {
         prefixes: Vec::new(),
         expires: expires.map(|at| at.parse().expect("fixture expiry")),
         dry_run,
-        issued: geofence::state::now(),
+        issued: geofence::clock::now(),
         issued_by: "verdict.rs".to_string(),
         slot: None,
     }
@@ -370,7 +370,7 @@ fn drop_prefixes(prefixes: &[&str], expires: Option<&str>, dry_run: bool) -> Rul
 fn meeting(name: &str, endpoints: &[&str], flows: &[(&str, &str)], rules: Vec<Rule>) -> Meeting {
     Meeting {
         session: session_id(name),
-        created: geofence::state::now(),
+        created: geofence::clock::now(),
         endpoints: endpoints
             .iter()
             .map(|e| e.parse().expect("fixture endpoint"))
@@ -389,7 +389,7 @@ fn meeting(name: &str, endpoints: &[&str], flows: &[(&str, &str)], rules: Vec<Ru
 }
 
 fn fixture_state() -> State {
-    let now = geofence::state::now();
+    let now = geofence::clock::now();
     let in_an_hour = geofence::expiry::expiry_after(now, Duration::from_secs(3600))
         .expect("an hour from now")
         .to_string();

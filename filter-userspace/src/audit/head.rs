@@ -23,7 +23,7 @@ pub fn write(dir: &Path, entry: &Entry) -> anyhow::Result<()> {
         hash: entry.hash.clone(),
     };
     let json = serde_json::to_vec(&head).context("serializing the audit head")?;
-    crate::state::write_atomic(dir, HEAD_FILE, &json)
+    crate::durable::write_atomic(dir, HEAD_FILE, &json)
 }
 
 /// What the head says about the trail's end, given its last entry and the next line

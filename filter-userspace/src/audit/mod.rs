@@ -168,8 +168,8 @@ pub fn append(dir: &Path, action: &str, details: Value) -> anyhow::Result<Entry>
     let (seq, prev) = chain_tail(&text);
     let mut entry = Entry {
         seq,
-        time: crate::state::now().to_string(),
-        operator: crate::state::operator(),
+        time: crate::clock::now().to_string(),
+        operator: operator(),
         host: host(),
         action: action.to_string(),
         details,
@@ -250,4 +250,16 @@ pub fn host() -> String {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Who is acting: the user behind sudo, else the current user.
+pub fn operator() -> String {
+    if let Ok(user) = std::env::var("SUDO_USER") {
+        return user;
+    }
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid {uid}"),
+    }
 }

@@ -13,7 +13,7 @@ use super::Ctx;
 use crate::{
     geo::{self, Format},
     kernel,
-    state::{self, GeoRecord},
+    state::GeoRecord,
 };
 
 /// What to load into the territory table.
@@ -93,7 +93,7 @@ pub fn load_geo(
     if let Some(note) = note {
         details["note"] = json!(note);
     }
-    state::audit(&ctx.state_dir, "geo load", details)?;
+    crate::audit::append(&ctx.state_dir, "geo load", details)?;
     Ok(GeoLoaded {
         loaded,
         territories,

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use crate::{
-    audit,
+    audit, clock,
     expiry::Clock,
     kernel::{self, Kernel},
     lock::Lock,
@@ -45,7 +45,7 @@ impl Ctx {
 
     /// The command's wall time, to the second, for the records people read.
     pub fn now(&self) -> jiff::Timestamp {
-        state::rounded(self.clock.wall())
+        clock::rounded(self.clock.wall())
     }
 
     /// Takes the lock and opens state and maps.
@@ -122,8 +122,9 @@ impl Ctx {
             }
         }
         let details = with_rule_changes(details, &changes, ended);
-        state::audit(&self.state_dir, action, details)
-            .context("recording the change in the audit log")
+        audit::append(&self.state_dir, action, details)
+            .context("recording the change in the audit log")?;
+        Ok(())
     }
 }
 

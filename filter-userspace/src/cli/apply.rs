@@ -12,29 +12,19 @@ use std::{
 };
 
 use anyhow::{Context as _, anyhow};
-use clap::Args;
 use jiff::Timestamp;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
+use super::args::ApplyArgs;
 use crate::change::{Ctx, generation_name};
 use crate::{
     geo::{self, GeoTable},
     kernel::{self, Kernel},
     lock::Lock,
     policy_file::{self, DeclaredGeo, Plan},
-    state::{self, GeoRecord, State},
+    state::{GeoRecord, State},
 };
-
-#[derive(Args, Debug)]
-pub struct ApplyArgs {
-    /// The policy file (TOML): [geo] files, format, territory; [meetings.NAME] endpoints,
-    /// flows, allow; [[meetings.NAME.rules]] order, territories, prefixes, expires, dry_run.
-    pub file: PathBuf,
-    /// Print the diff and change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -163,7 +153,7 @@ fn prepare(
     declared: &policy_file::Declared,
     table: Option<&GeoTable>,
 ) -> anyhow::Result<(Plan, bool)> {
-    let mut plan = policy_file::plan(state, declared, ctx.now(), &state::operator())?;
+    let mut plan = policy_file::plan(state, declared, ctx.now(), &crate::audit::operator())?;
     // Capacity is checked here, before a table is loaded or a map touched.
     crate::model::SessionMaps::derive(&plan.new, &ctx.clock)
         .context("the policy asks for more than the kernel maps hold")?;

@@ -128,7 +128,7 @@ pub enum Command {
     /// says whether the kernel agrees; a disagreement makes the command fail.
     ///
     /// Example: geofence explain --proto udp --src 192.0.2.10:50000 --dst 100.64.0.1:40000
-    Explain(super::explain::ExplainArgs),
+    Explain(ExplainArgs),
     /// Serve Prometheus metrics, reload changed geo files, remove expired rules.
     ///
     /// Metrics are at http://ADDR:PORT/metrics (default 127.0.0.1:9464): packets and bytes
@@ -148,11 +148,11 @@ pub enum Command {
     /// Print shell completions (bash, zsh, fish) generated from this command line.
     ///
     /// Example: geofence completions bash > /usr/share/bash-completion/completions/geofence
-    Completions(super::docs::CompletionsArgs),
+    Completions(CompletionsArgs),
     /// Write manual pages generated from this command line.
     ///
     /// Example: geofence man --dir /usr/local/share/man/man1
-    Man(super::docs::ManArgs),
+    Man(ManArgs),
     /// Make meetings, rules and the territory table equal to a policy file (TOML).
     ///
     /// The whole file is checked first; then the diff against the current state is printed
@@ -165,24 +165,24 @@ pub enum Command {
     /// in docs/policy-file.md.
     ///
     /// Example: geofence apply policy.toml --dry-run
-    Apply(super::apply::ApplyArgs),
+    Apply(ApplyArgs),
     /// Write the current meetings, rules and territory table sources as a policy file.
     ///
     /// The output is what `geofence apply` reads: applying it changes nothing. Expired
     /// rules and the attached interfaces appear only as comments.
     ///
     /// Example: geofence export --output policy.toml
-    Export(super::export::ExportArgs),
+    Export(ExportArgs),
     /// Show and verify the hash-chained audit trail of every change.
     #[command(subcommand)]
-    Audit(super::audit::AuditCommand),
+    Audit(AuditCommand),
     /// The transparency report for a period: orders acted on, by territory and order;
     /// meetings affected; each rule's time in force, packets and bytes dropped and
     /// distinct blocked sources; and what was not done. Built from the audit trail and
     /// the per-rule counters only.
     ///
     /// Example: geofence report --from 2026-11-01 --to 2026-11-30 --format md
-    Report(super::report::ReportArgs),
+    Report(ReportArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -414,4 +414,103 @@ pub struct StatsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The transport protocol: udp or tcp.
+    #[arg(long)]
+    pub proto: Proto,
+    /// The sender: ADDR or ADDR:PORT (IPv6 as ADDR or [ADDR]:PORT); without a port, 49152.
+    #[arg(long)]
+    pub src: String,
+    /// The relay address and port the packet is sent to: ADDR:PORT (IPv6 as [ADDR]:PORT).
+    #[arg(long)]
+    pub dst: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write geofence.1 and a page per subcommand (geofence-geo-load.1, …) into this
+    /// directory, created if needed. Without it, the main page goes to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// The policy file (TOML): [geo] files, format, territory; [meetings.NAME] endpoints,
+    /// flows, allow; [[meetings.NAME.rules]] order, territories, prefixes, expires, dry_run.
+    pub file: PathBuf,
+    /// Print the diff and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Write the policy to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// List the audit trail: every change, who made it, when, and under which order.
+    ///
+    /// Example: geofence audit show --since 24h --order ORD-2026-0042
+    Show {
+        /// Only entries at or after this time: RFC 3339, or a duration back from now (24h, 7d).
+        #[arg(long, value_name = "RFC3339|DURATION")]
+        since: Option<String>,
+        /// Only entries that name this order reference.
+        #[arg(long, value_name = "REF")]
+        order: Option<String>,
+        /// Print JSON, one object per entry, as stored.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the hash chain: detects an edited, removed or reordered entry and names it.
+    ///
+    /// Example: geofence audit verify
+    Verify,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReportFormat {
+    /// A readable page.
+    Md,
+    /// Everything, for machines.
+    Json,
+    /// One row per rule.
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Start of the period: a date (UTC midnight) or an RFC 3339 time.
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// End of the period: a date (the whole day is included) or an RFC 3339 time.
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: ReportFormat,
 }

@@ -1,33 +1,11 @@
 //! `geofence audit show` and `geofence audit verify`.
 
 use anyhow::{anyhow, bail};
-use clap::Subcommand;
 use serde_json::Value;
 
+use super::args::AuditCommand;
 use crate::audit::{self, Entry, Filter};
 use crate::change::Ctx;
-
-#[derive(Subcommand, Debug)]
-pub enum AuditCommand {
-    /// List the audit trail: every change, who made it, when, and under which order.
-    ///
-    /// Example: geofence audit show --since 24h --order ORD-2026-0042
-    Show {
-        /// Only entries at or after this time: RFC 3339, or a duration back from now (24h, 7d).
-        #[arg(long, value_name = "RFC3339|DURATION")]
-        since: Option<String>,
-        /// Only entries that name this order reference.
-        #[arg(long, value_name = "REF")]
-        order: Option<String>,
-        /// Print JSON, one object per entry, as stored.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check the hash chain: detects an edited, removed or reordered entry and names it.
-    ///
-    /// Example: geofence audit verify
-    Verify,
-}
 
 pub fn run(ctx: &Ctx, command: AuditCommand) -> anyhow::Result<()> {
     match command {

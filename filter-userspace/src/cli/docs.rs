@@ -4,35 +4,13 @@
 use std::{
     fs,
     io::{self, Write as _},
-    path::{Path, PathBuf},
+    path::Path,
 };
 
 use anyhow::Context as _;
-use clap::{Args, CommandFactory as _, ValueEnum};
+use clap::CommandFactory as _;
 
-use super::args::Cli;
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-}
-
-#[derive(Args, Debug)]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    #[arg(value_enum)]
-    pub shell: Shell,
-}
-
-#[derive(Args, Debug)]
-pub struct ManArgs {
-    /// Write geofence.1 and a page per subcommand (geofence-geo-load.1, …) into this
-    /// directory, created if needed. Without it, the main page goes to stdout.
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-}
+use super::args::{Cli, CompletionsArgs, ManArgs, Shell};
 
 pub fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
     let mut cmd = Cli::command();

@@ -4,12 +4,11 @@
 use std::net::IpAddr;
 
 use anyhow::{Context as _, bail};
-use clap::Args;
 use serde_json::{Value, json};
 
+use super::args::ExplainArgs;
 use crate::change::Ctx;
 use crate::{
-    endpoint::Proto,
     explain::{
         Question,
         check::{action_name, decision_text, differences, expected},
@@ -25,22 +24,6 @@ use crate::{
     model::{self, ModelMaps},
     state::State,
 };
-
-#[derive(Args, Debug)]
-pub struct ExplainArgs {
-    /// The transport protocol: udp or tcp.
-    #[arg(long)]
-    pub proto: Proto,
-    /// The sender: ADDR or ADDR:PORT (IPv6 as ADDR or [ADDR]:PORT); without a port, 49152.
-    #[arg(long)]
-    pub src: String,
-    /// The relay address and port the packet is sent to: ADDR:PORT (IPv6 as [ADDR]:PORT).
-    #[arg(long)]
-    pub dst: String,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
 
 fn origin_text(origin: &ProgramOrigin) -> String {
     match origin {

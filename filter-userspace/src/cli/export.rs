@@ -1,20 +1,13 @@
 //! `geofence export [--output FILE]`: the state as a policy file that `apply` reads back
 //! without a change.
 
-use std::{fs, io::Write as _, path::PathBuf};
+use std::{fs, io::Write as _};
 
 use anyhow::Context as _;
-use clap::Args;
 
+use super::args::ExportArgs;
 use crate::change::Ctx;
 use crate::{policy_file, state::State};
-
-#[derive(Args, Debug)]
-pub struct ExportArgs {
-    /// Write the policy to FILE instead of standard output.
-    #[arg(long, short, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-}
 
 pub fn export(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<()> {
     let state = State::load(&ctx.state_dir)?;

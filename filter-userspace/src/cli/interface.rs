@@ -39,7 +39,7 @@ pub fn attach(ctx: &Ctx, args: AttachArgs) -> anyhow::Result<()> {
         let _ = kernel::detach(&ctx.pin_dir, &args.interface, args.netns.as_deref());
         return Err(error.context("attachment undone"));
     }
-    crate::state::audit(
+    crate::audit::append(
         &ctx.state_dir,
         "attach",
         json!({ "interface": args.interface, "netns": args.netns, "mode": mode_name }),
@@ -72,7 +72,7 @@ pub fn detach(ctx: &Ctx, args: DetachArgs) -> anyhow::Result<()> {
     new.attachments
         .retain(|a| !(a.interface == args.interface && a.netns == args.netns));
     new.save(&ctx.state_dir)?;
-    crate::state::audit(
+    crate::audit::append(
         &ctx.state_dir,
         "detach",
         json!({ "interface": args.interface, "netns": args.netns, "mode": mode }),

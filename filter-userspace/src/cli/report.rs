@@ -1,35 +1,13 @@
 //! `geofence report`: the transparency report for a period.
 
 use anyhow::{anyhow, bail};
-use clap::{Args, ValueEnum};
 
+use super::args::{ReportArgs, ReportFormat};
 use crate::change::Ctx;
 use crate::{
     kernel::{self, Kernel},
     report,
 };
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ReportFormat {
-    /// A readable page.
-    Md,
-    /// Everything, for machines.
-    Json,
-    /// One row per rule.
-    Csv,
-}
-
-#[derive(Args, Debug)]
-pub struct ReportArgs {
-    /// Start of the period: a date (UTC midnight) or an RFC 3339 time.
-    #[arg(long, value_name = "DATE")]
-    pub from: String,
-    /// End of the period: a date (the whole day is included) or an RFC 3339 time.
-    #[arg(long, value_name = "DATE")]
-    pub to: String,
-    #[arg(long, value_enum, default_value = "md")]
-    pub format: ReportFormat,
-}
 
 pub fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
     let from = report::parse_date(&args.from, false).map_err(|e| anyhow!("--from {e}"))?;

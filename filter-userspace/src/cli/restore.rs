@@ -13,7 +13,7 @@ use crate::{
     geo::{self, Format, GeoTable},
     kernel::{self, AttachMode, Kernel},
     lock::Lock,
-    state::{self, Attachment, GeoRecord, STATE_FILE, State},
+    state::{Attachment, GeoRecord, STATE_FILE, State},
 };
 
 pub fn restore(ctx: &Ctx) -> anyhow::Result<()> {
@@ -83,7 +83,7 @@ pub fn restore(ctx: &Ctx) -> anyhow::Result<()> {
     let allows: usize = state.meetings.values().map(|m| m.allows.len()).sum();
     let flows: usize = state.meetings.values().map(|m| m.flows.len()).sum();
 
-    state::audit(
+    crate::audit::append(
         &ctx.state_dir,
         "restore",
         json!({

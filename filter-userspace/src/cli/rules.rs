@@ -9,8 +9,9 @@ use super::{
 };
 use crate::change::Ctx;
 use crate::{
+    audit::operator,
     expiry::{expiry_after, parse_duration, parse_expiry},
-    state::{Meeting, Rule, operator},
+    state::{Meeting, Rule},
 };
 use filter_common::policy::RULES_PER_SESSION;
 

@@ -13,9 +13,9 @@ use super::{
 use crate::change::Ctx;
 use crate::{
     change::generation_name,
-    human,
+    clock, human,
     kernel::{self, Kernel, Stats, bindings},
-    state::{self, Meeting, Rule, State},
+    state::{Meeting, Rule, State},
 };
 
 #[path = "status_json.rs"]
@@ -111,7 +111,7 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     println!(
         "geofence status on {} at {}",
         crate::audit::host(),
-        state::rounded(now)
+        clock::rounded(now)
     );
     println!(
         "pin dir {}   state dir {}",

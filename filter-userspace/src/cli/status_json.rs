@@ -9,8 +9,9 @@ use super::{Counters, all_total, link_name, program_builds};
 use crate::change::Ctx;
 use crate::{
     cli::rule_view,
+    clock,
     kernel::{self, Stats},
-    state::{self, State},
+    state::State,
 };
 
 pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timestamp) -> Value {
@@ -88,7 +89,7 @@ pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timest
     });
     json!({
         "host": crate::audit::host(),
-        "time": state::rounded(now),
+        "time": clock::rounded(now),
         "pin_dir": ctx.pin_dir,
         "state_dir": ctx.state_dir,
         "interfaces": interfaces,

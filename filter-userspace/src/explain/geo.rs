@@ -39,7 +39,7 @@ fn modified_after(path: &std::path::Path, loaded: Timestamp) -> Option<Timestamp
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
     let at = Timestamp::try_from(modified).ok()?;
     let slack = jiff::SignedDuration::from_secs(1);
-    (at > loaded.checked_add(slack).ok()?).then(|| crate::state::rounded(at))
+    (at > loaded.checked_add(slack).ok()?).then(|| crate::clock::rounded(at))
 }
 
 /// The table for `record`; `kernel_territory` is the kernel's answer for `src`, used when

@@ -14,9 +14,10 @@ use super::{
     },
 };
 use crate::{
+    clock::rounded,
     model::{DecidedBy, Decision, Headers, SessionKey, SessionLookup, Trace},
     prefix::Prefix,
-    state::{Rule, State, rounded},
+    state::{Rule, State},
 };
 
 /// One step of the walk.

@@ -7,8 +7,9 @@ use filter_common::{TerritoryId, Verdict, territory::territory_code};
 use jiff::Timestamp;
 
 use crate::{
+    clock::rounded,
     model::{Headers, parse::mapped_v4},
-    state::{Meeting, Rule, State, rounded},
+    state::{Meeting, Rule, State},
 };
 
 /// A territory id as operators write it; ids no code has are shown as numbers.
@@ -104,13 +105,13 @@ mod tests {
                 .collect(),
             expires: None,
             dry_run: false,
-            issued: crate::state::now(),
+            issued: crate::clock::now(),
             issued_by: "test".to_string(),
             slot: None,
         };
         let meeting = Meeting {
             session: 7,
-            created: crate::state::now(),
+            created: crate::clock::now(),
             endpoints: vec!["udp:*:1".parse().expect("endpoint")],
             flows: Vec::new(),
             rules: vec![

@@ -1,21 +1,19 @@
 //! Attaching the program to an interface, possibly in another network namespace, as a
 //! pinned BPF link: the attachment outlives the CLI process and goes away on `detach`.
 
-use std::{
-    collections::BTreeMap,
-    fs::File,
-    os::fd::AsFd as _,
-    path::{Path, PathBuf},
-};
+use std::{fs::File, os::fd::AsFd as _, path::Path};
 
 use anyhow::{Context as _, anyhow, bail};
 use aya::programs::{
-    ProgramError, Xdp, XdpMode,
+    ProgramError, XdpMode,
     links::{FdLink, PinnedLink},
 };
 use nix::sched::{CloneFlags, setns};
 
-use super::{Kernel, PROGRAM};
+use super::{
+    Kernel,
+    links::{is_link_pin, link_pin, loaded_program},
+};
 
 /// How the program runs on the interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,31 +63,10 @@ impl Drop for NetnsGuard {
     }
 }
 
-const LINK_PIN_PREFIX: &str = "link_";
-
-/// Whether a pin name is a link's.
-fn is_link_pin(name: &str) -> bool {
-    name.starts_with(LINK_PIN_PREFIX)
-}
-
 /// Whether a pin name is a map's: neither a link nor a program pin, the two kinds of pin
 /// geofence keeps beside its maps.
 pub fn is_map_pin(name: &str) -> bool {
     !is_link_pin(name) && !super::build::is_program_pin(name)
-}
-
-/// Where the link of `interface` (in `netns`) is pinned.
-pub fn link_pin(pin_dir: &Path, interface: &str, netns: Option<&str>) -> PathBuf {
-    // Dots are legal in interface names but the pin name stays plain.
-    let name = match netns {
-        Some(ns) => format!("{LINK_PIN_PREFIX}{ns}_{interface}"),
-        None => format!("{LINK_PIN_PREFIX}{interface}"),
-    };
-    pin_dir.join(name.replace('.', "_"))
-}
-
-pub fn link_pinned(pin_dir: &Path, interface: &str, netns: Option<&str>) -> bool {
-    link_pin(pin_dir, interface, netns).exists()
 }
 
 fn interface_index(interface: &str, netns: Option<&str>) -> anyhow::Result<u32> {
@@ -169,45 +146,4 @@ pub fn detach(pin_dir: &Path, interface: &str, netns: Option<&str>) -> anyhow::R
         );
     }
     Ok(())
-}
-
-/// The XDP program of `kernel`'s object, loaded into the kernel on first use: one handle
-/// loads it once, then attaches or test-runs it as often as asked.
-pub(crate) fn loaded_program(kernel: &mut Kernel) -> anyhow::Result<&mut Xdp> {
-    let program: &mut Xdp = kernel
-        .ebpf
-        .program_mut(PROGRAM)
-        .context("the XDP program is missing from the object")?
-        .try_into()?;
-    if program.fd().is_err() {
-        program
-            .load()
-            .map_err(|e| anyhow!("the kernel refused to load the XDP program: {e}"))?;
-    }
-    Ok(program)
-}
-
-/// The programs attached through link pins under the pin directory: each program's id and
-/// the names of its links (several links may share one program).
-pub(super) fn attached_links(pin_dir: &Path) -> anyhow::Result<BTreeMap<u32, Vec<String>>> {
-    let entries = match std::fs::read_dir(pin_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", pin_dir.display())),
-    };
-    let mut by_program: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for entry in entries {
-        let entry = entry.with_context(|| format!("listing {}", pin_dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !is_link_pin(&name) {
-            continue;
-        }
-        let link = PinnedLink::from_pin(entry.path())
-            .with_context(|| format!("opening the pinned link {}", entry.path().display()))?;
-        let info = FdLink::from(link)
-            .info()
-            .with_context(|| format!("reading the link {}", entry.path().display()))?;
-        by_program.entry(info.program_id()).or_default().push(name);
-    }
-    Ok(by_program)
 }

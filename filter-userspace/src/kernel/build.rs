@@ -20,7 +20,7 @@ use aya::programs::ProgramInfo;
 
 use super::{
     EBPF_OBJECT, Kernel,
-    attach::{attached_links, loaded_program},
+    links::{attached_links, loaded_program},
 };
 use crate::audit::sha256_hex;
 

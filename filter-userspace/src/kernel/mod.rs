@@ -7,6 +7,7 @@ pub mod bindings;
 mod build;
 mod geo;
 mod layout;
+mod links;
 mod mapped;
 mod overrides;
 mod policies;
@@ -24,13 +25,14 @@ use std::{
 use anyhow::{Context as _, bail};
 use aya::{Ebpf, EbpfLoader};
 
-pub use attach::{AttachMode, attach, detach, is_map_pin, link_pin, link_pinned};
+pub use attach::{AttachMode, attach, detach, is_map_pin};
 pub use build::{ProgramBuild, attached_builds};
 pub use geo::activate_generation;
 pub use geo::{
     GeoLoad, MappedTable, active_generation, active_holds, load_lpm_reference, load_table,
     lookup as geo_lookup, lookup_lpm as geo_lookup_lpm, map_active,
 };
+pub use links::{link_pin, link_pinned};
 pub use policies::pinned_policies;
 pub use rule_stats::{
     RuleCounts, read_rule_counts, read_rule_stats, read_rule_stats_of, reset_rule_counts,

@@ -63,7 +63,7 @@ pub enum KernelDecision {
 /// The programs attached through link pins under the pin directory, one target per
 /// distinct program.
 pub fn attached_targets(pin_dir: &Path) -> anyhow::Result<Vec<ProbeTarget>> {
-    super::attach::attached_links(pin_dir)?
+    super::links::attached_links(pin_dir)?
         .into_iter()
         .map(|(program_id, links)| {
             let fd = test_run::program_fd_by_id(program_id).with_context(|| {
@@ -82,7 +82,7 @@ pub fn attached_targets(pin_dir: &Path) -> anyhow::Result<Vec<ProbeTarget>> {
 
 /// Loads the program object on the pinned maps of `kernel`, for when nothing is attached.
 pub fn fresh_target(kernel: &mut Kernel) -> anyhow::Result<ProbeTarget> {
-    let program = super::attach::loaded_program(kernel)?;
+    let program = super::links::loaded_program(kernel)?;
     let fd = program
         .fd()?
         .as_fd()

@@ -46,7 +46,7 @@ fn rule(territories: &[&str], prefixes: &[&str], dry_run: bool, expires: Option<
             .collect(),
         expires: expires.map(|t| t.parse().expect("time")),
         dry_run,
-        issued: crate::state::now(),
+        issued: crate::clock::now(),
         issued_by: "model tests".to_string(),
         slot: None,
     }
@@ -55,7 +55,7 @@ fn rule(territories: &[&str], prefixes: &[&str], dry_run: bool, expires: Option<
 fn meeting(session: u32, endpoints: &[&str], rules: Vec<Rule>) -> Meeting {
     Meeting {
         session,
-        created: crate::state::now(),
+        created: crate::clock::now(),
         endpoints: endpoints
             .iter()
             .map(|e| e.parse().expect("endpoint"))

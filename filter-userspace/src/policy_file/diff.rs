@@ -8,17 +8,17 @@
 
 use std::{collections::BTreeSet, fmt};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 use filter_common::maps::capacity::MAX_SESSIONS;
 use jiff::Timestamp;
-use serde_json::json;
 
 use super::{
-    Declared, DeclaredMeeting, DeclaredRule,
+    Declared, DeclaredMeeting,
     rule_match::update_rules,
+    state_rule::{describe, new_rule},
     summary::{Change, Plan, Summary},
 };
-use crate::state::{Meeting, Rule, State};
+use crate::state::{Meeting, State};
 
 /// Computes the state `declared` asks for from `old`. The territory table is left to the
 /// caller, which needs the kernel to tell whether it changed. New and reissued rules are
@@ -110,34 +110,6 @@ fn contents(plan: &mut Plan, sign: char, meeting: &Meeting) {
     for p in &meeting.allows {
         plan.push("allow", sign, true, format!("allow {p}"));
     }
-}
-
-/// `ORD-1: XA, 198.51.100.7/32 until 2026-12-01T18:00:00Z (dry run)`.
-pub(super) fn describe(rule: &Rule) -> String {
-    let until = rule
-        .expires
-        .map_or("until lifted".to_string(), |t| format!("until {t}"));
-    let mode = if rule.dry_run { " (dry run)" } else { "" };
-    format!("{}: {} {until}{mode}", rule.order, rule.targets())
-}
-
-/// Built through serde so that fields other parts of geofence add to `Rule` take their
-/// defaults, as in a state file written before those fields existed.
-pub(super) fn new_rule(
-    r: &DeclaredRule,
-    issued: Timestamp,
-    operator: &str,
-) -> anyhow::Result<Rule> {
-    let value = json!({
-        "order": r.order,
-        "territories": r.territories,
-        "prefixes": r.prefixes,
-        "expires": r.expires,
-        "dry_run": r.dry_run,
-        "issued": issued,
-        "issued_by": operator,
-    });
-    serde_json::from_value(value).context("building a rule")
 }
 
 /// Replaces `have` by `want` if they differ as sets; pushes the lines.

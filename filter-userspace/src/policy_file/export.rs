@@ -42,7 +42,7 @@ pub fn export(state: &State, host: &str, now: Timestamp) -> String {
         "# geofence policy exported from {host} at {}.\n\
          # Apply with `geofence apply FILE` (`--dry-run` shows the diff only). Interfaces are\n\
          # not part of a policy: `geofence attach`/`detach` manage them on each host.",
-        crate::state::rounded(now),
+        crate::clock::rounded(now),
         host = comment(host)
     );
     for a in &state.attachments {

@@ -15,6 +15,8 @@ mod parse;
 mod parse_rule;
 mod rule_match;
 mod schema;
+mod source;
+mod state_rule;
 mod summary;
 
 use std::{collections::BTreeMap, ops::Range, path::PathBuf};

@@ -9,28 +9,13 @@ use super::{
     Declared, DeclaredGeo, DeclaredMeeting, PolicyError, Position,
     parse_rule::{check_rules, rule},
     schema::{FileSchema, GeoSchema, MeetingSchema},
+    source::Source,
 };
 use crate::{
     endpoint::{Endpoint, Flow, parse_socket},
     geo::Format,
     prefix::Prefix,
 };
-
-/// Where errors point: the file's name as given and its text.
-pub(super) struct Source<'a> {
-    name: String,
-    text: &'a str,
-}
-
-impl Source<'_> {
-    pub(super) fn at(&self, span: Range<usize>) -> Position {
-        Position::of(&self.name, self.text, span)
-    }
-
-    pub(super) fn error(&self, span: Range<usize>, message: impl Into<String>) -> PolicyError {
-        PolicyError::new(self.at(span), message)
-    }
-}
 
 /// Parses and validates a policy file. `now` decides which expiries are in the past.
 pub fn parse(path: &Path, text: &str, now: Timestamp) -> Result<Declared, PolicyError> {

@@ -6,7 +6,7 @@ use filter_common::policy::RULES_PER_SESSION;
 use jiff::Timestamp;
 use toml::Spanned;
 
-use super::{DeclaredRule, PolicyError, parse::Source, schema::RuleSchema};
+use super::{DeclaredRule, PolicyError, schema::RuleSchema, source::Source};
 use crate::expiry::parse_expiry;
 
 /// What `block` refuses: one prefix under two orders, too many rules.
@@ -89,7 +89,7 @@ pub(super) fn rule(
                 let what = format!(
                     "expires {parsed}, which is in the past (now is {}); remove the rule from \
                      the file or give it a later expiry",
-                    crate::state::rounded(now)
+                    crate::clock::rounded(now)
                 );
                 return Err(err(value.span(), what));
             }

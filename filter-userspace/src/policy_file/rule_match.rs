@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use super::{
     DeclaredMeeting, DeclaredRule,
-    diff::{describe, new_rule},
+    state_rule::{describe, new_rule},
     summary::{Change, Plan},
 };
 use crate::state::{Meeting, Rule};

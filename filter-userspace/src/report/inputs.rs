@@ -55,7 +55,7 @@ pub fn report_from(
     // Slots as the kernel has them, also for rules saved before slots were recorded.
     let state = crate::rule_slots::as_synced(&State::load(state_dir)?)?;
     let live_counters = match kernel {
-        Some(_) => format!("read {}", crate::state::rounded(now)),
+        Some(_) => format!("read {}", crate::clock::rounded(now)),
         None => format!("not read: {unavailable}"),
     };
     let provenance = Provenance {

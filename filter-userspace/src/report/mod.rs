@@ -189,7 +189,7 @@ pub fn build(
     Report {
         from,
         to,
-        generated: crate::state::rounded(now),
+        generated: crate::clock::rounded(now),
         provenance,
         totals,
         orders,

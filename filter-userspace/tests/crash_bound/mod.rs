@@ -167,7 +167,7 @@ pub fn with_block(old: &State, i: u32) -> State {
             .collect(),
         expires: None,
         dry_run: i % 2 == 1,
-        issued: geofence::state::now(),
+        issued: geofence::clock::now(),
         issued_by: "crash test".into(),
         slot: None,
     });

@@ -36,7 +36,7 @@ use geofence::{
     expiry::Clock,
     geo::{Format, load_files},
     kernel::{self, Kernel, bindings},
-    state::{Meeting, Rule, State},
+    state::{GeoRecord, Meeting, Rule, State},
     territory::Territory,
     ufrag::Ufrag,
 };
@@ -63,7 +63,9 @@ impl Drop for PinDir {
 
 struct Relay {
     kernel: Kernel,
-    _pins: PinDir,
+    pins: PinDir,
+    /// The fixture's state, saved for the CLI (`explain`).
+    state_dir: PinDir,
     _csv: tempfile_path::TempPath,
 }
 
@@ -127,8 +129,21 @@ impl Relay {
         let csv = tempfile_path::TempPath(std::env::temp_dir().join(format!("{tag}.csv")));
         std::fs::write(&csv.0, GEO_CSV).expect("writing the geo CSV");
         let table = load_files(std::slice::from_ref(&csv.0), Format::Csv, None).expect("geo");
-        kernel::load_table(&mut kernel, &table).expect("loading the territory table");
-        let mut state = State::default();
+        let loaded = kernel::load_table(&mut kernel, &table).expect("loading the territory table");
+        let mut state = State {
+            version: 1,
+            ..State::default()
+        };
+        state.geo = Some(GeoRecord {
+            files: vec![csv.0.clone()],
+            format: "csv".into(),
+            territory: None,
+            loaded: geofence::clock::now(),
+            prefixes_v4: loaded.prefixes_v4,
+            prefixes_v6: loaded.prefixes_v6,
+            territories: 2,
+            generation: loaded.generation,
+        });
         state.meetings.insert("A".into(), meeting(1, &[], &["XA"]));
         state.meetings.insert("B".into(), meeting(2, &[], &[]));
         state
@@ -139,6 +154,11 @@ impl Relay {
             "udp:100.64.0.1:10000".parse().expect("mux"),
         ];
         kernel::sync(&mut kernel, &state, &Clock::now()).expect("syncing the fixture");
+        let state_dir = PinDir(std::env::temp_dir().join(&tag));
+        std::fs::create_dir_all(&state_dir.0).expect("the state dir");
+        state
+            .save(&state_dir.0)
+            .expect("saving the fixture's state");
         let names = |s: u32| format!("session {s}");
         let long = "a".repeat(64);
         let batch = [
@@ -158,7 +178,8 @@ impl Relay {
             .expect("loading the XDP program into the kernel");
         Some(Relay {
             kernel,
-            _pins: pins,
+            pins,
+            state_dir,
             _csv: csv,
         })
     }
@@ -177,6 +198,28 @@ impl Relay {
         })
         .expect("test run")
         .return_value
+    }
+
+    /// `geofence explain --json` for a UDP packet: the JSON, and whether it exited 0.
+    fn explain(&self, src: &str, dst: &str) -> (serde_json::Value, bool) {
+        let bin = geofence_tests::cli::geofence_bin().expect("the geofence binary");
+        let out = std::process::Command::new(bin)
+            .arg("--pin-dir")
+            .arg(&self.pins.0)
+            .arg("--state-dir")
+            .arg(&self.state_dir.0)
+            .args([
+                "explain", "--proto", "udp", "--src", src, "--dst", dst, "--json",
+            ])
+            .output()
+            .expect("running geofence explain");
+        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "explain printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (json, out.status.success())
     }
 
     /// How long a learned binding applies without a Binding request (0: the default).
@@ -590,4 +633,51 @@ fn leaving_and_going_idle_unbind() {
     relay.check(passed("refresh", b, MUX, &request("ufragB1:c"), refreshed));
     relay.set_idle(0);
     relay.check(passed("fresh media", b, MUX, RTP, None));
+}
+
+#[test]
+fn explain_names_the_binding_that_found_the_meeting() {
+    let Some(mut relay) = Relay::new("explain_names_the_binding_that_found_the_meeting") else {
+        return;
+    };
+    let session_text = |json: &serde_json::Value| {
+        let steps = json["steps"].as_array().expect("steps");
+        let session = steps
+            .iter()
+            .find(|s| s["step"] == "session")
+            .expect("a session step");
+        session["text"].as_str().expect("text").to_string()
+    };
+    // Learned from STUN: the kernel's binding, named by its ufrag.
+    let xa = "192.0.2.60:6000";
+    relay.check(dropped("join", xa, MUX, &request("ufragA1:c"), LEARNED));
+    let (json, agrees) = relay.explain(xa, MUX);
+    assert!(agrees, "{json:#}");
+    let text = session_text(&json);
+    assert!(text.contains("learned from ufrag ufragA1"), "{text}");
+    assert!(text.contains("meeting A"), "{text}");
+    // Bound by the API.
+    let api = "198.51.100.61:6000";
+    let key = flow(api, MUX);
+    bindings::bind_flows(&mut relay.kernel, &[(key, 2)]).expect("binding by API");
+    let (json, agrees) = relay.explain(api, MUX);
+    assert!(agrees, "{json:#}");
+    let text = session_text(&json);
+    assert!(
+        text.contains("bound by the binding API") && text.contains("meeting B"),
+        "{text}"
+    );
+    // Nobody's: unbound, and the kernel agrees.
+    let (json, agrees) = relay.explain("192.0.2.62:6000", MUX);
+    assert!(agrees, "{json:#}");
+    assert!(
+        session_text(&json).contains("shared by meetings"),
+        "{json:#}"
+    );
+    let steps = json["steps"].as_array().expect("steps");
+    let verdict = steps
+        .iter()
+        .find(|s| s["step"] == "verdict")
+        .expect("a verdict step");
+    assert_eq!(verdict["pass_reason"], "unbound", "{verdict}");
 }

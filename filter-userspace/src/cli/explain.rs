@@ -4,11 +4,13 @@
 use std::net::IpAddr;
 
 use anyhow::{Context as _, bail};
+use filter_common::mux::origin;
 use serde_json::{Value, json};
 
 use super::args::ExplainArgs;
 use crate::change::Ctx;
 use crate::{
+    endpoint::Flow,
     explain::{
         Question,
         check::{action_name, decision_text, differences, expected},
@@ -18,7 +20,7 @@ use crate::{
         words::{territory_name, verdict_name},
     },
     kernel::{
-        self, Kernel,
+        self, Kernel, bindings,
         probe::{self, KernelDecision, ProgramOrigin},
     },
     model::{self, ModelMaps},
@@ -78,6 +80,53 @@ fn print_steps(question: &Question, steps: &[Step], geo: &GeoContext, frame_len:
     }
 }
 
+/// A binding of the packet's flow that the kernel holds and the state does not (learned
+/// from a STUN Binding request, or bound by the API), added to `maps` as the program
+/// sees it, with words for it; an idle learned binding is not added (the program passes
+/// its packets as unbound).
+fn runtime_binding(
+    kernel: &Kernel,
+    question: &Question,
+    maps: &mut ModelMaps,
+    now_ns: u64,
+) -> anyhow::Result<Option<String>> {
+    let flow = Flow::new(question.proto, question.src, question.dst).map_err(anyhow::Error::msg)?;
+    let key = flow.key();
+    let Some(b) = bindings::flow_binding(kernel, &key)? else {
+        return Ok(None);
+    };
+    let ago = |ns: u64| format!("{:.1} s ago", now_ns.saturating_sub(ns) as f64 / 1e9);
+    let words = match b.origin {
+        origin::LEARNED => {
+            let ufrags: Vec<String> = bindings::ufrags_with_id(kernel, b.ufrag_id)?
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let ufrag = match ufrags.as_slice() {
+                [] => "a ufrag since unregistered".to_string(),
+                names => format!("ufrag {}", names.join(" or ")),
+            };
+            let idle_ns = bindings::learned_idle_ns(kernel)?;
+            if b.idle(now_ns, idle_ns) {
+                return Ok(Some(format!(
+                    "(none in force: the binding learned from {ufrag} was last refreshed {}, \
+                     longer ago than the idle time of {} s)",
+                    ago(b.refreshed_ns),
+                    idle_ns / 1_000_000_000
+                )));
+            }
+            format!(
+                "learned from {ufrag}, last refreshed {}",
+                ago(b.refreshed_ns)
+            )
+        }
+        origin::API => "bound by the binding API".to_string(),
+        _ => return Ok(None),
+    };
+    maps.sessions.flows.insert(key, b.session);
+    Ok(Some(format!("{flow} ({words})")))
+}
+
 pub fn explain(ctx: &Ctx, args: ExplainArgs) -> anyhow::Result<()> {
     let question = Question::parse(args.proto, &args.src, &args.dst)?;
     kernel::check_privileges()?;
@@ -94,8 +143,9 @@ pub fn explain(ctx: &Ctx, args: ExplainArgs) -> anyhow::Result<()> {
         .context("looking the source up in the kernel's territory table")?
         .unwrap_or(filter_common::TERRITORY_UNKNOWN);
     let geo = geo::context(state.geo.as_ref(), src, Some(kernel_territory));
-    let maps = ModelMaps::from_state(&state, geo.table.clone(), &ctx.clock)
+    let mut maps = ModelMaps::from_state(&state, geo.table.clone(), &ctx.clock)
         .context("deriving the session maps from the state")?;
+    let binding = runtime_binding(&kernel, &question, &mut maps, ctx.clock.kernel_ns())?;
     let frame = frame::build(&question);
     let trace = model::trace(&frame, &maps, ctx.clock.kernel_ns());
     let steps = walk::steps(
@@ -105,6 +155,7 @@ pub fn explain(ctx: &Ctx, args: ExplainArgs) -> anyhow::Result<()> {
         Some(kernel_territory),
         &trace,
         ctx.clock.wall(),
+        binding.as_deref(),
     );
 
     let mut targets = probe::attached_targets(&ctx.pin_dir)?;

@@ -42,7 +42,13 @@ impl Step {
     }
 }
 
-fn session_step(q: &SocketAddr, h: &Headers, state: &State, lookup: SessionLookup) -> Step {
+fn session_step(
+    q: &SocketAddr,
+    h: &Headers,
+    state: &State,
+    lookup: SessionLookup,
+    binding: Option<&str>,
+) -> Step {
     let proto = if h.proto == filter_common::proto::TCP {
         "tcp"
     } else {
@@ -107,7 +113,11 @@ fn session_step(q: &SocketAddr, h: &Headers, state: &State, lookup: SessionLooku
                 dst: h.dst,
             };
             let named = meeting.and_then(|m| m.flows.iter().find(|f| f.key() == flow));
-            let text = named.map_or_else(|| "an exact 5-tuple".into(), |f| f.to_string());
+            let text = match (binding, named) {
+                (Some(runtime), _) => runtime.to_string(),
+                (None, Some(f)) => f.to_string(),
+                (None, None) => "an exact 5-tuple".into(),
+            };
             ("flow", format!("flow binding {text}"))
         }
         SessionKey::Endpoint | SessionKey::WildcardEndpoint => {
@@ -333,7 +343,9 @@ fn rules_step(
     )
 }
 
-/// Every step of `trace` for the packet asked about.
+/// Every step of `trace` for the packet asked about. `binding` says which flow binding
+/// the kernel holds and the state does not (learned from STUN, or bound by the API) found
+/// the session, when one did.
 pub fn steps(
     dst: &SocketAddr,
     state: &State,
@@ -341,6 +353,7 @@ pub fn steps(
     kernel_territory: Option<TerritoryId>,
     trace: &Trace,
     now: Timestamp,
+    binding: Option<&str>,
 ) -> Vec<Step> {
     let mut out = Vec::new();
     let h = match &trace.headers {
@@ -356,15 +369,19 @@ pub fn steps(
         }
     };
     if let Some(lookup) = trace.session {
-        out.push(session_step(dst, h, state, lookup));
+        out.push(session_step(dst, h, state, lookup, binding));
     }
     let (Some(session), Some(d)) = (trace.session.and_then(|s| s.session()), &trace.decision)
     else {
-        let text = format!("PASS, unclassified ({})", PassReason::NoSession.name());
+        let reason = match trace.session {
+            Some(SessionLookup::SharedPort) => PassReason::Unbound,
+            _ => PassReason::NoSession,
+        };
+        let text = format!("PASS, unclassified ({})", reason.name());
         out.push(Step::new(
             "verdict",
             text,
-            json!({ "verdict": "passed", "pass_reason": "no_session" }),
+            json!({ "verdict": "passed", "pass_reason": reason.name() }),
         ));
         return out;
     };

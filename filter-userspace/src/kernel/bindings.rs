@@ -308,3 +308,31 @@ pub fn read_mux(kernel: &Kernel) -> anyhow::Result<MuxView> {
         events: read_mux_events(kernel)?,
     })
 }
+
+/// The kernel's binding of one flow, if it has one.
+pub fn flow_binding(kernel: &Kernel, key: &FlowKey) -> anyhow::Result<Option<FlowBinding>> {
+    let map: HashMap<_, FlowKey, FlowBinding> = HashMap::try_from(kernel.map(names::FLOWS)?)?;
+    Ok(map.get(key, 0).ok())
+}
+
+/// How long a learned binding applies without a Binding request, as the program reads it.
+pub fn learned_idle_ns(kernel: &Kernel) -> anyhow::Result<u64> {
+    let map: aya::maps::Array<_, u64> = aya::maps::Array::try_from(kernel.map(names::MUX_CONFIG)?)?;
+    let ns = map
+        .get(&filter_common::mux::config::LEARNED_IDLE, 0)
+        .context("reading MUX_CONFIG")?;
+    Ok(if ns == 0 {
+        filter_common::mux::LEARNED_IDLE_NS
+    } else {
+        ns
+    })
+}
+
+/// The ufrags registered with this id (one, unless two share a hash).
+pub fn ufrags_with_id(kernel: &Kernel, id: u32) -> anyhow::Result<Vec<Ufrag>> {
+    Ok(read_ufrags(kernel)?
+        .into_iter()
+        .filter(|(_, b)| b.id == id)
+        .filter_map(|(key, _)| Ufrag::of_key(&key))
+        .collect())
+}

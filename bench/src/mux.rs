@@ -26,6 +26,7 @@ use geofence::{
 use crate::{
     Options,
     packets::{PAYLOAD_LEN, udp, udp_with},
+    per_packet::PinDir,
     report::{Figure, Report, median},
 };
 
@@ -34,20 +35,6 @@ const XDP_PASS: u32 = 2;
 const RELAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const BLOCKED: Ipv4Addr = Ipv4Addr::new(10, 1, 2, 3);
 const UFRAG: &str = "benchUfrag0001";
-
-/// The pin directory, removed on drop (after the maps' fds, which the caller drops first).
-struct PinDir(PathBuf);
-
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        if let Ok(entries) = std::fs::read_dir(&self.0) {
-            for entry in entries.flatten() {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
 
 /// A Binding request as browsers send it, USERNAME first.
 fn binding_request(username: &str) -> Vec<u8> {

@@ -109,7 +109,7 @@ struct Variant {
 type Times = BTreeMap<&'static str, Vec<f64>>;
 
 /// A pin directory on bpffs for this run only, removed (pins, then the directory) on drop.
-struct PinDir(PathBuf);
+pub(crate) struct PinDir(pub(crate) PathBuf);
 
 impl Drop for PinDir {
     fn drop(&mut self) {

@@ -10,6 +10,7 @@ pub mod durable;
 pub mod endpoint;
 pub mod expiry;
 pub mod explain;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod geo;

@@ -22,7 +22,7 @@ use crate::{cmd, target_dir, workspace_root};
 /// How much to set up.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// What building needs: rust-src and bpf-linker.
+    /// What building needs: rust-src, bpf-linker, protoc.
     Toolchain,
     /// Everything: the Debian packages, bpffs and the WebRTC clients' venv as well.
     All,
@@ -31,8 +31,11 @@ pub enum Scope {
 pub fn run(scope: Scope) -> Result<()> {
     rust_src()?;
     bpf_linker()?;
+    if scope == Scope::Toolchain {
+        debian_packages(&BUILD_TOOLS)?;
+    }
     if scope == Scope::All {
-        debian_packages()?;
+        debian_packages(&[BUILD_TOOLS.as_slice(), TOOLS.as_slice()].concat())?;
         bpffs()?;
         webrtc_venv()?;
     }
@@ -178,7 +181,9 @@ fn llvm_major(name: &str) -> Option<&str> {
 }
 
 /// Programs the tests and the bench run, and the Debian package of each.
-const TOOLS: [(&str, &str); 7] = [
+/// Program (or, for a package without one, a file it installs: an absolute path) → the
+/// Debian package that provides it.
+const TOOLS: [(&str, &str); 9] = [
     ("ip", "iproute2"),
     ("bpftool", "bpftool"),
     ("nft", "nftables"),
@@ -188,13 +193,38 @@ const TOOLS: [(&str, &str); 7] = [
     ("tcpdump", "tcpdump"),
     // Runs the time-dependent suites with the clock years ahead.
     ("faketime", "faketime"),
+    // The fleet tests start their own etcd.
+    ("etcd", "etcd-server"),
+    ("etcdctl", "etcd-client"),
 ];
 
-fn debian_packages() -> Result<()> {
-    let names = TOOLS.map(|(program, _)| program).join(", ");
-    let missing: Vec<&str> = TOOLS
+/// What building needs beside the toolchain: etcd-client's build compiles etcd's protos
+/// with protoc, which needs the well-known types from libprotobuf-dev.
+const BUILD_TOOLS: [(&str, &str); 2] = [
+    ("protoc", "protobuf-compiler"),
+    (
+        "/usr/include/google/protobuf/descriptor.proto",
+        "libprotobuf-dev",
+    ),
+];
+
+/// Whether a [`TOOLS`] entry is installed: a program on the PATH, or a file that exists.
+fn present(program: &str) -> bool {
+    match program.starts_with('/') {
+        true => std::path::Path::new(program).exists(),
+        false => cmd::find_program(program).is_some(),
+    }
+}
+
+fn debian_packages(tools: &[(&str, &str)]) -> Result<()> {
+    let names = tools
         .iter()
-        .filter(|(program, _)| cmd::find_program(program).is_none())
+        .map(|(program, _)| *program)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(program, _)| !present(program))
         .map(|&(_, package)| package)
         .collect();
     if missing.is_empty() {
@@ -220,9 +250,9 @@ fn debian_packages() -> Result<()> {
     let mut install = apt(&["install", "-y", "--no-install-recommends"]);
     install.args(&missing);
     cmd::run(&mut install)?;
-    let still: Vec<&str> = TOOLS
+    let still: Vec<&str> = tools
         .iter()
-        .filter(|(program, _)| cmd::find_program(program).is_none())
+        .filter(|(program, _)| !present(program))
         .map(|&(program, _)| program)
         .collect();
     if !still.is_empty() {

@@ -183,6 +183,34 @@ pub enum Command {
     ///
     /// Example: geofence report --from 2026-11-01 --to 2026-11-30 --format md
     Report(ReportArgs),
+    /// Fleet mode: the policy of many relays, kept in etcd (docs/fleet.md).
+    ///
+    /// Example: geofence fleet --etcd http://etcd1:2379 apply policy.toml --dry-run
+    Fleet(FleetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FleetArgs {
+    #[command(flatten)]
+    pub etcd: crate::fleet::EtcdArgs,
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FleetCommand {
+    /// Write a policy file's global part (rules per meeting, the territory table by
+    /// SHA-256) as the fleet's next version, after printing the diff against the current
+    /// one. Refused if another operator wrote a version since it was read.
+    Apply(ApplyArgs),
+    /// Print the fleet's current version as a policy file (without endpoints).
+    Export,
+    /// Every relay: alive or not, the version it enforces, errors; and which relays do
+    /// not enforce the latest version.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -7,6 +7,7 @@ mod audit;
 mod docs;
 mod explain;
 mod export;
+mod fleet;
 mod geo;
 mod interface;
 mod meeting;
@@ -72,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(e) => export::export(&ctx, e),
         Command::Audit(a) => audit::run(&ctx, a),
         Command::Report(r) => report::run(&ctx, r),
+        Command::Fleet(f) => fleet::run(&ctx, f),
     }
 }
 

@@ -48,6 +48,19 @@ pub struct DaemonArgs {
     /// member can call it without root.
     #[arg(long, value_name = "GROUP", requires = "api")]
     pub api_group: Option<String>,
+    /// Fleet mode (docs/fleet.md): enforce the fleet's policy from etcd, report this
+    /// relay's status there and watch for new versions. Needs --relay.
+    #[arg(long, requires = "relay")]
+    pub fleet: bool,
+    /// This relay's name in the fleet (its etcd keys, and its certificate's CN).
+    #[arg(long, value_name = "NAME", requires = "fleet", value_parser = relay_name)]
+    pub relay: Option<String>,
+    #[command(flatten)]
+    pub etcd: crate::fleet::EtcdArgs,
+}
+
+fn relay_name(name: &str) -> Result<String, String> {
+    crate::fleet::keys::check_relay_name(name).map(|()| name.to_string())
 }
 
 pub fn run(ctx: Ctx, args: DaemonArgs) -> anyhow::Result<()> {
@@ -109,6 +122,22 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
         ))
     });
 
+    // Fleet mode: a task beside the others; it only ever changes the kernel after etcd
+    // answered, so its failures leave enforcement as it is.
+    let fleet = match (args.fleet, &args.relay) {
+        (true, Some(relay)) => {
+            let enforcer = crate::fleet::relay::LocalRelay {
+                ctx: (*ctx).clone(),
+            };
+            let agent = crate::fleet::agent::Agent::new(relay.clone(), args.etcd.clone(), enforcer);
+            log::info!(
+                "fleet mode: relay {relay}, etcd {}",
+                args.etcd.endpoints.join(",")
+            );
+            Some(tokio::spawn(agent.run(stopped.clone())))
+        }
+        _ => None,
+    };
     let maintenance = tokio::spawn(maintain(ctx, status, args.poll, stopped));
 
     let name = tokio::select! {
@@ -127,6 +156,9 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(path);
     }
     maintenance.context("the maintenance loop failed")?;
+    if let Some(fleet) = fleet {
+        fleet.await.context("the fleet agent failed")?;
+    }
     log::info!("stopped");
     Ok(())
 }

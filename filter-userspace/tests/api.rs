@@ -231,7 +231,12 @@ fn the_api_does_what_docs_api_yaml_says() {
     d.ok(&["mux", "add", "udp:*:7882"]);
     let socket = d.state.join("api.sock");
     let socket_arg = socket.to_str().expect("a UTF-8 path");
-    let daemon = Daemon::start_with(&d, &["--api", socket_arg]);
+    let daemon = Daemon::start_with(&d, &["--api", socket_arg, "--learned-idle", "45s"]);
+    // The daemon set the learned bindings' idle time in the kernel.
+    let maps = geofence::kernel::Kernel::open(&d.pin).expect("the maps");
+    let idle = geofence::kernel::bindings::learned_idle_ns(&maps).expect("MUX_CONFIG");
+    assert_eq!(idle, 45_000_000_000);
+    drop(maps);
     let mut api = Checker {
         spec: spec(),
         socket: &socket,

@@ -48,6 +48,11 @@ pub struct DaemonArgs {
     /// member can call it without root.
     #[arg(long, value_name = "GROUP", requires = "api")]
     pub api_group: Option<String>,
+    /// On ports meetings share: how long a flow's binding learned from STUN applies
+    /// without a new Binding request (ICE agents send one at least every 5 s). Set in the
+    /// kernel when the daemon starts; without a daemon the program applies 30 s.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub learned_idle: Duration,
     /// Fleet mode (docs/fleet.md): enforce the fleet's policy from etcd, report this
     /// relay's status there and watch for new versions. Needs --relay.
     #[arg(long, requires = "relay")]
@@ -81,6 +86,11 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("--listen {}: cannot listen there", args.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
+    if kernel::Kernel::exists(&ctx.pin_dir) {
+        let mut maps = kernel::Kernel::open(&ctx.pin_dir).context("opening the maps")?;
+        kernel::bindings::set_learned_idle(&mut maps, args.learned_idle)
+            .context("--learned-idle: setting it in the kernel")?;
+    }
     // Both listeners before the first log line: whoever reads it can connect to either.
     let api_listener = match &args.api {
         Some(path) => {

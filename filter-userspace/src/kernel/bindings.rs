@@ -336,3 +336,15 @@ pub fn ufrags_with_id(kernel: &Kernel, id: u32) -> anyhow::Result<Vec<Ufrag>> {
         .filter_map(|(key, _)| Ufrag::of_key(&key))
         .collect())
 }
+
+/// Sets how long a learned binding applies without a Binding request.
+pub fn set_learned_idle(kernel: &mut Kernel, idle: std::time::Duration) -> anyhow::Result<()> {
+    let ns = u64::try_from(idle.as_nanos())
+        .ok()
+        .filter(|&ns| ns > 0)
+        .context("the idle time must be above zero and below 584 years")?;
+    let mut map: aya::maps::Array<_, u64> =
+        aya::maps::Array::try_from(kernel.map_mut(names::MUX_CONFIG)?)?;
+    map.set(filter_common::mux::config::LEARNED_IDLE, ns, 0)
+        .context("writing MUX_CONFIG")
+}

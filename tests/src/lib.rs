@@ -7,6 +7,7 @@
 //! run in parallel.
 
 pub mod cli;
+pub mod demo_mux;
 pub mod r#gen;
 pub mod netns;
 pub mod packet;

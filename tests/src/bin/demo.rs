@@ -1,11 +1,16 @@
 //! `cargo xtask demo`: a relay with two meetings and participants in three territories, all
 //! in network namespaces on this machine. Shows traffic, blocks one territory on one
 //! meeting, shows who still gets through, and cleans everything up (also on ctrl-c).
+//!
+//! Then scene 2 ([`geofence_tests::demo_mux`]): two meetings on one UDP port of a WebRTC
+//! SFU, real WebRTC participants, the meeting of each flow learned from its STUN ufrag.
+//! Skipped, saying why, without the test SFU or the venv with aiortc.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, bail};
+use geofence_tests::demo_mux;
 use geofence_tests::world::{Report, World, write_file};
 use geofence_tests::{Geofence, MeetingPorts, ParticipantSpec};
 
@@ -28,11 +33,28 @@ fn main() -> ExitCode {
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
     let result = run();
     println!("\nCleaned up: namespaces, XDP link and pins are gone.");
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("demo failed: {e:#}");
-            ExitCode::FAILURE
+    if let Err(e) = result {
+        eprintln!("demo failed: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    match demo_mux::Prereqs::find() {
+        Err(why) => {
+            println!("\n== Scene 2: two meetings on one UDP port (a WebRTC SFU): SKIPPED");
+            println!("It needs the test SFU and a Python venv with aiortc.\n{why}");
+            ExitCode::SUCCESS
+        }
+        Ok(prereqs) => {
+            let result = demo_mux::run(&prereqs, &INTERRUPTED);
+            println!(
+                "\nCleaned up: participants, SFU, daemon, XDP link, pins and namespaces are gone."
+            );
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("demo failed in scene 2: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }
@@ -46,7 +68,7 @@ fn step(title: &str) -> Result<()> {
 }
 
 fn run() -> Result<()> {
-    step("Setting up: a relay, two meetings, five participants in territories XA, XB, XC")?;
+    step("Scene 1: a relay, two meetings on their own ports, five participants in XA, XB, XC")?;
     println!(
         "Everything runs in network namespaces joined by a bridge, with TEST-NET addresses;\n\
          the geo table is a small fixture: 192.0.2.0/24 and 2001:db8:a::/48 are XA,\n\

@@ -58,18 +58,26 @@ fn add(ctx: &Ctx, name: String, endpoints: Vec<Endpoint>) -> anyhow::Result<()> 
             .free_session()
             .ok_or_else(|| anyhow!("no free session id: too many meetings"))?;
         let shown: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
-        state.meetings.insert(
-            name.clone(),
-            Meeting {
-                session,
-                created: ctx.now(),
-                endpoints,
-                flows: Vec::new(),
-                rules: Vec::new(),
-                allows: Vec::new(),
-            },
-        );
-        Ok(json!({ "meeting": name, "session": session, "endpoints": shown }))
+        let mut meeting = Meeting {
+            session,
+            created: ctx.now(),
+            endpoints,
+            flows: Vec::new(),
+            rules: Vec::new(),
+            allows: Vec::new(),
+        };
+        let mut details = json!({ "meeting": name, "session": session, "endpoints": shown });
+        // On a fleet relay, what the fleet already orders for this meeting name comes
+        // with it, in this same change: its first packet meets the rules.
+        let fleet =
+            crate::fleet::relay::rules_for_new_meeting(&ctx.state_dir, &name, &meeting, ctx.now())?;
+        if let Some((version, ruled)) = fleet {
+            meeting.rules = ruled.rules;
+            meeting.allows = ruled.allows;
+            details["fleet_version"] = json!(version);
+        }
+        state.meetings.insert(name.clone(), meeting);
+        Ok(details)
     })?;
     let meeting = state.meeting(&name)?;
     let ports: usize = meeting.endpoints.iter().map(Endpoint::port_count).sum();

@@ -81,12 +81,7 @@ impl Enforcer for LocalRelay {
             details,
             &ctx.clock,
         )?;
-        let persisted = Persisted {
-            revision,
-            doc: doc.clone(),
-        };
-        let bytes = serde_json::to_vec_pretty(&persisted).context("encoding fleet.json")?;
-        durable::write_atomic(&ctx.state_dir, APPLIED_FILE, &bytes)?;
+        persist(&ctx.state_dir, doc, revision)?;
         Ok(Applied {
             enforced_hash: enforced_hash(&plan.new, ctx.clock.wall()),
             waiting,
@@ -94,12 +89,58 @@ impl Enforcer for LocalRelay {
     }
 
     fn last(&self) -> Option<(PolicyDoc, i64)> {
-        let bytes = std::fs::read(self.ctx.state_dir.join(APPLIED_FILE)).ok()?;
-        let p: Persisted = serde_json::from_slice(&bytes)
-            .map_err(|e| log::warn!("fleet: {APPLIED_FILE} unreadable ({e}); ignoring it"))
-            .ok()?;
-        Some((p.doc, p.revision))
+        last_applied(&self.ctx.state_dir)
     }
+}
+
+/// The fleet version this relay applied last, as persisted in `state_dir`.
+pub fn last_applied(state_dir: &std::path::Path) -> Option<(PolicyDoc, i64)> {
+    let bytes = std::fs::read(state_dir.join(APPLIED_FILE)).ok()?;
+    let p: Persisted = serde_json::from_slice(&bytes)
+        .map_err(|e| log::warn!("fleet: {APPLIED_FILE} unreadable ({e}); ignoring it"))
+        .ok()?;
+    Some((p.doc, p.revision))
+}
+
+/// Records `doc` as the version applied last (what `last_applied` reads).
+pub fn persist(state_dir: &std::path::Path, doc: &PolicyDoc, revision: i64) -> anyhow::Result<()> {
+    let persisted = Persisted {
+        revision,
+        doc: doc.clone(),
+    };
+    let bytes = serde_json::to_vec_pretty(&persisted).context("encoding fleet.json")?;
+    durable::write_atomic(state_dir, APPLIED_FILE, &bytes)
+}
+
+/// The rules and allow exceptions the fleet's version last applied here gives meeting
+/// `name`, as the rules a meeting added now starts with: a fleet rule for a meeting the
+/// relay did not have is in force from the change that adds the meeting, with no window.
+/// Empty without a fleet version, or when it does not name the meeting.
+pub fn rules_for_new_meeting(
+    state_dir: &std::path::Path,
+    name: &str,
+    meeting: &crate::state::Meeting,
+    now: Timestamp,
+) -> anyhow::Result<Option<(u64, crate::state::Meeting)>> {
+    let Some((doc, _)) = last_applied(state_dir) else {
+        return Ok(None);
+    };
+    if !doc.meetings.contains_key(name) {
+        return Ok(None);
+    }
+    let alone = State {
+        meetings: [(name.to_string(), meeting.clone())].into(),
+        ..State::default()
+    };
+    let (declared, _) = merge(&alone, &doc, now);
+    let operator = format!("fleet v{} by {}", doc.version, doc.author);
+    let plan = policy_file::plan(&alone, &declared, now, &operator)?;
+    Ok(plan
+        .new
+        .meetings
+        .get(name)
+        .cloned()
+        .map(|m| (doc.version, m)))
 }
 
 /// The relay's own table must be the fleet's, file by file (by name and SHA-256).

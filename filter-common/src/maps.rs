@@ -310,8 +310,11 @@ pub mod names {
     pub const MUX_EVENTS: &str = "MUX_EVENTS";
     /// Settings of the mux path (see [`crate::mux::config`]).
     pub const MUX_CONFIG: &str = "MUX_CONFIG";
+    /// The territories some meeting's rule in force blocks, as one [`crate::Rule`]: what an
+    /// unbound packet on a mux port is dropped for (see [`crate::mux::MuxEvent`]).
+    pub const MUX_BLOCKED: &str = "MUX_BLOCKED";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 42] = [
+    pub const ALL: [&str; 43] = [
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -354,6 +357,7 @@ pub mod names {
         UFRAGS,
         MUX_EVENTS,
         MUX_CONFIG,
+        MUX_BLOCKED,
     ];
 }
 

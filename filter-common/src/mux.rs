@@ -117,10 +117,16 @@ pub enum MuxEvent {
     UfragTooLong = 4,
     /// A Binding request with no USERNAME within the attributes the walk reads.
     NoUsername = 5,
+    /// A packet on a mux port with no live binding, from a territory some meeting's rule
+    /// blocks: dropped. A binding evicted from the LRU flow table (a flood of new flows) or
+    /// gone idle would otherwise let a blocked participant's media through as unbound
+    /// until its next Binding request; a participant of an unblocked meeting loses its
+    /// packets only until then.
+    UnboundBlocked = 6,
 }
 
 impl MuxEvent {
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 7;
     pub const ALL: [MuxEvent; Self::COUNT as usize] = [
         Self::Learned,
         Self::Refreshed,
@@ -128,6 +134,7 @@ impl MuxEvent {
         Self::StunMalformed,
         Self::UfragTooLong,
         Self::NoUsername,
+        Self::UnboundBlocked,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -138,6 +145,7 @@ impl MuxEvent {
             Self::StunMalformed => "stun_malformed",
             Self::UfragTooLong => "ufrag_too_long",
             Self::NoUsername => "no_username",
+            Self::UnboundBlocked => "unbound_blocked",
         }
     }
 }

@@ -173,6 +173,7 @@ impl Override {
 mod pod {
     // SAFETY: repr(C), Copy, explicit padding, no pointers.
     unsafe impl aya::Pod for super::Policy {}
+    unsafe impl aya::Pod for super::Rule {}
     unsafe impl aya::Pod for super::Override {}
 }
 

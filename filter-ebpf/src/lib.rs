@@ -19,7 +19,10 @@ pub mod stun;
 pub mod territory;
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
-use filter_common::{PassReason, TerritoryId, Verdict};
+use filter_common::{
+    PassReason, TerritoryId, Verdict,
+    mux::{MUX_SESSION, MuxEvent},
+};
 
 use crate::parse::{Packet, Parsed};
 
@@ -39,7 +42,7 @@ pub fn classify(
     adjust(&mut packet);
     let session = match session::find(ctx, &packet) {
         session::Found::Session(session) => session,
-        session::Found::Unbound => return passed(ctx, PassReason::Unbound),
+        session::Found::Unbound => return unbound(ctx, &packet, territory_of),
         session::Found::Nothing => return passed(ctx, PassReason::NoSession),
     };
     let territory = territory_of(&packet);
@@ -51,6 +54,29 @@ pub fn classify(
         count::rule(session, decision.slot, packet.src, bytes);
     }
     decision.verdict
+}
+
+/// A packet on a mux port that no meeting has bound (or whose binding was evicted or went
+/// idle): dropped if its territory is blocked on some meeting, so that evicting one's own
+/// binding is no way around a rule; else passed, as the SFU refuses it itself.
+#[inline(always)]
+fn unbound(
+    ctx: &XdpContext,
+    packet: &Packet,
+    territory_of: impl FnOnce(&Packet) -> TerritoryId,
+) -> Verdict {
+    let territory = territory_of(packet);
+    let blocked = maps::MUX_BLOCKED
+        .get(0)
+        .is_some_and(|r| r.blocks(territory));
+    if !blocked {
+        return passed(ctx, PassReason::Unbound);
+    }
+    let slot = u32::from(filter_common::probe::RULE_SLOT_NONE);
+    if !probe::answered_session(ctx, MUX_SESSION, territory, Verdict::Dropped, slot) {
+        count::mux(MuxEvent::UnboundBlocked);
+    }
+    Verdict::Dropped
 }
 
 /// A packet that passes unclassified, counted by why (unless it is an `explain` probe).

@@ -38,6 +38,11 @@ pub static UFRAG_SCRATCH: PerCpuArray<UfragKey> = PerCpuArray::with_max_entries(
 #[map]
 pub static MUX_EVENTS: PerCpuArray<u64> = PerCpuArray::pinned(MuxEvent::COUNT, 0);
 
+/// The territories some meeting's rule in force blocks (one rule's bitset): an unbound
+/// packet on a mux port from one of them is dropped.
+#[map]
+pub static MUX_BLOCKED: Array<filter_common::Rule> = Array::pinned(1, 0);
+
 /// Settings of the mux path (see `filter_common::mux::config`).
 #[map]
 pub static MUX_CONFIG: Array<u64> = Array::pinned(config::ENTRIES, 0);

@@ -283,7 +283,9 @@ impl Relay {
             .filter(|(_, (a, b))| a != b)
             .map(|(i, (a, b))| (MuxEvent::ALL[i].name(), a - b))
             .collect();
-        let want: Vec<(&str, u64)> = step.event.map(|e| (e.name(), 1)).into_iter().collect();
+        let mut want: Vec<MuxEvent> = step.event.into_iter().chain(step.also).collect();
+        want.sort_by_key(|e| *e as u32);
+        let want: Vec<(&str, u64)> = want.iter().map(|e| (e.name(), 1)).collect();
         assert_eq!(moved, want, "{what}: mux events");
         let unbound = self.unbound() - passes;
         assert_eq!(unbound, u64::from(step.unbound), "{what}: unbound passes");
@@ -298,6 +300,8 @@ struct Step<'a> {
     payload: Vec<u8>,
     action: u32,
     event: Option<MuxEvent>,
+    /// A second event the frame counts.
+    also: Option<MuxEvent>,
     unbound: bool,
 }
 
@@ -316,6 +320,7 @@ fn dropped<'a>(
         payload: payload.to_vec(),
         action: XDP_DROP,
         event,
+        also: None,
         unbound: false,
     }
 }
@@ -428,8 +433,17 @@ fn the_first_binding_request_binds_its_flow_and_is_decided_by_that_meeting() {
     relay.check(passed("B@XA DTLS", b_xa, MUX, DTLS, None));
     assert_eq!(relay.binding(b_xa, MUX).map(|b| b.session), Some(2));
     // A flow nobody bound passes, counted as unbound, STUN-looking or not.
-    relay.check(unbound("unbound media", "192.0.2.30:1", MUX, RTP, None));
-    relay.check(unbound("unbound DTLS", "192.0.2.30:1", MUX, DTLS, None));
+    relay.check(unbound("unbound media", "198.51.100.30:1", MUX, RTP, None));
+    relay.check(unbound("unbound DTLS", "198.51.100.30:1", MUX, DTLS, None));
+    // From a territory some meeting blocks, an unbound packet is dropped: a binding
+    // evicted from the flow table, or idle, is no way around the rule.
+    relay.check(blocked(
+        "unbound media from XA",
+        "192.0.2.30:1",
+        MUX,
+        RTP,
+        None,
+    ));
     // ICE restart: the newest ufrag on a flow wins.
     relay.check(passed(
         "A@XA restarts into B",
@@ -456,6 +470,10 @@ fn binding_requests_are_read_attribute_by_attribute() {
     let sources: Vec<String> = (1000..1040).map(|p| format!("192.0.2.40:{p}")).collect();
     let mut next = sources.iter().map(String::as_str);
     let mut src = move || next.next().expect("enough sources");
+    // Sources whose packets, unbound, pass: XB, which no rule blocks.
+    let others: Vec<String> = (1000..1040).map(|p| format!("198.51.100.40:{p}")).collect();
+    let mut more = others.iter().map(String::as_str);
+    let mut xb = move || more.next().expect("enough sources");
     let username = |u: &str| (attr::USERNAME, u.as_bytes().to_vec());
     let malformed = Some(MuxEvent::StunMalformed);
     let no_username = Some(MuxEvent::NoUsername);
@@ -497,7 +515,7 @@ fn binding_requests_are_read_attribute_by_attribute() {
     ));
     relay.check(unbound(
         "USERNAME past the bound",
-        src(),
+        xb(),
         MUX,
         &at(bound),
         no_username,
@@ -505,7 +523,7 @@ fn binding_requests_are_read_attribute_by_attribute() {
     let none = Message::request_with(vec![])
         .with_usual_attributes()
         .bytes();
-    relay.check(unbound("no USERNAME", src(), MUX, &none, no_username));
+    relay.check(unbound("no USERNAME", xb(), MUX, &none, no_username));
     // Ufrags of 4 and 64 characters; 65 is more than the program reads.
     relay.check(passed(
         "4 characters",
@@ -519,25 +537,19 @@ fn binding_requests_are_read_attribute_by_attribute() {
     relay.check(dropped("64 characters", src(), MUX, &ufrag_64, LEARNED));
     let ufrag_65 = request(&format!("{long}a:x"));
     let too_long = Some(MuxEvent::UfragTooLong);
-    relay.check(unbound("65 characters", src(), MUX, &ufrag_65, too_long));
+    relay.check(unbound("65 characters", xb(), MUX, &ufrag_65, too_long));
     let unknown = Some(MuxEvent::UnknownUfrag);
     relay.check(unbound(
         "unknown ufrag",
-        src(),
+        xb(),
         MUX,
         &request("nobodys1:x"),
         unknown,
     ));
-    relay.check(unbound(
-        "no ':'",
-        src(),
-        MUX,
-        &request("ufragA1"),
-        malformed,
-    ));
+    relay.check(unbound("no ':'", xb(), MUX, &request("ufragA1"), malformed));
     relay.check(unbound(
         "empty server ufrag",
-        src(),
+        xb(),
         MUX,
         &request(":x"),
         malformed,
@@ -546,12 +558,12 @@ fn binding_requests_are_read_attribute_by_attribute() {
     // a length that is not a multiple of 4.
     let mut cut = request("ufragA1:x");
     cut.truncate(cut.len() - 8);
-    relay.check(unbound("cut short", src(), MUX, &cut, malformed));
+    relay.check(unbound("cut short", xb(), MUX, &cut, malformed));
     let mut overrun = request("ufragA1:x");
     overrun[22..24].copy_from_slice(&200u16.to_be_bytes());
     relay.check(unbound(
         "attribute overruns",
-        src(),
+        xb(),
         MUX,
         &overrun,
         malformed,
@@ -561,7 +573,7 @@ fn binding_requests_are_read_attribute_by_attribute() {
     odd_len[2..4].copy_from_slice(&claimed.to_be_bytes());
     relay.check(unbound(
         "length not a multiple of 4",
-        src(),
+        xb(),
         MUX,
         &odd_len,
         malformed,
@@ -572,7 +584,7 @@ fn binding_requests_are_read_attribute_by_attribute() {
         ("Binding indication", stun::BINDING_INDICATION),
     ] {
         let message = Message::binding_request("ufragA1:x").kind(kind).bytes();
-        relay.check(unbound(what, src(), MUX, &message, None));
+        relay.check(unbound(what, xb(), MUX, &message, None));
     }
     // The mux port on one address learns there, and not on another local address.
     let s = src();
@@ -613,9 +625,9 @@ fn leaving_and_going_idle_unbind() {
         relay.binding(xa, MUX).is_none(),
         "the learned flow went with its ufrag"
     );
-    relay.check(unbound("media after leaving", xa, MUX, RTP, None));
+    relay.check(blocked("media after leaving", xa, MUX, RTP, None));
     let unknown = Some(MuxEvent::UnknownUfrag);
-    relay.check(unbound(
+    relay.check(blocked(
         "request after leaving",
         xa,
         MUX,
@@ -627,7 +639,7 @@ fn leaving_and_going_idle_unbind() {
     relay.check(passed("B joins", b, MUX, &request("ufragB1:c"), LEARNED));
     relay.set_idle(1_000_000);
     std::thread::sleep(Duration::from_millis(30));
-    relay.check(unbound("idle media", b, MUX, RTP, None));
+    relay.check(blocked("idle media", b, MUX, RTP, None));
     // A Binding request refreshes it; within the default idle time it applies again.
     let refreshed = Some(MuxEvent::Refreshed);
     relay.check(passed("refresh", b, MUX, &request("ufragB1:c"), refreshed));
@@ -667,17 +679,42 @@ fn explain_names_the_binding_that_found_the_meeting() {
         text.contains("bound by the binding API") && text.contains("meeting B"),
         "{text}"
     );
-    // Nobody's: unbound, and the kernel agrees.
-    let (json, agrees) = relay.explain("192.0.2.62:6000", MUX);
+    // Nobody's: unbound, and the kernel agrees: passed from XB, which no rule blocks;
+    // dropped from XA, which meeting A's rule blocks.
+    let verdict_of = |json: &serde_json::Value| {
+        let steps = json["steps"].as_array().expect("steps");
+        let verdict = steps.iter().find(|s| s["step"] == "verdict");
+        verdict.expect("a verdict step").clone()
+    };
+    let (json, agrees) = relay.explain("198.51.100.62:6000", MUX);
     assert!(agrees, "{json:#}");
     assert!(
         session_text(&json).contains("shared by meetings"),
         "{json:#}"
     );
-    let steps = json["steps"].as_array().expect("steps");
-    let verdict = steps
-        .iter()
-        .find(|s| s["step"] == "verdict")
-        .expect("a verdict step");
-    assert_eq!(verdict["pass_reason"], "unbound", "{verdict}");
+    assert_eq!(verdict_of(&json)["pass_reason"], "unbound", "{json:#}");
+    let (json, agrees) = relay.explain("192.0.2.62:6000", MUX);
+    assert!(agrees, "{json:#}");
+    let verdict = verdict_of(&json);
+    assert_eq!(verdict["verdict"], "dropped", "{verdict}");
+    assert!(
+        verdict["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("unbound on a shared port"))
+    );
+}
+
+/// A frame to a mux port that no meeting has bound, from a territory some meeting's rule
+/// blocks: dropped, counting `event` and `unbound_blocked`.
+fn blocked<'a>(
+    what: &'a str,
+    src: &'a str,
+    dst: &'a str,
+    payload: &[u8],
+    event: Option<MuxEvent>,
+) -> Step<'a> {
+    Step {
+        also: Some(MuxEvent::UnboundBlocked),
+        ..dropped(what, src, dst, payload, event)
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use filter_common::{EndpointKey, FlowKey, PassReason, TerritoryId, maps::ADDRESS_ANY};
+use filter_common::{EndpointKey, FlowKey, PassReason, TerritoryId, Verdict, maps::ADDRESS_ANY};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -373,6 +373,20 @@ pub fn steps(
     }
     let (Some(session), Some(d)) = (trace.session.and_then(|s| s.session()), &trace.decision)
     else {
+        if trace.outcome.verdict == Verdict::Dropped {
+            let territory = trace.territory.as_ref().map_or(0, |t| t.id);
+            let text = format!(
+                "DROP: unbound on a shared port, from {}, which a rule in force on some \
+                 meeting blocks (an evicted or idle binding is no way around it)",
+                territory_name(territory)
+            );
+            out.push(Step::new(
+                "verdict",
+                text,
+                json!({ "verdict": "dropped", "unbound": true }),
+            ));
+            return out;
+        }
         let reason = match trace.session {
             Some(SessionLookup::SharedPort) => PassReason::Unbound,
             _ => PassReason::NoSession,

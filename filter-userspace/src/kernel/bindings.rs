@@ -348,3 +348,23 @@ pub fn set_learned_idle(kernel: &mut Kernel, idle: std::time::Duration) -> anyho
     map.set(filter_common::mux::config::LEARNED_IDLE, ns, 0)
         .context("writing MUX_CONFIG")
 }
+
+/// Writes the union of the territories blocked by rules in force, if it changed.
+pub(super) fn write_mux_blocked(
+    kernel: &mut Kernel,
+    blocked: &[u64; filter_common::territory::TERRITORY_WORDS],
+    report: &mut SyncReport,
+) -> anyhow::Result<()> {
+    let mut map: aya::maps::Array<_, filter_common::Rule> =
+        aya::maps::Array::try_from(kernel.map_mut(names::MUX_BLOCKED)?)?;
+    let have = map.get(&0, 0).context("reading MUX_BLOCKED")?;
+    if have.blocked != *blocked {
+        let want = filter_common::Rule {
+            blocked: *blocked,
+            ..filter_common::Rule::EMPTY
+        };
+        map.set(0, want, 0).context("writing MUX_BLOCKED")?;
+        report.written += 1;
+    }
+    Ok(())
+}

@@ -55,6 +55,7 @@ fn desired(state: &State, clock: &Clock) -> anyhow::Result<Desired> {
         flows: StdMap::new(),
         overrides: StdMap::new(),
         policies: StdMap::new(),
+        mux_blocked: Default::default(),
     };
     for endpoint in &state.mux {
         d.endpoints
@@ -78,6 +79,13 @@ fn desired(state: &State, clock: &Clock) -> anyhow::Result<Desired> {
             };
             let kernel = kernel_rule(rule, clock);
             policy.rules[usize::from(slot)] = kernel;
+            // Rules that lapse later stay in the union until the sync that removes them:
+            // it only ever drops more unbound packets, and those only until rebound.
+            if !rule.dry_run && !rule.expired(clock.wall()) {
+                for (word, bits) in d.mux_blocked.iter_mut().zip(kernel.blocked) {
+                    *word |= bits;
+                }
+            }
             for prefix in &rule.prefixes {
                 let (len, key) = prefix.override_key(session);
                 let value = Override::drop_of(
@@ -274,6 +282,7 @@ pub fn sync(kernel: &mut Kernel, state: &State, clock: &Clock) -> anyhow::Result
     let live: BTreeSet<u32> = state.meetings.values().map(|m| m.session).collect();
     super::bindings::sync_flows(kernel, &want.flows, &live, &mut report)?;
     super::bindings::forget_ufrags(kernel, &live, &mut report)?;
+    super::bindings::write_mux_blocked(kernel, &want.mux_blocked, &mut report)?;
     write_entries(&port_table, &ports, &mut report);
     forget_stats(kernel, |s| !live.contains(&s))?;
     Ok(report)

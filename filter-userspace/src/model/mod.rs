@@ -54,6 +54,20 @@ pub struct SessionMaps {
     /// counts the 32 session bits in front of the address.
     pub overrides: HashMap<(u32, OverrideKey), Override>,
     pub policies: HashMap<u32, Policy>,
+    /// The territories some rule in force blocks (bit per territory id): an unbound packet
+    /// on a mux port from one of them is dropped.
+    pub mux_blocked: [u64; filter_common::territory::TERRITORY_WORDS],
+}
+
+impl SessionMaps {
+    /// Whether an unbound packet on a mux port from `territory` is dropped.
+    pub fn mux_blocks(&self, territory: TerritoryId) -> bool {
+        let rule = filter_common::Rule {
+            blocked: self.mux_blocked,
+            ..filter_common::Rule::EMPTY
+        };
+        rule.blocks(territory)
+    }
 }
 
 /// Everything the verdict reads: the session maps and the territory table.

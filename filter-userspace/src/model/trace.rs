@@ -349,11 +349,31 @@ pub fn trace(frame: &[u8], maps: &ModelMaps, now_ns: u64) -> Trace {
     };
     let lookup = maps.session_lookup(&h);
     let Some(session) = lookup.session() else {
-        let reason = match lookup {
-            SessionLookup::SharedPort => PassReason::Unbound,
-            _ => PassReason::NoSession,
+        if lookup != SessionLookup::SharedPort {
+            return passed(Ok(h), Some(lookup), PassReason::NoSession);
+        }
+        // Unbound on a shared port: dropped when some rule in force blocks the territory.
+        let territory = maps.territory_match(&h);
+        if !maps.sessions.mux_blocks(territory.id) {
+            return passed(Ok(h), Some(lookup), PassReason::Unbound);
+        }
+        return Trace {
+            headers: Ok(h),
+            session: Some(lookup),
+            outcome: Outcome {
+                verdict: Verdict::Dropped,
+                xdp_action: XDP_DROP,
+                counted: Counted::Session {
+                    session: MUX_SESSION,
+                    territory: territory.id,
+                    verdict: Verdict::Dropped,
+                    bytes: frame.len() as u64,
+                },
+                rule: None,
+            },
+            territory: Some(territory),
+            decision: None,
         };
-        return passed(Ok(h), Some(lookup), reason);
     };
     let territory = maps.territory_match(&h);
     let decision = maps.decision(session, &h.src, territory.id, now_ns);

@@ -211,6 +211,27 @@ pub enum FleetCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The fleet's own audit trail: every version written, with its author, time, orders
+    /// and what it changed; `verify` checks the hash chain.
+    #[command(subcommand)]
+    Audit(FleetAuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FleetAuditCommand {
+    /// Every version, oldest first: author, time, orders, and the diff from the one before.
+    ///
+    /// Example: geofence fleet audit show
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Checks that every version matches its hash and names the one before, and that the
+    /// current policy is the last version; prints the head (version and hash) to keep.
+    ///
+    /// Example: geofence fleet audit verify
+    Verify,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

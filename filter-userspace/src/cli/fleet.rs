@@ -1,17 +1,18 @@
-//! `geofence fleet apply|export|status`: the operator's side of fleet mode. Each command
+//! `geofence fleet apply|export|status|audit`: the operator's side of fleet mode. Each command
 //! is one short exchange with etcd on a current-thread runtime.
 
 use std::fs;
 
 use anyhow::{Context as _, anyhow, bail};
 
-use super::args::{ApplyArgs, FleetArgs, FleetCommand};
+use super::args::{ApplyArgs, FleetArgs, FleetAuditCommand, FleetCommand};
 use crate::{
     audit,
     change::Ctx,
     fleet::{
         EtcdArgs,
         document::{self, GeoFile, GeoRef, PolicyDoc, SourceFile},
+        history,
         store::{self, RelayView},
     },
     policy_file,
@@ -27,6 +28,7 @@ pub fn run(ctx: &Ctx, args: FleetArgs) -> anyhow::Result<()> {
             FleetCommand::Apply(a) => apply(ctx, &args.etcd, a).await,
             FleetCommand::Export => export(&args.etcd).await,
             FleetCommand::Status { json } => status(&args.etcd, json).await,
+            FleetCommand::Audit(command) => audit(&args.etcd, command).await,
         }
     })
 }
@@ -209,4 +211,81 @@ async fn status(etcd: &EtcdArgs, json: bool) -> anyhow::Result<()> {
 
 fn has_error(v: &RelayView) -> bool {
     v.status.as_ref().is_some_and(|s| s.error.is_some())
+}
+
+async fn audit(etcd: &EtcdArgs, command: FleetAuditCommand) -> anyhow::Result<()> {
+    let mut client = etcd.connect().await?;
+    let (versions, current) = store::read_history(&mut client).await?;
+    match command {
+        FleetAuditCommand::Verify => {
+            let problems = history::problems(&versions, current.as_deref());
+            if !problems.is_empty() {
+                for p in &problems {
+                    eprintln!("  {p}");
+                }
+                bail!(
+                    "the fleet's audit trail is NOT intact ({} problems)",
+                    problems.len()
+                );
+            }
+            match versions.last().and_then(|v| store::decode(&v.bytes).ok()) {
+                Some(head) => println!(
+                    "intact: {} versions; head version {} {}",
+                    versions.len(),
+                    head.version,
+                    head.hash
+                ),
+                None => println!("intact: no versions yet"),
+            }
+        }
+        FleetAuditCommand::Show { json } => {
+            let mut previous: Option<PolicyDoc> = None;
+            let mut rows = Vec::new();
+            for stored in &versions {
+                let doc = store::decode(&stored.bytes).with_context(|| {
+                    format!("{}: run `geofence fleet audit verify`", stored.key)
+                })?;
+                let empty = std::collections::BTreeMap::new();
+                let changes = document::diff(
+                    previous.as_ref().and_then(|p| p.geo.as_ref()),
+                    previous.as_ref().map_or(&empty, |p| &p.meetings),
+                    doc.geo.as_ref(),
+                    &doc.meetings,
+                );
+                rows.push((doc.clone(), changes));
+                previous = Some(doc);
+            }
+            if json {
+                let out: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|(d, changes)| {
+                        serde_json::json!({
+                            "version": d.version, "author": d.author, "written": d.written,
+                            "source": d.source.file, "orders": d.orders(), "hash": d.hash,
+                            "prev": d.prev, "changes": changes,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(());
+            }
+            if rows.is_empty() {
+                println!("no fleet versions yet");
+            }
+            for (d, changes) in rows {
+                println!(
+                    "version {}  {}  {}  from {}  orders: {}",
+                    d.version,
+                    crate::clock::rounded(d.written),
+                    d.author,
+                    d.source.file,
+                    d.orders().join(", ")
+                );
+                for line in changes {
+                    println!("    {line}");
+                }
+            }
+        }
+    }
+    Ok(())
 }

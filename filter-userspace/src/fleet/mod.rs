@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod document;
+pub mod history;
 pub mod keys;
 pub mod relay;
 pub mod store;

@@ -111,3 +111,30 @@ pub async fn read_relays(client: &mut Client) -> anyhow::Result<BTreeMap<String,
     }
     Ok(relays)
 }
+
+/// Every stored version, in order, and the current policy's bytes.
+pub async fn read_history(
+    client: &mut Client,
+) -> anyhow::Result<(Vec<super::history::Stored>, Option<Vec<u8>>)> {
+    let resp = client
+        .get(keys::VERSIONS, Some(GetOptions::new().with_prefix()))
+        .await
+        .context("reading the fleet's versions")?;
+    let mut versions: Vec<super::history::Stored> = resp
+        .kvs()
+        .iter()
+        .map(|kv| super::history::Stored {
+            key: String::from_utf8_lossy(kv.key()).into_owned(),
+            bytes: kv.value().to_vec(),
+        })
+        .collect();
+    versions.sort_by(|a, b| a.key.cmp(&b.key));
+    let current = client
+        .get(keys::POLICY, None)
+        .await
+        .context("reading the fleet policy")?
+        .kvs()
+        .first()
+        .map(|kv| kv.value().to_vec());
+    Ok((versions, current))
+}

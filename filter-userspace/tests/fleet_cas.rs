@@ -43,16 +43,7 @@ fn concurrent_writes_exactly_one_wins() {
         return;
     }
     let etcd = Etcd::start("cas");
-    let args = EtcdArgs {
-        endpoints: vec![etcd.url.clone()],
-        etcd_ca: None,
-        etcd_cert: None,
-        etcd_key: None,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (args, runtime) = client_of(&etcd);
     runtime.block_on(async {
         let (mut a, mut b) = (
             args.connect().await.expect("a"),
@@ -170,16 +161,7 @@ fn the_fleet_audit_shows_every_version_and_catches_a_rewrite() {
         "{text}"
     );
     // Someone with write access edits version 2 in place.
-    let args = EtcdArgs {
-        endpoints: vec![etcd.url.clone()],
-        etcd_ca: None,
-        etcd_cert: None,
-        etcd_key: None,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (args, runtime) = client_of(&etcd);
     runtime.block_on(async {
         let mut client = args.connect().await.expect("client");
         let key = geofence::fleet::keys::version(2);
@@ -202,4 +184,19 @@ fn the_fleet_audit_shows_every_version_and_catches_a_rewrite() {
     );
     assert!(err.contains("NOT intact"), "{err}");
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// Connection arguments for `etcd`, and a runtime to use them on.
+fn client_of(etcd: &Etcd) -> (EtcdArgs, tokio::runtime::Runtime) {
+    let args = EtcdArgs {
+        endpoints: vec![etcd.url.clone()],
+        etcd_ca: None,
+        etcd_cert: None,
+        etcd_key: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    (args, runtime)
 }

@@ -83,6 +83,9 @@ impl<E: Enforcer> Agent<E> {
 
     /// One connection's life: lease, list, apply, watch. Returns only on an error.
     async fn session(&mut self, backoff: &mut Backoff) -> anyhow::Result<()> {
+        // The loop's clock readings: one as a connection starts, one as each event arrives;
+        // what they decide and record takes its time from them.
+        let now = Timestamp::now();
         let mut client = self.etcd.connect().await?;
         let lease = client
             .lease_grant(LEASE_TTL_SECS, None)
@@ -92,7 +95,7 @@ impl<E: Enforcer> Agent<E> {
         let alive = Alive {
             host: crate::audit::host(),
             pid: std::process::id(),
-            since: Timestamp::now(),
+            since: now,
         };
         let options = PutOptions::new().with_lease(lease);
         client
@@ -110,8 +113,11 @@ impl<E: Enforcer> Agent<E> {
 
         let (current, revision) = store::read_policy(&mut client).await?;
         match current {
-            Some(c) => self.reconcile(&mut client, c.doc, c.mod_revision).await?,
-            None => self.write_status(&mut client).await?,
+            Some(c) => {
+                self.reconcile(&mut client, c.doc, c.mod_revision, now)
+                    .await?
+            }
+            None => self.write_status(&mut client, now).await?,
         }
         let mut watch = client
             .watch(
@@ -136,6 +142,7 @@ impl<E: Enforcer> Agent<E> {
                     _ => bail!("the liveness lease was lost"),
                 },
                 msg = watch.message() => {
+                    let now = Timestamp::now();
                     let Some(resp) = msg.context("watching the fleet policy")? else {
                         bail!("the watch ended");
                     };
@@ -153,7 +160,7 @@ impl<E: Enforcer> Agent<E> {
                             continue;
                         }
                         let doc = store::decode(kv.value())?;
-                        self.reconcile(&mut client, doc, kv.mod_revision()).await?;
+                        self.reconcile(&mut client, doc, kv.mod_revision(), now).await?;
                     }
                 }
             }
@@ -166,6 +173,7 @@ impl<E: Enforcer> Agent<E> {
         client: &mut Client,
         doc: PolicyDoc,
         revision: i64,
+        now: Timestamp,
     ) -> anyhow::Result<()> {
         if self.status.policy_hash.as_deref() != Some(doc.hash.as_str())
             || self.status.error.is_some()
@@ -182,7 +190,6 @@ impl<E: Enforcer> Agent<E> {
             })
             .await
             .context("the fleet apply task failed")?;
-            let now = Timestamp::now();
             match result {
                 Ok(applied) => {
                     log::info!("fleet: applied version {version} (revision {revision})");
@@ -191,7 +198,7 @@ impl<E: Enforcer> Agent<E> {
                     self.status.revision = revision;
                     self.status.enforced_hash = Some(applied.enforced_hash);
                     self.status.waiting = applied.waiting;
-                    self.status.applied = Some(now);
+                    self.status.applied = Some(applied.at);
                     self.status.took_ms = Some(started.elapsed().as_millis() as u64);
                     self.status.error = None;
                 }
@@ -202,15 +209,15 @@ impl<E: Enforcer> Agent<E> {
                 }
             }
         }
-        self.write_status(client).await
+        self.write_status(client, now).await
     }
 
-    async fn write_status(&mut self, client: &mut Client) -> anyhow::Result<()> {
+    async fn write_status(&mut self, client: &mut Client, now: Timestamp) -> anyhow::Result<()> {
         if self.written.as_ref() == Some(&self.status) {
             return Ok(());
         }
         let mut status = self.status.clone();
-        status.updated = Some(Timestamp::now());
+        status.updated = Some(now);
         client
             .put(
                 keys::status(&self.relay),
@@ -225,31 +232,35 @@ impl<E: Enforcer> Agent<E> {
 }
 
 /// Exponential backoff from 200 ms to 10 s, each delay jittered down by up to half, so
-/// that hundreds of relays reconnecting after an outage do not arrive together.
+/// that hundreds of relays reconnecting after an outage do not arrive together. The jitter
+/// comes from a generator seeded by the process id, not from the clock.
 struct Backoff {
     next: Duration,
+    seed: u64,
 }
 
 impl Default for Backoff {
     fn default() -> Backoff {
         Backoff {
             next: Duration::from_millis(200),
+            seed: u64::from(std::process::id()) | 1,
         }
     }
 }
 
 impl Backoff {
     fn reset(&mut self) {
-        *self = Backoff::default();
+        self.next = Duration::from_millis(200);
     }
 
     fn next(&mut self) -> Duration {
         let base = self.next;
         self.next = (base * 2).min(Duration::from_secs(10));
-        // Jitter from the clock's nanoseconds and the pid: no RNG dependency for this.
-        let seed = u64::from(std::process::id())
-            ^ u64::from(Timestamp::now().subsec_nanosecond().unsigned_abs());
-        let fraction = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as f64 / 1024.0;
+        // xorshift64: relays differ by pid, and one relay's delays differ from each other.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let fraction = (self.seed >> 54) as f64 / 1024.0;
         base.mul_f64(1.0 - fraction / 2.0)
     }
 }

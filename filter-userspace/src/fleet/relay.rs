@@ -30,6 +30,8 @@ pub struct Applied {
     pub enforced_hash: String,
     /// Meetings the version names that the relay does not have.
     pub waiting: Vec<String>,
+    /// When it was applied: the change's own clock reading.
+    pub at: Timestamp,
 }
 
 pub trait Enforcer: Send + 'static {
@@ -85,6 +87,7 @@ impl Enforcer for LocalRelay {
         Ok(Applied {
             enforced_hash: enforced_hash(&plan.new, ctx.clock.wall()),
             waiting,
+            at: ctx.now(),
         })
     }
 

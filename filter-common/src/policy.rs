@@ -109,9 +109,10 @@ pub enum OverrideAction {
 ///
 /// A drop belongs to a rule: it names the rule's policy slot and id, and applies only
 /// while that slot holds that rule in force ([`Rule::binds`]); its packets are credited to
-/// the slot. So the policy update is the one commit point of a rule and its prefixes.
+/// the slot. (A change takes effect whole at the switch of generations, see
+/// [`crate::generation`]; the binding keeps a drop from ever applying under another rule.)
 /// An allow (an exception) names no rule. A drop whose rule the slot does not hold is
-/// inert: as if absent, the next shorter entry covering the source (one level) decides.
+/// inert: as if absent, the next shorter entry covering the source decides (at any depth).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Override {

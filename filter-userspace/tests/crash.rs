@@ -3,7 +3,8 @@
 //! has run the kernel maps hold exactly what the state file says. A killed `geo load`
 //! leaves packets on one whole table, never a mix of two. A killed `block` or `unblock` of
 //! a rule with many prefixes leaves, before anything else runs, the whole old rules or the
-//! whole new ones in force (`crash_bound`).
+//! whole new ones in force (`crash_bound`), and so does a killed run of every other command
+//! that changes the kernel (`crash_bound::every`).
 
 mod common;
 mod crash_bound;
@@ -18,7 +19,7 @@ use std::{
 use common::{Dirs, root_with_bpffs};
 use geofence::{expiry::Clock, kernel, state::State};
 
-const KILLS_PER_KIND: u32 = 25;
+const KILLS_PER_KIND: u32 = 15;
 
 /// A small deterministic generator for kill delays.
 struct XorShift(u64);
@@ -184,7 +185,7 @@ fn killed_geo_load_leaves_one_whole_table() {
 }
 
 /// Kills per command (`block`, `unblock`) in the rule-binding test.
-const BOUND_KILLS: u32 = 30;
+const BOUND_KILLS: u32 = 20;
 
 #[test]
 fn a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole() {
@@ -240,19 +241,11 @@ fn a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole() {
                 // about the time the writes take after it (a millisecond or two).
                 let prefixes = crash_bound::prefixes(i);
                 let watched = &prefixes[(rng.next() % prefixes.len() as u64) as usize];
-                let key = crash_bound::override_key(&old, watched);
+                let key = crash_bound::override_key(&d, &old, watched);
                 let extra = Duration::from_micros(rng.next() % 400);
                 crash_bound::kill_when_entry_changes(&d, &args, key, command == "block", extra)
             };
             // Before any other geofence command runs.
-            let entries = crash_bound::override_entries(&d);
-            let (from, to) = (
-                crash_bound::desired_overrides(&old),
-                crash_bound::desired_overrides(&new),
-            );
-            if entries != from && entries != to {
-                mid_write += 1;
-            }
             match crash_bound::behaves_as(&target, &geo, &old, &new, i) {
                 Ok((which, n)) => {
                     probes += n;
@@ -261,9 +254,10 @@ fn a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole() {
                         .entry(format!("{command} {how}, {which} state"))
                         .or_default() += 1;
                 }
-                Err(e) => panic!(
-                    "kill {i} during {command} ({entries} overrides, old {from}, new {to}): {e}"
-                ),
+                Err(e) => panic!("kill {i} during {command}: {e}"),
+            }
+            if crash_bound::mid_change(&d) {
+                mid_write += 1;
             }
             // The next command works without repair and brings the kernel to the state.
             let wanted = command == "block";
@@ -276,7 +270,7 @@ fn a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole() {
     }
     eprintln!(
         "bound rules: {} kills, {probes} probes each matching the old or the new state, \
-         {mid_write} kills between override writes; {outcomes:?}",
+         {mid_write} kills left the maps mid-change; {outcomes:?}",
         2 * BOUND_KILLS
     );
     let killed_in_sync = |command: &str| {
@@ -292,7 +286,7 @@ fn a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole() {
     );
     assert!(
         mid_write > 0,
-        "no kill landed among the override writes; the test proves nothing: {outcomes:?}"
+        "no kill landed among the map writes; the test proves nothing: {outcomes:?}"
     );
     // Prefix-only rules hold slots too: with the standing rule, seven more fit and an
     // eighth is refused, clearly and without changing anything.
@@ -326,4 +320,50 @@ fn a_killed_block_or_unblock_leaves_the_old_or_the_new_rules_whole() {
         "a refused block changed the state"
     );
     kernel_matches_state(&d, "after a refused ninth rule");
+}
+
+/// Kills per change in the every-command test: 13 changes, over 100 kills.
+const KILLS_PER_CHANGE: u32 = 8;
+
+#[test]
+fn every_killed_change_leaves_the_old_or_the_new_state() {
+    if !root_with_bpffs("every_killed_change_leaves_the_old_or_the_new_state") {
+        return;
+    }
+    let d = Dirs::new("crash-every");
+    let files = crash_bound::changes::fixture(&d);
+    let (mut kernel, target) = crash_bound::target(&d);
+    let mut rng = XorShift(0x2127_599b_f432_5c37 ^ u64::from(std::process::id()));
+    let started = std::time::Instant::now();
+    let mut total = crash_bound::every::Outcome::default();
+    for change in crash_bound::changes::all(&files) {
+        let o = crash_bound::every::exercise(
+            &d,
+            &mut kernel,
+            &target,
+            &change,
+            KILLS_PER_CHANGE,
+            &mut rng,
+        );
+        eprintln!(
+            "{} ({:.0?} whole): {} kills, {} before it finished, {} mid-change; as old {}, \
+             as new {}",
+            change.name, o.full, o.kills, o.killed, o.mid_change, o.as_old, o.as_new
+        );
+        total.kills += o.kills;
+        total.killed += o.killed;
+        total.mid_change += o.mid_change;
+    }
+    eprintln!(
+        "every command: {} kills, {} before finishing, {} left the maps mid-change, in {:.1?}",
+        total.kills,
+        total.killed,
+        total.mid_change,
+        started.elapsed()
+    );
+    assert!(total.kills >= 100, "too few kills: {}", total.kills);
+    assert!(
+        total.mid_change > 0,
+        "no kill landed among the map writes; the test proves nothing"
+    );
 }

@@ -1,6 +1,8 @@
-//! Reading a whole per-CPU array in one `BPF_MAP_LOOKUP_BATCH`, where aya reads an entry
-//! per syscall: the stats cache has an entry per way of every session id, and `status`,
-//! the daemon's scrapes and every sync read all of it.
+//! Whole-map reads and whole-batch writes in one syscall each: `BPF_MAP_LOOKUP_BATCH` reads
+//! a per-CPU array (aya reads an entry per syscall, and the stats cache has an entry per way
+//! of every session id, which `status`, the daemon's scrapes and every sync read);
+//! `BPF_MAP_UPDATE_BATCH` and `BPF_MAP_DELETE_BATCH` write a batch of ufrags that a kill
+//! must not cut in two.
 
 use std::os::fd::{AsFd as _, AsRawFd as _};
 
@@ -80,4 +82,61 @@ pub fn per_cpu_array<T: Pod + Default>(map: &MapData, name: &str) -> anyhow::Res
         *slot = values[i * cpus..(i + 1) * cpus].to_vec();
     }
     Ok(out)
+}
+
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
+
+/// A batch of map writes that stopped part way: how many entries it had done, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("after {done} entries: {source}")]
+pub struct Partial {
+    pub done: usize,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// One `BPF_MAP_UPDATE_BATCH` (`values` not null) or `BPF_MAP_DELETE_BATCH`: the kernel
+/// runs the whole batch in one syscall, which a signal, SIGKILL too, does not interrupt.
+fn write_batch<K: Pod, V: Pod>(
+    map: &MapData,
+    keys: &[K],
+    values: Option<&[V]>,
+) -> Result<(), Partial> {
+    let partial = |done, source| Partial { done, source };
+    let (cmd, values) = match values {
+        Some(v) => (BPF_MAP_UPDATE_BATCH, v.as_ptr() as u64),
+        None => (BPF_MAP_DELETE_BATCH, 0),
+    };
+    let count = u32::try_from(keys.len())
+        .map_err(|_| partial(0, std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
+    let fd = u32::try_from(map.fd().as_fd().as_raw_fd())
+        .map_err(|_| partial(0, std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
+    let mut attr = BatchAttr {
+        keys: keys.as_ptr() as u64,
+        values,
+        count,
+        map_fd: fd,
+        ..BatchAttr::default()
+    };
+    // SAFETY: the attr points at `count` keys (and values) of the map's sizes, which the
+    // caller's types give, and they outlive the call.
+    let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, &raw mut attr, size_of::<BatchAttr>()) };
+    if ret < 0 {
+        return Err(partial(
+            attr.count as usize,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes every `(key, value)` of a hash map in one syscall (see [`write_batch`]).
+pub fn update<K: Pod, V: Pod>(map: &MapData, keys: &[K], values: &[V]) -> Result<(), Partial> {
+    write_batch(map, keys, Some(values))
+}
+
+/// Deletes every key of a hash map in one syscall; every key must be present.
+pub fn delete<K: Pod>(map: &MapData, keys: &[K]) -> Result<(), Partial> {
+    write_batch::<K, K>(map, keys, None)
 }

@@ -16,7 +16,7 @@ use filter_common::{
     mux::{FlowBinding, MuxEvent, UfragBinding, UfragKey, origin},
 };
 
-use super::{Kernel, sync::SyncReport};
+use super::{Kernel, generation::Pass, sync::SyncReport};
 use crate::ufrag::Ufrag;
 
 fn flows(
@@ -47,51 +47,69 @@ pub fn read_ufrags(kernel: &Kernel) -> anyhow::Result<Vec<(UfragKey, UfragBindin
         .context("reading map UFRAGS")
 }
 
-/// The sessions flows are bound to.
-pub(super) fn flow_sessions(kernel: &Kernel) -> anyhow::Result<BTreeSet<u32>> {
-    Ok(read_flows(kernel)?
-        .into_iter()
-        .map(|(_, b)| b.session)
-        .collect())
-}
-
-/// Makes the state's flows (`want`) the kernel's policy flows, and removes every binding of
-/// a session not in `live`.
-pub(super) fn sync_flows(
+/// Makes `generation`'s policy flows (`flow add`, the policy file: keys with the
+/// generation's tag) equal to the state's, `want`. `have` is the map as read at the start
+/// of the sync: only sync writes tagged keys.
+pub(super) fn write_policy_flows(
     kernel: &mut Kernel,
+    generation: u32,
+    have: &[(FlowKey, FlowBinding)],
     want: &StdMap<FlowKey, u32>,
-    live: &BTreeSet<u32>,
+    pass: Pass,
     report: &mut SyncReport,
 ) -> anyhow::Result<()> {
-    let have = read_flows(kernel)?;
+    let tag = filter_common::generation::flow_tag(generation);
+    let mine: StdMap<FlowKey, FlowBinding> = have
+        .iter()
+        .filter(|(k, _)| k._pad[0] == tag)
+        .map(|(k, b)| (FlowKey { _pad: [0; 3], ..*k }, *b))
+        .collect();
     let mut map = flows(kernel)?;
     for (key, &session) in want {
         let binding = FlowBinding::bound(session, origin::POLICY);
-        if !have.iter().any(|(k, b)| k == key && *b == binding) {
-            map.insert(key, binding, 0).context("writing map FLOWS")?;
+        if mine.get(key) != Some(&binding) {
+            if pass.writes() {
+                map.insert(key.in_generation(generation), binding, 0)
+                    .context("writing map FLOWS")?;
+            }
             report.written += 1;
         }
     }
-    for (key, binding) in &have {
-        let stale_policy = binding.origin == origin::POLICY && !want.contains_key(key);
-        if stale_policy || !live.contains(&binding.session) {
+    for key in mine.keys().filter(|k| !want.contains_key(k)) {
+        if pass.writes() {
+            // Gone already (evicted) is as good as removed.
+            let _ = map.remove(&key.in_generation(generation));
+        }
+        report.removed += 1;
+    }
+    Ok(())
+}
+
+/// Removes the runtime bindings (flows learned or bound by the API, and ufrags) of
+/// sessions not in `keep`; `have` is the flow map as read at the start of the sync.
+pub(super) fn forget_bindings(
+    kernel: &mut Kernel,
+    have: &[(FlowKey, FlowBinding)],
+    keep: &BTreeSet<u32>,
+    report: &mut SyncReport,
+) -> anyhow::Result<()> {
+    {
+        let mut map = flows(kernel)?;
+        let stale = have
+            .iter()
+            .filter(|(k, b)| k._pad[0] == 0 && !keep.contains(&b.session));
+        for (key, _) in stale {
             // Gone already (evicted, or removed by another writer) is as good as removed.
             let _ = map.remove(key);
             report.removed += 1;
         }
     }
-    Ok(())
-}
-
-/// Removes the ufrags registered to sessions not in `live`.
-pub(super) fn forget_ufrags(
-    kernel: &mut Kernel,
-    live: &BTreeSet<u32>,
-    report: &mut SyncReport,
-) -> anyhow::Result<()> {
-    let have = read_ufrags(kernel)?;
+    let registered = read_ufrags(kernel)?;
     let mut map = ufrags(kernel)?;
-    for (key, _) in have.iter().filter(|(_, b)| !live.contains(&b.session)) {
+    for (key, _) in registered
+        .iter()
+        .filter(|(_, b)| !keep.contains(&b.session))
+    {
         let _ = map.remove(key);
         report.removed += 1;
     }
@@ -106,7 +124,7 @@ pub fn bind_ufrags(
     batch: &[(Ufrag, u32)],
     names_of: &dyn Fn(u32) -> String,
 ) -> anyhow::Result<usize> {
-    let mut map = ufrags(kernel)?;
+    let map = ufrags(kernel)?;
     let mut have: BTreeMap<UfragKey, UfragBinding> = BTreeMap::new();
     for (ufrag, _) in batch {
         if let Ok(bound) = map.get(&ufrag.key(), 0) {
@@ -131,56 +149,80 @@ pub fn bind_ufrags(
             );
         }
     }
-    // Inserted one by one; a full map refuses one, and the batch's new ones go again, so
-    // that a refused batch leaves nothing (counting the map first would read all of it on
-    // every call).
-    let mut added = Vec::new();
-    for (ufrag, &session) in &seen {
-        let binding = UfragBinding {
+    if seen.is_empty() {
+        return Ok(0);
+    }
+    // One syscall for the whole batch: a command killed part way registers all of it or
+    // none. A refused batch (a full map) is taken back from the entries it had written.
+    let keys: Vec<UfragKey> = seen.keys().map(|u| u.key()).collect();
+    let values: Vec<UfragBinding> = seen
+        .iter()
+        .map(|(ufrag, &session)| UfragBinding {
             session,
             id: ufrag.id(),
-        };
-        if let Err(e) = map.insert(ufrag.key(), binding, 0) {
-            for key in &added {
-                let _ = map.remove(key);
-            }
-            let full = matches!(&e, aya::maps::MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::E2BIG));
-            if full {
-                bail!(
-                    "the kernel map of ufrags is full ({} entries); nothing of this batch was \
-                     registered",
-                    capacity::UFRAGS
-                );
-            }
-            return Err(anyhow::Error::new(e).context(format!("registering ufrag {ufrag}")));
+        })
+        .collect();
+    let data = ufrag_data(kernel)?;
+    if let Err(e) = super::batch::update(data, &keys, &values) {
+        let added: Vec<UfragKey> = keys[..e.done.min(keys.len())]
+            .iter()
+            .filter(|k| !have.contains_key(*k))
+            .copied()
+            .collect();
+        let mut map = ufrags(kernel)?;
+        for key in &added {
+            let _ = map.remove(key);
         }
-        if !have.contains_key(&ufrag.key()) {
-            added.push(ufrag.key());
+        if e.source.raw_os_error() == Some(libc::E2BIG) {
+            bail!(
+                "the kernel map of ufrags is full ({} entries); nothing of this batch was \
+                 registered",
+                capacity::UFRAGS
+            );
         }
+        return Err(anyhow::Error::new(e).context("registering ufrags"));
     }
     Ok(seen.len())
 }
 
-/// Unregisters ufrags, and ends the flows they bound: a participant who left is unbound.
-/// Unknown ufrags are no error (the SFU may unregister twice); returns how many were
-/// registered.
+/// The `UFRAGS` map's data, for batch writes.
+fn ufrag_data(kernel: &mut Kernel) -> anyhow::Result<&aya::maps::MapData> {
+    match kernel.map_mut(names::UFRAGS)? {
+        aya::maps::Map::HashMap(data) => Ok(data),
+        _ => bail!("map UFRAGS is not a hash map"),
+    }
+}
+
+/// Unregisters ufrags (in one syscall), and ends the flows they bound: a participant who
+/// left is unbound. Learned flows of these ufrags that no registration names any more go
+/// too, so a command killed between the two is finished by the next. Unknown ufrags are
+/// no error (the SFU may unregister twice); returns how many were registered.
 pub fn unbind_ufrags(kernel: &mut Kernel, batch: &[Ufrag]) -> anyhow::Result<usize> {
-    let mut map = ufrags(kernel)?;
-    let gone: Vec<(UfragKey, UfragBinding)> = batch
-        .iter()
-        .filter_map(|u| map.get(&u.key(), 0).ok().map(|b| (u.key(), b)))
+    let gone: Vec<UfragKey> = {
+        let map = ufrags(kernel)?;
+        let mut keys: Vec<UfragKey> = batch
+            .iter()
+            .filter(|u| map.get(&u.key(), 0).is_ok())
+            .map(Ufrag::key)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    };
+    if !gone.is_empty() {
+        super::batch::delete(ufrag_data(kernel)?, &gone).context("unregistering ufrags")?;
+    }
+    let ids: BTreeSet<u32> = batch.iter().map(Ufrag::id).collect();
+    let registered: BTreeSet<(u32, u32)> = read_ufrags(kernel)?
+        .into_iter()
+        .map(|(_, b)| (b.session, b.id))
         .collect();
-    for (key, _) in &gone {
-        let _ = map.remove(key);
-    }
-    if gone.is_empty() {
-        return Ok(0);
-    }
-    let ended: BTreeSet<(u32, u32)> = gone.iter().map(|(_, b)| (b.session, b.id)).collect();
     let learned = read_flows(kernel)?;
     let mut flows = flows(kernel)?;
     for (key, binding) in learned {
-        if binding.origin == origin::LEARNED && ended.contains(&(binding.session, binding.ufrag_id))
+        if binding.origin == origin::LEARNED
+            && ids.contains(&binding.ufrag_id)
+            && !registered.contains(&(binding.session, binding.ufrag_id))
         {
             let _ = flows.remove(&key);
         }
@@ -202,10 +244,11 @@ pub fn bind_flows(kernel: &mut Kernel, batch: &[(FlowKey, u32)]) -> anyhow::Resu
 
 /// Refuses a batch that would rebind a flow the policy binds to another meeting.
 pub fn check_flows(kernel: &mut Kernel, batch: &[(FlowKey, u32)]) -> anyhow::Result<()> {
+    let generation = super::generation::active(kernel)?;
     let map = flows(kernel)?;
     for (key, session) in batch {
         if let Some(b) = map
-            .get(key, 0)
+            .get(&key.in_generation(generation), 0)
             .ok()
             .filter(|b| b.origin == origin::POLICY && b.session != *session)
         {
@@ -249,7 +292,12 @@ pub fn binding_counts(kernel: &Kernel) -> anyhow::Result<BTreeMap<u32, BindingCo
     for (_, b) in read_ufrags(kernel)? {
         counts.entry(b.session).or_default().ufrags += 1;
     }
-    for (_, b) in read_flows(kernel)? {
+    // Policy flows once, as the generation in use holds them.
+    let tag = filter_common::generation::flow_tag(super::generation::active(kernel)?);
+    for (k, b) in read_flows(kernel)? {
+        if k._pad[0] != 0 && k._pad[0] != tag {
+            continue;
+        }
         let c = counts.entry(b.session).or_default();
         match b.origin {
             origin::LEARNED => c.flows_learned += 1,
@@ -309,10 +357,15 @@ pub fn read_mux(kernel: &Kernel) -> anyhow::Result<MuxView> {
     })
 }
 
-/// The kernel's binding of one flow, if it has one.
+/// The kernel's binding of one flow, if it has one: the policy's in the generation in use,
+/// which the program looks up first, else one learned or bound by the API.
 pub fn flow_binding(kernel: &Kernel, key: &FlowKey) -> anyhow::Result<Option<FlowBinding>> {
+    let generation = super::generation::active(kernel)?;
     let map: HashMap<_, FlowKey, FlowBinding> = HashMap::try_from(kernel.map(names::FLOWS)?)?;
-    Ok(map.get(key, 0).ok())
+    Ok(map
+        .get(&key.in_generation(generation), 0)
+        .or_else(|_| map.get(key, 0))
+        .ok())
 }
 
 /// How long a learned binding applies without a Binding request, as the program reads it.
@@ -347,24 +400,4 @@ pub fn set_learned_idle(kernel: &mut Kernel, idle: std::time::Duration) -> anyho
         aya::maps::Array::try_from(kernel.map_mut(names::MUX_CONFIG)?)?;
     map.set(filter_common::mux::config::LEARNED_IDLE, ns, 0)
         .context("writing MUX_CONFIG")
-}
-
-/// Writes the union of the territories blocked by rules in force, if it changed.
-pub(super) fn write_mux_blocked(
-    kernel: &mut Kernel,
-    blocked: &[u64; filter_common::territory::TERRITORY_WORDS],
-    report: &mut SyncReport,
-) -> anyhow::Result<()> {
-    let mut map: aya::maps::Array<_, filter_common::Rule> =
-        aya::maps::Array::try_from(kernel.map_mut(names::MUX_BLOCKED)?)?;
-    let have = map.get(&0, 0).context("reading MUX_BLOCKED")?;
-    if have.blocked != *blocked {
-        let want = filter_common::Rule {
-            blocked: *blocked,
-            ..filter_common::Rule::EMPTY
-        };
-        map.set(0, want, 0).context("writing MUX_BLOCKED")?;
-        report.written += 1;
-    }
-    Ok(())
 }

@@ -1,31 +1,52 @@
-//! The policies as the program reads them: per session id an index into the `POLICIES`
-//! pool (see `filter_common::maps::policy_index`). A change is written whole into a pool
-//! entry no session names, then committed by switching the session's index with one
-//! atomic store; the entry it leaves is rewritten only after an RCU grace period.
+//! The policies as the program reads them: per session, in each generation, an index into
+//! the `POLICIES` pool (see `filter_common::maps::policy_index`). A generation's policies
+//! are written into pool entries that the generation in use does not name, and that
+//! generation is switched in whole (`kernel::generation`); an entry is rewritten only when
+//! the generation in use does not name it, a grace period after the last switch.
 
-use std::{borrow::Borrow, collections::HashMap as StdMap, sync::atomic::Ordering, time::Duration};
+use std::{borrow::Borrow, collections::HashMap as StdMap, sync::atomic::Ordering};
 
 use anyhow::{Context as _, bail};
 use aya::maps::{Array, MapData};
 use filter_common::{
-    Policy,
+    Policy, generation,
     maps::{capacity::MAX_SESSIONS, names, policy_index},
 };
 
-use super::{Kernel, mapped::Mapped, sync::SyncReport};
+use super::{Kernel, generation::Pass, mapped::Mapped, sync::SyncReport};
 
-/// Every session with a policy, and its policy.
-pub(super) fn read_policies(kernel: &Kernel) -> anyhow::Result<StdMap<u32, Policy>> {
-    let index = Mapped::<policy_index::Element>::open(kernel, names::POLICY_INDEX, false)?;
-    policies_in(&index, &Array::try_from(kernel.map(names::POLICIES)?)?)
+/// The `POLICY_INDEX` slot of `session` in `generation`.
+fn slot(
+    index: &Mapped<policy_index::Element>,
+    generation: u32,
+    session: u32,
+) -> anyhow::Result<&std::sync::atomic::AtomicU32> {
+    let keyed =
+        generation::keyed(generation, session).with_context(|| format!("session id {session}"))?;
+    let (element, half) = policy_index::position(keyed).context("a keyed session id")?;
+    index
+        .as_atomic()
+        .get(element as usize * 2 + half)
+        .with_context(|| format!("session id {session} beyond map POLICY_INDEX"))
 }
 
-/// The policy of every session `index` names a `pool` entry for.
+/// `(session, pool entry)` of every session `generation`'s index names an entry for.
+fn entries(
+    index: &Mapped<policy_index::Element>,
+    generation: u32,
+) -> impl Iterator<Item = (u32, u32)> + '_ {
+    (0..MAX_SESSIONS)
+        .filter_map(move |s| Some((s, slot(index, generation, s).ok()?.load(Ordering::Acquire))))
+        .filter(|&(_, entry)| entry != 0)
+}
+
+/// The policy of every session `generation`'s index names a `pool` entry for.
 fn policies_in<T: Borrow<MapData>, M: FromIterator<(u32, Policy)>>(
     index: &Mapped<policy_index::Element>,
     pool: &Array<T, Policy>,
+    generation: u32,
 ) -> anyhow::Result<M> {
-    entries(index)
+    entries(index, generation)
         .map(|(session, entry)| {
             let policy = pool
                 .get(&entry, 0)
@@ -35,97 +56,87 @@ fn policies_in<T: Borrow<MapData>, M: FromIterator<(u32, Policy)>>(
         .collect()
 }
 
-/// `(session, pool entry)` of every session the index names an entry for.
-fn entries(index: &Mapped<policy_index::Element>) -> impl Iterator<Item = (u32, u32)> + '_ {
-    index
-        .as_atomic()
-        .iter()
-        .zip(0..MAX_SESSIONS)
-        .map(|(entry, session)| (session, entry.load(Ordering::Acquire)))
-        .filter(|&(_, entry)| entry != 0)
-}
-
-/// Makes the sessions' policies equal to `want`. Each session whose policy changes is
-/// committed on its own by its index switch; sessions that lose their policy are
-/// switched to 0 last.
+/// Makes `generation`'s policies equal to `want`. A session whose policy the other
+/// generation already holds shares its entry; any other changed policy goes into an entry
+/// neither the other generation nor an unchanged session of this one names.
 pub(super) fn write_policies(
     kernel: &mut Kernel,
+    generation: u32,
     want: &StdMap<u32, Policy>,
     same: impl Fn(&Policy, &Policy) -> bool,
+    pass: Pass,
     report: &mut SyncReport,
 ) -> anyhow::Result<()> {
-    let index = Mapped::<policy_index::Element>::open(kernel, names::POLICY_INDEX, true)?;
-    let have: StdMap<u32, Policy> =
-        policies_in(&index, &Array::try_from(kernel.map(names::POLICIES)?)?)?;
+    let index = Mapped::<policy_index::Element>::open(kernel, names::POLICY_INDEX, pass.writes())?;
+    let other = generation::other(generation);
+    let (have, theirs): (StdMap<u32, Policy>, StdMap<u32, Policy>) = {
+        let pool: Array<_, Policy> = Array::try_from(kernel.map(names::POLICIES)?)?;
+        (
+            policies_in(&index, &pool, generation)?,
+            policies_in(&index, &pool, other)?,
+        )
+    };
+    let their_entries: StdMap<u32, u32> = entries(&index, other).collect();
     let mut changed: Vec<(u32, &Policy)> = want
         .iter()
         .filter(|(session, policy)| !have.get(session).is_some_and(|h| same(h, policy)))
         .map(|(&session, policy)| (session, policy))
         .collect();
     changed.sort_unstable_by_key(|&(session, _)| session);
-    if !changed.is_empty() {
-        let named: std::collections::BTreeSet<u32> = entries(&index).map(|(_, e)| e).collect();
-        let mut free: Vec<u32> = (1..policy_index::POOL)
-            .rev()
-            .filter(|e| !named.contains(e))
-            .collect();
-        if free.len() < changed.len() {
-            bail!(
-                "{} policies to write but {} free entries in map POLICIES",
-                changed.len(),
-                free.len()
-            );
-        }
-        // Entries no session names now may have been switched away from a moment ago, by a
-        // command that was then killed: none is rewritten before every packet that could
-        // still read it has been handled.
-        grace_period();
-        let mut pool: Array<_, Policy> = Array::try_from(kernel.map_mut(names::POLICIES)?)?;
-        for (session, policy) in changed {
-            let entry = free.pop().context("no free entry in map POLICIES")?;
-            pool.set(entry, policy, 0)
-                .with_context(|| format!("writing entry {entry} of map POLICIES"))?;
-            set_index(&index, session, entry)?;
-            report.written += 1;
-        }
+    let gone: Vec<u32> = have
+        .keys()
+        .filter(|s| !want.contains_key(s))
+        .copied()
+        .collect();
+    report.written += changed.len();
+    report.removed += gone.len();
+    if !pass.writes() {
+        return Ok(());
     }
-    for &session in have.keys().filter(|s| !want.contains_key(s)) {
-        set_index(&index, session, 0)?;
-        report.removed += 1;
+    let mut pool: Array<_, Policy> = Array::try_from(kernel.map_mut(names::POLICIES)?)?;
+    // Entries that must keep their policy: those the other generation names, and those of
+    // this generation's sessions that keep theirs.
+    let mut named: std::collections::BTreeSet<u32> = their_entries.values().copied().collect();
+    named.extend(
+        entries(&index, generation)
+            .filter(|(s, _)| want.contains_key(s) && !changed.iter().any(|(c, _)| c == s))
+            .map(|(_, e)| e),
+    );
+    let mut free: Vec<u32> = (1..policy_index::POOL)
+        .rev()
+        .filter(|e| !named.contains(e))
+        .collect();
+    for (session, policy) in changed {
+        let shared = theirs
+            .get(&session)
+            .filter(|p| same(p, policy))
+            .and(their_entries.get(&session));
+        let entry = match shared {
+            Some(&entry) => entry,
+            None => {
+                let Some(entry) = free.pop() else {
+                    bail!(
+                        "no free entry in map POLICIES for session {session}'s policy \
+                         ({} entries)",
+                        policy_index::POOL
+                    );
+                };
+                pool.set(entry, policy, 0)
+                    .with_context(|| format!("writing entry {entry} of map POLICIES"))?;
+                entry
+            }
+        };
+        slot(&index, generation, session)?.store(entry, Ordering::Release);
+    }
+    for session in gone {
+        slot(&index, generation, session)?.store(0, Ordering::Release);
     }
     Ok(())
-}
-
-/// Points `session` at pool `entry` (0: no policy): the commit point of its rules.
-fn set_index(
-    index: &Mapped<policy_index::Element>,
-    session: u32,
-    entry: u32,
-) -> anyhow::Result<()> {
-    let (element, half) =
-        policy_index::position(session).with_context(|| format!("session id {session}"))?;
-    let slot = index
-        .as_atomic()
-        .get(element as usize * 2 + half)
-        .with_context(|| format!("session id {session} beyond map POLICY_INDEX"))?;
-    slot.store(entry, Ordering::Release);
-    Ok(())
-}
-
-/// Waits for an RCU grace period: every XDP program run that started before has ended.
-/// `membarrier(MEMBARRIER_CMD_GLOBAL)` is `synchronize_rcu()`; kernels that refuse it
-/// (nohz_full) get a wait far longer than a packet takes.
-fn grace_period() {
-    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
-    // SAFETY: membarrier takes a command, flags and a CPU id, and touches no memory of ours.
-    let done = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) } == 0;
-    if !done {
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The policies by session as the program reaches them, read from the pins under
-/// `pin_dir`: what tests compare across kernel states, whichever pool entries hold them.
+/// `pin_dir` in the generation packets use: what tests compare across kernel states,
+/// whichever pool entries hold them.
 pub fn pinned_policies(
     pin_dir: &std::path::Path,
 ) -> anyhow::Result<std::collections::BTreeMap<u32, Policy>> {
@@ -138,6 +149,9 @@ pub fn pinned_policies(
         names::POLICY_INDEX,
         false,
     )?;
+    let active: Array<_, u32> =
+        Array::try_from(aya::maps::Map::Array(open(names::SESSION_ACTIVE)?))?;
+    let active = generation::active(active.get(&0, 0).context("reading SESSION_ACTIVE")?);
     let pool: Array<_, Policy> = Array::try_from(aya::maps::Map::Array(open(names::POLICIES)?))?;
-    policies_in(&index, &pool)
+    policies_in(&index, &pool, active)
 }

@@ -1,31 +1,21 @@
 //! Makes the session maps (endpoints, flows, overrides, policies) equal to what the state
-//! file says. New entries go in before stale ones go out, and unchanged entries are not
-//! touched, so traffic of unrelated meetings never sees a gap.
+//! file says, through the two generations of `filter_common::generation`: the change is
+//! written into the generation packets do not use, switched in with one store, then
+//! copied into the other. Unchanged entries are not touched.
 
-use std::{
-    collections::{BTreeSet, HashMap as StdMap},
-    hash::Hash,
-    sync::atomic::Ordering,
-};
+use std::collections::{BTreeSet, HashMap as StdMap};
 
-use anyhow::{Context as _, bail};
-use aya::{
-    Pod,
-    maps::{Array, HashMap},
-};
+use anyhow::bail;
 use filter_common::{
-    CachedStats, EndpointKey, Override, OverrideAction, Policy, Rule as KernelRule, StatsKey,
-    counters::{STATS_CACHE_WAYS, stats_cache_first},
-    maps::{ADDRESS_ANY, capacity, names, override_sessions, ports},
+    Override, Policy, Rule as KernelRule, generation as generations,
+    maps::{ADDRESS_ANY, capacity},
     mux,
     policy::{RULE_ACTIVE, RULE_DRY_RUN, RULES_PER_SESSION},
 };
 
 use super::{
     Kernel,
-    mapped::Mapped,
-    overrides::{bound, read_overrides, remove_overrides, write_overrides},
-    policies::{read_policies, write_policies},
+    generation::{self, Pass},
 };
 use crate::{expiry::Clock, model::SessionMaps, state::State};
 
@@ -34,6 +24,13 @@ use crate::{expiry::Clock, model::SessionMaps, state::State};
 pub struct SyncReport {
     pub written: usize,
     pub removed: usize,
+}
+
+impl SyncReport {
+    fn add(&mut self, other: SyncReport) {
+        self.written += other.written;
+        self.removed += other.removed;
+    }
 }
 
 /// Everything the session maps should hold for `state`: the model's type, so that kernel
@@ -56,7 +53,24 @@ fn desired(state: &State, clock: &Clock) -> anyhow::Result<Desired> {
         overrides: StdMap::new(),
         policies: StdMap::new(),
         mux_blocked: Default::default(),
+        unparsed: crate::unparsed::Guards::derive(state, clock.wall()),
     };
+    let guards = d.unparsed.guards.len();
+    if guards > filter_common::unparsed::GUARDS as usize {
+        anyhow::bail!(
+            "meetings use {guards} distinct local addresses with rules in force; the guard \
+             for unparseable packets holds {}",
+            filter_common::unparsed::GUARDS
+        );
+    }
+    let prefixes = d.unparsed.prefixes.len();
+    if prefixes > filter_common::unparsed::PREFIXES as usize {
+        anyhow::bail!(
+            "the guards for unparseable packets need {prefixes} prefix entries (each local \
+             address repeats the drops and exceptions of its meetings); they hold {}",
+            filter_common::unparsed::PREFIXES
+        );
+    }
     for endpoint in &state.mux {
         d.endpoints
             .extend(endpoint.keys().map(|k| (k, mux::MUX_SESSION)));
@@ -157,264 +171,104 @@ fn same_policy(a: &Policy, b: &Policy) -> bool {
     })
 }
 
-/// Writes `want` into a hash map and removes what it does not list.
-fn sync_hash<K: Pod + Eq + Hash, V: Pod>(
-    map: &mut HashMap<&mut aya::maps::MapData, K, V>,
-    want: &StdMap<K, V>,
-    same: impl Fn(&V, &V) -> bool,
-    name: &str,
-    report: &mut SyncReport,
-) -> anyhow::Result<()> {
-    let have: StdMap<K, V> = map
-        .iter()
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("reading map {name}"))?;
-    for (k, v) in want {
-        if !have.get(k).is_some_and(|h| same(h, v)) {
-            map.insert(k, v, 0)
-                .with_context(|| format!("writing map {name}"))?;
-            report.written += 1;
-        }
-    }
-    for k in have.keys().filter(|k| !want.contains_key(k)) {
-        map.remove(k)
-            .with_context(|| format!("removing from map {name}"))?;
-        report.removed += 1;
-    }
-    Ok(())
+/// Writes (or, in a [`Pass::Compare`], counts) what `generation` lacks of `want` and
+/// `live`; `flows` is the flow map as read at the start of the sync.
+fn write_generation(
+    kernel: &mut Kernel,
+    generation: u32,
+    want: &Desired,
+    live: &BTreeSet<u32>,
+    flows: &[(filter_common::FlowKey, filter_common::mux::FlowBinding)],
+    pass: Pass,
+) -> anyhow::Result<SyncReport> {
+    let mut report = SyncReport::default();
+    let r = &mut report;
+    generation::write_ports(kernel, generation, want, pass, r)?;
+    generation::write_endpoints(kernel, generation, want, pass, r)?;
+    super::bindings::write_policy_flows(kernel, generation, flows, &want.flows, pass, r)?;
+    super::overrides::write_overrides(kernel, generation, &want.overrides, pass, r)?;
+    generation::write_override_sessions(kernel, generation, want, pass, r)?;
+    let policies = &want.policies;
+    super::policies::write_policies(kernel, generation, policies, same_policy, pass, r)?;
+    generation::write_mux_blocked(kernel, generation, &want.mux_blocked, pass, r)?;
+    generation::write_live(kernel, generation, live, pass, r)?;
+    Ok(report)
 }
 
 /// Makes the kernel's session maps match `state`. Validation happens first, so a state the
 /// maps cannot hold fails before anything is written.
 ///
-/// A rule's policy slot is its commit point: its drop overrides name the slot and the
-/// rule's id and apply only while the slot holds that rule. So a new rule's overrides are
-/// written first (inert), then the policies in one update per session, then the
-/// overrides of removed rules are deleted (inert by then). A command killed at any point
-/// leaves each session under its whole old rules or its whole new ones.
+/// The change is written whole into the generation packets do not use, and takes effect
+/// at one store, the switch; the other generation is then brought to the same state for
+/// the next change. A command killed at any point leaves the old state or the new one in
+/// force, and the next sync finishes the work: it compares the generation in use with the
+/// state and switches only if they differ.
 pub fn sync(kernel: &mut Kernel, state: &State, clock: &Clock) -> anyhow::Result<SyncReport> {
     let want = desired(state, clock)?;
-    let mut report = SyncReport::default();
-    // Sessions gaining overrides are marked before the entries exist, and sessions losing
-    // them cleared after: the bitmap never hides an override.
-    let marked = override_bitmap(&want);
-    let had = read_words(kernel, names::OVERRIDE_SESSIONS, override_sessions::WORDS)?;
-    let either: Vec<u64> = had.iter().zip(&marked).map(|(a, b)| a | b).collect();
-    write_words(kernel, names::OVERRIDE_SESSIONS, &had, &either, &mut report)?;
-    // Drops left behind by a killed command, naming no rule the policies hold, go first:
-    // a new rule reusing their slot must never find them.
-    let policies = read_policies(kernel)?;
-    let have = read_overrides(kernel)?;
-    remove_overrides(
-        kernel,
-        &have,
-        &want.overrides,
-        |k, v| v.action == OverrideAction::Drop as u8 && !bound(&policies, k, v),
-        &mut report,
-    )?;
-    let have = read_overrides(kernel)?;
-    write_overrides(kernel, &have, &want.overrides, &mut report)?;
-    // Policies and overrides before sessions: a new meeting's rules are in force from the
-    // first packet that finds its session.
-    write_policies(kernel, &want.policies, same_policy, &mut report)?;
-    remove_overrides(kernel, &have, &want.overrides, |_, _| true, &mut report)?;
-    write_words(
-        kernel,
-        names::OVERRIDE_SESSIONS,
-        &either,
-        &marked,
-        &mut report,
-    )?;
-    // Ports of new sessions are marked (and wildcard endpoints take effect, their session
-    // being in the entry) before the endpoint and flow maps change; ports of removed ones
-    // are cleared after: the table never hides a live session.
-    let ports = port_entries(&want);
-    let port_table = Mapped::<ports::Element>::open(kernel, names::PORTS, true)?;
-    let in_use: Vec<u32> = port_table
-        .as_atomic()
-        .iter()
-        .map(|e| e.load(Ordering::Acquire))
-        .collect();
-    // An id packets cannot reach yet may have held a removed meeting: its counters start
-    // from zero before the first packet of the new one.
-    let reachable = reachable_sessions(kernel, &in_use)?;
-    let arriving: BTreeSet<u32> = want
-        .endpoints
-        .values()
-        .chain(want.flows.values())
-        .copied()
-        .filter(|s| !reachable.contains(s))
-        .collect();
-    forget_stats(kernel, |s| arriving.contains(&s))?;
-    let union: Vec<u32> = in_use
-        .iter()
-        .zip(&ports)
-        .map(|(&have, &want)| {
-            let keys = (have | want) & ports::KEYS;
-            let wildcard = if want & ports::ENDPOINT_ANY != 0 {
-                want
-            } else {
-                have
-            };
-            ports::entry(keys, ports::wildcard_session(wildcard))
-        })
-        .collect();
-    write_entries(&port_table, &union, &mut report);
-    {
-        let mut map: HashMap<_, EndpointKey, u32> =
-            HashMap::try_from(kernel.map_mut(names::ENDPOINTS)?)?;
-        // The program finds wildcard endpoints in the port table, so the map holds only
-        // endpoints on an address.
-        let on_address: StdMap<EndpointKey, u32> = want
-            .endpoints
-            .iter()
-            .filter(|(k, _)| k.addr != ADDRESS_ANY)
-            .map(|(k, v)| (*k, *v))
-            .collect();
-        sync_hash(
-            &mut map,
-            &on_address,
-            |a, b| a == b,
-            names::ENDPOINTS,
-            &mut report,
-        )?;
-    }
     let live: BTreeSet<u32> = state.meetings.values().map(|m| m.session).collect();
-    super::bindings::sync_flows(kernel, &want.flows, &live, &mut report)?;
-    super::bindings::forget_ufrags(kernel, &live, &mut report)?;
-    super::bindings::write_mux_blocked(kernel, &want.mux_blocked, &mut report)?;
-    write_entries(&port_table, &ports, &mut report);
-    forget_stats(kernel, |s| !live.contains(&s))?;
+    let flows = super::bindings::read_flows(kernel)?;
+    let active = generation::active(kernel)?;
+    let idle = generations::other(active);
+    let mut report = SyncReport::default();
+    let differs = write_generation(kernel, active, &want, &live, &flows, Pass::Compare)?;
+    let in_use = if differs == SyncReport::default() {
+        active
+    } else {
+        // The idle generation may have been in use a moment ago, under a command killed
+        // right after its switch: no packet may still read it when it is rewritten.
+        generation::grace_period();
+        report.add(write_generation(
+            kernel,
+            idle,
+            &want,
+            &live,
+            &flows,
+            Pass::Write,
+        )?);
+        // Sessions packets cannot reach yet may have held a removed meeting: their counters
+        // start from zero and their old bindings go before the first packet of the new one.
+        let reachable = generation::live_of(kernel, active)?;
+        let arriving: BTreeSet<u32> = live.difference(&reachable).copied().collect();
+        super::forget::forget_stats(kernel, |s| arriving.contains(&s))?;
+        super::bindings::forget_bindings(kernel, &flows, &reachable, &mut report)?;
+        generation::switch(kernel, idle)?;
+        idle
+    };
+    let other = generations::other(in_use);
+    if write_generation(kernel, other, &want, &live, &flows, Pass::Compare)?
+        != SyncReport::default()
+    {
+        generation::grace_period();
+        report.add(write_generation(
+            kernel,
+            other,
+            &want,
+            &live,
+            &flows,
+            Pass::Write,
+        )?);
+    }
+    super::bindings::forget_bindings(kernel, &flows, &live, &mut report)?;
+    super::unparsed::write(kernel, &want.unparsed, &mut report)?;
+    super::forget::forget_stats(kernel, |s| !live.contains(&s))?;
     Ok(report)
 }
 
-/// The `PORTS` entries for the endpoints and flows of `want`.
-fn port_entries(want: &Desired) -> Vec<u32> {
-    let mut entries = vec![0u32; ports::ENTRIES as usize];
-    for (key, &session) in &want.endpoints {
-        if let Some(i) = ports::index(key.proto, key.port) {
-            let e = &mut entries[i as usize];
-            *e = if key.addr == ADDRESS_ANY {
-                ports::entry(*e | ports::ENDPOINT_ANY, session)
-            } else {
-                *e | ports::ENDPOINT_ADDR
-            };
-            // Flows are learned on a mux port at any time: they are always looked up.
-            if session == mux::MUX_SESSION {
-                *e |= ports::MUX | ports::FLOW;
-            }
-        }
-    }
-    for key in want.flows.keys() {
-        if let Some(i) = ports::index(key.proto, key.dst_port) {
-            entries[i as usize] |= ports::FLOW;
-        }
-    }
-    entries
-}
-
-/// Writes the entries of `want` that differ from the table's, each in one store.
-fn write_entries(table: &Mapped<ports::Element>, want: &[u32], report: &mut SyncReport) {
-    for (entry, &w) in table.as_atomic().iter().zip(want) {
-        if entry.load(Ordering::Relaxed) != w {
-            entry.store(w, Ordering::Release);
-            report.written += 1;
-        }
-    }
-}
-
-/// The `OVERRIDE_SESSIONS` words for the overrides of `want`.
-fn override_bitmap(want: &Desired) -> Vec<u64> {
-    let mut words = vec![0u64; override_sessions::WORDS as usize];
-    for (_, key) in want.overrides.keys() {
-        if let Some((word, bit)) = override_sessions::bit(u32::from_be_bytes(key.session_be)) {
-            words[word as usize] |= bit;
-        }
-    }
-    words
-}
-
-fn read_words(kernel: &Kernel, name: &str, words: u32) -> anyhow::Result<Vec<u64>> {
-    let map: Array<_, u64> = Array::try_from(kernel.map(name)?)?;
-    (0..words)
-        .map(|i| {
-            map.get(&i, 0)
-                .with_context(|| format!("reading map {name}"))
-        })
-        .collect()
-}
-
-/// Writes the words of `want` that differ from `have`.
-fn write_words(
+/// What each generation of the session maps lacks of `state`, the generation packets use
+/// first; touches nothing. Both are empty once a sync of `state` has finished: anything
+/// else means a sync stopped part way (or another state is in force).
+pub fn differences(
     kernel: &mut Kernel,
-    name: &str,
-    have: &[u64],
-    want: &[u64],
-    report: &mut SyncReport,
-) -> anyhow::Result<()> {
-    let mut map: Array<_, u64> = Array::try_from(kernel.map_mut(name)?)?;
-    for (i, (h, w)) in have.iter().zip(want).enumerate() {
-        if h != w {
-            map.set(i as u32, w, 0)
-                .with_context(|| format!("writing map {name}"))?;
-            report.written += 1;
-        }
-    }
-    Ok(())
-}
-
-/// Counters of a deleted meeting must not be inherited by the next meeting given its id.
-/// Clears every counter of the sessions `forget` picks: their `SESSION_STATS` entries
-/// and their `STATS_CACHE` entries on every CPU. Only a session's own packets write its
-/// entries, so this races with no live session's counts.
-fn forget_stats(kernel: &mut Kernel, forget: impl Fn(u32) -> bool) -> anyhow::Result<()> {
-    {
-        let mut map: aya::maps::PerCpuHashMap<_, StatsKey, filter_common::SessionStats> =
-            aya::maps::PerCpuHashMap::try_from(kernel.map_mut(names::SESSION_STATS)?)?;
-        let stale: Vec<StatsKey> = map
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| forget(k.session))
-            .collect();
-        for key in stale {
-            map.remove(&key)
-                .context("removing from map SESSION_STATS")?;
-        }
-    }
-    let mut stale: Vec<u32> = super::stats::read_cache(kernel)?
-        .into_iter()
-        .map(|(_, cpu)| cpu.key.session)
-        .filter(|&session| forget(session))
-        .collect();
-    stale.sort_unstable();
-    stale.dedup();
-    let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("reading {path}: {e}"))?;
-    let mut cache: aya::maps::PerCpuArray<_, CachedStats> =
-        aya::maps::PerCpuArray::try_from(kernel.map_mut(names::STATS_CACHE)?)?;
-    for first in stale.into_iter().filter_map(stats_cache_first) {
-        for index in first..first + STATS_CACHE_WAYS {
-            let free = aya::maps::PerCpuValues::try_from(vec![CachedStats::default(); cpus])
-                .context("per-CPU values of STATS_CACHE")?;
-            cache
-                .set(index, free, 0)
-                .context("writing map STATS_CACHE")?;
-        }
-    }
-    Ok(())
-}
-
-/// The sessions packets can reach now: the wildcard sessions of the port table, and the
-/// values of the endpoint and flow maps.
-fn reachable_sessions(kernel: &Kernel, ports: &[u32]) -> anyhow::Result<BTreeSet<u32>> {
-    let mut live: BTreeSet<u32> = ports
-        .iter()
-        .filter(|&&e| e & ports::ENDPOINT_ANY != 0)
-        .map(|&e| ports::wildcard_session(e))
-        .collect();
-    let endpoints: HashMap<_, EndpointKey, u32> = HashMap::try_from(kernel.map(names::ENDPOINTS)?)?;
-    for entry in endpoints.iter() {
-        live.insert(entry.context("reading map ENDPOINTS")?.1);
-    }
-    live.extend(super::bindings::flow_sessions(kernel)?);
-    Ok(live)
+    state: &State,
+    clock: &Clock,
+) -> anyhow::Result<[SyncReport; 2]> {
+    let want = desired(state, clock)?;
+    let live: BTreeSet<u32> = state.meetings.values().map(|m| m.session).collect();
+    let flows = super::bindings::read_flows(kernel)?;
+    let active = generation::active(kernel)?;
+    let idle = generations::other(active);
+    Ok([
+        write_generation(kernel, active, &want, &live, &flows, Pass::Compare)?,
+        write_generation(kernel, idle, &want, &live, &flows, Pass::Compare)?,
+    ])
 }

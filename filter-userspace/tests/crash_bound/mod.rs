@@ -2,8 +2,13 @@
 //! kill, before any other geofence command: probe frames run through the program with
 //! `BPF_PROG_TEST_RUN` (explain probes, so no counter moves) must all get the verdict and
 //! rule slot the reference model gives for the old state, or all those it gives for the
-//! new state. A rule's drop overrides name its policy slot, so the policy update is the
-//! one commit point; this test fails if any map write order lets a probe see half a rule.
+//! new state. A change is written into the generation of the session maps packets do not
+//! use and switched in with one store; this test fails if any write lets a probe see half
+//! a rule. `every` and `changes` do the same for every other command that changes the
+//! kernel.
+
+pub mod changes;
+pub mod every;
 
 use std::{
     fs,
@@ -258,23 +263,13 @@ pub fn kill_after(d: &Dirs, args: &[String], delay: Duration) -> bool {
     crate::kill_after(d, &args, delay)
 }
 
-/// How many entries the pinned `OVERRIDES` trie holds: between the old and the new
-/// state's count, a kill landed among the override writes or removals.
-pub fn override_entries(d: &Dirs) -> usize {
-    use aya::maps::{LpmTrie, Map, MapData};
-    use filter_common::{Override, OverrideKey};
-    let data = MapData::from_pin(d.pin.join("OVERRIDES")).expect("opening OVERRIDES");
-    let map = Map::from_map_data(data).expect("OVERRIDES as a map");
-    let trie: LpmTrie<_, OverrideKey, Override> = LpmTrie::try_from(map).expect("an LPM trie");
-    trie.keys().filter(Result::is_ok).count()
-}
-
-/// Override entries `state` puts in the kernel.
-pub fn desired_overrides(state: &State) -> usize {
-    geofence::model::SessionMaps::derive(state, &Clock::now())
-        .expect("derivable")
-        .overrides
-        .len()
+/// Whether the kill left the maps between two states: a generation of the session maps
+/// differs from what the state file says.
+pub fn mid_change(d: &Dirs) -> bool {
+    let state = State::load(&d.state).expect("state");
+    let mut k = kernel::Kernel::open(&d.pin).expect("opening maps");
+    let [in_use, idle] = kernel::differences(&mut k, &state, &Clock::now()).expect("comparing");
+    in_use != kernel::SyncReport::default() || idle != kernel::SyncReport::default()
 }
 
 fn spawn(d: &Dirs, args: &[String]) -> std::process::Child {
@@ -290,10 +285,20 @@ fn spawn(d: &Dirs, args: &[String]) -> std::process::Child {
         .expect("starting geofence")
 }
 
-/// The trie key of `prefix` on meeting A in `state`.
-pub fn override_key(state: &State, prefix: &str) -> (u32, filter_common::OverrideKey) {
+/// The trie key of `prefix` on meeting A in `state`, in the generation of the session
+/// maps a change is written into: the one packets do not use.
+pub fn override_key(d: &Dirs, state: &State, prefix: &str) -> (u32, filter_common::OverrideKey) {
+    use aya::maps::{Array, Map, MapData};
+    let data = MapData::from_pin(d.pin.join("SESSION_ACTIVE")).expect("opening SESSION_ACTIVE");
+    let active: Array<_, u32> = Array::try_from(Map::Array(data)).expect("an array");
+    let active = active.get(&0, 0).expect("reading SESSION_ACTIVE");
+    let idle = filter_common::generation::other(filter_common::generation::active(active));
     let p: geofence::prefix::Prefix = prefix.parse().expect("prefix");
-    p.override_key(state.meetings[MEETING].session)
+    let (len, mut key) = p.override_key(state.meetings[MEETING].session);
+    let keyed = filter_common::generation::keyed(idle, u32::from_be_bytes(key.session_be))
+        .expect("a session id");
+    key.session_be = keyed.to_be_bytes();
+    (len, key)
 }
 
 /// Starts `geofence ARGS`, waits until the `OVERRIDES` trie's entry `key` appears

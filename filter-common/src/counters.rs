@@ -21,10 +21,14 @@ pub enum PassReason {
     /// On a port meetings share (a mux port), a flow no meeting has bound, or whose
     /// learned binding went idle; the SFU refuses it itself.
     Unbound = 7,
+    /// An IPv6 header whose destination is IPv4-mapped (`::ffff:a.b.c.d`): no local
+    /// address, so the relay's stack never delivers it, and it must not reach the meeting
+    /// of an IPv4 endpoint on `a.b.c.d`.
+    MappedDestination = 8,
 }
 
 impl PassReason {
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 9;
     pub const ALL: [PassReason; Self::COUNT as usize] = [
         Self::NoSession,
         Self::NotIp,
@@ -34,6 +38,7 @@ impl PassReason {
         Self::ExtHeaderLimit,
         Self::StatsFull,
         Self::Unbound,
+        Self::MappedDestination,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -46,6 +51,7 @@ impl PassReason {
             Self::ExtHeaderLimit => "ext_header_limit",
             Self::StatsFull => "stats_full",
             Self::Unbound => "unbound",
+            Self::MappedDestination => "mapped_destination",
         }
     }
 }

@@ -8,12 +8,14 @@
 pub mod accounting;
 pub mod bench_samples;
 pub mod counters;
+pub mod generation;
 pub mod geo;
 pub mod maps;
 pub mod mux;
 pub mod policy;
 pub mod probe;
 pub mod territory;
+pub mod unparsed;
 
 pub use counters::{CachedStats, PassReason, SessionStats, StatsKey, Verdict};
 pub use maps::{Address, EndpointKey, FlowKey, OverrideKey, TerritoryKeyV4, TerritoryKeyV6};

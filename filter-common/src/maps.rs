@@ -84,11 +84,24 @@ impl AddressWords {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub proto: u8,
+    /// Zero, except that a policy flow's key holds its generation's
+    /// [`crate::generation::flow_tag`] in the first byte ([`FlowKey::in_generation`]).
     pub _pad: [u8; 3],
     pub src_port: u16,
     pub dst_port: u16,
     pub src: Address,
     pub dst: Address,
+}
+
+impl FlowKey {
+    /// The key under which a policy binding of this flow applies in `generation`.
+    #[inline(always)]
+    pub const fn in_generation(self, generation: u32) -> FlowKey {
+        FlowKey {
+            _pad: [crate::generation::flow_tag(generation), 0, 0],
+            ..self
+        }
+    }
 }
 
 /// A local endpoint of the relay; `addr` is [`ADDRESS_ANY`] for a wildcard endpoint.
@@ -146,19 +159,29 @@ pub mod ports {
     /// Binding requests to it are read for their ufrag. Always set with [`FLOW`], since
     /// learned flows can appear on the port at any time.
     pub const MUX: u32 = 8;
+    /// A policy flow binding (`flow add`, the policy file) has this destination port: its
+    /// key carries the generation's tag (see [`crate::generation::flow_tag`]).
+    pub const POLICY_FLOW: u32 = 16;
     /// The key bits of an entry.
-    pub const KEYS: u32 = 0xf;
+    pub const KEYS: u32 = 0x1f;
     /// Where the wildcard endpoint's session id starts in an entry.
     pub const SESSION_SHIFT: u32 = 16;
 
-    /// Entries of the table: 65,536 ports × 2 protocols (512 KiB).
+    /// Entries of one generation's table: 65,536 ports × 2 protocols (512 KiB).
     pub const ENTRIES: u32 = 2 * 65_536;
     /// The array holds two entries per element: BPF arrays give every element 8 bytes, so
     /// a plain `u32` array would double in size and leave every other `u32` of its memory
     /// mapping unused.
     pub type Element = [u32; 2];
-    /// Elements of the array.
-    pub const ELEMENTS: u32 = ENTRIES / 2;
+    /// Elements of the array: one table per generation, generation 1's after generation
+    /// 0's (see [`crate::generation`]).
+    pub const ELEMENTS: u32 = crate::generation::COUNT * ENTRIES / 2;
+
+    /// The entry of `index` (see [`index`]) in `generation`'s table.
+    #[inline(always)]
+    pub const fn in_generation(generation: u32, index: u32) -> u32 {
+        (generation & 1) * ENTRIES + index
+    }
 
     /// The entry index of `(proto, port)`; `None` for protocols other than UDP/TCP.
     #[inline(always)]
@@ -194,16 +217,14 @@ pub mod ports {
 /// The `OVERRIDE_SESSIONS` bitmap: one bit per session that has any prefix override, so
 /// the packets of the many sessions without one skip the LPM trie.
 pub mod override_sessions {
-    /// Words of the bitmap: one bit per session id.
-    pub const WORDS: u32 = super::capacity::MAX_SESSIONS / 64;
+    /// Words of the bitmap: one bit per session id and generation.
+    pub const WORDS: u32 = crate::generation::COUNT * super::capacity::MAX_SESSIONS / 64;
 
-    /// The word index and bit of `session`; `None` beyond the session ids.
+    /// The word index and bit of a session's [`crate::generation::keyed`] id; `None`
+    /// beyond them.
     #[inline(always)]
-    pub const fn bit(session: u32) -> Option<(u32, u64)> {
-        if session >= super::capacity::MAX_SESSIONS {
-            return None;
-        }
-        Some((session / 64, 1u64 << (session % 64)))
+    pub const fn bit(keyed: u32) -> Option<(u32, u64)> {
+        crate::generation::live::bit(keyed)
     }
 }
 
@@ -218,16 +239,17 @@ pub mod policy_index {
     pub const POOL: u32 = 2048;
     /// Two session ids per array element (BPF arrays give every element 8 bytes).
     pub type Element = [u32; 2];
-    /// Elements of `POLICY_INDEX`.
-    pub const ELEMENTS: u32 = super::capacity::MAX_SESSIONS / 2;
+    /// Elements of `POLICY_INDEX`: every session id in each generation.
+    pub const ELEMENTS: u32 = crate::generation::COUNT * super::capacity::MAX_SESSIONS / 2;
 
-    /// The element and half holding `session`'s index; `None` beyond the session ids.
+    /// The element and half holding the index of a session's [`crate::generation::keyed`]
+    /// id; `None` beyond them.
     #[inline(always)]
-    pub const fn position(session: u32) -> Option<(u32, usize)> {
-        if session >= super::capacity::MAX_SESSIONS {
+    pub const fn position(keyed: u32) -> Option<(u32, usize)> {
+        if keyed >= crate::generation::COUNT * super::capacity::MAX_SESSIONS {
             return None;
         }
-        Some((session / 2, (session & 1) as usize))
+        Some((keyed / 2, (keyed & 1) as usize))
     }
 }
 
@@ -313,8 +335,19 @@ pub mod names {
     /// The territories some meeting's rule in force blocks, as one [`crate::Rule`]: what an
     /// unbound packet on a mux port is dropped for (see [`crate::mux::MuxEvent`]).
     pub const MUX_BLOCKED: &str = "MUX_BLOCKED";
+    /// Which generation of the session maps packets use (see [`crate::generation`]).
+    pub const SESSION_ACTIVE: &str = "SESSION_ACTIVE";
+    /// Per generation, a bit per live session (see [`crate::generation::live`]).
+    pub const LIVE_SESSIONS: &str = "LIVE_SESSIONS";
+    /// Local address (or any) → what a packet the parser cannot place is dropped for
+    /// (see [`crate::unparsed`]).
+    pub const UNPARSED_GUARD: &str = "UNPARSED_GUARD";
+    /// `(guard scope, source prefix)` → allow or drop, ahead of the guard's territories.
+    pub const UNPARSED_PREFIX: &str = "UNPARSED_PREFIX";
+    /// Per CPU, per [`crate::PassReason`]: unplaceable packets dropped by a guard.
+    pub const UNPARSED_DROP: &str = "UNPARSED_DROP";
     /// Every map, in the order `status` reports them.
-    pub const ALL: [&str; 43] = [
+    pub const ALL: &[&str] = &[
         FLOWS,
         ENDPOINTS,
         OVERRIDES,
@@ -358,6 +391,11 @@ pub mod names {
         MUX_EVENTS,
         MUX_CONFIG,
         MUX_BLOCKED,
+        SESSION_ACTIVE,
+        LIVE_SESSIONS,
+        UNPARSED_GUARD,
+        UNPARSED_PREFIX,
+        UNPARSED_DROP,
     ];
 }
 
@@ -407,12 +445,16 @@ mod tests {
     fn every_session_has_its_own_policy_index() {
         extern crate std;
         let mut seen = std::collections::HashSet::new();
-        for session in 0..capacity::MAX_SESSIONS {
-            let (element, half) = policy_index::position(session).expect("a session id");
-            assert!(element < policy_index::ELEMENTS && half < 2);
-            assert!(seen.insert((element, half)), "session {session}");
+        for generation in 0..crate::generation::COUNT {
+            for session in 0..capacity::MAX_SESSIONS {
+                let keyed = crate::generation::keyed(generation, session).expect("a session id");
+                let (element, half) = policy_index::position(keyed).expect("a keyed id");
+                assert!(element < policy_index::ELEMENTS && half < 2);
+                assert!(seen.insert((element, half)), "session {session}");
+            }
         }
-        assert_eq!(policy_index::position(capacity::MAX_SESSIONS), None);
+        let beyond = crate::generation::COUNT * capacity::MAX_SESSIONS;
+        assert_eq!(policy_index::position(beyond), None);
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub const ANSWER_NONE: u8 = 0;
 pub const ANSWER_PASS_REASON: u8 = 1;
 /// [`ProbeMeta::answer`]: a packet of a session; session, territory and verdict are set.
 pub const ANSWER_SESSION: u8 = 2;
+/// [`ProbeMeta::answer`]: the parser could not place it ([`ProbeMeta::pass_reason`] says
+/// why) and a guard dropped it; territory is set.
+pub const ANSWER_UNPLACED: u8 = 3;
 
 /// [`ProbeMeta::rule_slot`] when no rule slot is reported.
 pub const RULE_SLOT_NONE: u8 = 0xff;

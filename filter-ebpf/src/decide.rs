@@ -13,6 +13,7 @@ use filter_common::{
 use crate::{
     maps::{OVERRIDE_SESSIONS, OVERRIDES, POLICIES, POLICY_INDEX},
     parse::Packet,
+    session::Session,
 };
 
 /// The clock expiries are written in (see `geofence::expiry::kernel_clock_ns`): the coarse
@@ -117,32 +118,44 @@ fn override_says(found: &Override, policy: Option<&Policy>, now_ns: u64) -> Over
 /// A drop override applies only while the policy slot it names holds its rule, in force;
 /// it is then credited to that slot. An allow passes, credited to no rule. A lapsed drop
 /// leaves the decision to the territory rules; an inert one is as if absent, so the next
-/// shorter override covering the source (one level) is consulted. Among the territory
+/// shorter override covering the source is consulted, and so on down. Among the territory
 /// rules an enforcing rule wins over dry runs; among dry runs the first in slot order is
 /// credited.
 #[inline(always)]
-pub fn decide(session: u32, territory: TerritoryId, packet: &Packet) -> Decision {
+pub fn decide(found: Session, territory: TerritoryId, packet: &Packet) -> Decision {
+    // From here on `session` is the session's id in the generation its lookup used
+    // (session.rs): the policy index, the override bitmap and the trie are read in it.
+    let Some(session) = found.keyed() else {
+        return Decision::without_rule(Verdict::Passed);
+    };
     let policy = policy_of(session);
     let key = OverrideKey {
         session_be: session.to_be_bytes(),
         addr: packet.src.octets(),
     };
     let mut now_ns = 0;
-    if has_overrides(session)
-        && let Some(found) = OVERRIDES.get(&Key::new(OVERRIDE_SESSION_BITS + 128, key))
-    {
-        now_ns = now();
-        match override_says(found, policy, now_ns) {
-            OverrideSays::Decides(decision) => return decision,
-            OverrideSays::Lapsed => {}
-            OverrideSays::Inert => {
-                let len = found.key_len as u32;
-                if len > OVERRIDE_SESSION_BITS
-                    && len <= OVERRIDE_SESSION_BITS + 128
-                    && let Some(shorter) = OVERRIDES.get(&Key::new(len - 1, key))
-                    && let OverrideSays::Decides(decision) = override_says(shorter, policy, now_ns)
-                {
-                    return decision;
+    if has_overrides(session) {
+        let mut len = OVERRIDE_SESSION_BITS + 128;
+        // An inert entry hands the decision to the next shorter one covering the source, at
+        // any depth (a change may add a /24 inside a new /16 inside an old /8). Lengths only
+        // shrink, so the address's 128 bits and the session's own entry bound the walk.
+        for _ in 0..=128 {
+            let Some(found) = OVERRIDES.get(&Key::new(len, key)) else {
+                break;
+            };
+            if now_ns == 0 {
+                now_ns = now();
+            }
+            match override_says(found, policy, now_ns) {
+                OverrideSays::Decides(decision) => return decision,
+                OverrideSays::Lapsed => break,
+                OverrideSays::Inert => {
+                    let found_len = found.key_len as u32;
+                    if found_len <= OVERRIDE_SESSION_BITS || found_len > OVERRIDE_SESSION_BITS + 128
+                    {
+                        break;
+                    }
+                    len = found_len - 1;
                 }
             }
         }

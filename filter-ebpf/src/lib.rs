@@ -1,5 +1,6 @@
 //! The geofence data path: parse → find the meeting session → override or territory
-//! rule → verdict → count. Anything it cannot classify passes, and is counted by reason.
+//! rule → verdict → count. Anything it cannot classify passes, and is counted by reason,
+//! unless the stack would deliver it and a guard of its destination blocks its source.
 //!
 //! The XDP entry points live in the binaries: `geofence` (src/main.rs) for relays, and the
 //! bench programs (src/bin/) that measure this same code.
@@ -17,6 +18,7 @@ pub mod probe;
 pub mod session;
 pub mod stun;
 pub mod territory;
+pub mod unparsed;
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use filter_common::{
@@ -37,16 +39,24 @@ pub fn classify(
 ) -> Verdict {
     let mut packet = match parse::parse(ctx) {
         Parsed::Packet(packet) => packet,
+        Parsed::Unplaced(unplaced) => {
+            let reason = unplaced.reason;
+            return unparsed::judge(ctx, unplaced, territory_of)
+                .unwrap_or_else(|| passed(ctx, reason));
+        }
         Parsed::Pass(reason) => return passed(ctx, reason),
     };
     adjust(&mut packet);
-    let session = match session::find(ctx, &packet) {
-        session::Found::Session(session) => session,
-        session::Found::Unbound => return unbound(ctx, &packet, territory_of),
+    let found = match session::find(ctx, &packet) {
+        session::Found::Session(found) => found,
+        session::Found::Unbound(generation) => {
+            return unbound(ctx, &packet, generation, territory_of);
+        }
         session::Found::Nothing => return passed(ctx, PassReason::NoSession),
     };
+    let session = found.id;
     let territory = territory_of(&packet);
-    let decision = decide::decide(session, territory, &packet);
+    let decision = decide::decide(found, territory, &packet);
     // `geofence explain` probes are answered in their metadata, never counted.
     if !probe::answered_session(ctx, session, territory, decision.verdict, decision.slot) {
         let bytes = ctx.data_end() - ctx.data();
@@ -63,11 +73,13 @@ pub fn classify(
 fn unbound(
     ctx: &XdpContext,
     packet: &Packet,
+    generation: u32,
     territory_of: impl FnOnce(&Packet) -> TerritoryId,
 ) -> Verdict {
     let territory = territory_of(packet);
+    // The union of the generation the session lookup used.
     let blocked = maps::MUX_BLOCKED
-        .get(0)
+        .get(generation & 1)
         .is_some_and(|r| r.blocks(territory));
     if !blocked {
         return passed(ctx, PassReason::Unbound);

@@ -8,7 +8,7 @@ use aya_ebpf::{
 use filter_common::{
     CachedStats, EndpointKey, FlowKey, Override, OverrideKey, PassReason, Policy, SessionStats,
     StatsKey, TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
-    accounting::{RULE_ENTRIES, RuleCounters, SourceSketch},
+    accounting::{PackedSketch, RULE_ENTRIES, RuleCounters},
     geo::{
         Tbl8Group, Tbl8List, Tbl16Elem, Tbl24Elem, Tbl24List, V4_BLOCK_LISTS, V4_LISTS,
         V4_TBL8_GROUPS, V4_TBL16_ELEMS, V4_TBL24_ELEMS, V6_INDEX_ELEMS, V6_NODES, V6_PACKED_RANGES,
@@ -17,6 +17,7 @@ use filter_common::{
     },
     maps::{capacity, policy_index},
     mux::{FlowBinding, MuxEvent, UfragBinding, UfragKey, config},
+    unparsed,
 };
 
 /// Exact 5-tuple → its meeting: bound by the control plane, or learned from a STUN
@@ -38,20 +39,47 @@ pub static UFRAG_SCRATCH: PerCpuArray<UfragKey> = PerCpuArray::with_max_entries(
 #[map]
 pub static MUX_EVENTS: PerCpuArray<u64> = PerCpuArray::pinned(MuxEvent::COUNT, 0);
 
-/// The territories some meeting's rule in force blocks (one rule's bitset): an unbound
-/// packet on a mux port from one of them is dropped.
+/// Per generation, the territories some meeting's rule in force blocks (one rule's
+/// bitset): an unbound packet on a mux port from one of them is dropped.
 #[map]
-pub static MUX_BLOCKED: Array<filter_common::Rule> = Array::pinned(1, 0);
+pub static MUX_BLOCKED: Array<filter_common::Rule> =
+    Array::pinned(filter_common::generation::COUNT, 0);
+
+/// Index 0: which generation of the session maps packets use (see
+/// `filter_common::generation`).
+#[map]
+pub static SESSION_ACTIVE: Array<u32> = Array::pinned(1, 0);
+
+/// Per generation, a bit per session id that is a meeting of that generation's state:
+/// learned and API flows apply only to live sessions.
+#[map]
+pub static LIVE_SESSIONS: Array<u64> = Array::pinned(filter_common::generation::live::WORDS, 0);
+
+/// Local address (or `unparsed::ANY`) → what a packet the parser cannot place is dropped
+/// for, when it comes from there.
+#[map]
+pub static UNPARSED_GUARD: HashMap<filter_common::Address, unparsed::Guard> =
+    HashMap::pinned(unparsed::GUARDS, 0);
+
+/// `(guard scope, source prefix)` → `unparsed::PREFIX_ALLOW` or `PREFIX_DROP`.
+#[map]
+pub static UNPARSED_PREFIX: LpmTrie<OverrideKey, u32> = LpmTrie::pinned(unparsed::PREFIXES, 0);
+
+/// Unplaceable packets a guard dropped, per [`PassReason`] they would have passed for,
+/// per CPU.
+#[map]
+pub static UNPARSED_DROP: PerCpuArray<u64> = PerCpuArray::pinned(PassReason::COUNT, 0);
 
 /// Settings of the mux path (see `filter_common::mux::config`).
 #[map]
 pub static MUX_CONFIG: Array<u64> = Array::pinned(config::ENTRIES, 0);
 
-/// `(proto, local addr or any, port)` → session id.
+/// `(proto, local addr, port)` → its session in each generation (see
+/// `filter_common::generation::endpoint`).
 #[map]
 pub static ENDPOINTS: HashMap<EndpointKey, u32> = HashMap::pinned(capacity::ENDPOINTS, 0);
 
-/// `(session, source prefix)` → allow or drop, ahead of the territory rule.
+/// `(session's keyed id, source prefix)` → allow or drop, ahead of the territory rule.
 #[map]
 pub static OVERRIDES: LpmTrie<OverrideKey, Override> = LpmTrie::pinned(capacity::OVERRIDES, 0);
 
@@ -59,8 +87,8 @@ pub static OVERRIDES: LpmTrie<OverrideKey, Override> = LpmTrie::pinned(capacity:
 #[map]
 pub static POLICIES: Array<Policy> = Array::pinned(policy_index::POOL, 0);
 
-/// Session id → its entry in `POLICIES` (0: no rules), two per element, switched with one
-/// store; memory-mapped so that the controller makes that store atomic.
+/// Session's keyed id (generation and session) → its entry in `POLICIES` (0: no rules),
+/// two per element; memory-mapped so that the controller writes it without a syscall.
 #[map]
 pub static POLICY_INDEX: Array<policy_index::Element> =
     Array::pinned(policy_index::ELEMENTS, BPF_F_MMAPABLE);
@@ -165,7 +193,9 @@ pub static OVERRIDE_SESSIONS: Array<u64> =
 #[map]
 pub static RULE_COUNTERS: PerCpuArray<RuleCounters> = PerCpuArray::pinned(RULE_ENTRIES, 0);
 
-/// Same index → the rule's distinct-source sketch. Shared by all CPUs: a register is
-/// written only when its rank grows, which after the first few sources is rare.
+/// Same index → the rule's distinct-source sketch, per CPU: each CPU raises its own
+/// registers without a race, and readers merge them register-wise (the sketch of the
+/// union of the CPUs' sources, exactly). Packed, five bits a register, since the map
+/// takes its size once per possible CPU.
 #[map]
-pub static RULE_SOURCES: Array<SourceSketch> = Array::pinned(RULE_ENTRIES, 0);
+pub static RULE_SOURCES: PerCpuArray<PackedSketch> = PerCpuArray::pinned(RULE_ENTRIES, 0);

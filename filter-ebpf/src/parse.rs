@@ -41,7 +41,19 @@ pub struct Packet {
 
 pub enum Parsed {
     Packet(Packet),
+    /// Not classifiable, but the stack would still deliver it, and its addresses are known:
+    /// the unparsed guard judges it.
+    Unplaced(Unplaced),
     Pass(PassReason),
+}
+
+/// What is known of a packet the parser cannot place in a session.
+pub struct Unplaced {
+    /// Why it cannot be classified.
+    pub reason: PassReason,
+    pub is_v6: bool,
+    pub src: AddressWords,
+    pub dst: AddressWords,
 }
 
 /// A pointer to a `T` at `offset`, if the whole `T` lies inside the packet.
@@ -117,6 +129,21 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize) -> Parsed {
     if ip.vcf[0] >> 4 != 6 {
         return Parsed::Pass(PassReason::Malformed);
     }
+    let src = AddressWords::of(&ip.src_addr);
+    let dst = AddressWords::of(&ip.dst_addr);
+    // An IPv4-mapped source is an IPv4 host (the stack delivers it, and sockets see it as
+    // that host); an IPv4-mapped destination is no local address.
+    if dst.v4().is_some() {
+        return Parsed::Pass(PassReason::MappedDestination);
+    }
+    let unplaced = |reason| {
+        Parsed::Unplaced(Unplaced {
+            reason,
+            is_v6: true,
+            src,
+            dst,
+        })
+    };
     let mut next = ip.next_hdr;
     let mut offset = offset + Ipv6Hdr::LEN;
     let mut first_fragment = false;
@@ -124,21 +151,21 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize) -> Parsed {
         let len = match next {
             IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
                 let Some(h) = read::<[u8; 2]>(ctx, offset) else {
-                    return Parsed::Pass(PassReason::Malformed);
+                    return cut_short(first_fragment, unplaced);
                 };
                 next = h[0];
                 (h[1] as usize + 1) * 8
             }
             IPV6_AUTH => {
                 let Some(h) = read::<[u8; 2]>(ctx, offset) else {
-                    return Parsed::Pass(PassReason::Malformed);
+                    return cut_short(first_fragment, unplaced);
                 };
                 next = h[0];
                 (h[1] as usize + 2) * 4
             }
             IPV6_FRAGMENT => {
                 let Some(h) = read::<[u8; 8]>(ctx, offset) else {
-                    return Parsed::Pass(PassReason::Malformed);
+                    return cut_short(first_fragment, unplaced);
                 };
                 let offset_and_more = u16::from_be_bytes([h[2], h[3]]);
                 if offset_and_more & 0xfff8 != 0 {
@@ -152,18 +179,22 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize) -> Parsed {
         };
         offset += len;
     }
+    // The stack walks any chain, so this packet is delivered: the guard judges it.
     if is_ipv6_extension(next) {
-        return Parsed::Pass(PassReason::ExtHeaderLimit);
+        return unplaced(PassReason::ExtHeaderLimit);
     }
-    parse_l4(
-        ctx,
-        offset,
-        next,
-        first_fragment,
-        true,
-        AddressWords::of(&ip.src_addr),
-        AddressWords::of(&ip.dst_addr),
-    )
+    parse_l4(ctx, offset, next, first_fragment, true, src, dst)
+}
+
+/// A header cut short: a whole packet the stack discards passes as malformed; a first
+/// fragment, which the stack would reassemble with the rest, goes to the guard.
+#[inline(always)]
+fn cut_short(first_fragment: bool, unplaced: impl FnOnce(PassReason) -> Parsed) -> Parsed {
+    if first_fragment {
+        unplaced(PassReason::Malformed)
+    } else {
+        Parsed::Pass(PassReason::Malformed)
+    }
 }
 
 #[inline(always)]
@@ -199,7 +230,14 @@ fn parse_l4(
         _ => return Parsed::Pass(PassReason::NotUdpTcp),
     };
     let Some(ports) = ports else {
-        return Parsed::Pass(PassReason::Malformed);
+        return cut_short(first_fragment, |reason| {
+            Parsed::Unplaced(Unplaced {
+                reason,
+                is_v6,
+                src,
+                dst,
+            })
+        });
     };
     let payload = if protocol == proto::UDP && !first_fragment {
         offset + UDP_HDR_LEN

@@ -17,7 +17,8 @@ use filter_common::{
     PassReason, TerritoryId, Verdict,
     policy::RULES_PER_SESSION,
     probe::{
-        ANSWER_PASS_REASON, ANSWER_SESSION, PROBE_MAGIC, PROBE_META_LEN, ProbeMeta, RULE_SLOT_NONE,
+        ANSWER_PASS_REASON, ANSWER_SESSION, ANSWER_UNPLACED, PROBE_MAGIC, PROBE_META_LEN,
+        ProbeMeta, RULE_SLOT_NONE,
     },
 };
 
@@ -79,6 +80,24 @@ pub fn answered_session(
         } else {
             RULE_SLOT_NONE
         };
+    }
+    true
+}
+
+/// For a probe a guard dropped before it could be parsed: records why it could not be
+/// parsed and its territory, and returns true (do not count). For real traffic: false.
+#[inline(always)]
+pub fn answered_unplaced(ctx: &XdpContext, reason: PassReason, territory: TerritoryId) -> bool {
+    let Some(probe) = find(ctx) else {
+        return false;
+    };
+    // SAFETY: as above.
+    unsafe {
+        (*probe).answer = ANSWER_UNPLACED;
+        (*probe).verdict = Verdict::Dropped as u8;
+        (*probe).pass_reason = reason as u8;
+        (*probe).territory = territory;
+        (*probe).rule_slot = RULE_SLOT_NONE;
     }
     true
 }

@@ -31,6 +31,15 @@ impl Prefix {
         (OVERRIDE_SESSION_BITS + bits, key)
     }
 
+    /// Whether every address of `inner` is in `self`.
+    pub fn covers(&self, inner: &Prefix) -> bool {
+        match (self, inner) {
+            (Prefix::V4(o), Prefix::V4(i)) => o.len <= i.len && o.contains(i.addr),
+            (Prefix::V6(o), Prefix::V6(i)) => o.len <= i.len && o.contains(i.addr),
+            _ => false,
+        }
+    }
+
     pub fn contains(&self, addr: IpAddr) -> bool {
         match (self, addr) {
             (Prefix::V4(p), IpAddr::V4(a)) => p.contains(u32::from(a)),

@@ -196,6 +196,28 @@ fn prefix_around(rng: &mut Rng, addr: IpAddr) -> Prefix {
     }
 }
 
+/// Three prefixes around `addr`, each inside the one before: an IPv4 /8, /16 and /24, or
+/// an IPv6 /32, /48 and /64, with their lengths sometimes moved by a few bits.
+fn nested_prefixes(rng: &mut Rng, addr: IpAddr) -> Vec<Prefix> {
+    let mut out = Vec::new();
+    for level in 0..3 {
+        let jitter = rng.below(3) as u8;
+        match addr {
+            IpAddr::V4(a) => {
+                let len = 8 * (level + 1) + jitter;
+                let p = PrefixV4::new(u32::from(a) & PrefixV4::mask(len), len).expect("masked");
+                out.push(Prefix::V4(p));
+            }
+            IpAddr::V6(a) => {
+                let len = 32 + 16 * level + jitter;
+                let p = PrefixV6::new(u128::from(a) & PrefixV6::mask(len), len).expect("masked");
+                out.push(Prefix::V6(p));
+            }
+        }
+    }
+    out
+}
+
 impl Scenario {
     /// Up to six meetings with distinct session ids; each with endpoints (wildcard and
     /// specific, UDP and TCP), flows, territory rules (dry run, expired, expiring in two
@@ -313,6 +335,17 @@ impl Scenario {
                     let p = prefix_around(rng, addr);
                     s.prefixes.push(p);
                     meeting.allows.push(p);
+                }
+            }
+            // Drops nested three deep, each under its own rule (and so its own slot), as
+            // orders that narrow or widen one another leave them.
+            if rng.percent(30)
+                && let Some(entry) = table_entry(rng, table)
+            {
+                let addr = inside(rng, entry);
+                for p in nested_prefixes(rng, addr) {
+                    s.prefixes.push(p);
+                    meeting.rules.push(rule(rng, Vec::new(), vec![p], m));
                 }
             }
             s.state.meetings.insert(format!("m{m}-s{session}"), meeting);

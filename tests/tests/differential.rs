@@ -102,6 +102,8 @@ fn table() -> (GeoTable, String) {
 struct Tally {
     sessions: BTreeMap<(u32, TerritoryId), [u64; 6]>,
     reasons: [u64; PassReason::COUNT as usize],
+    /// Packets the parser could not place, dropped by a guard, per reason.
+    unparsed: [u64; PassReason::COUNT as usize],
     /// Per-rule counters: `(session, slot)` → packets and bytes credited to the rule.
     rules: BTreeMap<(u32, u8), [u64; 2]>,
 }
@@ -110,6 +112,7 @@ impl Tally {
     fn add(&mut self, counted: Counted) {
         match counted {
             Counted::Reason(r) => self.reasons[r as usize] += 1,
+            Counted::UnparsedBlocked(r) => self.unparsed[r as usize] += 1,
             Counted::Session {
                 session,
                 territory,
@@ -137,6 +140,7 @@ impl Tally {
     fn of(stats: &Stats) -> Tally {
         let mut t = Tally {
             reasons: stats.pass_reasons,
+            unparsed: stats.unparsed_blocked,
             ..Tally::default()
         };
         for (&session, territories) in &stats.sessions {
@@ -155,6 +159,7 @@ impl Tally {
         let mut t = Tally::default();
         for (r, n) in self.reasons.iter().enumerate() {
             t.reasons[r] = n - base.reasons[r];
+            t.unparsed[r] = self.unparsed[r] - base.unparsed[r];
         }
         for (k, v) in &self.sessions {
             let b = base.sessions.get(k).copied().unwrap_or_default();
@@ -179,6 +184,10 @@ impl Tally {
             if self.reasons[r as usize] != 0 {
                 write!(out, "{}={} ", r.name(), self.reasons[r as usize]).expect("fmt");
             }
+            if self.unparsed[r as usize] != 0 {
+                let n = self.unparsed[r as usize];
+                write!(out, "dropped-unparsed {}={n} ", r.name()).expect("fmt");
+            }
         }
         for ((s, t), v) in &self.sessions {
             write!(out, "[s{s} t{t} pkts {:?} bytes {:?}] ", &v[..3], &v[3..]).expect("fmt");
@@ -198,6 +207,7 @@ impl Tally {
 fn describe_outcome(o: &Outcome) -> String {
     let counted = match o.counted {
         Counted::Reason(r) => format!("pass reason {}", r.name()),
+        Counted::UnparsedBlocked(r) => format!("dropped by a guard, unparsed ({})", r.name()),
         Counted::Session {
             session,
             territory,
@@ -519,14 +529,24 @@ fn kernel_and_model_agree() {
     let verdicts = Verdict::ALL.map(|v| format!("{} {}", v.name(), verdicts[v as usize]));
     let reasons =
         PassReason::ALL.map(|r| format!("{} {}", r.name(), runner.seen.reasons[r as usize]));
+    let unparsed =
+        PassReason::ALL.map(|r| format!("{} {}", r.name(), runner.seen.unparsed[r as usize]));
     let credited: u64 = runner.seen.rules.values().map(|c| c[0]).sum();
     println!(
-        "differential: session verdicts: {}; unclassified: {}; credited to a rule slot: {credited} \
-         (over {} slots)",
+        "differential: session verdicts: {}; unclassified: {}; unparsed_blocked (dropped by a guard): {}; \
+         credited to a rule slot: {credited} (over {} slots)",
         verdicts.join(", "),
         reasons.join(", "),
+        unparsed.join(", "),
         runner.seen.rules.len()
     );
+    for reason in [PassReason::ExtHeaderLimit, PassReason::Malformed] {
+        assert!(
+            runner.seen.unparsed[reason as usize] > 0,
+            "no frame reached the guard as {}: the generator no longer covers that path",
+            reason.name()
+        );
+    }
     assert_eq!(
         runner.mismatches, 0,
         "kernel and model disagree (see above)"

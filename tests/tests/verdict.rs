@@ -139,6 +139,8 @@ enum Effect {
     },
     /// The pass-reason counter moved by one packet.
     Reason(PassReason),
+    /// Not placeable for this reason, and dropped by a guard: its counter moved by one.
+    Unparsed(PassReason),
 }
 
 fn passed(meeting: &'static str, territory: &'static str) -> Effect {
@@ -215,6 +217,10 @@ enum Change {
         reason: usize,
         packets: i64,
     },
+    Unparsed {
+        reason: usize,
+        packets: i64,
+    },
 }
 
 fn territory_name(id: u16) -> String {
@@ -259,6 +265,11 @@ fn changes(before: &Stats, after: &Stats) -> Vec<Change> {
         let packets = after.pass_reasons[reason] as i64 - before.pass_reasons[reason] as i64;
         if packets != 0 {
             out.push(Change::Reason { reason, packets });
+        }
+        let packets =
+            after.unparsed_blocked[reason] as i64 - before.unparsed_blocked[reason] as i64;
+        if packets != 0 {
+            out.push(Change::Unparsed { reason, packets });
         }
     }
     out
@@ -661,6 +672,12 @@ fn describe_change(change: &Change) -> String {
         Change::Reason { reason, packets } => {
             format!("{} {packets:+}", PassReason::ALL[reason].name())
         }
+        Change::Unparsed { reason, packets } => {
+            format!(
+                "unparsed_blocked {} {packets:+}",
+                PassReason::ALL[reason].name()
+            )
+        }
     }
 }
 
@@ -678,6 +695,10 @@ fn expected_change(effect: Effect, len: usize) -> Change {
             bytes: len as i64,
         },
         Effect::Reason(r) => Change::Reason {
+            reason: r as usize,
+            packets: 1,
+        },
+        Effect::Unparsed(r) => Change::Unparsed {
             reason: r as usize,
             packets: 1,
         },
@@ -1216,23 +1237,48 @@ fn ipv6_extension_headers() {
             DROP,
             dropped("A", "XA"),
         ),
+        // More than the walk follows: the stack would deliver it, so the guard of its
+        // destination judges the source. A's, D's, E's and F's wildcard endpoints put
+        // their rules in force in the guard of every address: XA, unknown, XB, XC.
         row(
-            "7 headers",
+            "7 headers, XA source",
             to_a().exts(&all_six).ext(Ext::DEST_OPTS),
-            PASS,
-            reason(PassReason::ExtHeaderLimit),
+            DROP,
+            Effect::Unparsed(PassReason::ExtHeaderLimit),
         ),
         row(
-            "8 hop-by-hop headers",
+            "8 hop-by-hop headers, XA source",
             to_a().exts(&[Ext::HOP_BY_HOP; 8]),
-            PASS,
-            reason(PassReason::ExtHeaderLimit),
+            DROP,
+            Effect::Unparsed(PassReason::ExtHeaderLimit),
         ),
         row(
-            "7 headers, XB source",
+            "7 headers, XB source (E blocks XB on a wildcard endpoint)",
             udp(XB6, A_UDP6).exts(&all_six).ext(Ext::ROUTING),
+            DROP,
+            Effect::Unparsed(PassReason::ExtHeaderLimit),
+        ),
+        row(
+            "7 headers, XA source excepted by A (allow 2001:db8:a::77), F blocks XA",
+            udp("[2001:db8:a::77]:50000", A_UDP6)
+                .exts(&all_six)
+                .ext(Ext::ROUTING),
+            DROP,
+            Effect::Unparsed(PassReason::ExtHeaderLimit),
+        ),
+        row(
+            "7 headers, IPv4-mapped XA source",
+            udp("[::ffff:192.0.2.10]:50000", A_UDP6)
+                .exts(&all_six)
+                .ext(Ext::ROUTING),
+            DROP,
+            Effect::Unparsed(PassReason::ExtHeaderLimit),
+        ),
+        row(
+            "IPv4-mapped destination (A's IPv4 endpoint address)",
+            udp(XA6, "[::ffff:100.64.0.1]:40000"),
             PASS,
-            reason(PassReason::ExtHeaderLimit),
+            reason(PassReason::MappedDestination),
         ),
         row(
             "fragment, non-first (M, offset 185)",
@@ -1293,10 +1339,19 @@ fn truncated_headers() {
     let v4 = udp(XA4, A_UDP4);
     let v6 = udp(XA6, A_UDP6);
     let mut rows = Vec::new();
+    // A header cut after a first fragment's fragment header: the stack would reassemble
+    // it with the rest, so the guard judges the source (A blocks XA on every address).
+    let after_first_fragment = ["auth"];
     let mut cuts = |what: &str, packet: &Packet, layer: &str, n: usize, keeps: &[usize]| {
         for &keep in keeps {
             let frame = cut(packet, layer, n, keep);
-            rows.push(row(format!("{what}: {frame}"), frame, PASS, MALFORMED));
+            let (action, effect) = if what == "IPv6 chain" && after_first_fragment.contains(&layer)
+            {
+                (DROP, Effect::Unparsed(PassReason::Malformed))
+            } else {
+                (PASS, MALFORMED)
+            };
+            rows.push(row(format!("{what}: {frame}"), frame, action, effect));
         }
     };
     cuts("IPv4 UDP", &v4, "ethernet", 0, &[0, 1, 6, 12, 13]);
@@ -1394,10 +1449,13 @@ fn truncation_sweep() {
             } else {
                 frame.headers_cut()
             };
-            let (action, effect) = if cut {
-                (PASS, MALFORMED)
-            } else {
-                (DROP, dropped("A", "XA"))
+            // Cut after its fragment header, a first fragment is one the stack would
+            // reassemble: the guard drops it, as A blocks XA on every address.
+            let judged = *first_fragment && len >= full.layer("fragment").range.end;
+            let (action, effect) = match (cut, judged) {
+                (true, true) => (DROP, Effect::Unparsed(PassReason::Malformed)),
+                (true, false) => (PASS, MALFORMED),
+                (false, _) => (DROP, dropped("A", "XA")),
             };
             rows.push(row(
                 format!("{name} [..{len}]: {frame}"),

@@ -151,7 +151,7 @@ fn parsed(ctx: &XdpContext) -> Option<Packet> {
             draw_source(&mut packet);
             Some(packet)
         }
-        Parsed::Pass(_) => None,
+        Parsed::Unplaced(_) | Parsed::Pass(_) => None,
     }
 }
 
@@ -166,11 +166,11 @@ pub fn stage_parse(ctx: XdpContext) -> u32 {
 
 /// The parsed packet with a drawn source, and its session; `None` aborts the stage.
 #[inline(always)]
-fn with_session(ctx: &XdpContext) -> Option<(Packet, u32)> {
+fn with_session(ctx: &XdpContext) -> Option<(Packet, session::Session)> {
     let packet = parsed(ctx)?;
     match session::find(ctx, &packet) {
         session::Found::Session(session) => Some((packet, session)),
-        session::Found::Unbound | session::Found::Nothing => None,
+        session::Found::Unbound(_) | session::Found::Nothing => None,
     }
 }
 
@@ -210,7 +210,7 @@ pub fn stage_count_session(ctx: XdpContext) -> u32 {
     };
     let territory = territory::lookup(&packet);
     let verdict = decide::decide(session, territory, &packet).verdict;
-    count::session(session, territory, verdict, ctx.data_end() - ctx.data());
+    count::session(session.id, territory, verdict, ctx.data_end() - ctx.data());
     action(verdict)
 }
 

@@ -237,6 +237,11 @@ pub fn explain(ctx: &Ctx, args: ExplainArgs) -> anyhow::Result<()> {
 fn decision_json(d: &KernelDecision) -> Value {
     match d {
         KernelDecision::Pass(r) => json!({ "verdict": "passed", "pass_reason": r.name() }),
+        KernelDecision::UnparsedBlocked { reason, territory } => json!({
+            "verdict": "dropped",
+            "unparsed": reason.name(),
+            "territory": territory_name(*territory),
+        }),
         KernelDecision::Session {
             session,
             territory,

@@ -7,6 +7,7 @@ use crate::{
 };
 
 use super::words::territory_name;
+use filter_common::TERRITORY_UNKNOWN;
 
 /// `DROP`, `PASS`, or the number of another XDP action.
 pub fn action_name(action: u32) -> String {
@@ -21,6 +22,11 @@ pub fn action_name(action: u32) -> String {
 pub fn decision_text(d: &KernelDecision) -> String {
     match d {
         KernelDecision::Pass(r) => format!("unclassified ({})", r.name()),
+        KernelDecision::UnparsedBlocked { reason, territory } => format!(
+            "not placeable ({}), dropped by the guard of its destination, territory {}",
+            reason.name(),
+            territory_name(*territory)
+        ),
         KernelDecision::Session {
             session,
             territory,
@@ -39,6 +45,10 @@ pub fn decision_text(d: &KernelDecision) -> String {
 pub fn expected(trace: &Trace) -> KernelDecision {
     match trace.outcome.counted {
         Counted::Reason(r) => KernelDecision::Pass(r),
+        Counted::UnparsedBlocked(reason) => KernelDecision::UnparsedBlocked {
+            reason,
+            territory: trace.territory.as_ref().map_or(TERRITORY_UNKNOWN, |t| t.id),
+        },
         Counted::Session {
             session,
             territory,

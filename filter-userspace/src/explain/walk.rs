@@ -14,6 +14,7 @@ use super::{
     },
 };
 use crate::{
+    change::{generation_name, provenance_text},
     clock::rounded,
     model::{DecidedBy, Decision, Headers, SessionKey, SessionLookup, Trace},
     prefix::Prefix,
@@ -194,19 +195,23 @@ fn override_step(h: &Headers, state: &State, session: u32, d: &Decision, now: Ti
             let then = if hit.lapsed {
                 "no longer applies; the territory rules decide".to_string()
             } else if hit.rule.is_none() {
-                let next = match d.shorter_hit {
-                    Some(o) if o.allows() => {
-                        "the next shorter entry, an exception, decides → PASS".to_string()
-                    }
+                // The chain ends at the first shorter entry that is not inert.
+                let inert = d.shorter_hits.iter().filter(|o| o.inert()).count();
+                let which = match inert {
+                    0 => "the next shorter entry".to_string(),
+                    n => format!("past {n} more inert, the next shorter entry"),
+                };
+                let next = match d.shorter_hits.last() {
+                    Some(o) if o.allows() => format!("{which}, an exception, decides → PASS"),
                     Some(o) if o.drop_applies() => format!(
-                        "the next shorter entry, a drop of rule slot {}, decides → {}",
+                        "{which}, a drop of rule slot {}, decides → {}",
                         o.value.slot,
                         verdict_name(d.verdict)
                     ),
-                    Some(_) => "the next shorter entry does not apply either; the territory \
-                                rules decide"
-                        .to_string(),
-                    None => "the territory rules decide".to_string(),
+                    Some(_) if !d.shorter_hits.last().is_some_and(|o| o.inert()) => {
+                        format!("{which} does not apply either; the territory rules decide")
+                    }
+                    _ => "no shorter entry decides; the territory rules decide".to_string(),
                 };
                 format!(
                     "names rule slot {slot}, which does not hold its rule: inert, as if absent; \
@@ -233,7 +238,7 @@ fn override_step(h: &Headers, state: &State, session: u32, d: &Decision, now: Ti
             "order": order,
             "slot": (!hit.allows()).then_some(hit.rule.map_or(usize::from(hit.value.slot), |r| r.slot)),
             "bound": hit.rule.is_some(),
-            "shorter_entry_decides": d.shorter_hit.is_some_and(|o| o.decides()),
+            "shorter_entry_decides": d.shorter_hits.last().is_some_and(|o| o.decides()),
             "lapsed": hit.lapsed,
             "decides": d.decided_by == DecidedBy::DropOverride,
         }),
@@ -260,12 +265,27 @@ fn territory_step(
         (TableSource::Files, Some(p)) => format!("{name}: {src} is in {p}"),
         (TableSource::Files, None) => format!("{name}: no table prefix covers {src}"),
     };
+    if let Some(r) = &geo.record {
+        text.push_str(&format!(
+            "; table {}: {}",
+            generation_name(r.generation),
+            provenance_text(r)
+        ));
+    }
     if let Some(k) = kernel.filter(|k| *k != m.id) {
         text.push_str(&format!(
             "; BUT the kernel's table gives {} (files changed or reloaded since?)",
             territory_name(k)
         ));
     }
+    let table = geo.record.as_ref().map(|r| {
+        json!({
+            "generation": generation_name(r.generation),
+            "loaded": r.loaded,
+            "files": r.files,
+            "sources": r.sources,
+        })
+    });
     Step::new(
         "territory",
         text,
@@ -273,6 +293,7 @@ fn territory_step(
             "territory": name,
             "prefix": m.prefix,
             "kernel_table_territory": kernel.map(territory_name),
+            "table": table,
             "warnings": geo.warnings,
         }),
     )

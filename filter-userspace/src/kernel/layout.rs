@@ -23,7 +23,7 @@ fn describe((kind, key, value, entries, flags): Layout) -> String {
 pub(super) fn check_pins(pin_dir: &Path) -> anyhow::Result<()> {
     let object = aya_obj::Object::parse(EBPF_OBJECT).context("parsing the embedded program")?;
     let mut wrong = Vec::new();
-    for name in names::ALL {
+    for &name in names::ALL {
         let pin = pin_dir.join(name);
         if !pin.exists() {
             continue;

@@ -11,7 +11,9 @@ use anyhow::{Context as _, anyhow, bail};
 use filter_common::{
     PassReason, TerritoryId, Verdict,
     policy::RULES_PER_SESSION,
-    probe::{ANSWER_NONE, ANSWER_PASS_REASON, ANSWER_SESSION, PROBE_META_LEN, ProbeMeta},
+    probe::{
+        ANSWER_NONE, ANSWER_PASS_REASON, ANSWER_SESSION, ANSWER_UNPLACED, PROBE_META_LEN, ProbeMeta,
+    },
 };
 
 use super::{Kernel, test_run};
@@ -51,6 +53,11 @@ pub struct KernelAnswer {
 pub enum KernelDecision {
     /// Passed unclassified.
     Pass(PassReason),
+    /// Not placeable (for this reason), and dropped by the guard of its destination.
+    UnparsedBlocked {
+        reason: PassReason,
+        territory: TerritoryId,
+    },
     Session {
         session: u32,
         territory: TerritoryId,
@@ -125,6 +132,16 @@ fn decode(answer: &ProbeMeta) -> anyhow::Result<Option<KernelDecision>> {
                 anyhow!("the program answered pass reason {}", answer.pass_reason)
             })?;
             Ok(Some(KernelDecision::Pass(reason)))
+        }
+        ANSWER_UNPLACED => {
+            let reason = PassReason::ALL.get(answer.pass_reason as usize).copied();
+            let reason = reason.ok_or_else(|| {
+                anyhow!("the program answered pass reason {}", answer.pass_reason)
+            })?;
+            Ok(Some(KernelDecision::UnparsedBlocked {
+                reason,
+                territory: answer.territory,
+            }))
         }
         ANSWER_SESSION => {
             let verdict = verdict

@@ -24,6 +24,9 @@ pub type PassCounts = [u64; PassReason::COUNT as usize];
 pub struct Stats {
     pub sessions: BTreeMap<u32, BTreeMap<TerritoryId, TerritoryCounts>>,
     pub pass_reasons: PassCounts,
+    /// Packets the parser could not place that a guard dropped, by why they could not be
+    /// parsed (see [`crate::unparsed`]).
+    pub unparsed_blocked: PassCounts,
 }
 
 impl Stats {
@@ -75,6 +78,7 @@ pub fn read_stats(kernel: &Kernel) -> anyhow::Result<Stats> {
             .context("reading map PASS_REASONS")?;
         stats.pass_reasons[reason as usize] = per_cpu.iter().sum();
     }
+    stats.unparsed_blocked = super::unparsed::read_dropped(kernel)?;
     Ok(stats)
 }
 

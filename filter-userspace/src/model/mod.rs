@@ -57,6 +57,8 @@ pub struct SessionMaps {
     /// The territories some rule in force blocks (bit per territory id): an unbound packet
     /// on a mux port from one of them is dropped.
     pub mux_blocked: [u64; filter_common::territory::TERRITORY_WORDS],
+    /// The guards for packets the parser cannot place.
+    pub unparsed: crate::unparsed::Guards,
 }
 
 impl SessionMaps {
@@ -85,6 +87,8 @@ pub struct ModelMaps {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counted {
     Reason(PassReason),
+    /// A packet the parser could not place (for this reason), dropped by a guard.
+    UnparsedBlocked(PassReason),
     Session {
         session: u32,
         territory: TerritoryId,

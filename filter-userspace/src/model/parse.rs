@@ -110,8 +110,50 @@ fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
 }
 
+/// A packet the parser cannot place in a session whose addresses are known, and which the
+/// relay's stack would still deliver: the unparsed guard judges it (see
+/// `filter_common::unparsed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unplaced {
+    pub is_v6: bool,
+    /// IPv4 addresses are IPv4-mapped, as in every map key.
+    pub src: Address,
+    pub dst: Address,
+}
+
+impl Unplaced {
+    /// The source as the territory table sees it.
+    pub fn source(&self) -> IpAddr {
+        address_ip(self.is_v6, &self.src)
+    }
+}
+
+/// Why a frame is not classified, and for a packet the guard judges, its addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unclassified {
+    pub reason: PassReason,
+    pub unplaced: Option<Unplaced>,
+}
+
+impl From<PassReason> for Unclassified {
+    fn from(reason: PassReason) -> Unclassified {
+        Unclassified {
+            reason,
+            unplaced: None,
+        }
+    }
+}
+
 /// The headers of a UDP or TCP packet, or why the frame passes unclassified.
 pub fn parse(frame: &[u8]) -> Result<Headers, PassReason> {
+    classify(frame).map_err(|u| u.reason)
+}
+
+/// [`parse`], with the addresses of a packet the stack would deliver though it cannot be
+/// placed: more IPv6 extension headers than the walk follows, or a first fragment cut
+/// short before its ports. A whole packet cut short is discarded by the stack, and a
+/// non-first fragment is judged through its first; both pass.
+pub fn classify(frame: &[u8]) -> Result<Headers, Unclassified> {
     // Destination and source MAC, then the type.
     let mut ether_type = be16(bytes(frame, ETH_HLEN - 2).ok_or(PassReason::Malformed)?);
     let mut at = ETH_HLEN;
@@ -126,24 +168,24 @@ pub fn parse(frame: &[u8]) -> Result<Headers, PassReason> {
         ETHERTYPE_IPV4 => ipv4(frame, at)?,
         ETHERTYPE_IPV6 => ipv6(frame, at)?,
         // Anything else, a third VLAN tag included.
-        _ => return Err(PassReason::NotIp),
+        _ => return Err(PassReason::NotIp.into()),
     };
     headers.vlan_tags = tags;
     Ok(headers)
 }
 
-fn ipv4(frame: &[u8], at: usize) -> Result<Headers, PassReason> {
+fn ipv4(frame: &[u8], at: usize) -> Result<Headers, Unclassified> {
     let ip: [u8; IPV4_MIN_HLEN] = bytes(frame, at).ok_or(PassReason::Malformed)?;
     let version = ip[0] >> 4;
     let header_len = usize::from(ip[0] & 0x0f) * 4;
     if version != 4 || header_len < IPV4_MIN_HLEN {
-        return Err(PassReason::Malformed);
+        return Err(PassReason::Malformed.into());
     }
     let flags_offset = be16([ip[6], ip[7]]);
     let offset = flags_offset & 0x1fff;
     let more_fragments = flags_offset & 0x2000 != 0;
     if offset != 0 {
-        return Err(PassReason::Fragment);
+        return Err(PassReason::Fragment.into());
     }
     let src = v4_mapped([ip[12], ip[13], ip[14], ip[15]]);
     let dst = v4_mapped([ip[16], ip[17], ip[18], ip[19]]);
@@ -158,13 +200,35 @@ fn ipv4(frame: &[u8], at: usize) -> Result<Headers, PassReason> {
     )
 }
 
-fn ipv6(frame: &[u8], at: usize) -> Result<Headers, PassReason> {
+fn ipv6(frame: &[u8], at: usize) -> Result<Headers, Unclassified> {
     let ip: [u8; IPV6_HLEN] = bytes(frame, at).ok_or(PassReason::Malformed)?;
     if ip[0] >> 4 != 6 {
-        return Err(PassReason::Malformed);
+        return Err(PassReason::Malformed.into());
     }
     let src: Address = ip[8..24].try_into().expect("16 bytes");
     let dst: Address = ip[24..40].try_into().expect("16 bytes");
+    // The stack routes an IPv4-mapped destination nowhere local (its source is an IPv4
+    // host, which sockets see as that host: located as such).
+    if mapped_v4(&dst).is_some() {
+        return Err(PassReason::MappedDestination.into());
+    }
+    let unplaced = |reason| Unclassified {
+        reason,
+        unplaced: Some(Unplaced {
+            is_v6: true,
+            src,
+            dst,
+        }),
+    };
+    // A header cut short: the stack discards a whole packet, but reassembles a first
+    // fragment with the rest.
+    let cut_short = |first_fragment| {
+        if first_fragment {
+            unplaced(PassReason::Malformed)
+        } else {
+            PassReason::Malformed.into()
+        }
+    };
     let mut next = ip[6];
     let mut at = at + IPV6_HLEN;
     let mut first_fragment = false;
@@ -174,10 +238,10 @@ fn ipv6(frame: &[u8], at: usize) -> Result<Headers, PassReason> {
         }
         let len = match next {
             ext::FRAGMENT => {
-                let h: [u8; 8] = bytes(frame, at).ok_or(PassReason::Malformed)?;
+                let h: [u8; 8] = bytes(frame, at).ok_or_else(|| cut_short(first_fragment))?;
                 let offset_flags = be16([h[2], h[3]]);
                 if offset_flags >> 3 != 0 {
-                    return Err(PassReason::Fragment);
+                    return Err(PassReason::Fragment.into());
                 }
                 // The M flag of this header; a later fragment header (nonsense, but
                 // possible) has the last word.
@@ -187,21 +251,22 @@ fn ipv6(frame: &[u8], at: usize) -> Result<Headers, PassReason> {
             }
             // The authentication header counts 4-byte words, less 2.
             ext::AUTH => {
-                let h: [u8; 2] = bytes(frame, at).ok_or(PassReason::Malformed)?;
+                let h: [u8; 2] = bytes(frame, at).ok_or_else(|| cut_short(first_fragment))?;
                 next = h[0];
                 (usize::from(h[1]) + 2) * 4
             }
             // Hop-by-hop, routing and destination options count 8-byte units, less 1.
             _ => {
-                let h: [u8; 2] = bytes(frame, at).ok_or(PassReason::Malformed)?;
+                let h: [u8; 2] = bytes(frame, at).ok_or_else(|| cut_short(first_fragment))?;
                 next = h[0];
                 (usize::from(h[1]) + 1) * 8
             }
         };
         at += len;
     }
+    // The stack walks any chain: delivered, so the guard judges it.
     if ext::is_extension(next) {
-        return Err(PassReason::ExtHeaderLimit);
+        return Err(unplaced(PassReason::ExtHeaderLimit));
     }
     transport(frame, at, next, first_fragment, true, src, dst)
 }
@@ -214,15 +279,19 @@ fn transport(
     is_v6: bool,
     src: Address,
     dst: Address,
-) -> Result<Headers, PassReason> {
+) -> Result<Headers, Unclassified> {
     let needed = match (protocol, first_fragment) {
         (proto::UDP | proto::TCP, true) => PORTS_LEN,
         (proto::UDP, false) => UDP_HLEN,
         (proto::TCP, false) => TCP_MIN_HLEN,
-        _ => return Err(PassReason::NotUdpTcp),
+        _ => return Err(PassReason::NotUdpTcp.into()),
     };
     if frame.len() < at + needed {
-        return Err(PassReason::Malformed);
+        // A first fragment is reassembled with the rest: the guard judges it.
+        return Err(Unclassified {
+            reason: PassReason::Malformed,
+            unplaced: first_fragment.then_some(Unplaced { is_v6, src, dst }),
+        });
     }
     let ports: [u8; PORTS_LEN] = bytes(frame, at).ok_or(PassReason::Malformed)?;
     Ok(Headers {

@@ -498,6 +498,208 @@ fn parse_paths() {
     check("IHL 4", &ihl4, Outcome::passed(PassReason::Malformed));
 }
 
+fn unparsed_blocked(reason: PassReason) -> Outcome {
+    Outcome {
+        verdict: Verdict::Dropped,
+        xdp_action: XDP_DROP,
+        counted: Counted::UnparsedBlocked(reason),
+        rule: None,
+    }
+}
+
+/// An IPv6 UDP frame with `n` destination-options headers in front of UDP.
+fn padded(n: usize, src: &str, dst: &str) -> Vec<u8> {
+    let base = frame(proto::UDP, src, dst).bytes();
+    let (head, udp) = base.split_at(14 + 40);
+    let mut out = head.to_vec();
+    out[14 + 6] = if n == 0 { proto::UDP } else { 60 };
+    for i in 0..n {
+        let next = if i + 1 == n { proto::UDP } else { 60 };
+        out.extend([next, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    out.extend(udp);
+    out
+}
+
+/// A packet the parser cannot place, that the stack would deliver, is judged by the guard
+/// of its destination: dropped where a rule in force on a meeting reachable there blocks
+/// its source (by territory or prefix, less exceptions), passed otherwise.
+#[test]
+fn unplaceable_packets_meet_the_guard_of_their_destination() {
+    let maps = maps();
+    let judge = |bytes: &[u8]| verdict(bytes, &maps, NOW);
+    // M blocks XA on its wildcard endpoint: any destination address.
+    let xa = padded(9, "[2001:db8:a::5]:1", "[2001:db8:ffff::9]:5");
+    assert_eq!(judge(&xa), unparsed_blocked(PassReason::ExtHeaderLimit));
+    let unknown = padded(9, "[2001:db8:b::5]:1", "[2001:db8:ffff::9]:5");
+    assert_eq!(
+        judge(&unknown),
+        Outcome::passed(PassReason::ExtHeaderLimit),
+        "a source no rule blocks"
+    );
+    // An IPv4-mapped source is the IPv4 host: M's drop of 198.51.100.7, M's exception
+    // of 192.0.2.77 inside XA.
+    let dropped = padded(7, "[::ffff:198.51.100.7]:1", "[2001:db8:ffff::9]:5");
+    assert_eq!(
+        judge(&dropped),
+        unparsed_blocked(PassReason::ExtHeaderLimit)
+    );
+    let excepted = padded(7, "[::ffff:192.0.2.77]:1", "[2001:db8:ffff::9]:5");
+    assert_eq!(
+        judge(&excepted),
+        Outcome::passed(PassReason::ExtHeaderLimit)
+    );
+    // A dry run (N's XB) drops nothing here.
+    let dry = padded(7, "[::ffff:198.51.100.9]:1", "[2001:db8:ffff::9]:5");
+    assert_eq!(judge(&dry), Outcome::passed(PassReason::ExtHeaderLimit));
+    // A first IPv4 fragment cut before its ports.
+    let first = Frame {
+        fragment: Some(0x2000),
+        ..frame(proto::UDP, "192.0.2.10:1000", "100.64.0.9:40000")
+    };
+    let mut bytes = first.bytes();
+    bytes.truncate(bytes.len() - 10);
+    assert_eq!(judge(&bytes), unparsed_blocked(PassReason::Malformed));
+    // The same cut in a whole packet: the stack discards it.
+    let mut whole = frame(proto::UDP, "192.0.2.10:1000", "100.64.0.9:40000").bytes();
+    whole.truncate(whole.len() - 10);
+    assert_eq!(judge(&whole), Outcome::passed(PassReason::Malformed));
+    // Later fragments pass: their datagram is judged by its first fragment.
+    let later = Frame {
+        fragment: Some(0x0001),
+        ..frame(proto::UDP, "192.0.2.10:1000", "100.64.0.9:40000")
+    };
+    assert_eq!(judge(&later.bytes()), Outcome::passed(PassReason::Fragment));
+}
+
+/// Only the meetings reachable at the destination count; an exception enters a guard
+/// only where every meeting there lets its prefix pass.
+#[test]
+fn a_guard_holds_the_meetings_of_its_address() {
+    let mut a = meeting(
+        11,
+        &["udp:100.64.0.1:41000"],
+        vec![rule(&["XA"], &[], false, None)],
+    );
+    a.allows = vec!["192.0.2.0/25".parse().expect("prefix")];
+    let b = meeting(
+        12,
+        &["udp:100.64.0.2:41000"],
+        vec![rule(&["XB"], &[], false, None)],
+    );
+    let mut c = meeting(
+        13,
+        &["udp:100.64.0.4:42000"],
+        vec![rule(&["XA"], &["192.0.2.0/24"], false, None)],
+    );
+    c.allows = vec!["192.0.2.0/25".parse().expect("prefix")];
+    let mut state = State::default();
+    state.meetings.insert("A".into(), a);
+    state.meetings.insert("B".into(), b);
+    let maps = ModelMaps::from_state(&state, geo(), &crate::expiry::Clock::now()).expect("maps");
+    let judge = |src: &str, dst: &str| verdict(&padded(7, src, dst), &maps, NOW).verdict;
+    let a1 = "[::ffff:100.64.0.1]:41000";
+    // The frames are IPv6 with mapped destinations: the stack delivers none of them.
+    assert_eq!(judge("[::ffff:192.0.2.200]:1", a1), Verdict::Passed);
+    let guards = &maps.sessions.unparsed;
+    let v4 = |a: &str| crate::endpoint::kernel_address(a.parse().expect("address"));
+    let (xa, xb) = (id("XA"), id("XB"));
+    assert!(guards.blocks(&v4("100.64.0.1"), &v4("192.0.2.200"), xa));
+    assert!(
+        !guards.blocks(&v4("100.64.0.1"), &v4("192.0.2.20"), xa),
+        "A's exception"
+    );
+    assert!(
+        !guards.blocks(&v4("100.64.0.1"), &v4("198.51.100.1"), xb),
+        "B is elsewhere"
+    );
+    assert!(guards.blocks(&v4("100.64.0.2"), &v4("198.51.100.1"), xb));
+    assert!(
+        !guards.blocks(&v4("100.64.0.3"), &v4("192.0.2.200"), xa),
+        "no meeting there"
+    );
+    // C alone on an address: its exception inside its own drop enters.
+    c.endpoints = vec!["udp:100.64.0.4:42000".parse().expect("endpoint")];
+    state.meetings.insert("C".into(), c.clone());
+    let guards = crate::unparsed::Guards::derive(&state, crate::clock::now());
+    assert!(
+        !guards.blocks(&v4("100.64.0.4"), &v4("192.0.2.20"), xa),
+        "C's exception"
+    );
+    assert!(
+        guards.blocks(&v4("100.64.0.4"), &v4("192.0.2.200"), xa),
+        "C's drop"
+    );
+    // Beside B, which blocks a territory and grants no exception, it does not: without the
+    // table the guard cannot tell that B's territory holds none of those addresses, and it
+    // errs towards dropping.
+    c.endpoints = vec!["udp:100.64.0.2:42000".parse().expect("endpoint")];
+    state.meetings.insert("C".into(), c);
+    let guards = crate::unparsed::Guards::derive(&state, crate::clock::now());
+    assert!(
+        guards.blocks(&v4("100.64.0.2"), &v4("192.0.2.20"), xa),
+        "B grants nothing"
+    );
+}
+
+/// An IPv6 header whose destination is IPv4-mapped reaches no meeting: the stack routes
+/// it nowhere local.
+#[test]
+fn a_mapped_destination_reaches_no_meeting() {
+    let mapped = frame(proto::UDP, "[2001:db8:a::5]:1", "[::ffff:100.64.0.1]:40000").bytes();
+    check(
+        "mapped destination",
+        &mapped,
+        Outcome::passed(PassReason::MappedDestination),
+    );
+    // Even with more extension headers than the walk follows.
+    check(
+        "mapped destination, padded",
+        &padded(9, "[2001:db8:a::5]:1", "[::ffff:100.64.0.1]:40000"),
+        Outcome::passed(PassReason::MappedDestination),
+    );
+}
+
+/// Nested drops written ahead of their rules (a /24 in a /16, both new, in an old /8):
+/// each inert one hands the decision on, to any depth.
+#[test]
+fn inert_drops_fall_back_through_every_level() {
+    let state_with = |rules| {
+        let mut state = State::default();
+        state
+            .meetings
+            .insert("N".into(), meeting(5, &["udp:*:49000"], rules));
+        ModelMaps::from_state(&state, geo(), &crate::expiry::Clock::now()).expect("maps")
+    };
+    let all = state_with(vec![
+        rule(&[], &["192.0.0.0/8"], false, None),
+        rule(&[], &["192.0.0.0/16"], true, None),
+        rule(&[], &["192.0.2.0/24"], true, None),
+    ]);
+    let mut torn = all.sessions.clone();
+    let policy = torn.policies.get_mut(&5).expect("policy");
+    policy.rules[1] = filter_common::Rule::EMPTY;
+    policy.rules[2] = filter_common::Rule::EMPTY;
+    let torn = all.clone().with_sessions(torn);
+    let bytes = frame(proto::UDP, "192.0.2.9:1", "100.64.0.1:49000").bytes();
+    let got = verdict(&bytes, &torn, NOW);
+    assert_eq!(
+        (got.verdict, got.rule),
+        (Verdict::Dropped, Some(0)),
+        "the old /8"
+    );
+    let t = trace(&bytes, &torn, NOW);
+    let d = t.decision.expect("decided");
+    assert_eq!(d.shorter_hits.len(), 2, "the /16, then the /8");
+    assert_eq!(d.decided_by, DecidedBy::DropOverride);
+    let got = verdict(&bytes, &all, NOW);
+    assert_eq!(
+        (got.verdict, got.rule),
+        (Verdict::WouldDrop, Some(2)),
+        "the /24"
+    );
+}
+
 #[test]
 fn extension_header_limit() {
     // Six hop-by-hop headers are followed; a seventh extension header is one too many.
@@ -515,10 +717,11 @@ fn extension_header_limit() {
     };
     let six = build(6);
     check("six", &six, session(1, "XA", Verdict::Dropped, &six));
+    // The stack would deliver the seventh: M's rule on its wildcard endpoint blocks XA.
     check(
         "seven",
         &build(7),
-        Outcome::passed(PassReason::ExtHeaderLimit),
+        unparsed_blocked(PassReason::ExtHeaderLimit),
     );
     let addr = Ipv6Addr::from(u128::from_be_bytes(parse(&six).expect("parses").src));
     assert_eq!(addr, "2001:db8:a::5".parse::<Ipv6Addr>().expect("addr"));
@@ -686,7 +889,7 @@ fn an_inert_drop_lets_the_next_shorter_override_decide() {
     );
     let d = t.decision.expect("decided");
     assert!(d.override_hit.is_some_and(|o| o.inert()));
-    assert!(d.shorter_hit.is_some_and(|o| o.allows()));
+    assert!(d.shorter_hits.first().is_some_and(|o| o.allows()));
     assert_eq!(d.decided_by, DecidedBy::AllowOverride);
     // A lapsed drop keeps the old rule: the territory rules decide, not the shorter entry.
     let mut lapsed = all.sessions.clone();

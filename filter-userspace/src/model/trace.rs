@@ -126,8 +126,8 @@ pub struct Decision {
     /// The longest override covering the source.
     pub override_hit: Option<OverrideHit>,
     /// When that one is inert: the next shorter override covering the source, which is
-    /// consulted instead (one level).
-    pub shorter_hit: Option<OverrideHit>,
+    /// consulted instead, and while each is inert the next shorter one again.
+    pub shorter_hits: Vec<OverrideHit>,
     /// Every active rule that blocks the territory, in slot order, in force or not.
     pub rules: Vec<RuleHit>,
     pub decided_by: DecidedBy,
@@ -140,8 +140,8 @@ impl Decision {
     /// when no rule applied (an allow, or nothing in force).
     pub fn deciding_rule(&self) -> Option<RuleHit> {
         if self.decided_by == DecidedBy::DropOverride {
-            let applied = [self.override_hit, self.shorter_hit].into_iter().flatten();
-            return applied.into_iter().find(OverrideHit::drop_applies)?.rule;
+            let applied = self.override_hit.iter().chain(&self.shorter_hits);
+            return applied.copied().find(OverrideHit::drop_applies)?.rule;
         }
         if self.decided_by != DecidedBy::Rules {
             return None;
@@ -231,14 +231,19 @@ impl ModelMaps {
 
     /// Step 5 with the table prefix that matched.
     pub fn territory_match(&self, h: &Headers) -> TerritoryMatch {
-        let found = match parse::mapped_v4(&h.src) {
+        self.territory_of(&h.src)
+    }
+
+    /// The territory of a source address (IPv4-mapped: located as the IPv4 host).
+    pub fn territory_of(&self, src: &Address) -> TerritoryMatch {
+        let found = match parse::mapped_v4(src) {
             Some(v4) => self
                 .geo
                 .matching_v4(u32::from(v4))
                 .map(|(p, id)| (p.to_string(), id)),
             None => self
                 .geo
-                .matching_v6(u128::from_be_bytes(h.src))
+                .matching_v6(u128::from_be_bytes(*src))
                 .map(|(p, id)| (p.to_string(), id)),
         };
         match found {
@@ -288,10 +293,14 @@ impl ModelMaps {
             }
         };
         let override_hit = self.override_match(session, src).map(to_hit);
-        let shorter_hit = override_hit
-            .filter(|o| o.inert() && o.key_len > OVERRIDE_SESSION_BITS)
-            .and_then(|o| self.override_match_within(session, src, o.key_len - 1))
-            .map(to_hit);
+        let mut shorter_hits = Vec::new();
+        let mut last = override_hit;
+        while let Some(o) = last.filter(|o| o.inert() && o.key_len > OVERRIDE_SESSION_BITS) {
+            last = self
+                .override_match_within(session, src, o.key_len - 1)
+                .map(to_hit);
+            shorter_hits.extend(last);
+        }
         let rules: Vec<RuleHit> = policy.map_or_else(Vec::new, |p| {
             (p.rules.iter().enumerate())
                 .filter(|(_, r)| r.flags & RULE_ACTIVE != 0 && r.blocks(territory))
@@ -300,15 +309,15 @@ impl ModelMaps {
         });
         let decided = |decided_by, verdict| Decision {
             override_hit,
-            shorter_hit,
+            shorter_hits: shorter_hits.clone(),
             rules: rules.clone(),
             decided_by,
             verdict,
         };
-        // The shorter entry is there only when the longest is inert. A drop that has
+        // Each shorter entry is there only when the one before is inert. A drop that has
         // lapsed, or whose rule is not in force in its slot, leaves the decision to the
         // territory rules; a drop that applies takes its rule's mode.
-        for o in [override_hit, shorter_hit].into_iter().flatten() {
+        for o in override_hit.iter().chain(&shorter_hits).copied() {
             if o.allows() {
                 return decided(DecidedBy::AllowOverride, Verdict::Passed);
             }
@@ -343,9 +352,31 @@ pub fn trace(frame: &[u8], maps: &ModelMaps, now_ns: u64) -> Trace {
         decision: None,
         outcome: Outcome::passed(reason),
     };
-    let h = match parse(frame) {
+    let h = match parse::classify(frame) {
         Ok(h) => h,
-        Err(reason) => return passed(Err(reason), None, reason),
+        Err(u) => {
+            let Some(p) = u.unplaced else {
+                return passed(Err(u.reason), None, u.reason);
+            };
+            // The stack would deliver it: dropped if a guard of its destination blocks
+            // its source.
+            let territory = maps.territory_of(&p.src);
+            if !maps.sessions.unparsed.blocks(&p.dst, &p.src, territory.id) {
+                return passed(Err(u.reason), None, u.reason);
+            }
+            return Trace {
+                headers: Err(u.reason),
+                session: None,
+                territory: Some(territory),
+                decision: None,
+                outcome: Outcome {
+                    verdict: Verdict::Dropped,
+                    xdp_action: XDP_DROP,
+                    counted: Counted::UnparsedBlocked(u.reason),
+                    rule: None,
+                },
+            };
+        }
     };
     let lookup = maps.session_lookup(&h);
     let Some(session) = lookup.session() else {

@@ -1,10 +1,12 @@
-//! `geofence audit show` and `audit verify` on a trail written by real commands.
+//! `geofence audit show`, `audit verify` and `audit anchor` on a trail written by real
+//! commands, and on trails the test writes itself.
 
 mod common;
 
 use std::fs;
 
 use common::{Dirs, root_with_bpffs};
+use serde_json::json;
 
 #[test]
 fn commands_leave_a_verifiable_trail() {
@@ -134,4 +136,125 @@ fn report_command_formats_and_refuses_bad_periods() {
     );
     let err = d.fails(&["report", "--from", "last week", "--to", "2026-11-01"]);
     assert!(err.contains("--from `last week`"), "{err}");
+}
+
+/// A fresh trail of `n` entries in `d`'s state directory, each naming `order`.
+fn write_trail(d: &Dirs, n: u64, order: &str) {
+    let _ = fs::remove_dir_all(&d.state);
+    fs::create_dir_all(&d.state).expect("state dir");
+    for i in 0..n {
+        geofence::audit::append(&d.state, "block", json!({"order": order, "i": i}))
+            .expect("append");
+    }
+}
+
+/// The anchor `audit anchor` prints, and what it says on stderr.
+fn anchor(d: &Dirs) -> (String, String) {
+    let out = d.run(&["audit", "anchor"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one line to paste: {stdout}");
+    let anchor = lines[0]
+        .strip_prefix("geofence-audit-anchor ")
+        .unwrap_or_else(|| panic!("tagged: {stdout}"))
+        .to_string();
+    (anchor, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn an_anchor_taken_earlier_catches_a_rewritten_or_cut_trail() {
+    let d = Dirs::new("anchor");
+    write_trail(&d, 3, "ORD-1");
+    let (at3, hint) = anchor(&d);
+    assert!(
+        at3.starts_with("3:sha256:") && at3.len() == 2 + 7 + 64,
+        "{at3}"
+    );
+    assert!(
+        hint.contains(&format!("geofence audit verify --anchor {at3}")),
+        "says what to do with it: {hint}"
+    );
+    let out = d.ok(&["audit", "verify", "--anchor", &at3]);
+    assert!(
+        out.contains("3 entries, chain intact; matches anchor 3:sha256:"),
+        "{out}"
+    );
+    // The whole pasted line is taken too.
+    d.ok(&[
+        "audit",
+        "verify",
+        "--anchor",
+        &format!("geofence-audit-anchor {at3}"),
+    ]);
+
+    // Later entries leave an earlier anchor standing.
+    geofence::audit::append(&d.state, "unblock", json!({"orders": ["ORD-1"]})).expect("append");
+    d.ok(&["audit", "verify", "--anchor", &at3]);
+
+    // Every entry written again, under another order: a chain consistent in itself and
+    // with its head, which only the anchor contradicts.
+    write_trail(&d, 4, "ORD-2");
+    assert!(
+        d.ok(&["audit", "verify"])
+            .contains("4 entries, chain intact")
+    );
+    let err = d.fails(&["audit", "verify", "--anchor", &at3]);
+    let out =
+        String::from_utf8_lossy(&d.run(&["audit", "verify", "--anchor", &at3]).stdout).into_owned();
+    assert!(err.contains("not intact (1 problem)"), "{err}");
+    assert!(
+        out.contains("line 3 (seq 3)") && out.contains("rewritten at or before seq 3"),
+        "{out}"
+    );
+
+    // Written again shorter: the anchor's seq is gone.
+    write_trail(&d, 2, "ORD-2");
+    d.fails(&["audit", "verify", "--anchor", &at3]);
+    let out =
+        String::from_utf8_lossy(&d.run(&["audit", "verify", "--anchor", &at3]).stdout).into_owned();
+    assert!(out.contains("the trail ends at seq 2"), "{out}");
+}
+
+#[test]
+fn audit_anchor_refuses_a_broken_or_empty_trail() {
+    let d = Dirs::new("anchor-refused");
+    fs::create_dir_all(&d.state).expect("state dir");
+    let err = d.fails(&["audit", "anchor"]);
+    assert!(err.contains("no entries yet"), "{err}");
+
+    write_trail(&d, 2, "ORD-1");
+    let path = d.state.join("audit.jsonl");
+    let text = fs::read_to_string(&path).expect("trail");
+    fs::write(&path, text.replacen(",\"time\"", ", \"time\"", 1)).expect("edit");
+    let out = d.run(&["audit", "anchor"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}");
+    assert!(!stdout.contains("geofence-audit-anchor"), "{stdout}");
+    assert!(stdout.contains("line 1 (seq 1), byte 9"), "{stdout}");
+    assert!(stderr.contains("no anchor taken"), "{stderr}");
+}
+
+#[test]
+fn a_malformed_anchor_is_refused_naming_the_argument() {
+    let d = Dirs::new("anchor-malformed");
+    write_trail(&d, 1, "ORD-1");
+    for (anchor, why) in [
+        ("12", "is not an anchor"),
+        ("0:sha256:00", "the seq `0`"),
+        ("3:sha256:abc", "it has 3 digits"),
+    ] {
+        let out = d.run(&["audit", "verify", "--anchor", anchor]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!(
+                "invalid value '{anchor}' for '--anchor <SEQ:HASH>'"
+            )) && err.contains(why),
+            "{err}"
+        );
+    }
 }

@@ -43,6 +43,7 @@ pub fn check(
         return Ok(Some(Problem {
             line: lines + 1,
             seq: None,
+            offset: None,
             what: format!("{} is not a valid audit head", path.display()),
         }));
     };
@@ -51,6 +52,7 @@ pub fn check(
         Some(Problem {
             line: lines + 1,
             seq: Some(last_seq + 1),
+            offset: None,
             what: format!(
                 "the trail ends at seq {last_seq} but {HEAD_FILE} records seq {}: \
                  entries were removed from the end",
@@ -61,6 +63,7 @@ pub fn check(
         last.map(|(line, e)| Problem {
             line,
             seq: Some(e.seq),
+            offset: None,
             what: format!("the last entry is not the one {HEAD_FILE} records: it was replaced"),
         })
     } else {

@@ -5,14 +5,23 @@
 //! A line is a JSON object with `seq` (1, 2, ...), `time`, `operator`, `host`, `action`,
 //! `details`, `prev` (the previous entry's `hash`, 64 zeros for the first) and `hash`, the
 //! SHA-256 of the canonical serialization of every other field ([`canonical`]: keys sorted,
-//! no whitespace). Appends happen under the state lock, so seq and prev cannot race.
+//! no whitespace). A line must be byte for byte [`Entry::canonical_line`] of the entry it
+//! holds, so that it reads the same to every JSON reader. Appends happen under the state
+//! lock, so seq and prev cannot race.
 
+mod anchor;
+mod canonical;
+mod duplicates;
 mod head;
 mod query;
 mod verify;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_anchor;
+#[cfg(test)]
+mod tests_canonical;
 
 use std::{
     fs,
@@ -26,9 +35,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
+pub use anchor::{ANCHOR_TAG, Anchor, AnchorError};
+pub use canonical::canonical;
 pub use head::HEAD_FILE;
 pub use query::{Filter, mentions_order, parse_since};
-pub use verify::{Problem, verify};
+pub use verify::{Problem, verify, verify_against};
 
 /// The file name in the state directory.
 pub const AUDIT_FILE: &str = "audit.jsonl";
@@ -71,44 +82,6 @@ impl Entry {
     }
 }
 
-/// JSON with object keys sorted at every level and no whitespace: the same value always
-/// gives the same bytes, whatever order its keys were built in.
-pub fn canonical(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
-}
-
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -140,15 +113,32 @@ pub fn file_digest(path: &Path) -> anyhow::Result<(String, u64)> {
     Ok((hex(&hasher.finalize()), size))
 }
 
-/// Where the chain continues: after the last line that is an entry. A line cut short or a
-/// legacy line after it is skipped; `verify` reports it, so the break stays visible.
-fn chain_tail(text: &str) -> (u64, String) {
-    text.lines()
+/// Where the chain continues: after the last line that is an entry, in canonical form or
+/// not. A line cut short after it is skipped; `verify` reports it, so the break stays
+/// visible.
+fn chain_tail(bytes: &[u8]) -> (u64, String) {
+    lines(bytes)
+        .into_iter()
         .rev()
-        .find_map(|line| parse_line(line).ok())
+        .find_map(|(_, line)| canonical::check_line(line).entry())
         .map_or((1, GENESIS.to_string()), |entry| {
             (entry.seq + 1, entry.hash)
         })
+}
+
+/// The trail's lines, numbered from 1, split at `\n` alone: a `\r` stays in its line,
+/// where the canonical check names it. Nothing after the last `\n` is a line only if it is
+/// not empty (a line cut short).
+fn lines(bytes: &[u8]) -> Vec<(usize, &[u8])> {
+    let mut all: Vec<(usize, &[u8])> = bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(i, line)| (i + 1, line))
+        .collect();
+    if all.last().is_some_and(|(_, line)| line.is_empty()) {
+        all.pop();
+    }
+    all
 }
 
 /// Appends one entry, chained to the last, and syncs the file. The caller holds the state
@@ -162,8 +152,8 @@ pub fn append(dir: &Path, action: &str, details: Value) -> anyhow::Result<Entry>
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    let mut text = String::new();
-    file.read_to_string(&mut text)
+    let mut text = Vec::new();
+    file.read_to_end(&mut text)
         .with_context(|| format!("reading {}", path.display()))?;
     let (seq, prev) = chain_tail(&text);
     let mut entry = Entry {
@@ -177,9 +167,9 @@ pub fn append(dir: &Path, action: &str, details: Value) -> anyhow::Result<Entry>
         hash: String::new(),
     };
     entry.hash = entry.compute_hash();
-    let mut line = serde_json::to_string(&entry).context("serializing the audit entry")?;
+    let mut line = entry.canonical_line();
     // A line cut short by a crash must not swallow this entry.
-    if !text.is_empty() && !text.ends_with('\n') {
+    if !text.is_empty() && !text.ends_with(b"\n") {
         line.insert(0, '\n');
     }
     line.push('\n');
@@ -191,42 +181,31 @@ pub fn append(dir: &Path, action: &str, details: Value) -> anyhow::Result<Entry>
     Ok(entry)
 }
 
-/// Every entry of the trail, in file order. A line that is not a chained entry is an error
-/// naming it; run [`verify`] for the full diagnosis.
+/// Every entry of the trail, in file order, as serde_json reads it. A line that is no
+/// entry at all is an error naming it; one that is an entry but not in its canonical form
+/// is read, and [`verify`] (which the report quotes) names it.
 pub fn read(dir: &Path) -> anyhow::Result<Vec<Entry>> {
     let path = dir.join(AUDIT_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let mut entries = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
+    for (number, line) in lines(&bytes) {
+        match canonical::check_line(line) {
+            canonical::LineCheck::Canonical(entry)
+            | canonical::LineCheck::NotCanonical(entry, _) => {
+                entries.push(entry);
+            }
+            canonical::LineCheck::NotEntry(fault) => anyhow::bail!(
+                "{} line {number}: {} (`geofence audit verify` checks the whole trail)",
+                path.display(),
+                fault.what
+            ),
         }
-        let entry = parse_line(line)
-            .map_err(|why| anyhow::anyhow!("{} line {}: {why}", path.display(), i + 1))?;
-        entries.push(entry);
     }
     Ok(entries)
-}
-
-/// One line as an entry, or why it is not one.
-pub(crate) fn parse_line(line: &str) -> Result<Entry, String> {
-    let value: Value = serde_json::from_str(line)
-        .map_err(|e| format!("not a complete JSON object ({e}); truncated or edited"))?;
-    let Value::Object(map) = &value else {
-        return Err("not a JSON object".to_string());
-    };
-    if !map.contains_key("hash") {
-        return Err(
-            "no `hash`: a legacy entry written before the audit trail was hash-chained \
-             (move the old lines to another file to start a verifiable trail)"
-                .to_string(),
-        );
-    }
-    serde_json::from_value(value.clone()).map_err(|e| format!("not an audit entry: {e}"))
 }
 
 /// A details object with `key` added (details that are not an object are wrapped).

@@ -5,21 +5,21 @@ use serde_json::json;
 use super::{verify::check, *};
 
 /// A state directory of this test alone, removed on drop.
-struct Dir(PathBuf);
+pub(super) struct Dir(pub(super) PathBuf);
 
 impl Dir {
-    fn new(tag: &str) -> Dir {
+    pub(super) fn new(tag: &str) -> Dir {
         let dir = std::env::temp_dir().join(format!("gf-audit-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("temp dir");
         Dir(dir)
     }
 
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         fs::read_to_string(self.0.join(AUDIT_FILE)).expect("audit file")
     }
 
-    fn lines(&self) -> Vec<String> {
+    pub(super) fn lines(&self) -> Vec<String> {
         self.text().lines().map(str::to_string).collect()
     }
 }
@@ -31,7 +31,7 @@ impl Drop for Dir {
 }
 
 /// A trail of four entries: two blocks, an unblock and a meeting.
-fn trail(tag: &str) -> Dir {
+pub(super) fn trail(tag: &str) -> Dir {
     let dir = Dir::new(tag);
     append(&dir.0, "meeting add", json!({"meeting": "town-hall"})).expect("append");
     append(
@@ -55,7 +55,7 @@ fn trail(tag: &str) -> Dir {
     dir
 }
 
-fn joined(lines: &[String]) -> String {
+pub(super) fn joined(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
@@ -94,7 +94,7 @@ fn verify_names_an_edited_line() {
     let dir = trail("edited");
     let mut lines = dir.lines();
     lines[2] = lines[2].replace("ORD-2", "ORD-9");
-    let problems = check(&joined(&lines)).expect_err("edit detected");
+    let problems = check(joined(&lines).as_bytes()).expect_err("edit detected");
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!((problems[0].line, problems[0].seq), (3, Some(3)));
     assert!(problems[0].what.contains("edited"), "{}", problems[0]);
@@ -108,7 +108,7 @@ fn verify_names_an_edited_and_rehashed_line_by_the_next_one() {
     entry.operator = "someone-else".to_string();
     entry.hash = entry.compute_hash();
     lines[1] = serde_json::to_string(&entry).expect("json");
-    let problems = check(&joined(&lines)).expect_err("re-hash detected");
+    let problems = check(joined(&lines).as_bytes()).expect_err("re-hash detected");
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!((problems[0].line, problems[0].seq), (3, Some(3)));
     assert!(problems[0].what.contains("line 2"), "{}", problems[0]);
@@ -119,7 +119,7 @@ fn verify_names_a_deleted_line() {
     let dir = trail("deleted");
     let mut lines = dir.lines();
     lines.remove(1);
-    let problems = check(&joined(&lines)).expect_err("deletion detected");
+    let problems = check(joined(&lines).as_bytes()).expect_err("deletion detected");
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!((problems[0].line, problems[0].seq), (2, Some(3)));
     assert!(
@@ -134,7 +134,7 @@ fn verify_names_a_swapped_pair() {
     let dir = trail("swapped");
     let mut lines = dir.lines();
     lines.swap(1, 2);
-    let problems = check(&joined(&lines)).expect_err("swap detected");
+    let problems = check(joined(&lines).as_bytes()).expect_err("swap detected");
     let at: Vec<(usize, Option<u64>)> = problems.iter().map(|p| (p.line, p.seq)).collect();
     assert_eq!(at, [(2, Some(3)), (3, Some(2))], "{problems:?}");
     assert!(
@@ -149,7 +149,7 @@ fn verify_names_a_truncated_last_line() {
     let dir = trail("truncated");
     let text = dir.text();
     let cut = &text[..text.len() - 20];
-    let problems = check(cut).expect_err("truncation detected");
+    let problems = check(cut.as_bytes()).expect_err("truncation detected");
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!((problems[0].line, problems[0].seq), (4, None));
     assert!(problems[0].what.contains("cut short"), "{}", problems[0]);
@@ -220,7 +220,11 @@ fn verify_names_entries_removed_from_the_end() {
     let dir = trail("tail");
     let mut lines = dir.lines();
     lines.pop();
-    assert_eq!(check(&joined(&lines)), Ok(3), "the chain alone cannot tell");
+    assert_eq!(
+        check(joined(&lines).as_bytes()),
+        Ok(3),
+        "the chain alone cannot tell"
+    );
     fs::write(dir.0.join(AUDIT_FILE), joined(&lines)).expect("write");
     let problems = verify(&dir.0).expect("verify").expect_err("the head tells");
     assert_eq!(problems.len(), 1, "{problems:?}");

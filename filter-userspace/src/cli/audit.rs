@@ -1,16 +1,17 @@
-//! `geofence audit show` and `geofence audit verify`.
+//! `geofence audit show`, `audit verify` and `audit anchor`.
 
 use anyhow::{anyhow, bail};
 use serde_json::Value;
 
 use super::args::AuditCommand;
-use crate::audit::{self, Entry, Filter};
+use crate::audit::{self, Anchor, Entry, Filter, Problem};
 use crate::change::Ctx;
 
 pub fn run(ctx: &Ctx, command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Show { since, order, json } => show(ctx, since, order, json),
-        AuditCommand::Verify => verify(ctx),
+        AuditCommand::Verify { anchor } => verify(ctx, &anchor),
+        AuditCommand::Anchor => anchor(ctx),
     }
 }
 
@@ -115,23 +116,55 @@ fn flat(value: &Value) -> String {
     }
 }
 
-fn verify(ctx: &Ctx) -> anyhow::Result<()> {
+fn verify(ctx: &Ctx, anchors: &[Anchor]) -> anyhow::Result<()> {
     let path = ctx.state_dir.join(audit::AUDIT_FILE);
-    match audit::verify(&ctx.state_dir)? {
+    match audit::verify_against(&ctx.state_dir, anchors)? {
         Ok(n) => {
-            println!("{}: {n} entries, chain intact", path.display());
+            let matched: Vec<String> = anchors
+                .iter()
+                .map(|a| format!("; matches anchor {a}"))
+                .collect();
+            println!(
+                "{}: {n} entries, chain intact{}",
+                path.display(),
+                matched.concat()
+            );
             Ok(())
         }
-        Err(problems) => {
-            for p in &problems {
-                println!("{}: {p}", path.display());
-            }
-            bail!(
-                "{}: the audit trail is not intact ({} problem{})",
-                path.display(),
-                problems.len(),
-                if problems.len() == 1 { "" } else { "s" }
-            )
-        }
+        Err(problems) => not_intact(&path, &problems),
     }
+}
+
+fn not_intact(path: &std::path::Path, problems: &[Problem]) -> anyhow::Result<()> {
+    for p in problems {
+        println!("{}: {p}", path.display());
+    }
+    bail!(
+        "{}: the audit trail is not intact ({} problem{})",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    )
+}
+
+/// The head of an intact trail, as a line to paste elsewhere. A broken trail gets no
+/// anchor: one would vouch for the break.
+fn anchor(ctx: &Ctx) -> anyhow::Result<()> {
+    let path = ctx.state_dir.join(audit::AUDIT_FILE);
+    if let Err(problems) = audit::verify(&ctx.state_dir)? {
+        not_intact(&path, &problems)
+            .map_err(|e| e.context("no anchor taken: it would vouch for a broken trail"))?;
+    }
+    let entries = audit::read(&ctx.state_dir)?;
+    let Some(head) = entries.iter().max_by_key(|e| e.seq) else {
+        bail!("{}: no entries yet, nothing to anchor", path.display());
+    };
+    let anchor = Anchor::of(head);
+    println!("{}", anchor.line());
+    eprintln!(
+        "Keep this line off this relay (in the change ticket). `geofence audit verify \
+         --anchor {anchor}` then shows that entries 1 to {} were not rewritten since.",
+        anchor.seq
+    );
+    Ok(())
 }

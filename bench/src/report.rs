@@ -28,6 +28,12 @@ pub struct Figure {
     pub missed_by: Option<String>,
     /// Why, where a goal is missed or a figure needs explaining.
     pub note: Option<String>,
+    /// For a cost measured as a difference: how far its value may be from the true one
+    /// (half the width of a 95% confidence interval), and whether the value is no larger
+    /// than that, so that the cost cannot be told from none. The table then prints
+    /// "≤ noise (±x)" instead of the value, which may be negative.
+    pub noise: Option<f64>,
+    pub within_noise: Option<bool>,
 }
 
 impl Figure {
@@ -43,7 +49,16 @@ impl Figure {
             met: None,
             missed_by: None,
             note: None,
+            noise: None,
+            within_noise: None,
         }
+    }
+
+    /// Records the value's noise (see [`Figure::noise`]).
+    pub fn noise(mut self, noise: f64) -> Figure {
+        self.noise = Some(noise);
+        self.within_noise = Some(self.value <= noise);
+        self
     }
 
     /// Compares with a reference of the same unit.
@@ -161,10 +176,15 @@ fn row(f: &Figure) -> String {
         (Some(goal), Some(false), None) => format!("goal {goal}: MISSED"),
         _ => String::new(),
     };
-    format!(
-        "{:<62} {:>12.3} {:<10} {reference:<48} {goal}",
-        f.name, f.value, f.unit
-    )
+    let value = match (f.within_noise, f.noise) {
+        (Some(true), Some(noise)) => format!(
+            "{:>12} {:<10}",
+            "≤ noise",
+            format!("(±{noise:.1} {})", f.unit)
+        ),
+        _ => format!("{:>12.3} {:<10}", f.value, f.unit),
+    };
+    format!("{:<62} {value} {reference:<48} {goal}", f.name)
 }
 
 /// A share of a bound as a percentage: "under 0.1%" for what one decimal would print as
@@ -200,6 +220,25 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// Half the width of a distribution-free 95% confidence interval of the median: the
+/// order statistics `n/2 ∓ 0.98 √n` apart (the sign test's interval), so that a step
+/// whose per-round differences straddle zero reads as noise, whatever their distribution.
+/// With fewer than 6 values no such interval exists, and the whole range is taken.
+pub fn median_noise(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n < 6 {
+        return (values[n - 1] - values[0]) / 2.0;
+    }
+    let half = 0.98 * (n as f64).sqrt();
+    let lo = ((n as f64 / 2.0 - half).floor().max(0.0)) as usize;
+    let hi = ((n as f64 / 2.0 + half).ceil() as usize).min(n - 1);
+    (values[hi] - values[lo]) / 2.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +266,28 @@ mod tests {
         let f = Figure::new("t", 1.3004, "×").goal_value_at_most(1.3);
         assert_eq!(f.missed_by.as_deref(), Some("under 0.1% over the bound"));
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        // A cost no larger than its noise, negative or not, is printed as such.
+        for value in [-1.5, 0.0, 2.9] {
+            let f = Figure::new("step", value, "ns/packet").noise(3.0);
+            assert_eq!(f.within_noise, Some(true));
+            let printed = row(&f);
+            assert!(printed.contains("≤ noise (±3.0 ns/packet)"), "{printed}");
+            assert!(!printed.contains(&format!("{value:.3}")), "{printed}");
+        }
+        // Rounds straddling zero are noise; a clear cost is not.
+        let straddling: Vec<f64> = (0..31).map(|i| f64::from(i % 7) - 3.0).collect();
+        let noise = median_noise(straddling.clone());
+        assert!(noise > 0.0 && median(straddling) <= noise, "{noise}");
+        let clear: Vec<f64> = (0..31).map(|i| 20.0 + f64::from(i % 3)).collect();
+        assert!(median_noise(clear.clone()) < median(clear));
+        assert_eq!(
+            median_noise(vec![1.0, 5.0]),
+            2.0,
+            "a few values: half their range"
+        );
+        let f = Figure::new("step", 7.25, "ns/packet").noise(3.0);
+        assert_eq!(f.within_noise, Some(false));
+        assert!(row(&f).contains("7.250 ns/packet"), "{}", row(&f));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 }

@@ -8,6 +8,12 @@
 //! [`SKETCH_INDEX_BITS`] bits pick a register and [`rank`] of the rest is kept if it is
 //! higher than the register's value. Kernel, userspace estimator and tests share these
 //! functions so that all three derive the same registers from the same address.
+//!
+//! Both maps are per CPU. A CPU's sketch holds the sources its packets came from; the
+//! register-wise maximum of the CPUs' sketches ([`SourceSketch::merge`]) is exactly the
+//! sketch of all of them, so no update is lost to two CPUs writing one register at once.
+//! Per CPU, the kernel keeps the registers packed ([`PackedSketch`]: five bits each, ranks
+//! capped at [`RANK_CAP`]) so that a copy per CPU costs 48 bytes, not 64.
 
 use crate::{
     maps::{Address, AddressWords, capacity::MAX_SESSIONS},
@@ -18,6 +24,14 @@ use crate::{
 pub const SKETCH_REGISTERS: usize = 64;
 /// Hash bits that pick the register.
 pub const SKETCH_INDEX_BITS: u32 = 6;
+
+/// The highest rank a register holds: five bits. A register reaches it after about 2^31
+/// of its sources, so the cap matters only past some 10^11 distinct sources.
+pub const RANK_CAP: u8 = 31;
+const REGISTER_BITS: u32 = 5;
+const REGISTERS_PER_WORD: usize = 12;
+/// Words of a [`PackedSketch`]: 12 registers of 5 bits in each, none across two words.
+pub const PACKED_WORDS: usize = SKETCH_REGISTERS.div_ceil(REGISTERS_PER_WORD);
 
 /// Entries of `RULE_COUNTERS` and `RULE_SOURCES`: every slot of every session id.
 pub const RULE_ENTRIES: u32 = MAX_SESSIONS * RULES_PER_SESSION as u32;
@@ -46,13 +60,70 @@ impl SourceSketch {
         registers: [0; SKETCH_REGISTERS],
     };
 
-    /// Adds one address (what the kernel does per counted packet).
+    /// Adds one address (what the kernel does per counted packet, rank capped as there).
     pub fn add(&mut self, addr: &Address) {
         let (register, rank) = register_and_rank(hash_address(addr));
+        let rank = rank.min(RANK_CAP);
         if rank > self.registers[register] {
             self.registers[register] = rank;
         }
     }
+
+    /// Makes this the sketch of its sources and `other`'s: the register-wise maximum.
+    pub fn merge(&mut self, other: &SourceSketch) {
+        for (mine, theirs) in self.registers.iter_mut().zip(&other.registers) {
+            *mine = (*mine).max(*theirs);
+        }
+    }
+}
+
+/// The sketch as one CPU's `RULE_SOURCES` value holds it: register `r` in bits
+/// `5 (r mod 12)` up of word `r / 12`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackedSketch {
+    pub words: [u64; PACKED_WORDS],
+}
+
+impl PackedSketch {
+    pub const EMPTY: PackedSketch = PackedSketch {
+        words: [0; PACKED_WORDS],
+    };
+
+    /// Adds a source by its hash, as the kernel does: the register rises to the rank
+    /// (capped) when the rank exceeds it.
+    #[inline(always)]
+    pub fn add_hash(&mut self, hash: u64) {
+        let (word, shift) = packed_position(register_of(hash));
+        let Some(word) = self.words.get_mut(word) else {
+            return;
+        };
+        let register = ((*word >> shift) & u64::from(RANK_CAP)) as u8;
+        if register < RANK_CAP && rank_exceeds(hash, register) {
+            let rank = rank(hash).min(RANK_CAP);
+            *word = (*word & !(u64::from(RANK_CAP) << shift)) | (u64::from(rank) << shift);
+        }
+    }
+
+    /// The registers, one a byte.
+    pub fn unpack(&self) -> SourceSketch {
+        let mut out = SourceSketch::EMPTY;
+        for (r, register) in out.registers.iter_mut().enumerate() {
+            let (word, shift) = packed_position(r);
+            *register = ((self.words[word] >> shift) & u64::from(RANK_CAP)) as u8;
+        }
+        out
+    }
+}
+
+/// Where register `r` (below [`SKETCH_REGISTERS`]) sits in a [`PackedSketch`]: its word
+/// and the shift to its bits. `r * 43 >> 9` is `r / 12` for every register, without the
+/// division BPF would make a `div` instruction of.
+#[inline(always)]
+pub fn packed_position(r: usize) -> (usize, u32) {
+    let word = (r * 43) >> 9;
+    let slot = r - word * REGISTERS_PER_WORD;
+    (word, slot as u32 * REGISTER_BITS)
 }
 
 /// The maps' index of `(session, slot)`, if both are in range.
@@ -142,6 +213,7 @@ mod pod {
     // SAFETY: repr(C), Copy, no padding, no pointers.
     unsafe impl aya::Pod for super::RuleCounters {}
     unsafe impl aya::Pod for super::SourceSketch {}
+    unsafe impl aya::Pod for super::PackedSketch {}
 }
 
 #[cfg(test)]
@@ -222,6 +294,70 @@ mod tests {
             used.iter().filter(|u| **u).count() > 50,
             "256 addresses reach most registers"
         );
+    }
+
+    #[test]
+    fn merged_sketches_are_the_sketch_of_the_union() {
+        let addr = |i: u32| v4_mapped(i.to_be_bytes());
+        let (mut a, mut b, mut all) = (
+            SourceSketch::EMPTY,
+            SourceSketch::EMPTY,
+            SourceSketch::EMPTY,
+        );
+        // Overlapping halves, as two CPUs see them.
+        for i in 0..3_000 {
+            a.add(&addr(i));
+            all.add(&addr(i));
+        }
+        for i in 2_000..5_000 {
+            b.add(&addr(i));
+            all.add(&addr(i));
+        }
+        let mut merged = a;
+        merged.merge(&b);
+        assert_eq!(merged, all);
+        assert_ne!(a, all, "each half alone misses registers");
+        let mut other_order = b;
+        other_order.merge(&a);
+        assert_eq!(other_order, all);
+    }
+
+    #[test]
+    fn packed_positions_cover_each_register_once() {
+        extern crate std;
+        let mut seen = std::vec::Vec::new();
+        for r in 0..SKETCH_REGISTERS {
+            let (word, shift) = packed_position(r);
+            assert_eq!(word, r / 12, "register {r}");
+            assert!(
+                word < PACKED_WORDS && shift + 5 <= 64,
+                "register {r}: {word}, {shift}"
+            );
+            seen.push((word, shift));
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), SKETCH_REGISTERS);
+        assert_eq!(core::mem::size_of::<PackedSketch>(), 48);
+    }
+
+    #[test]
+    fn the_packed_sketch_is_the_byte_sketch() {
+        let (mut packed, mut bytes) = (PackedSketch::EMPTY, SourceSketch::EMPTY);
+        for i in 0..20_000u32 {
+            let addr = v4_mapped(i.to_be_bytes());
+            packed.add_hash(hash_address(&addr));
+            bytes.add(&addr);
+        }
+        assert_eq!(packed.unpack(), bytes);
+        // Ranks past the cap (a hash with nothing set after the index bits has rank 59)
+        // stop at it, and a register at the cap stays there.
+        let mut capped = PackedSketch::EMPTY;
+        capped.add_hash(0);
+        assert_eq!(capped.unpack().registers[0], RANK_CAP);
+        capped.add_hash(1);
+        assert_eq!(capped.unpack().registers[0], RANK_CAP);
+        assert!(capped.unpack().registers[1..].iter().all(|&r| r == 0));
     }
 
     #[test]

@@ -3,8 +3,7 @@
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use filter_common::{
-    PassReason, SessionStats, StatsKey, TerritoryId, Verdict,
-    accounting::{self, SKETCH_REGISTERS},
+    PassReason, SessionStats, StatsKey, TerritoryId, Verdict, accounting,
     counters::{STATS_CACHE_WAYS, stats_cache_first},
     maps::AddressWords,
 };
@@ -16,6 +15,15 @@ use crate::maps::{
 #[inline(always)]
 pub fn mux(event: filter_common::mux::MuxEvent) {
     if let Some(counter) = MUX_EVENTS.get_ptr_mut(event as u32) {
+        // SAFETY: a per-CPU slot; no other CPU writes it.
+        unsafe { *counter += 1 };
+    }
+}
+
+/// An unplaceable packet a guard dropped, by why it could not be parsed.
+#[inline(always)]
+pub fn unplaced_blocked(reason: PassReason) {
+    if let Some(counter) = crate::maps::UNPARSED_DROP.get_ptr_mut(reason as u32) {
         // SAFETY: a per-CPU slot; no other CPU writes it.
         unsafe { *counter += 1 };
     }
@@ -115,15 +123,8 @@ pub fn rule(session: u32, slot: u32, src: AddressWords, bytes: usize) {
             (*counters).bytes += bytes as u64;
         }
     }
-    let hash = accounting::hash_words(src);
     if let Some(sketch) = RULE_SOURCES.get_ptr_mut(index) {
-        // SAFETY: the index is masked into the array. Another CPU may write the same byte
-        // at once; either rank may win, which the estimate tolerates.
-        let register = unsafe {
-            &mut (*sketch).registers[accounting::register_of(hash) & (SKETCH_REGISTERS - 1)]
-        };
-        if accounting::rank_exceeds(hash, *register) {
-            *register = accounting::rank(hash);
-        }
+        // SAFETY: a per-CPU value; no other CPU writes it.
+        unsafe { (*sketch).add_hash(accounting::hash_words(src)) };
     }
 }

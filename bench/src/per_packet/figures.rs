@@ -4,7 +4,7 @@
 use geofence::kernel;
 
 use super::{BLOCKED, SET_LEN, STAGE_TERRITORY, Settings, Times, footprint::Footprint};
-use crate::report::{Figure, Report, median};
+use crate::report::{Figure, Report, median, median_noise};
 
 /// What each step of the data path adds, for blocked IPv4 sources on the full table.
 pub(super) fn stage_figures(report: &mut Report, times: &Times) {
@@ -38,14 +38,18 @@ pub(super) fn stage_figures(report: &mut Report, times: &Times) {
     ];
     for (step, x, reference) in steps {
         let c = cost(times, x, reference);
+        // The kernel reports whole ns per repeat: no difference is known better than ±1 ns.
+        let noise = c.noise.max(1.0);
         report.push(
             Figure::new(
                 format!("data path step, blocked {STAGE_TERRITORY} sources: {step}"),
                 c.median,
                 "ns/packet",
             )
+            .noise(noise)
             .note(format!(
-                "{x} − {reference}, medians of per-round differences; {}",
+                "{x} − {reference}, medians of per-round differences: {:.1} ± {noise:.1} ns; {}",
+                c.median,
                 c.spread()
             )),
         );
@@ -97,7 +101,8 @@ fn scaling(full: &Times, small: &Times, x: &str, reference: &str) -> f64 {
     )
 }
 
-/// The median over rounds of `x - reference`, and the smallest and largest difference.
+/// The median over rounds of `x - reference`, the smallest and largest difference, and the
+/// median's noise.
 fn cost(times: &Times, x: &str, reference: &str) -> Cost {
     let diffs: Vec<f64> = times[x]
         .iter()
@@ -108,6 +113,7 @@ fn cost(times: &Times, x: &str, reference: &str) -> Cost {
         median: median(diffs.clone()),
         min: diffs.iter().copied().fold(f64::INFINITY, f64::min),
         max: diffs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        noise: median_noise(diffs),
     }
 }
 
@@ -116,6 +122,8 @@ struct Cost {
     median: f64,
     min: f64,
     max: f64,
+    /// See [`crate::report::median_noise`].
+    noise: f64,
 }
 
 impl Cost {

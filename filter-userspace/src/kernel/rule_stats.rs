@@ -1,12 +1,12 @@
-//! Per-rule counters and distinct-source sketches (`RULE_COUNTERS`, `RULE_SOURCES`),
-//! indexed by `(session, slot)`; see `filter_common::accounting`.
+//! Per-rule counters and distinct-source sketches (`RULE_COUNTERS`, `RULE_SOURCES`, both
+//! per CPU), indexed by `(session, slot)`; see `filter_common::accounting`.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use aya::maps::{Array, PerCpuArray, PerCpuValues};
+use aya::maps::{MapData, PerCpuArray, PerCpuValues};
 use filter_common::{
-    accounting::{RULE_ENTRIES, RuleCounters, SourceSketch, rule_index},
+    accounting::{PackedSketch, RULE_ENTRIES, RuleCounters, SourceSketch, rule_index},
     maps::names,
     policy::RULES_PER_SESSION,
 };
@@ -48,7 +48,14 @@ fn index(session: u32, slot: u8) -> anyhow::Result<u32> {
         .with_context(|| format!("rule slot ({session}, {slot}) is out of range"))
 }
 
-fn counts(per_cpu: &PerCpuValues<RuleCounters>, sketch: &SourceSketch) -> RuleCounts {
+fn counts(
+    per_cpu: &PerCpuValues<RuleCounters>,
+    sketches: &PerCpuValues<PackedSketch>,
+) -> RuleCounts {
+    let mut sketch = SourceSketch::EMPTY;
+    for cpu in sketches.iter() {
+        sketch.merge(&cpu.unpack());
+    }
     RuleCounts {
         packets: per_cpu.iter().map(|c| c.packets).sum(),
         bytes: per_cpu.iter().map(|c| c.bytes).sum(),
@@ -57,23 +64,45 @@ fn counts(per_cpu: &PerCpuValues<RuleCounters>, sketch: &SourceSketch) -> RuleCo
     }
 }
 
+/// `RULE_COUNTERS` and `RULE_SOURCES`, for reading.
+type Maps<'a> = (
+    PerCpuArray<&'a MapData, RuleCounters>,
+    PerCpuArray<&'a MapData, PackedSketch>,
+);
+
+fn maps(kernel: &Kernel) -> anyhow::Result<Maps<'_>> {
+    Ok((
+        PerCpuArray::try_from(kernel.map(names::RULE_COUNTERS)?)?,
+        PerCpuArray::try_from(kernel.map(names::RULE_SOURCES)?)?,
+    ))
+}
+
 /// The counts of one rule slot.
 pub fn read_rule_counts(kernel: &Kernel, session: u32, slot: u8) -> anyhow::Result<RuleCounts> {
     let i = index(session, slot)?;
-    let counters: PerCpuArray<_, RuleCounters> =
-        PerCpuArray::try_from(kernel.map(names::RULE_COUNTERS)?)?;
-    let sketches: Array<_, SourceSketch> = Array::try_from(kernel.map(names::RULE_SOURCES)?)?;
+    let (counters, sketches) = maps(kernel)?;
     let per_cpu = counters.get(&i, 0).context("reading map RULE_COUNTERS")?;
     let sketch = sketches.get(&i, 0).context("reading map RULE_SOURCES")?;
     Ok(counts(&per_cpu, &sketch))
 }
 
+/// Each CPU's sketch of one rule slot, in CPU order (the merge of them is what
+/// [`read_rule_counts`] estimates from).
+pub fn read_rule_sketches(
+    kernel: &Kernel,
+    session: u32,
+    slot: u8,
+) -> anyhow::Result<Vec<SourceSketch>> {
+    let i = index(session, slot)?;
+    let (_, sketches) = maps(kernel)?;
+    let per_cpu = sketches.get(&i, 0).context("reading map RULE_SOURCES")?;
+    Ok(per_cpu.iter().map(PackedSketch::unpack).collect())
+}
+
 /// Every rule slot that counted something: `(session, slot)` → counts. Reads the whole
 /// maps (32,768 slots); callers that know their slots use [`read_rule_counts`].
 pub fn read_rule_stats(kernel: &Kernel) -> anyhow::Result<BTreeMap<(u32, u8), RuleCounts>> {
-    let counters: PerCpuArray<_, RuleCounters> =
-        PerCpuArray::try_from(kernel.map(names::RULE_COUNTERS)?)?;
-    let sketches: Array<_, SourceSketch> = Array::try_from(kernel.map(names::RULE_SOURCES)?)?;
+    let (counters, sketches) = maps(kernel)?;
     let mut out = BTreeMap::new();
     for i in 0..RULE_ENTRIES {
         let per_cpu = counters.get(&i, 0).context("reading map RULE_COUNTERS")?;
@@ -106,7 +135,7 @@ pub fn read_rule_stats_of(
     Ok(out)
 }
 
-/// Zeroes a slot's counters and sketch, for a rule that starts on it.
+/// Zeroes a slot's counters and sketches, for a rule that starts on it.
 pub fn reset_rule_counts(kernel: &mut Kernel, session: u32, slot: u8) -> anyhow::Result<()> {
     let i = index(session, slot)?;
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
@@ -119,9 +148,11 @@ pub fn reset_rule_counts(kernel: &mut Kernel, session: u32, slot: u8) -> anyhow:
             .set(i, zero, 0)
             .context("writing map RULE_COUNTERS")?;
     }
-    let mut sketches: Array<_, SourceSketch> =
-        Array::try_from(kernel.map_mut(names::RULE_SOURCES)?)?;
+    let mut sketches: PerCpuArray<_, PackedSketch> =
+        PerCpuArray::try_from(kernel.map_mut(names::RULE_SOURCES)?)?;
+    let empty =
+        PerCpuValues::try_from(vec![PackedSketch::EMPTY; cpus]).context("sizing per-CPU values")?;
     sketches
-        .set(i, SourceSketch::EMPTY, 0)
+        .set(i, empty, 0)
         .context("writing map RULE_SOURCES")
 }

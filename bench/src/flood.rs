@@ -30,8 +30,8 @@ pub(crate) mod blocked;
 mod figures;
 mod measure;
 mod memory;
-mod netfilter;
-mod ns;
+pub(crate) mod netfilter;
+pub(crate) mod ns;
 
 use figures::{Loads, Rates};
 use measure::{Attached, BATCH, Bench, Generator, PARSED, SESSION, SOURCES, UNACCOUNTED, Variant};

@@ -10,6 +10,8 @@
 //! `ok-*` are accepted and those named `bad-*` rejected.
 
 mod csv_oracle;
+mod formats;
+mod geolite2;
 
 use std::io::Write as _;
 use std::path::Path;
@@ -24,6 +26,9 @@ use crate::expiry::{expiry_after, format_duration, parse_duration, parse_expiry}
 use crate::geo::{self, Format, GeoError, GeoTable, PrefixV4, PrefixV6};
 use crate::prefix::Prefix;
 use crate::territory::Territory;
+
+pub use formats::{geo_ip2location, geo_rir};
+pub use geolite2::geo_geolite2;
 
 /// A fuzz target: its name (the directory of its corpus) and its body, which returns
 /// whether the parser accepted the input.
@@ -49,6 +54,18 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "geo_auto",
         run: geo_auto,
+    },
+    Target {
+        name: "geo_geolite2",
+        run: geo_geolite2,
+    },
+    Target {
+        name: "geo_ip2location",
+        run: geo_ip2location,
+    },
+    Target {
+        name: "geo_rir",
+        run: geo_rir,
     },
     Target {
         name: "cli_prefix",
@@ -91,10 +108,19 @@ fn load(data: &[u8], format: Format, territory: Option<&str>) -> Result<GeoTable
     table
 }
 
-/// What every loaded table promises the kernel side: sorted, no duplicate prefix, no /0,
-/// host bits clear, real territory codes, within the maps' capacity, and every prefix found
-/// by a lookup of its own first address.
+/// What every loaded table promises the kernel side (see [`check_prefixes`]), and that one
+/// input is one source.
 fn check_table(table: &GeoTable) {
+    check_prefixes(table);
+    let [source] = &table.sources[..] else {
+        panic!("one input, {} sources", table.sources.len());
+    };
+    assert!(source.v4_prefixes >= table.v4.len() && source.v6_prefixes >= table.v6.len());
+}
+
+/// Sorted, no duplicate prefix, no /0, host bits clear, real territory codes, within the
+/// maps' capacity, and every prefix found by a lookup of its own first address.
+fn check_prefixes(table: &GeoTable) {
     let code = |id: TerritoryId| territory_code(id).is_some();
     assert!(table.v4.len() <= capacity::TERRITORY_V4 as usize);
     assert!(table.v6.len() <= capacity::TERRITORY_V6 as usize);
@@ -114,10 +140,6 @@ fn check_table(table: &GeoTable) {
         );
         assert!(code(id) && table.lookup_v6(p.addr).is_some(), "{p}");
     }
-    let [source] = &table.sources[..] else {
-        panic!("one input, {} sources", table.sources.len());
-    };
-    assert!(source.v4_prefixes >= table.v4.len() && source.v6_prefixes >= table.v6.len());
 }
 
 /// `start,end,CC` range files.

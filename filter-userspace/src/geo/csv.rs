@@ -109,11 +109,20 @@ pub(crate) fn load(data: &[u8], src: u32) -> Result<Loaded, LineError> {
         parse_line(line, n, &mut v4, &mut v6).map_err(|r| (n, r))?;
         rows += 1;
     }
+    Ok(Loaded {
+        rows,
+        ..from_ranges(v4, v6, src)
+    })
+}
+
+/// One file's prefixes from its ranges, as every range format makes them: overlaps resolved
+/// (the later line wins), equal neighbours joined, then each range split into CIDRs. The
+/// caller fills in the rows it read and skipped.
+pub(crate) fn from_ranges(v4: Vec<Range<u32>>, v6: Vec<Range<u128>>, src: u32) -> Loaded {
     let (v4, overlaps4) = resolve(v4);
     let (v6, overlaps6) = resolve(v6);
 
     let mut out = Loaded {
-        rows,
         overlaps: overlaps4 + overlaps6,
         ..Loaded::default()
     };
@@ -142,7 +151,7 @@ pub(crate) fn load(data: &[u8], src: u32) -> Result<Loaded, LineError> {
             });
         });
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

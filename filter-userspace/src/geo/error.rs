@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use filter_common::territory::{TerritoryId, territory_code};
 
-use super::Format;
 use super::cidr::PrefixParseError;
+use super::{Format, LocateBy};
 
 /// Where an entry came from: a file, and a line for text formats.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,41 @@ pub enum Reason {
     BadPrefix(PrefixParseError),
     #[error("{0} would cover every address")]
     CoversEverything(String),
+    #[error("a quoted field is not closed, or text follows its closing quote")]
+    Quoting,
+    #[error("found {found} column{}, expected {expected}", if *.found == 1 { "" } else { "s" })]
+    ColumnCount { expected: String, found: usize },
+    #[error("expected the header line {expected}, found {found:?}")]
+    Header {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("the header has no {0} column")]
+    MissingColumn(&'static str),
+    #[error("geoname_id {0:?} is not a number")]
+    BadGeonameId(String),
+    #[error(
+        "geoname_id {0} is in no locations file \
+         (are the blocks and locations files of the same release?)"
+    )]
+    UnknownGeoname(u32),
+    #[error("geoname_id {id} is {here} here but {there} in {at}")]
+    GeonameConflict {
+        id: u32,
+        here: String,
+        there: String,
+        at: Origin,
+    },
+    #[error("{0:?} is not an address as a decimal number (0 to 2^128 - 1)")]
+    BadDecimal(String),
+    #[error("{0:?} is not a count of addresses (1 to 2^32)")]
+    BadCount(String),
+    #[error("{count} addresses from {start} run past 255.255.255.255")]
+    PastEnd { start: String, count: u64 },
+    #[error("record type {0:?} is none of ipv4, ipv6, asn")]
+    RirType(String),
+    #[error("status {0:?} is none of allocated, assigned, available, reserved")]
+    RirStatus(String),
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -92,6 +127,29 @@ pub enum GeoError {
     BadTerritory { path: PathBuf, code: String },
     #[error("{}: not a usable MaxMind DB: {reason}", .path.display())]
     Mmdb { path: PathBuf, reason: String },
+    #[error("{}: not a usable zip archive: {reason}", .path.display())]
+    Zip { path: PathBuf, reason: String },
+    #[error(
+        "{}: a GeoLite2 blocks file needs the locations file of its release \
+         (GeoLite2-Country-Locations-en.csv) among the files{}",
+        .path.display(),
+        beside_note(.beside.as_deref())
+    )]
+    NeedsLocations {
+        path: PathBuf,
+        beside: Option<PathBuf>,
+    },
+    #[error(
+        "{}: a GeoLite2 locations file only names the countries of its blocks files; \
+         load it with them (GeoLite2-Country-Blocks-IPv4.csv, GeoLite2-Country-Blocks-IPv6.csv)",
+        .path.display()
+    )]
+    LocationsOnly { path: PathBuf },
+    #[error(
+        "--locate-by {0} is for GeoLite2/GeoIP2 CSV files (blocks and locations), \
+         and none of the files is one"
+    )]
+    LocateByUnused(LocateBy),
     #[error(
         "{first}: {prefix} is {} here but {} in {second}",
         code(*.first_id),
@@ -111,6 +169,13 @@ pub enum GeoError {
         count: usize,
         limit: usize,
     },
+}
+
+fn beside_note(beside: Option<&std::path::Path>) -> String {
+    match beside {
+        Some(p) => format!("; there is one beside it: {}", p.display()),
+        None => String::new(),
+    }
 }
 
 fn skipped_note(skipped: usize) -> String {

@@ -1,117 +1,52 @@
-//! Loading several files (in parallel: each is parsed on its own) and merging them.
+//! Loading several files and merging them, in three steps: every file is read (gunzipped,
+//! unzipped) and its format detected, each on its own and in parallel; the GeoLite2
+//! locations files among them are gathered, since every GeoLite2 blocks file of the load is
+//! joined with them; then every data file is parsed, again in parallel.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::error::Origin;
+use super::geolite2::{self, Geonames};
+use super::parts::{Part, gather, open};
 use super::table::{self, Loaded};
-use super::{Format, GeoError, GeoTable, SourceSummary, cidr, csv, list, mmdb, source};
+use super::{
+    Format, GeoError, GeoTable, LocateBy, SourceSummary, cidr, csv, ip2location, list, mmdb, rir,
+    source,
+};
 
-fn load_one(
-    path: &Path,
-    src: usize,
-    format: Format,
-    territory: Option<&str>,
-) -> Result<(SourceSummary, Loaded), GeoError> {
-    parse_input(path, source::read(path)?, src, format, territory)
+/// How to read the files of a load.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions<'a> {
+    /// Applies to every file (`Auto` detects per file, and per member of a zip).
+    pub format: Format,
+    /// The territory of CIDR lists; an error with any other format.
+    pub territory: Option<&'a str>,
+    /// How GeoLite2 blocks are placed; `None` is the default, `Some` an explicit choice,
+    /// which is an error when no file is GeoLite2.
+    pub locate_by: Option<LocateBy>,
 }
 
-/// Parses one file's contents, already read and decompressed; `path` names it in errors.
-fn parse_input(
-    path: &Path,
-    input: source::Input,
-    src: usize,
-    format: Format,
-    territory: Option<&str>,
-) -> Result<(SourceSummary, Loaded), GeoError> {
-    let no_entries = |skipped| GeoError::NoEntries {
-        path: path.to_owned(),
-        skipped,
-    };
-    let format = match format {
-        Format::Auto => source::detect(&input.data).ok_or_else(|| no_entries(0))?,
-        f => f,
-    };
-    let src = u32::try_from(src).unwrap_or(u32::MAX);
-    let at_line = |(line, reason)| GeoError::Entry {
-        at: Origin {
-            path: path.to_owned(),
-            line: Some(line),
-        },
-        reason,
-    };
-    if let (Some(_), Format::Csv | Format::Mmdb) = (territory, format) {
-        return Err(GeoError::TerritoryNotAllowed {
-            path: path.to_owned(),
-            format,
-        });
-    }
-    let loaded = match format {
-        Format::Csv => csv::load(&input.data, src).map_err(at_line)?,
-        Format::Mmdb => mmdb::load(&input.data, src).map_err(|reason| GeoError::Mmdb {
-            path: path.to_owned(),
-            reason,
-        })?,
-        Format::Cidr | Format::Auto => {
-            let code = territory.ok_or_else(|| GeoError::NeedsTerritory {
-                path: path.to_owned(),
-            })?;
-            let id = csv::parse_code(code).map_err(|_| GeoError::BadTerritory {
-                path: path.to_owned(),
-                code: cidr::snippet(code),
-            })?;
-            list::load(&input.data, id, src).map_err(at_line)?
-        }
-    };
-    if loaded.v4.is_empty() && loaded.v6.is_empty() {
-        return Err(no_entries(loaded.skipped));
-    }
-    log::debug!(
-        "{}: {format}, {} rows, {} + {} prefixes",
-        path.display(),
-        loaded.rows,
-        loaded.v4.len(),
-        loaded.v6.len()
-    );
-    let summary = SourceSummary {
-        path: path.to_owned(),
-        format,
-        gzip: input.gzip,
-        bytes: input.bytes,
-        rows: loaded.rows,
-        skipped: loaded.skipped,
-        overlaps: loaded.overlaps,
-        v4_prefixes: loaded.v4.len(),
-        v6_prefixes: loaded.v6.len(),
-    };
-    Ok((summary, loaded))
-}
-
-type Outcome = Result<(SourceSummary, Loaded), GeoError>;
-
-/// Runs `load_one` for every path, on up to one thread per CPU, results in path order.
-fn load_all(paths: &[PathBuf], format: Format, territory: Option<&str>) -> Vec<Outcome> {
+/// `f(i)` for every `i < count`, on up to one thread per CPU, results in order.
+fn parallel<R: Send>(count: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(paths.len());
+        .min(count);
     if workers <= 1 {
-        let each = paths.iter().enumerate();
-        return each
-            .map(|(i, p)| load_one(p, i, format, territory))
-            .collect();
+        return (0..count).map(f).collect();
     }
     let next = AtomicUsize::new(0);
     let work = || {
         let mut done = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(path) = paths.get(i) else {
+            if i >= count {
                 return done;
-            };
-            done.push((i, load_one(path, i, format, territory)));
+            }
+            done.push((i, f(i)));
         }
     };
-    let mut results: Vec<Option<Outcome>> = paths.iter().map(|_| None).collect();
+    let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers).map(|_| s.spawn(work)).collect();
         for h in handles {
@@ -125,6 +60,65 @@ fn load_all(paths: &[PathBuf], format: Format, territory: Option<&str>) -> Vec<O
     results.into_iter().flatten().collect()
 }
 
+pub(crate) fn at_line(path: &Path) -> impl Fn((u32, super::Reason)) -> GeoError + '_ {
+    move |(line, reason)| GeoError::Entry {
+        at: Origin {
+            path: path.to_owned(),
+            line: Some(line),
+        },
+        reason,
+    }
+}
+
+/// Parses one data part (`src` is its index).
+fn parse(
+    part: &Part,
+    src: u32,
+    geonames: &Geonames,
+    options: &LoadOptions,
+) -> Result<Loaded, GeoError> {
+    let path = part.name.as_path();
+    let data = &part.data;
+    let loaded = match part.format {
+        Format::Csv => csv::load(data, src).map_err(at_line(path))?,
+        Format::Ip2location => ip2location::load(data, src).map_err(at_line(path))?,
+        Format::Rir => rir::load(data, src).map_err(at_line(path))?,
+        Format::Geolite2 => {
+            let by = options.locate_by.unwrap_or_default();
+            geolite2::blocks(data, src, geonames, by).map_err(at_line(path))?
+        }
+        Format::Mmdb => mmdb::load(data, src).map_err(|reason| GeoError::Mmdb {
+            path: path.to_owned(),
+            reason,
+        })?,
+        Format::Cidr | Format::Auto => {
+            let code = options.territory.ok_or_else(|| GeoError::NeedsTerritory {
+                path: path.to_owned(),
+            })?;
+            let id = csv::parse_code(code).map_err(|_| GeoError::BadTerritory {
+                path: path.to_owned(),
+                code: cidr::snippet(code),
+            })?;
+            list::load(data, id, src).map_err(at_line(path))?
+        }
+    };
+    if loaded.v4.is_empty() && loaded.v6.is_empty() {
+        return Err(GeoError::NoEntries {
+            path: path.to_owned(),
+            skipped: loaded.skipped,
+        });
+    }
+    log::debug!(
+        "{}: {}, {} rows, {} + {} prefixes",
+        path.display(),
+        part.format,
+        loaded.rows,
+        loaded.v4.len(),
+        loaded.v6.len()
+    );
+    Ok(loaded)
+}
+
 /// Moving rather than copying the first file's entries saves the common single-file case a
 /// copy of a million entries.
 fn absorb<T>(all: &mut Vec<T>, new: Vec<T>) {
@@ -135,37 +129,127 @@ fn absorb<T>(all: &mut Vec<T>, new: Vec<T>) {
     }
 }
 
+/// Loads `paths`, whose contents `read(i)` gives (decompressed). Errors reading a file come
+/// before errors parsing one; among each, the first file's.
+fn load(
+    paths: &[PathBuf],
+    read: impl Fn(usize) -> Result<source::Input, GeoError> + Sync,
+    options: &LoadOptions,
+) -> Result<GeoTable, GeoError> {
+    if paths.is_empty() {
+        return Err(GeoError::NoFiles);
+    }
+    let opened = parallel(paths.len(), |i| open(i, &paths[i], read(i)?, options));
+    let mut files = Vec::with_capacity(paths.len());
+    let mut parts = Vec::new();
+    for outcome in opened {
+        let mut file = outcome?;
+        parts.append(&mut file.parts);
+        files.push(file);
+    }
+    let geolite2 = parts.iter().any(|p| p.format == Format::Geolite2);
+    if let (Some(by), false) = (options.locate_by, geolite2) {
+        return Err(GeoError::LocateByUnused(by));
+    }
+    let names: Vec<PathBuf> = parts.iter().map(|p| p.name.clone()).collect();
+    let (geonames, location_rows) = gather(&parts, &names, paths)?;
+    let parsed = parallel(parts.len(), |i| match location_rows[i] {
+        Some(rows) => Ok(Loaded {
+            rows,
+            ..Loaded::default()
+        }),
+        None => parse(
+            &parts[i],
+            u32::try_from(i).unwrap_or(u32::MAX),
+            &geonames,
+            options,
+        ),
+    });
+    let mut sources: Vec<SourceSummary> = files
+        .into_iter()
+        .zip(paths)
+        .map(|(f, path)| SourceSummary {
+            path: path.clone(),
+            format: Format::Auto,
+            gzip: f.gzip,
+            bytes: f.bytes,
+            members: f.members,
+            locate_by: None,
+            rows: 0,
+            skipped: 0,
+            overlaps: 0,
+            v4_prefixes: 0,
+            v6_prefixes: 0,
+        })
+        .collect();
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for (part, outcome) in parts.iter().zip(parsed) {
+        let loaded = outcome?;
+        let s = &mut sources[part.file];
+        // A file's format is its first part's: an archive holds files of one format.
+        if s.format == Format::Auto {
+            s.format = part.format;
+        }
+        if part.format == Format::Geolite2 {
+            s.locate_by = Some(options.locate_by.unwrap_or_default());
+        }
+        s.rows += loaded.rows;
+        s.skipped += loaded.skipped;
+        s.overlaps += loaded.overlaps;
+        s.v4_prefixes += loaded.v4.len();
+        s.v6_prefixes += loaded.v6.len();
+        absorb(&mut v4, loaded.v4);
+        absorb(&mut v6, loaded.v6);
+    }
+    table::build(&names, v4, v6, sources)
+}
+
+/// Loads and merges `paths`. `format` applies to every file (`Auto` detects per file);
+/// `territory` is the code of CIDR lists and an error with any other format. When several
+/// files are bad, the error is about the first of them that cannot be read, else about the
+/// first that cannot be parsed.
+pub fn load_files(
+    paths: &[PathBuf],
+    format: Format,
+    territory: Option<&str>,
+) -> Result<GeoTable, GeoError> {
+    let options = LoadOptions {
+        format,
+        territory,
+        locate_by: None,
+    };
+    load_files_with(paths, &options)
+}
+
+/// [`load_files`] with every option.
+pub fn load_files_with(paths: &[PathBuf], options: &LoadOptions) -> Result<GeoTable, GeoError> {
+    load(paths, |i| source::read(&paths[i]), options)
+}
+
 /// Loads one file's contents from memory, exactly as [`load_files`] loads a file: gunzip,
-/// format detection, parsing and the table's checks. `name` stands for the file in errors.
+/// unzip, format detection, parsing and the table's checks. `name` stands for the file in
+/// errors.
 pub fn load_bytes(
     name: &Path,
     data: &[u8],
     format: Format,
     territory: Option<&str>,
 ) -> Result<GeoTable, GeoError> {
-    let input = source::decode(name, data.to_vec())?;
-    let (summary, loaded) = parse_input(name, input, 0, format, territory)?;
-    table::build(&[name.to_owned()], loaded.v4, loaded.v6, vec![summary])
+    let options = LoadOptions {
+        format,
+        territory,
+        locate_by: None,
+    };
+    load_inputs(&[(name.to_owned(), data)], &options)
 }
 
-/// Loads and merges `paths`. `format` applies to every file (`Auto` detects per file);
-/// `territory` is the code of CIDR lists and an error with any other format. When several
-/// files are bad, the error is about the first of them.
-pub fn load_files(
-    paths: &[PathBuf],
-    format: Format,
-    territory: Option<&str>,
+/// Loads several files' contents from memory, as [`load_files_with`] loads files (a GeoLite2
+/// blocks file with its locations file, say). Each name stands for its file in errors.
+pub fn load_inputs(
+    inputs: &[(PathBuf, &[u8])],
+    options: &LoadOptions,
 ) -> Result<GeoTable, GeoError> {
-    if paths.is_empty() {
-        return Err(GeoError::NoFiles);
-    }
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    let mut sources = Vec::with_capacity(paths.len());
-    for outcome in load_all(paths, format, territory) {
-        let (summary, loaded) = outcome?;
-        sources.push(summary);
-        absorb(&mut v4, loaded.v4);
-        absorb(&mut v6, loaded.v6);
-    }
-    table::build(paths, v4, v6, sources)
+    let names: Vec<PathBuf> = inputs.iter().map(|(name, _)| name.clone()).collect();
+    let read = |i: usize| source::decode(&names[i], inputs[i].1.to_vec());
+    load(&names, read, options)
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 
-use super::{Format, GeoError};
+use super::{Format, GeoError, geolite2};
 
 /// Refuse anything bigger once decompressed: real country tables are tens of MB, and a
 /// gzip bomb must not take the controller's memory.
@@ -93,6 +93,8 @@ pub(crate) fn data_line(line: &[u8]) -> Option<&[u8]> {
 }
 
 /// The format of decompressed data (never `Auto`), `None` for a text file without entries.
+/// Text formats are told apart by their first data line: a GeoLite2 header, RIR `|`
+/// fields, an IP2Location decimal number (or its header), commas, else a CIDR list.
 pub(crate) fn detect(data: &[u8]) -> Option<Format> {
     let tail = &data[data
         .len()
@@ -101,11 +103,35 @@ pub(crate) fn detect(data: &[u8]) -> Option<Format> {
         return Some(Format::Mmdb);
     }
     let first = lines(data).find_map(|(_, line)| data_line(line))?;
-    Some(if first.contains(&b',') {
+    Some(if geolite2::kind_of_header(first).is_some() {
+        Format::Geolite2
+    } else if first.contains(&b'|') {
+        Format::Rir
+    } else if ip2location_line(first) {
+        Format::Ip2location
+    } else if first.contains(&b',') {
         Format::Csv
     } else {
         Format::Cidr
     })
+}
+
+/// A first field that is a decimal number, quoted or not (no address is written so in the
+/// other formats), or IP2Location's header.
+fn ip2location_line(line: &[u8]) -> bool {
+    if !line.contains(&b',') {
+        return false;
+    }
+    let first = line
+        .split(|&b| b == b',')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    let bare = first
+        .strip_prefix(b"\"")
+        .and_then(|f| f.strip_suffix(b"\""))
+        .unwrap_or(first);
+    bare == b"ip_from" || (!bare.is_empty() && bare.iter().all(u8::is_ascii_digit))
 }
 
 #[cfg(test)]
@@ -117,6 +143,19 @@ mod tests {
         assert_eq!(detect(b"# c\n\n1.0.0.0,1.0.0.255,AU\n"), Some(Format::Csv));
         assert_eq!(detect(b"# a, b\n10.0.0.0/8\n"), Some(Format::Cidr));
         assert_eq!(detect(b"\n# only comments\n  \n"), None);
+        let geolite2 = b"network,geoname_id,registered_country_geoname_id\n1.0.0.0/24,1,1\n";
+        assert_eq!(detect(geolite2), Some(Format::Geolite2));
+        let locations = b"\xef\xbb\xbfgeoname_id,locale_code,continent_code\n";
+        assert_eq!(detect(locations), Some(Format::Geolite2));
+        let ip2location = b"\"16777216\",\"16777471\",\"AU\",\"Australia\"\n";
+        assert_eq!(detect(ip2location), Some(Format::Ip2location));
+        assert_eq!(
+            detect(b"ip_from,ip_to,country_code\n"),
+            Some(Format::Ip2location)
+        );
+        let rir = b"# APNIC\n2|apnic|20260106|7|19830613|20260106|+0000\n";
+        assert_eq!(detect(rir), Some(Format::Rir));
+        assert_eq!(detect(b"\"1.0.0.0\",\"1.0.0.255\",AU\n"), Some(Format::Csv));
         let mut mmdb = vec![0u8; 300_000];
         mmdb.extend_from_slice(MMDB_MARKER);
         mmdb.extend_from_slice(b"metadata");

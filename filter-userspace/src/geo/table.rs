@@ -8,7 +8,7 @@ use filter_common::territory::TerritoryId;
 
 use super::cidr::{PrefixV4, PrefixV6};
 use super::error::{Origin, Reason};
-use super::{Format, GeoError};
+use super::{Format, GeoError, LocateBy};
 
 /// One prefix as a loader produced it, with where it came from for error messages.
 #[derive(Clone, Copy, Debug)]
@@ -35,16 +35,25 @@ pub(crate) struct Loaded {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceSummary {
     pub path: PathBuf,
-    /// The format used (detected when `Auto` was asked for).
+    /// The format used (detected when `Auto` was asked for); for a zip archive, that of
+    /// the files in it.
     pub format: Format,
     pub gzip: bool,
     /// Size on disk.
     pub bytes: u64,
-    /// Data rows (CSV ranges, list entries, MMDB networks) read.
+    /// For a zip archive, the members read, in the archive's order; empty otherwise.
+    pub members: Vec<String>,
+    /// How GeoLite2 networks were placed, for GeoLite2 files (blocks or locations).
+    pub locate_by: Option<LocateBy>,
+    /// Data rows (CSV ranges, list entries, MMDB networks, GeoLite2 networks and locations,
+    /// RIR address records) read.
     pub rows: usize,
-    /// Rows without a usable territory that were skipped (MMDB records without a code).
+    /// Rows without a usable territory that were skipped: MMDB records without a code,
+    /// GeoLite2 networks whose location names no country, IP2Location `-` rows, RIR space
+    /// available, reserved or without a country.
     pub skipped: usize,
-    /// CSV ranges that overlapped an earlier range and overrode it where they overlap.
+    /// Ranges that overlapped an earlier range of the file and overrode it where they
+    /// overlap.
     pub overlaps: usize,
     /// Prefixes this file produced, before merging with the other files.
     pub v4_prefixes: usize,
@@ -86,6 +95,11 @@ impl GeoTable {
     pub fn territories(&self) -> BTreeSet<TerritoryId> {
         let v4 = self.v4.iter().map(|(_, id)| *id);
         v4.chain(self.v6.iter().map(|(_, id)| *id)).collect()
+    }
+
+    /// How GeoLite2 networks were placed, if any file is GeoLite2.
+    pub fn locate_by(&self) -> Option<LocateBy> {
+        self.sources.iter().find_map(|s| s.locate_by)
     }
 
     lpm!(lookup_v4, matching_v4, v4, PrefixV4, u32);

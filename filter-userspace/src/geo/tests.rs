@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::*;
 
 /// A scratch directory under the system temp dir, removed on drop.
-struct Scratch(PathBuf);
+pub(super) struct Scratch(pub(super) PathBuf);
 
 impl Scratch {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("geofence-geo-{}-{n}", std::process::id()));
@@ -18,13 +18,13 @@ impl Scratch {
         Scratch(dir)
     }
 
-    fn file(&self, name: &str, data: &[u8]) -> PathBuf {
+    pub(super) fn file(&self, name: &str, data: &[u8]) -> PathBuf {
         let path = self.0.join(name);
         std::fs::write(&path, data).unwrap();
         path
     }
 
-    fn gz(&self, name: &str, data: &[u8]) -> PathBuf {
+    pub(super) fn gz(&self, name: &str, data: &[u8]) -> PathBuf {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(data).unwrap();
         self.file(name, &enc.finish().unwrap())
@@ -222,7 +222,7 @@ fn format_names_round_trip() {
         "".parse::<Format>()
             .unwrap_err()
             .to_string()
-            .contains("auto, csv, mmdb or cidr")
+            .contains("auto, csv, mmdb, cidr, geolite2, ip2location or rir")
     );
 }
 

@@ -105,6 +105,24 @@ pub struct GeoRecord {
     pub territories: usize,
     /// The table generation packets use (0 = A, 1 = B).
     pub generation: u32,
+    /// How GeoLite2 networks were placed (`geo load --locate-by`), when the table has
+    /// GeoLite2 files; a reload places them the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locate_by: Option<crate::geo::LocateBy>,
+    /// Each file as it was read, in load order: what the table in force was built from.
+    /// Empty in state files written before this was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<GeoSource>,
+}
+
+/// One file of the territory table as it was loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeoSource {
+    pub file: PathBuf,
+    /// The format it was read as (detected when `auto` was asked for).
+    pub format: String,
+    pub sha256: String,
+    pub bytes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

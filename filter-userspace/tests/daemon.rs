@@ -269,6 +269,7 @@ fn a_rewritten_geo_file_is_reloaded_and_a_broken_one_refused() {
     let daemon = Daemon::start(&d);
     daemon.wait_for("geofence_geo_table_prefixes", &[("family", "ipv4")], v4);
     assert!(d.ok(&["geo", "lookup", "203.0.113.9"]).contains("unknown"));
+    d.ok(&["block", "A", "--territory", "XC", "--order", "ORD-9"]);
 
     // Replaced by rename, as a downloader would: one more range, for XC.
     let next = d.state.join("next.csv");
@@ -281,6 +282,15 @@ fn a_rewritten_geo_file_is_reloaded_and_a_broken_one_refused() {
     );
     daemon.wait_for("geofence_geo_reloads_total", &[("result", "ok")], 1.0);
     assert!(d.ok(&["geo", "lookup", "203.0.113.9"]).contains("XC"));
+    // The log says what moved and what ORD-9 newly blocks; /metrics names the new table.
+    daemon.wait_for_log(
+        "the reloaded territory table changes: 256 IPv4 addresses in 1 prefix change \
+         territory; IPv4 largest: -- → XC 256 addresses; A (ORD-9): newly blocked: 256 IPv4 \
+         addresses in 1 prefix",
+    );
+    let (sha, _) = geofence::audit::file_digest(&geo).expect("digest");
+    let info = [("sha256", sha.as_str()), ("format", "csv")];
+    daemon.wait_for("geofence_geo_table_info", &info, 1.0);
     let audit = d.read_state("audit.jsonl");
     assert!(
         audit

@@ -44,7 +44,12 @@ fn piped_geo_load_prints_no_progress() {
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(stdout.starts_with("loaded 40000 IPv4"), "{stdout}");
-    assert_eq!(stdout.lines().count(), 1, "only the result line: {stdout}");
+    // The result line, then what changed against the table it replaced.
+    assert_eq!(
+        stdout.lines().nth(1),
+        Some("against table A, which it replaced:"),
+        "{stdout}"
+    );
     for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
         assert!(!text.contains('\x1b'), "escape codes on {name}: {text:?}");
         assert!(

@@ -70,6 +70,18 @@ fn status_reads_what_is_in_force() {
     }
     let d = scene("status-text");
     let text = d.ok(&["status"]);
+    // Which table decides: its file, format, size and digest.
+    let table = d.state.with_extension("csv");
+    let (sha, _) = geofence::audit::file_digest(&table).expect("digest");
+    let from = format!(
+        "  from {} (cidr, 15 B, sha256 {})",
+        table.display(),
+        &sha[..12]
+    );
+    assert!(
+        text.lines().any(|l| l == from),
+        "status lacks {from:?}:\n{text}"
+    );
     for expected in [
         "Territory table",
         "1 IPv4 + 0 IPv6 prefixes in 1 territory",
@@ -99,6 +111,14 @@ fn status_json_has_every_rule_and_counter() {
     let d = scene("status-json");
     let out = d.ok(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
+    let table = d.state.with_extension("csv");
+    let (sha, bytes) = geofence::audit::file_digest(&table).expect("digest");
+    let source = &v["table"]["sources"][0];
+    assert_eq!(source["sha256"], sha.as_str(), "{v}");
+    assert_eq!(source["format"], "cidr");
+    assert_eq!(source["bytes"], bytes);
+    assert_eq!(source["file"], table.to_str().expect("utf-8"));
+    assert!(v["table"]["loaded"].is_string(), "{v}");
     let meetings = v["meetings"].as_array().expect("meetings");
     assert_eq!(meetings.len(), 2, "{v}");
     let town = meetings

@@ -143,6 +143,8 @@ impl Relay {
             prefixes_v6: loaded.prefixes_v6,
             territories: 2,
             generation: loaded.generation,
+            sources: Vec::new(),
+            locate_by: None,
         });
         state.meetings.insert("A".into(), meeting(1, &[], &["XA"]));
         state.meetings.insert("B".into(), meeting(2, &[], &[]));

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 mod geo;
-pub use geo::{GeoLoaded, GeoRequest, generation_name, load_geo};
+pub use geo::{
+    GeoLoaded, GeoRequest, generation_name, kernel_ranges, load_geo, provenance_text, scopes,
+    short_sha, source_records,
+};
 
 use anyhow::Context as _;
 use serde_json::{Value, json};

@@ -132,6 +132,8 @@ fn load(
             "building the flattened table and filling table {next}"
         ));
     }
+    // Before the load: a file that cannot be read now must not leave a new table in force.
+    let sources = crate::change::source_records(table)?;
     let loaded = kernel::load_table(kernel, table).context("loading the territory table")?;
     Ok(GeoRecord {
         files: want.files.clone(),
@@ -142,6 +144,8 @@ fn load(
         prefixes_v6: loaded.prefixes_v6,
         territories: table.territories().len(),
         generation: loaded.generation,
+        sources,
+        locate_by: table.locate_by(),
     })
 }
 

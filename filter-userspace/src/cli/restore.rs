@@ -44,16 +44,20 @@ pub fn restore(ctx: &Ctx) -> anyhow::Result<()> {
     // 1. The territory table, so that rules see the right territories from the start.
     let geo_outcome = match (&table, state.geo.clone()) {
         (Some(table), Some(mut record)) => {
+            // What the table in force is built from from now on: the files as they are.
+            let sources = crate::change::source_records(table)?;
             let outcome = restore_geo(&mut kernel, table, &record)?;
             if record.generation != outcome.generation
                 || record.prefixes_v4 != table.v4.len()
                 || record.prefixes_v6 != table.v6.len()
                 || record.territories != table.territories().len()
+                || record.sources != sources
             {
                 record.generation = outcome.generation;
                 record.prefixes_v4 = table.v4.len();
                 record.prefixes_v6 = table.v6.len();
                 record.territories = table.territories().len();
+                record.sources = sources;
                 state.geo = Some(record);
                 state.save(&ctx.state_dir)?;
             }
@@ -100,6 +104,7 @@ pub fn restore(ctx: &Ctx) -> anyhow::Result<()> {
                 "table": generation_name(o.generation),
                 "prefixes_v4": g.prefixes_v4,
                 "prefixes_v6": g.prefixes_v6,
+                "sources": g.sources,
             })),
             "attachments": outcomes.iter().map(Outcome::to_json).collect::<Vec<Value>>(),
         }),
@@ -125,7 +130,7 @@ pub fn restore(ctx: &Ctx) -> anyhow::Result<()> {
 }
 
 /// Parses the recorded geo files as `geo load` did; an error names the file.
-fn parse_geo(record: &GeoRecord) -> anyhow::Result<GeoTable> {
+pub(super) fn parse_geo(record: &GeoRecord) -> anyhow::Result<GeoTable> {
     let advice = "nothing was changed; if the table's files moved or changed, load them \
                   again with `geofence geo load FILE...`, then run `geofence restore`";
     for file in &record.files {
@@ -140,7 +145,12 @@ fn parse_geo(record: &GeoRecord) -> anyhow::Result<GeoTable> {
     let format: Format = record.format.parse().with_context(|| {
         format!("the state file records an unknown territory table format; {advice}")
     })?;
-    geo::load_files(&record.files, format, record.territory.as_deref()).map_err(|error| {
+    let options = geo::LoadOptions {
+        format,
+        territory: record.territory.as_deref(),
+        locate_by: record.locate_by,
+    };
+    geo::load_files_with(&record.files, &options).map_err(|error| {
         anyhow!(
             "{error}: the territory table recorded by `geo load` at {} cannot be reloaded; {advice}",
             record.loaded

@@ -12,7 +12,6 @@ use super::{
 };
 use crate::change::Ctx;
 use crate::{
-    change::generation_name,
     clock, human,
     kernel::{self, Kernel, Stats, bindings},
     state::{Meeting, Rule, State},
@@ -20,11 +19,13 @@ use crate::{
 
 #[path = "status_json.rs"]
 mod json;
+#[path = "status_table.rs"]
+mod table;
 
 /// Counters, or why there are none. Per-rule counters can fail alone (said once).
 enum Counters {
     Read {
-        stats: Stats,
+        stats: Box<Stats>,
         rules: Result<RuleCounters, String>,
         mux: Result<bindings::MuxView, String>,
     },
@@ -48,7 +49,7 @@ impl Counters {
         };
         match kernel::read_stats(&kernel) {
             Ok(stats) => Counters::Read {
-                stats,
+                stats: Box::new(stats),
                 rules: RuleCounters::read(&kernel, state)
                     .map_err(|e| format!("per-rule counters unreadable: {e:#}")),
                 mux: bindings::read_mux(&kernel).map_err(|e| format!("bindings unreadable: {e:#}")),
@@ -121,7 +122,7 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     println!();
     print_interfaces(ctx, &state);
     println!();
-    print_table(&state, now);
+    table::print_table(&state, now);
     println!();
     print_mux(&state, &counters);
     print_meetings(&state, &counters, now);
@@ -189,32 +190,6 @@ pub(super) fn program_builds(
         eprintln!("warning: cannot tell which build the attached programs are: {e:#}");
         Default::default()
     })
-}
-
-fn print_table(state: &State, now: Timestamp) {
-    match &state.geo {
-        None => println!(
-            "Territory table: none loaded, every source is `unknown` (geofence geo load FILE...)"
-        ),
-        Some(g) => {
-            let files: Vec<String> = g.files.iter().map(|f| f.display().to_string()).collect();
-            println!(
-                "Territory table {}: {} IPv4 + {} IPv6 prefixes in {} {}, loaded {} ({} ago)",
-                generation_name(g.generation),
-                human::count(g.prefixes_v4 as u64),
-                human::count(g.prefixes_v6 as u64),
-                g.territories,
-                if g.territories == 1 {
-                    "territory"
-                } else {
-                    "territories"
-                },
-                g.loaded,
-                human::span(now.duration_since(g.loaded))
-            );
-            println!("  from {}", files.join(", "));
-        }
-    }
 }
 
 /// The shared ports and what the program made of STUN on them; nothing on a relay whose
@@ -384,5 +359,25 @@ fn print_totals(counters: &Counters) {
         println!("{line}");
     } else {
         println!("{line}   ({})", reasons.join(", "));
+    }
+    // Only when a guard dropped something: a line that reads 0 on every relay is noise.
+    let unparsed: u64 = stats.unparsed_blocked.iter().sum();
+    if unparsed > 0 {
+        let reasons: Vec<String> = (PassReason::ALL.iter())
+            .filter(|r| stats.unparsed_blocked[**r as usize] > 0)
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.name(),
+                    human::count(stats.unparsed_blocked[*r as usize])
+                )
+            })
+            .collect();
+        println!(
+            "  {:<13} {:>15} pkts   ({}; unparseable, from sources a rule blocks)",
+            "unparsed_blocked",
+            human::count(unparsed),
+            reasons.join(", ")
+        );
     }
 }

@@ -34,6 +34,8 @@ pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timest
         Value::Object(out)
     };
     let builds = program_builds(ctx, state);
+    // Which program each link runs: `upgrade` moves links onto a new one.
+    let programs = kernel::link_programs(&ctx.pin_dir).unwrap_or_default();
     let interfaces: Vec<Value> = state
         .attachments
         .iter()
@@ -47,6 +49,7 @@ pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timest
                 // "this", "other" (table loads refused until re-attached), "unchecked";
                 // null without a link.
                 "program_build": builds.get(&link_name(ctx, a)).map(|b| b.name()),
+                "program_id": programs.get(&link_name(ctx, a)),
             })
         })
         .collect();
@@ -87,6 +90,12 @@ pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timest
             .map(|r| (r.name().to_string(), json!(s.pass_reasons[*r as usize])))
             .collect::<serde_json::Map<_, _>>()
     });
+    let unparsed_blocked = stats.map(|s| {
+        PassReason::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), json!(s.unparsed_blocked[*r as usize])))
+            .collect::<serde_json::Map<_, _>>()
+    });
     json!({
         "host": crate::audit::host(),
         "time": clock::rounded(now),
@@ -106,6 +115,7 @@ pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timest
         "meetings": meetings,
         "totals": stats.map(|s| totals(s, None)),
         "pass_reasons": pass_reasons,
+        "unparsed_blocked": unparsed_blocked,
         "counters_unavailable": match counters {
             Counters::Read { .. } => None,
             Counters::Unavailable(why) => Some(why.as_str()),

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use super::status::Shared;
 use crate::{
     change::{Ctx, GeoRequest, load_geo},
+    geo::diff::Change,
     state::{GeoRecord, State},
 };
 
@@ -126,13 +127,22 @@ impl GeoWatcher {
         let files = files(record);
         log::info!("territory table files changed on disk: {files}; reloading");
         match reload(ctx, record) {
-            Ok((new_record, took)) => {
+            Ok((new_record, took, change)) => {
                 log::info!(
                     "reloaded the territory table from {files}: {} IPv4 + {} IPv6 prefixes for {} territories in {took:.2}s",
                     new_record.prefixes_v4,
                     new_record.prefixes_v6,
                     new_record.territories
                 );
+                match change {
+                    Ok(change) => log::info!(
+                        "the reloaded territory table changes: {}",
+                        crate::geo::diff::one_line(&change)
+                    ),
+                    Err(why) => {
+                        log::warn!("what the reloaded territory table changes is unknown: {why}")
+                    }
+                }
                 status.update(|s| {
                     s.reloads_ok += 1;
                     s.last_reload_seconds = Some(took);
@@ -159,8 +169,12 @@ fn files(record: &GeoRecord) -> String {
     names.join(", ")
 }
 
-/// `geo load` of the recorded files, as recorded; returns the new record and the seconds.
-fn reload(ctx: &Ctx, record: &GeoRecord) -> anyhow::Result<(GeoRecord, f64)> {
+/// `geo load` of the recorded files, as recorded; returns the new record, the seconds and
+/// what changed against the table it replaced.
+fn reload(
+    ctx: &Ctx,
+    record: &GeoRecord,
+) -> anyhow::Result<(GeoRecord, f64, Result<Change, String>)> {
     let request = GeoRequest {
         files: record.files.clone(),
         format: record
@@ -168,6 +182,7 @@ fn reload(ctx: &Ctx, record: &GeoRecord) -> anyhow::Result<(GeoRecord, f64)> {
             .parse()
             .context("the state file records an unknown table format")?,
         territory: record.territory.clone(),
+        locate_by: record.locate_by,
     };
     let done = load_geo(
         ctx,
@@ -180,7 +195,7 @@ fn reload(ctx: &Ctx, record: &GeoRecord) -> anyhow::Result<(GeoRecord, f64)> {
     let new_record = state
         .geo
         .context("the state lost its territory table record after the reload")?;
-    Ok((new_record, done.total.as_secs_f64()))
+    Ok((new_record, done.total.as_secs_f64(), done.change))
 }
 
 #[cfg(test)]
@@ -197,6 +212,8 @@ mod tests {
             prefixes_v6: 0,
             territories: 1,
             generation: 0,
+            sources: Vec::new(),
+            locate_by: None,
         }
     }
 

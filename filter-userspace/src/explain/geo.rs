@@ -9,6 +9,7 @@ use filter_common::TerritoryId;
 use jiff::Timestamp;
 
 use crate::{
+    change::short_sha,
     geo::{self, Format, GeoTable, PrefixV4, PrefixV6},
     state::GeoRecord,
 };
@@ -31,6 +32,9 @@ pub struct GeoContext {
     pub source: TableSource,
     /// Files changed since the load, prefix counts that moved, ...
     pub warnings: Vec<String>,
+    /// The load that put the table in force, as the state records it: which files, their
+    /// digests, when.
+    pub record: Option<GeoRecord>,
 }
 
 /// A file's modification time, if it is clearly later than `loaded`: the load time is
@@ -54,10 +58,16 @@ pub fn context(
             table: GeoTable::default(),
             source: TableSource::None,
             warnings: Vec::new(),
+            record: None,
         };
     };
-    let mut warnings = Vec::new();
-    for file in &record.files {
+    let mut warnings = changed_since(record);
+    // Without recorded digests, the modification times are all there is to go by.
+    let undigested: &[std::path::PathBuf] = match record.sources.is_empty() {
+        true => &record.files,
+        false => &[],
+    };
+    for file in undigested {
         if let Some(at) = modified_after(file, record.loaded) {
             warnings.push(format!(
                 "{} was modified at {at}, after the table was loaded at {}: the kernel may hold \
@@ -72,8 +82,12 @@ pub fn context(
         .parse::<Format>()
         .map_err(|e| format!("the state records an unknown format: {e}"))
         .and_then(|format| {
-            geo::load_files(&record.files, format, record.territory.as_deref())
-                .map_err(|e| e.to_string())
+            let options = geo::LoadOptions {
+                format,
+                territory: record.territory.as_deref(),
+                locate_by: record.locate_by,
+            };
+            geo::load_files_with(&record.files, &options).map_err(|e| e.to_string())
         });
     match parsed {
         Ok(table) => {
@@ -90,14 +104,41 @@ pub fn context(
                 table,
                 source: TableSource::Files,
                 warnings,
+                record: Some(record.clone()),
             }
         }
         Err(reason) => GeoContext {
             table: single_entry(src, kernel_territory),
             source: TableSource::KernelOnly(reason),
             warnings,
+            record: Some(record.clone()),
         },
     }
+}
+
+/// A warning for each recorded file whose contents are not what was loaded: another
+/// SHA-256 now, or unreadable.
+fn changed_since(record: &GeoRecord) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for s in &record.sources {
+        let (file, was) = (s.file.display(), short_sha(&s.sha256));
+        match crate::audit::file_digest(&s.file) {
+            Ok((sha256, _)) if sha256 == s.sha256 => {}
+            Ok((sha256, _)) => warnings.push(format!(
+                "{file} has sha256 {}, not the sha256 {was} loaded at {}: the kernel holds the \
+                 table as loaded, the walk reads the file as it is now (reload with \
+                 `geofence geo load`)",
+                short_sha(&sha256),
+                record.loaded
+            )),
+            Err(e) => warnings.push(format!(
+                "{file} cannot be read now ({e:#}); the table was loaded from it (sha256 \
+                 {was}) at {}",
+                record.loaded
+            )),
+        }
+    }
+    warnings
 }
 
 /// A table that holds only the kernel's answer for `src`.

@@ -1,19 +1,27 @@
-//! Geo data loaders: country tables from range CSVs, MaxMind DBs and plain CIDR lists, merged
-//! into one table of prefixes for the kernel's LPM maps.
+//! Geo data loaders: country tables from range CSVs, MaxMind DBs, GeoLite2 and IP2Location
+//! CSVs, the RIRs' delegated statistics and plain CIDR lists, merged into one table of
+//! prefixes for the kernel's LPM maps.
 //!
 //! Everything is validated before a table is returned, so a caller can check a whole reload
 //! before touching any map.
 
+mod archive;
 mod cidr;
 mod csv;
+pub mod diff;
 mod error;
 pub mod flat;
+mod geolite2;
+mod ip2location;
 mod list;
 mod load;
 mod mmdb;
 mod mmdb_data;
+mod parts;
 pub mod progress;
+mod quoted;
 mod ranges;
+mod rir;
 mod source;
 mod table;
 
@@ -23,14 +31,15 @@ use std::str::FromStr;
 pub use cidr::{PrefixParseError, PrefixV4, PrefixV6, range_to_cidrs_v4, range_to_cidrs_v6};
 pub use error::{GeoError, Origin, Reason};
 pub use flat::{FlatError, FlatTable, FlatV4, FlatV6};
-pub use load::{load_bytes, load_files};
+pub use geolite2::{LocateBy, ParseLocateByError};
+pub use load::{LoadOptions, load_bytes, load_files, load_files_with, load_inputs};
 pub use table::{GeoTable, SourceSummary};
 
 /// An input file format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Format {
-    /// MMDB if the file has MaxMind metadata, else CSV if the first entry has a comma, else
-    /// a CIDR list.
+    /// Detected per file from its content: MaxMind metadata, a GeoLite2 header, RIR `|`
+    /// fields, IP2Location decimal numbers, `start,end,CC` commas, else a CIDR list.
     #[default]
     Auto,
     /// `start_ip,end_ip,CC` inclusive ranges.
@@ -39,10 +48,24 @@ pub enum Format {
     Mmdb,
     /// One CIDR or address per line, all of one territory (`--territory`).
     Cidr,
+    /// MaxMind GeoLite2/GeoIP2 Country CSV: blocks files joined with a locations file.
+    Geolite2,
+    /// IP2Location LITE DB1 CSV: quoted decimal `ip_from,ip_to,country_code,...`.
+    Ip2location,
+    /// The RIRs' delegated(-extended) statistics: `registry|cc|type|start|value|...`.
+    Rir,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [Format::Auto, Format::Csv, Format::Mmdb, Format::Cidr];
+    pub const ALL: [Format; 7] = [
+        Format::Auto,
+        Format::Csv,
+        Format::Mmdb,
+        Format::Cidr,
+        Format::Geolite2,
+        Format::Ip2location,
+        Format::Rir,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -50,6 +73,9 @@ impl Format {
             Format::Csv => "csv",
             Format::Mmdb => "mmdb",
             Format::Cidr => "cidr",
+            Format::Geolite2 => "geolite2",
+            Format::Ip2location => "ip2location",
+            Format::Rir => "rir",
         }
     }
 }
@@ -61,7 +87,7 @@ impl fmt::Display for Format {
 }
 
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
-#[error("unknown geo format {0:?} (expected auto, csv, mmdb or cidr)")]
+#[error("unknown geo format {0:?} (expected auto, csv, mmdb, cidr, geolite2, ip2location or rir)")]
 pub struct ParseFormatError(String);
 
 impl FromStr for Format {
@@ -75,6 +101,8 @@ impl FromStr for Format {
     }
 }
 
+#[cfg(test)]
+mod formats_tests;
 #[cfg(test)]
 mod real_data_tests;
 #[cfg(test)]

@@ -236,6 +236,12 @@ pub fn map_active(kernel: &Kernel) -> anyhow::Result<MappedTable> {
     MappedTable::open(kernel, active_generation(kernel)?, false)
 }
 
+/// Generation `generation` (0 = A, 1 = B), mapped read-only: after a load, the other one
+/// still holds the table it replaced.
+pub fn map_generation(kernel: &Kernel, generation: u32) -> anyhow::Result<MappedTable> {
+    MappedTable::open(kernel, generation & 1, false)
+}
+
 fn lpm_names(generation: u32) -> (&'static str, &'static str) {
     if generation == 0 {
         (names::GEO4_A, names::GEO6_A)

@@ -5,6 +5,7 @@
 mod inputs;
 mod lifecycle;
 mod render;
+mod tables;
 #[cfg(test)]
 mod tests;
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 pub use inputs::report_from;
 pub use lifecycle::{Counts, RuleLife, rule_lives};
 pub use render::{csv, markdown};
+pub use tables::{TableFile, TableLoad, table_loads};
 
 use crate::{audit::Entry, sketch};
 
@@ -54,6 +56,9 @@ pub struct RuleReport {
     pub seconds_in_force: i64,
     /// `removed`, `expired` or `in force`.
     pub status: String,
+    /// The territory tables (ids of [`Report::tables`]) in force while the rule was in
+    /// the window, `none` for a time before any load; empty for a rule without territories.
+    pub tables: Vec<String>,
 }
 
 /// Totals of a group of rules (an order, a territory, a meeting).
@@ -128,6 +133,8 @@ pub struct Report {
     pub territories: BTreeMap<String, Totals>,
     pub meetings: BTreeMap<String, Totals>,
     pub rules: Vec<RuleReport>,
+    /// The territory tables in force during the window, from the trail's loads.
+    pub tables: Vec<TableLoad>,
     pub not_done: Vec<String>,
     pub notes: Vec<String>,
 }
@@ -142,8 +149,23 @@ pub fn build(
     live: &mut dyn FnMut(&RuleLife) -> Option<Counts>,
     provenance: Provenance,
 ) -> Report {
+    let mut report = from_lives(rule_lives(entries), from, to, now, live, provenance);
+    tables::attach(&mut report, entries, now);
+    report
+}
+
+/// The report for `[from, to)` from rules' lives gathered elsewhere: the fleet report's,
+/// read from the fleet's versions with counts already summed over its relays.
+pub fn from_lives(
+    lives: Vec<RuleLife>,
+    from: Timestamp,
+    to: Timestamp,
+    now: Timestamp,
+    live: &mut dyn FnMut(&RuleLife) -> Option<Counts>,
+    provenance: Provenance,
+) -> Report {
     let mut rules = Vec::new();
-    for mut life in rule_lives(entries) {
+    for mut life in lives {
         let end = life.ended().map_or(now, |e| e.min(now)).min(to);
         let start = life.issued.max(from);
         // In the window: issued in it, or still in force when it began.
@@ -169,6 +191,7 @@ pub fn build(
             in_force_until: end.max(start),
             seconds_in_force: seconds,
             status: status.to_string(),
+            tables: Vec::new(),
         });
     }
     let mut totals = Totals::default();
@@ -196,6 +219,7 @@ pub fn build(
         territories,
         meetings,
         rules,
+        tables: Vec::new(),
         not_done: NOT_DONE.iter().map(|s| s.to_string()).collect(),
         notes: NOTES.iter().map(|s| s.to_string()).collect(),
     }

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, RuleReport, Totals, human_duration};
+use super::{Report, RuleReport, TableLoad, Totals, human_duration};
+use crate::change::short_sha;
 use crate::human::{bytes, count as thousands};
 
 /// A Markdown table cell: pipes escaped, newlines flattened.
@@ -134,9 +135,9 @@ pub fn markdown(report: &Report) -> String {
     } else {
         let _ = writeln!(
             out,
-            "| Order | Meeting | Blocks | Mode | Issued (by) | Ended | In force in period | Packets | Bytes | Distinct sources |"
+            "| Order | Meeting | Blocks | Mode | Issued (by) | Ended | In force in period | Packets | Bytes | Distinct sources | Tables |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---:|---:|---:|---:|---|");
         for r in &report.rules {
             let l = &r.life;
             let ended = match (&l.removed_by, l.ended()) {
@@ -154,7 +155,7 @@ pub fn markdown(report: &Report) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} ({}) | {} | {} | {p} | {b} | {d} |",
+                "| {} | {} | {} | {} | {} ({}) | {} | {} | {p} | {b} | {d} | {} |",
                 cell(&l.order),
                 cell(&l.meeting),
                 cell(&rule_targets(r)),
@@ -162,7 +163,8 @@ pub fn markdown(report: &Report) -> String {
                 l.issued,
                 cell(&l.issued_by),
                 cell(&ended),
-                human_duration(r.seconds_in_force)
+                human_duration(r.seconds_in_force),
+                join(&r.tables)
             );
         }
         out.push('\n');
@@ -184,6 +186,7 @@ pub fn markdown(report: &Report) -> String {
             out.push('\n');
         }
     }
+    tables_section(&mut out, report);
     let _ = writeln!(out, "## What was not done\n");
     for line in &report.not_done {
         let _ = writeln!(out, "- {line}");
@@ -205,6 +208,64 @@ pub fn markdown(report: &Report) -> String {
     out
 }
 
+/// `geo.csv (csv, sha256 0123456789ab)`, or `(digest not recorded)`.
+fn table_files(t: &TableLoad) -> String {
+    let files = t.files.iter().map(|f| {
+        let format = f
+            .format
+            .as_deref()
+            .map(|f| format!("{f}, "))
+            .unwrap_or_default();
+        match &f.sha256 {
+            Some(sha) => format!("{} ({format}sha256 {})", f.file, short_sha(sha)),
+            None => format!("{} ({format}digest not recorded)", f.file),
+        }
+    });
+    join(files)
+}
+
+/// The territory tables that located sources during the period, which the rules name.
+fn tables_section(out: &mut String, report: &Report) {
+    let _ = writeln!(out, "## Territory tables\n");
+    if report.tables.is_empty() {
+        let _ = writeln!(
+            out,
+            "No table load is recorded in force during the period: every source was \
+             `unknown`.\n"
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "The tables that located sources during the period, from the audit trail's loads \
+         (full SHA-256 in the JSON form). Each rule names those in force while it was; \
+         `none` is a time before any load.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| Table | Loaded (audit seq) | Replaced | Loaded by | Files |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for t in &report.tables {
+        let until = t.until.map_or("in force".to_string(), |u| u.to_string());
+        let by = match &t.note {
+            Some(note) => format!("{} ({note})", t.action),
+            None => t.action.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} (seq {}) | {} | {} | {} |",
+            t.id,
+            t.loaded,
+            t.seq,
+            until,
+            cell(&by),
+            cell(&table_files(t))
+        );
+    }
+    out.push('\n');
+}
+
 /// A CSV field, quoted when it needs to be.
 fn field(text: &str) -> String {
     if text.contains([',', '"', '\n']) {
@@ -216,7 +277,7 @@ fn field(text: &str) -> String {
 
 pub const CSV_HEADER: &str = "order,meeting,session,slot,territories,prefixes,mode,issued,issued_by,\
 expires,removed,status,in_force_from,in_force_until,seconds_in_force,packets,bytes,\
-distinct_sources,counts_source";
+distinct_sources,counts_source,tables";
 
 pub fn csv(report: &Report) -> String {
     let mut out = format!("{CSV_HEADER}\n");
@@ -252,6 +313,7 @@ pub fn csv(report: &Report) -> String {
             b,
             d,
             src,
+            r.tables.join(" "),
         ];
         let fields: Vec<String> = row.iter().map(|f| field(f)).collect();
         let _ = writeln!(out, "{}", fields.join(","));

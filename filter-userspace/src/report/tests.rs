@@ -3,11 +3,11 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn t(s: &str) -> Timestamp {
+pub(super) fn t(s: &str) -> Timestamp {
     s.parse().expect("timestamp")
 }
 
-fn entry(seq: u64, time: &str, action: &str, details: Value) -> Entry {
+pub(super) fn entry(seq: u64, time: &str, action: &str, details: Value) -> Entry {
     Entry {
         seq,
         time: time.to_string(),
@@ -20,7 +20,7 @@ fn entry(seq: u64, time: &str, action: &str, details: Value) -> Entry {
     }
 }
 
-fn rule(
+pub(super) fn rule(
     order: &str,
     territories: &[&str],
     issued: &str,
@@ -51,7 +51,7 @@ fn with_counts(mut v: Value, packets: u64, first: u32, n: u32) -> Value {
     v
 }
 
-fn provenance() -> Provenance {
+pub(super) fn provenance() -> Provenance {
     Provenance {
         audit_entries: 0,
         first_seq: None,
@@ -65,7 +65,7 @@ fn provenance() -> Provenance {
 /// ORD-1 blocks XA from 1 Nov 10:00 and is lifted 2 Nov 10:00; ORD-2 blocks XA and XB
 /// from 1 Nov 12:00 until it expires 3 Nov 12:00; ORD-0 ran entirely in October; ORD-3
 /// is issued 5 Nov and still in force.
-fn trail() -> Vec<Entry> {
+pub(super) fn trail() -> Vec<Entry> {
     let r0 = rule("ORD-0", &["XC"], "2026-10-01T00:00:00Z", Some(2), None);
     let r1 = rule("ORD-1", &["XA"], "2026-11-01T10:00:00Z", Some(0), None);
     let r2 = rule(

@@ -11,11 +11,13 @@ use jiff::Timestamp;
 
 use super::{
     exposition::{Exposition, Kind},
+    fleet_metrics,
     kernel_cache::KernelCache,
     rule_metrics,
     status::DaemonStatus,
 };
 use crate::{
+    fleet::connection::Connection,
     kernel::{self, Kernel, RuleCounts, Stats},
     state::State,
     territory::Territory,
@@ -36,6 +38,8 @@ pub struct Snapshot {
     pub kernel: Option<KernelView>,
     pub maps_pinned: bool,
     pub daemon: DaemonStatus,
+    /// The fleet agent's link to etcd, in fleet mode.
+    pub fleet: Option<Connection>,
     pub now: Timestamp,
 }
 
@@ -47,6 +51,7 @@ impl Snapshot {
         state_dir: &Path,
         maps: &KernelCache,
         daemon: DaemonStatus,
+        fleet: Option<Connection>,
     ) -> Snapshot {
         let state = State::load(state_dir)
             .inspect_err(|e| log::error!("metrics: reading the state: {e:#}"))
@@ -64,6 +69,7 @@ impl Snapshot {
             kernel,
             maps_pinned,
             daemon,
+            fleet,
             now: Timestamp::now(),
         }
     }
@@ -115,6 +121,9 @@ pub fn render(s: &Snapshot) -> String {
         render_counters(&mut e, state, kernel);
     }
     render_daemon(&mut e, s);
+    if let Some(fleet) = &s.fleet {
+        fleet_metrics::render(&mut e, fleet, s.daemon.started, s.now);
+    }
     e.finish()
 }
 
@@ -183,7 +192,35 @@ fn render_state(e: &mut Exposition, state: &State, now: Timestamp) {
             "When the territory table was last loaded, in seconds since the epoch.",
         )
         .sample(&[], seconds(geo.loaded));
+        let (files, sha256, format) = table_labels(geo);
+        e.family(
+            "geofence_geo_table_info",
+            Kind::Gauge,
+            "The territory table in force (always 1): its files, their SHA-256 and formats, \
+             space-separated in load order (sha256 `unrecorded`: loaded by an older version).",
+        )
+        .sample(
+            &[("files", &files), ("sha256", &sha256), ("format", &format)],
+            1,
+        );
     }
+}
+
+/// The table's files, digests and formats as label values: each space-separated, in load
+/// order, so one series names the table and its digests line up with its files.
+fn table_labels(geo: &crate::state::GeoRecord) -> (String, String, String) {
+    let join = |items: Vec<String>| items.join(" ");
+    if geo.sources.is_empty() {
+        let files = geo.files.iter().map(|f| f.display().to_string()).collect();
+        return (join(files), "unrecorded".into(), geo.format.clone());
+    }
+    let each =
+        |f: fn(&crate::state::GeoSource) -> String| join(geo.sources.iter().map(f).collect());
+    (
+        each(|s| s.file.display().to_string()),
+        each(|s| s.sha256.clone()),
+        each(|s| s.format.clone()),
+    )
 }
 
 fn render_counters(e: &mut Exposition, state: &State, kernel: &KernelView) {
@@ -236,6 +273,18 @@ fn render_counters(e: &mut Exposition, state: &State, kernel: &KernelView) {
         f.sample(
             &[("reason", reason.name())],
             kernel.stats.pass_reasons[reason as usize],
+        );
+    }
+    let mut f = e.family(
+        "geofence_unparsed_blocked_packets_total",
+        Kind::Counter,
+        "Packets the filter could not parse but the stack would deliver, dropped because a \
+         rule in force at their destination blocks their source, by why they could not be parsed.",
+    );
+    for reason in [PassReason::Malformed, PassReason::ExtHeaderLimit] {
+        f.sample(
+            &[("reason", reason.name())],
+            kernel.stats.unparsed_blocked[reason as usize],
         );
     }
     rule_metrics::render(e, state, &kernel.rules);

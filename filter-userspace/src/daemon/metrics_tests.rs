@@ -82,6 +82,7 @@ fn snapshot() -> Snapshot {
         }),
         maps_pinned: true,
         daemon: super::super::status::Shared::new().get(),
+        fleet: None,
         now: "2026-11-28T12:00:00Z".parse().expect("time"),
     }
 }
@@ -166,4 +167,82 @@ fn rule_series_add_counts_and_merge_sketches_per_order() {
         "ORD-3 holds a slot without counts"
     );
     assert!(!text.lines().any(|l| l.ends_with(" 50")), "{text}");
+}
+
+#[test]
+fn in_fleet_mode_a_scrape_shows_the_link_to_etcd() {
+    assert!(
+        !render(&snapshot()).contains("geofence_fleet_"),
+        "fleet series outside fleet mode"
+    );
+    let t = |s: &str| -> jiff::Timestamp { s.parse().expect("time") };
+    let mut s = snapshot();
+    s.fleet = Some(crate::fleet::connection::Connection {
+        connected: false,
+        last_answer: Some(t("2026-11-28T11:59:30Z")),
+        version: 3,
+        version_error: false,
+        outages: 2,
+        outage_since: Some(t("2026-11-28T11:59:40Z")),
+        status_writes: 9,
+    });
+    let text = render(&s);
+    for line in [
+        "geofence_fleet_connected 0",
+        "geofence_fleet_etcd_silence_seconds 30",
+        "geofence_fleet_etcd_last_answer_timestamp_seconds 1795867170",
+        "geofence_fleet_version_applied 3",
+        "geofence_fleet_version_error 0",
+        "geofence_fleet_outages_total 2",
+        "geofence_fleet_outage_seconds 20",
+        "geofence_fleet_status_writes_total 9",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn the_table_in_force_is_named_by_its_files_and_digests() {
+    let mut s = snapshot();
+    let record = serde_json::json!({
+        "files": ["/geo/v4.csv", "/geo/v6.csv.gz"],
+        "format": "auto",
+        "territory": null,
+        "loaded": "2026-11-28T11:00:00Z",
+        "prefixes_v4": 3,
+        "prefixes_v6": 2,
+        "territories": 2,
+        "generation": 1,
+        "sources": [
+            {"file": "/geo/v4.csv", "format": "csv", "sha256": "aa11", "bytes": 10},
+            {"file": "/geo/v6.csv.gz", "format": "csv", "sha256": "bb22", "bytes": 20},
+        ],
+    });
+    let state = s.state.as_mut().expect("state");
+    state.geo = Some(serde_json::from_value(record).expect("a table record"));
+    let text = render(&s);
+    let info = "geofence_geo_table_info{files=\"/geo/v4.csv /geo/v6.csv.gz\",sha256=\"aa11 bb22\",format=\"csv csv\"} 1";
+    let loaded = "geofence_geo_table_loaded_timestamp_seconds 1795863600";
+    for line in [info, loaded] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    // Loaded by a version that did not record digests: the files still name it.
+    let geo = s
+        .state
+        .as_mut()
+        .and_then(|st| st.geo.as_mut())
+        .expect("geo");
+    geo.sources.clear();
+    let text = render(&s);
+    let info = "geofence_geo_table_info{files=\"/geo/v4.csv /geo/v6.csv.gz\",sha256=\"unrecorded\",format=\"auto\"} 1";
+    assert!(
+        text.lines().any(|l| l == info),
+        "missing {info:?} in:\n{text}"
+    );
 }

@@ -9,6 +9,7 @@
 mod api;
 mod expire;
 mod exposition;
+mod fleet_metrics;
 mod kernel_cache;
 mod logger;
 mod metrics;
@@ -60,8 +61,50 @@ pub struct DaemonArgs {
     /// This relay's name in the fleet (its etcd keys, and its certificate's CN).
     #[arg(long, value_name = "NAME", requires = "fleet", value_parser = relay_name)]
     pub relay: Option<String>,
+    /// Fleet mode: how often to read this relay's per-rule counters and sketches into its
+    /// status key, which is rewritten only when they changed (docs/fleet.md has the etcd
+    /// write rate this gives a fleet).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5m",
+        value_parser = counters_every,
+        requires = "fleet"
+    )]
+    pub fleet_counters_every: Duration,
+    /// Fleet mode: how long after its end a rule's counts stay in the status key (the
+    /// relay's own report keeps them for good).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "100d",
+        value_parser = duration_or_zero,
+        requires = "fleet"
+    )]
+    pub fleet_counters_keep: Duration,
     #[command(flatten)]
     pub etcd: crate::fleet::EtcdArgs,
+}
+
+/// A duration that may be zero: parse_duration refuses zero in the words of a rule's
+/// `--for`, which these flags are not.
+fn duration_or_zero(text: &str) -> Result<Duration, String> {
+    let mut digits = text.chars().filter(char::is_ascii_digit).peekable();
+    let zero = digits.peek().is_some() && digits.all(|c| c == '0');
+    if zero && parse_duration(&text.replace('0', "1")).is_ok() {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
+}
+
+fn counters_every(text: &str) -> Result<Duration, String> {
+    let every = duration_or_zero(text)?;
+    if every < Duration::from_millis(100) {
+        return Err(format!(
+            "`{text}` is shorter than 100ms: the counters would be read without a pause"
+        ));
+    }
+    Ok(every)
 }
 
 fn relay_name(name: &str) -> Result<String, String> {
@@ -112,7 +155,27 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
     let status = Shared::new();
     let (stop, stopped) = channel::channel(false);
 
-    let metrics = metrics_handler(ctx.clone(), status.clone());
+    // Fleet mode: a task beside the others; it only ever changes the kernel after etcd
+    // answered, so its failures leave enforcement as it is.
+    let agent = match (args.fleet, &args.relay) {
+        (true, Some(relay)) => {
+            let enforcer = crate::fleet::relay::LocalRelay {
+                ctx: (*ctx).clone(),
+            };
+            let agent = crate::fleet::agent::Agent::new(relay.clone(), args.etcd.clone(), enforcer);
+            let agent = agent.with_counters(args.fleet_counters_every, args.fleet_counters_keep);
+            log::info!(
+                "fleet mode: relay {relay}, etcd {}; counters every {:?}",
+                args.etcd.endpoints.join(","),
+                args.fleet_counters_every
+            );
+            Some(agent)
+        }
+        _ => None,
+    };
+    let link = agent.as_ref().map(|a| a.connection());
+
+    let metrics = metrics_handler(ctx.clone(), status.clone(), link);
     let server = tokio::spawn(server::serve(
         server::Listener::Tcp(listener),
         metrics,
@@ -132,22 +195,7 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
         ))
     });
 
-    // Fleet mode: a task beside the others; it only ever changes the kernel after etcd
-    // answered, so its failures leave enforcement as it is.
-    let fleet = match (args.fleet, &args.relay) {
-        (true, Some(relay)) => {
-            let enforcer = crate::fleet::relay::LocalRelay {
-                ctx: (*ctx).clone(),
-            };
-            let agent = crate::fleet::agent::Agent::new(relay.clone(), args.etcd.clone(), enforcer);
-            log::info!(
-                "fleet mode: relay {relay}, etcd {}",
-                args.etcd.endpoints.join(",")
-            );
-            Some(tokio::spawn(agent.run(stopped.clone())))
-        }
-        _ => None,
-    };
+    let fleet = agent.map(|agent| tokio::spawn(agent.run(stopped.clone())));
     let maintenance = tokio::spawn(maintain(ctx, status, args.poll, stopped));
 
     let name = tokio::select! {
@@ -175,13 +223,18 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
 
 /// `/metrics`, rendered from the maps in a blocking thread, a few scrapes at a time: a
 /// burst of connections cannot start hundreds of threads.
-fn metrics_handler(ctx: Arc<Ctx>, status: Shared) -> server::Handler {
+fn metrics_handler(
+    ctx: Arc<Ctx>,
+    status: Shared,
+    fleet: Option<crate::fleet::connection::Handle>,
+) -> server::Handler {
     use hyper::{Method, StatusCode};
     let scrapes = Arc::new(tokio::sync::Semaphore::new(2));
     let maps = Arc::new(kernel_cache::KernelCache::default());
     Arc::new(move |method, path, _body| {
         let (ctx, status, scrapes, maps) =
             (ctx.clone(), status.clone(), scrapes.clone(), maps.clone());
+        let fleet = fleet.as_ref().map(|f| f.get());
         Box::pin(async move {
             match (path.as_str(), method) {
                 ("/metrics", Method::GET) => {}
@@ -198,8 +251,13 @@ fn metrics_handler(ctx: Arc<Ctx>, status: Shared) -> server::Handler {
             }
             let _permit = scrapes.acquire_owned().await;
             let rendered = tokio::task::spawn_blocking(move || {
-                let snapshot =
-                    metrics::Snapshot::read(&ctx.pin_dir, &ctx.state_dir, &maps, status.get());
+                let snapshot = metrics::Snapshot::read(
+                    &ctx.pin_dir,
+                    &ctx.state_dir,
+                    &maps,
+                    status.get(),
+                    fleet,
+                );
                 metrics::render(&snapshot)
             })
             .await;

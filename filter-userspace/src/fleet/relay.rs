@@ -12,11 +12,15 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::document::{GeoRef, PolicyDoc};
+use super::{
+    counters::{self, Counted},
+    document::{GeoRef, PolicyDoc},
+};
 use crate::{
     audit,
     change::Ctx,
     durable,
+    kernel::Kernel,
     policy_file::{self, Declared, DeclaredMeeting, DeclaredRule, Position},
     state::State,
 };
@@ -39,6 +43,13 @@ pub trait Enforcer: Send + 'static {
     fn apply(&mut self, doc: &PolicyDoc, revision: i64) -> anyhow::Result<Applied>;
     /// The version last applied, as persisted (fail-static: known without etcd).
     fn last(&self) -> Option<(PolicyDoc, i64)>;
+    /// What the relay counted, for its status key: each rule in force or ended after
+    /// `since`, with its counts and sketch, and the local audit head. `None`: this
+    /// enforcer keeps no counts, and the status key carries none.
+    fn counters(&self, since: Timestamp, now: Timestamp) -> anyhow::Result<Option<Counted>> {
+        let _ = (since, now);
+        Ok(None)
+    }
 }
 
 /// The persisted record of the last version applied.
@@ -64,6 +75,17 @@ impl Enforcer for LocalRelay {
         let plan = policy_file::plan(&old, &declared, ctx.now(), &operator)?;
         crate::model::SessionMaps::derive(&plan.new, &ctx.clock)
             .context("the fleet policy asks for more than the kernel maps hold")?;
+        // A crash after the commit below and before `persist` leaves this version in
+        // force and in the audit trail, but not in fleet.json: the restarted daemon reads
+        // it again. Persisting it, with no second entry, keeps one entry per version.
+        if plan.changes.is_empty() && last_recorded(&ctx.state_dir).as_deref() == Some(&doc.hash) {
+            persist(&ctx.state_dir, doc, revision)?;
+            return Ok(Applied {
+                enforced_hash: enforced_hash(&old, ctx.clock.wall()),
+                waiting,
+                at: ctx.now(),
+            });
+        }
         // One entry per version even when nothing changes here: the audit trail shows
         // which fleet version the relay acknowledged, and when.
         let details = json!({
@@ -94,6 +116,38 @@ impl Enforcer for LocalRelay {
     fn last(&self) -> Option<(PolicyDoc, i64)> {
         last_applied(&self.ctx.state_dir)
     }
+
+    /// The relay's own transparency report over `[since, now]`, as its status carries it:
+    /// the fleet report then sums exactly what each relay's `geofence report` says.
+    fn counters(&self, since: Timestamp, now: Timestamp) -> anyhow::Result<Option<Counted>> {
+        let pin = &self.ctx.pin_dir;
+        if !Kernel::exists(pin) {
+            bail!(
+                "counters not read: no geofence maps under {}",
+                pin.display()
+            );
+        }
+        let kernel = Kernel::open(pin).context("counters not read")?;
+        // No end to the window: a rule an apply issued after `now` was read is in it.
+        let report = crate::report::report_from(
+            &self.ctx.state_dir,
+            Some(&kernel),
+            "",
+            since,
+            Timestamp::MAX,
+            now,
+        )?;
+        Ok(Some(counters::from_report(&report)))
+    }
+}
+
+/// The policy hash of the last fleet version the local audit trail records as applied.
+/// None when there is none, or the trail cannot be read (then the version is applied and
+/// recorded again rather than not at all).
+fn last_recorded(state_dir: &std::path::Path) -> Option<String> {
+    let entries = audit::read(state_dir).ok()?;
+    let entry = entries.iter().rev().find(|e| e.action == "fleet apply")?;
+    entry.details["policy_hash"].as_str().map(str::to_owned)
 }
 
 /// The fleet version this relay applied last, as persisted in `state_dir`.

@@ -91,43 +91,79 @@ pub struct RelayView {
 }
 
 pub async fn read_relays(client: &mut Client) -> anyhow::Result<BTreeMap<String, RelayView>> {
-    let resp = client
-        .get(keys::RELAYS, Some(GetOptions::new().with_prefix()))
-        .await
-        .context("reading the relays' keys")?;
     let mut relays: BTreeMap<String, RelayView> = BTreeMap::new();
-    for kv in resp.kvs() {
-        let key = String::from_utf8_lossy(kv.key());
+    for (key, value) in read_prefix(client, keys::RELAYS, "the relays' keys").await? {
         let Some((relay, kind)) = keys::parse_relay_key(&key) else {
             continue;
         };
         let view = relays.entry(relay.to_string()).or_default();
         // A key that does not parse is shown as absent rather than failing the listing.
         match kind {
-            "status" => view.status = serde_json::from_slice(kv.value()).ok(),
-            "alive" => view.alive = serde_json::from_slice(kv.value()).ok(),
+            "status" => view.status = serde_json::from_slice(&value).ok(),
+            "alive" => view.alive = serde_json::from_slice(&value).ok(),
             _ => {}
         }
     }
     Ok(relays)
 }
 
+/// Keys read per request: 5,000 relays' status keys in one response would pass gRPC's
+/// 4 MiB message limit.
+const PAGE: i64 = 200;
+
+/// Every key under `prefix` with its value, in key order, a page at a time, all pages at
+/// the first page's revision (one consistent view).
+async fn read_prefix(
+    client: &mut Client,
+    prefix: &str,
+    what: &str,
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut end = prefix.as_bytes().to_vec();
+    // The prefix's range end: its last byte plus one (`/` → `0`).
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let mut start = prefix.as_bytes().to_vec();
+    let mut revision = 0;
+    let mut out = Vec::new();
+    loop {
+        let options = GetOptions::new()
+            .with_range(end.clone())
+            .with_limit(PAGE)
+            .with_revision(revision);
+        let resp = client
+            .get(start.clone(), Some(options))
+            .await
+            .with_context(|| format!("reading {what}"))?;
+        if revision == 0 {
+            revision = resp.header().map_or(0, |h| h.revision());
+        }
+        for kv in resp.kvs() {
+            out.push((
+                String::from_utf8_lossy(kv.key()).into_owned(),
+                kv.value().to_vec(),
+            ));
+        }
+        match resp.kvs().last() {
+            Some(kv) if resp.more() => {
+                start = kv.key().to_vec();
+                start.push(0);
+            }
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// Every stored version, in order, and the current policy's bytes.
 pub async fn read_history(
     client: &mut Client,
 ) -> anyhow::Result<(Vec<super::history::Stored>, Option<Vec<u8>>)> {
-    let resp = client
-        .get(keys::VERSIONS, Some(GetOptions::new().with_prefix()))
-        .await
-        .context("reading the fleet's versions")?;
-    let mut versions: Vec<super::history::Stored> = resp
-        .kvs()
-        .iter()
-        .map(|kv| super::history::Stored {
-            key: String::from_utf8_lossy(kv.key()).into_owned(),
-            bytes: kv.value().to_vec(),
-        })
-        .collect();
+    let mut versions: Vec<super::history::Stored> =
+        read_prefix(client, keys::VERSIONS, "the fleet's versions")
+            .await?
+            .into_iter()
+            .map(|(key, bytes)| super::history::Stored { key, bytes })
+            .collect();
     versions.sort_by(|a, b| a.key.cmp(&b.key));
     let current = client
         .get(keys::POLICY, None)

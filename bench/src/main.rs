@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: per-packet costs, the flood, load times and map memory, in one run, side by side.
 
 mod api;
+mod fleet;
 mod flood;
+mod formats;
 mod mux;
 mod packets;
 mod per_packet;
@@ -26,8 +28,9 @@ pub struct Options {
     #[arg(long, default_value = "../shared/geo")]
     pub geo: PathBuf,
     /// Run only this part: `per-packet` (BPF_PROG_TEST_RUN figures), `flood` (veth flood,
-    /// load time, memory), `mux` (meetings on a shared port) or `api` (the binding API's
-    /// throughput and latency).
+    /// load time, memory), `mux` (meetings on a shared port), `api` (the binding API's
+    /// throughput and latency), `fleet` (relays reaching a new fleet version) or `formats`
+    /// (`geo load` of the table as GeoLite2 CSV and RIR statistics).
     #[arg(long, value_enum)]
     pub only: Option<Part>,
 }
@@ -39,6 +42,8 @@ pub enum Part {
     Flood,
     Mux,
     Api,
+    Fleet,
+    Formats,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +64,12 @@ fn main() -> anyhow::Result<()> {
     }
     if part(Part::Api) {
         api::run(&options, &mut report)?;
+    }
+    if part(Part::Fleet) {
+        fleet::run(&options, &mut report)?;
+    }
+    if part(Part::Formats) {
+        formats::run(&options, &mut report)?;
     }
     report.print_notes();
     report.write(&options.out)?;

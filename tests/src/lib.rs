@@ -7,7 +7,10 @@
 //! run in parallel.
 
 pub mod cli;
+pub mod demo_fleet;
 pub mod demo_mux;
+pub mod etcd;
+pub mod fleet;
 pub mod r#gen;
 pub mod netns;
 pub mod packet;

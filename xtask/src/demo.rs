@@ -4,6 +4,9 @@
 //! meetings on one UDP port), and runs the demo. The second scene also needs the venv with
 //! aiortc that setup makes: when setup or the SFU's build fails, the demo still runs its
 //! first scene and says why it skips the second.
+//!
+//! `--fleet` runs the fleet scene instead: etcd, three relays with their fleet daemons,
+//! one `geofence fleet apply`, then `fleet status` and the fleet's report and audit trail.
 
 use std::ffi::OsString;
 
@@ -13,6 +16,10 @@ use crate::{cmd, geofence_bin, phase, setup, target_dir};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Run the fleet scene instead: an etcd on loopback, three relays in network
+    /// namespaces each running `geofence daemon --fleet`, one `geofence fleet apply`.
+    #[arg(long)]
+    fleet: bool,
     /// Arguments for the demo binary, after `--`.
     #[arg(last = true, value_name = "DEMO_ARGS")]
     demo_args: Vec<OsString>,
@@ -42,6 +49,16 @@ pub fn run(args: &Args) -> Result<()> {
         "--bin",
         "demo",
     ]))?;
+
+    if args.fleet {
+        phase("running the fleet demo");
+        let mut demo = cmd::command(target_dir().join("debug").join("demo"));
+        demo.current_dir(crate::workspace_root())
+            .env("GEOFENCE_BIN", geofence_bin())
+            .arg("--fleet")
+            .args(&args.demo_args);
+        return cmd::run(&mut demo);
+    }
 
     phase("building the test SFU (for the single-port scene)");
     let sfu_failed = cmd::run(cmd::cargo().args([

@@ -5,14 +5,17 @@
 //! Then scene 2 ([`geofence_tests::demo_mux`]): two meetings on one UDP port of a WebRTC
 //! SFU, real WebRTC participants, the meeting of each flow learned from its STUN ufrag.
 //! Skipped, saying why, without the test SFU or the venv with aiortc.
+//!
+//! `demo --fleet` runs the fleet scene instead ([`geofence_tests::demo_fleet`]): etcd and
+//! three relays, each with its own fleet daemon, and one `geofence fleet apply`.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, bail};
-use geofence_tests::demo_mux;
 use geofence_tests::world::{Report, World, write_file};
 use geofence_tests::{Geofence, MeetingPorts, ParticipantSpec};
+use geofence_tests::{demo_fleet, demo_mux};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -31,6 +34,17 @@ fn main() -> ExitCode {
     }
     // SAFETY: the handler only stores to an atomic.
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    if std::env::args().skip(1).any(|a| a == "--fleet") {
+        let result = demo_fleet::run(&INTERRUPTED);
+        println!("\nCleaned up: daemons, XDP links, pins, namespaces and etcd are gone.");
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("demo failed in the fleet scene: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = run();
     println!("\nCleaned up: namespaces, XDP link and pins are gone.");
     if let Err(e) = result {

@@ -275,6 +275,7 @@ fn every_command_has_help_with_an_example() {
         &["status"],
         &["stats"],
         &["restore"],
+        &["upgrade"],
         &["explain"],
         &["daemon"],
         &["completions"],

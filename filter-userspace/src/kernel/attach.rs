@@ -64,9 +64,9 @@ impl Drop for NetnsGuard {
 }
 
 /// Whether a pin name is a map's: neither a link nor a program pin, the two kinds of pin
-/// geofence keeps beside its maps.
+/// geofence keeps beside its maps, nor the directory an upgrade stages its new pins in.
 pub fn is_map_pin(name: &str) -> bool {
-    !is_link_pin(name) && !super::build::is_program_pin(name)
+    !is_link_pin(name) && !super::build::is_program_pin(name) && name != super::upgrade::NEXT_DIR
 }
 
 fn interface_index(interface: &str, netns: Option<&str>) -> anyhow::Result<u32> {

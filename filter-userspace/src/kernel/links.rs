@@ -76,3 +76,11 @@ pub(super) fn attached_links(pin_dir: &Path) -> anyhow::Result<BTreeMap<u32, Vec
     }
     Ok(by_program)
 }
+
+/// The program each link pinned under `pin_dir` runs, by link pin name.
+pub fn link_programs(pin_dir: &Path) -> anyhow::Result<BTreeMap<String, u32>> {
+    Ok(attached_links(pin_dir)?
+        .into_iter()
+        .flat_map(|(id, links)| links.into_iter().map(move |link| (link, id)))
+        .collect())
+}

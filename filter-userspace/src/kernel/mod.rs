@@ -5,6 +5,8 @@ mod attach;
 mod batch;
 pub mod bindings;
 mod build;
+mod forget;
+mod generation;
 mod geo;
 mod layout;
 mod links;
@@ -16,6 +18,8 @@ mod rule_stats;
 mod stats;
 mod sync;
 pub mod test_run;
+mod unparsed;
+pub mod upgrade;
 
 use std::{
     os::unix::fs::DirBuilderExt as _,
@@ -28,17 +32,19 @@ use aya::{Ebpf, EbpfLoader};
 pub use attach::{AttachMode, attach, detach, is_map_pin};
 pub use build::{ProgramBuild, attached_builds};
 pub use geo::activate_generation;
+pub use geo::map_generation;
 pub use geo::{
     GeoLoad, MappedTable, active_generation, active_holds, load_lpm_reference, load_table,
     lookup as geo_lookup, lookup_lpm as geo_lookup_lpm, map_active,
 };
-pub use links::{link_pin, link_pinned};
+pub use links::{link_pin, link_pinned, link_programs};
 pub use policies::pinned_policies;
 pub use rule_stats::{
-    RuleCounts, read_rule_counts, read_rule_stats, read_rule_stats_of, reset_rule_counts,
+    RuleCounts, read_rule_counts, read_rule_sketches, read_rule_stats, read_rule_stats_of,
+    reset_rule_counts,
 };
 pub use stats::{PassCounts, Stats, TerritoryCounts, read_stats};
-pub use sync::{SyncReport, sync};
+pub use sync::{SyncReport, differences, sync};
 
 /// The XDP program, built for bpfel-unknown-none by the build script.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/geofence"));
@@ -92,6 +98,12 @@ fn check_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
 impl Kernel {
     /// Opens the pinned maps under `pin_dir`, creating and pinning them on first use.
     pub fn open(pin_dir: &Path) -> anyhow::Result<Kernel> {
+        upgrade::check_not_pending(pin_dir)?;
+        Kernel::open_maps(pin_dir)
+    }
+
+    /// `open` without refusing an unfinished upgrade: for `upgrade` itself, which finishes it.
+    pub(crate) fn open_maps(pin_dir: &Path) -> anyhow::Result<Kernel> {
         check_privileges()?;
         check_bpffs(pin_dir)?;
         std::fs::DirBuilder::new()

@@ -183,7 +183,7 @@ fn llvm_major(name: &str) -> Option<&str> {
 /// Programs the tests and the bench run, and the Debian package of each.
 /// Program (or, for a package without one, a file it installs: an absolute path) → the
 /// Debian package that provides it.
-const TOOLS: [(&str, &str); 9] = [
+const TOOLS: [(&str, &str); 10] = [
     ("ip", "iproute2"),
     ("bpftool", "bpftool"),
     ("nft", "nftables"),
@@ -196,6 +196,8 @@ const TOOLS: [(&str, &str); 9] = [
     // The fleet tests start their own etcd.
     ("etcd", "etcd-server"),
     ("etcdctl", "etcd-client"),
+    // A browser's WebRTC stack as participants on the SFU's shared port (chromium_mux).
+    ("chromium", "chromium"),
 ];
 
 /// What building needs beside the toolchain: etcd-client's build compiles etcd's protos

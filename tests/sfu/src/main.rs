@@ -25,7 +25,7 @@ use crate::{binding::Binding, sfu::Sfu, signaling::Signaling};
 /// Signaling (JSON over HTTP/1.1): `POST /join?meeting=M&participant=P` with an offer
 /// `{"type":"offer","sdp":...}` answers `{"type":"answer","sdp":...}`;
 /// `POST /restart?participant=P` with a new offer answers with a new server ufrag;
-/// `POST /leave?participant=P`; `GET /state`.
+/// `POST /leave?participant=P`; `GET /state`; `GET /chromium.html`, a browser participant.
 ///
 /// When it is ready it prints one line to stdout: `ready udp=ADDR http=ADDR`.
 #[derive(Parser)]

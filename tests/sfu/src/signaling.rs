@@ -93,13 +93,17 @@ impl Signaling {
                 self.restart(participant, offer).await
             }
             (&Method::POST, "/leave") => self.leave(query.name("participant")?).await,
+            (&Method::GET, "/chromium.html") => Ok(page()),
             (&Method::GET, "/state") => {
                 let state = self.ask(|reply| Command::State { reply }).await?;
                 Ok(json_response(StatusCode::OK, &state))
             }
             (_, path) => Err(Failure(
                 StatusCode::NOT_FOUND,
-                format!("no route {path}: use POST /join, /restart, /leave or GET /state"),
+                format!(
+                    "no route {path}: use POST /join, /restart, /leave or GET /state, \
+                     /chromium.html"
+                ),
             )),
         }
     }
@@ -212,6 +216,19 @@ async fn read_offer(request: Request<Incoming>) -> Result<SdpOffer, Failure> {
             format!("the body is not an offer {{\"type\":\"offer\",\"sdp\":...}}: {e}"),
         )
     })
+}
+
+/// The browser participant (tests/webrtc/chromium.html), served here so that its signaling is
+/// same-origin and a browser in a test's network namespace needs no other server.
+const PAGE: &str = include_str!("../../webrtc/chromium.html");
+
+fn page() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(PAGE.as_bytes())));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
 }
 
 fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Full<Bytes>> {

@@ -38,17 +38,23 @@ use std::{
     fs::File,
     io::{BufRead as _, BufReader, Write as _},
     path::{Path, PathBuf},
-    process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio},
+    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
     sync::{Arc, Mutex},
     thread::{self, JoinHandle},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-use common::{SFU_BIN, Sfu, http_unix};
+use common::{
+    SFU_BIN, Sfu,
+    geofence::{Daemon, Geofence},
+    relay::{Topology, geofence_bin, is_root, reap_stale, wait_until},
+};
 use serde_json::Value;
 
 const RELAY_IP: &str = "10.9.0.1";
 const MUX_PORT: u16 = 7882;
+/// The shared port, as `explain --dst` takes it.
+const MUX_DST: &str = "10.9.0.1:7882";
 const HTTP_PORT: u16 = 8080;
 const GEO_CSV: &str = "10.1.0.0,10.1.255.255,XA\n10.2.0.0,10.2.255.255,XB\n";
 /// Each client sends a message this often (seconds) once its channel is open.
@@ -83,27 +89,17 @@ struct Env {
 
 impl Env {
     fn find() -> Option<Env> {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let euid = status
-            .lines()
-            .find_map(|line| line.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1));
-        if euid != Some("0") {
+        if !is_root() {
             eprintln!("skipped: network namespaces, XDP and bpffs need root");
             return None;
         }
-        let geofence = match std::env::var_os("GEOFENCE_BIN") {
-            Some(bin) => PathBuf::from(bin),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/geofence"),
+        let geofence = match geofence_bin() {
+            Ok(bin) => bin,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                return None;
+            }
         };
-        if !geofence.is_file() {
-            eprintln!(
-                "skipped: no geofence binary at {} (build it with `cargo build -p \
-                 filter-userspace --bin geofence`, or set GEOFENCE_BIN)",
-                geofence.display()
-            );
-            return None;
-        }
         let target = Path::new(SFU_BIN)
             .ancestors()
             .nth(2)
@@ -148,221 +144,11 @@ impl Timeline {
     }
 }
 
-/// Now, in Unix seconds: the clock of the clients' `wall` fields.
-fn wall_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs_f64()
-}
-
-/// Polls `check` every 100 ms until it gives a value; fails after `timeout` with what
-/// `check` last said.
-fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(why) if Instant::now() >= deadline => {
-                panic!("timed out after {timeout:?} waiting until {what}: {why}")
-            }
-            Err(_) => thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
-/// `ip ARGS` (words split at spaces), which must succeed.
-fn ip(args: &str) {
-    let output = Command::new("ip")
-        .args(args.split_whitespace())
-        .output()
-        .expect("running ip");
-    assert!(
-        output.status.success(),
-        "ip {args}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Removes a directory tree, files first (as bpffs wants).
-fn remove_tree(path: &Path) {
-    if let Ok(entries) = std::fs::read_dir(path) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&path);
-            } else {
-                let _ = std::fs::remove_file(&path);
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(path);
-}
-
-/// Namespaces and pin directories of runs of this test that were killed before their
-/// guards ran (their process is gone).
-fn reap_stale() {
-    let dead = |pid: &str| !pid.is_empty() && !Path::new(&format!("/proc/{pid}")).exists();
-    let pid_of = |rest: &str| -> String { rest.chars().take_while(char::is_ascii_digit).collect() };
-    for entry in std::fs::read_dir("/run/netns")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(rest) = name.strip_prefix(NETNS_PREFIX) {
-            let pid = pid_of(rest);
-            if rest[pid.len()..].starts_with('-') && dead(&pid) {
-                let _ = Command::new("ip").args(["netns", "del", &name]).status();
-            }
-        }
-    }
-    for entry in std::fs::read_dir("/sys/fs/bpf")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(rest) = name.strip_prefix(PIN_PREFIX) {
-            let pid = pid_of(rest);
-            if pid.len() == rest.len() && dead(&pid) {
-                remove_tree(&entry.path());
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Network namespaces
 
 const NETNS_PREFIX: &str = "gfmux";
 const PIN_PREFIX: &str = "gf-sfu-mux-";
-
-/// The relay, a hub with a bridge, and one namespace per slot; all deleted on drop.
-struct Topology {
-    tag: String,
-    namespaces: Vec<String>,
-    /// The relay's veth (in the relay namespace), where geofence attaches.
-    relay_if: String,
-}
-
-impl Topology {
-    fn create() -> Topology {
-        let pid = std::process::id();
-        let mut topology = Topology {
-            tag: format!("{NETNS_PREFIX}{pid}"),
-            namespaces: Vec::new(),
-            relay_if: format!("gm{pid}r"),
-        };
-        let (relay, hub) = (topology.relay(), topology.netns("hub"));
-        for ns in [&relay, &hub] {
-            topology.add_netns(ns);
-        }
-        ip(&format!("-n {hub} link add br0 type bridge"));
-        ip(&format!("-n {hub} link set br0 up"));
-        let dev = topology.relay_if.clone();
-        topology.veth(&relay, &dev, &format!("gm{pid}rh"));
-        ip(&format!("-n {relay} addr add {RELAY_IP}/24 dev {dev}"));
-        ip(&format!("-n {relay} link set {dev} up"));
-        for territory in ["10.1.0.0/16", "10.2.0.0/16"] {
-            ip(&format!("-n {relay} route add {territory} dev {dev}"));
-        }
-        for (i, (slot, addr)) in SLOTS.iter().enumerate() {
-            let ns = topology.netns(slot);
-            topology.add_netns(&ns);
-            let dev = format!("gm{pid}p{i}");
-            topology.veth(&ns, &dev, &format!("gm{pid}h{i}"));
-            ip(&format!("-n {ns} addr add {addr}/16 dev {dev}"));
-            ip(&format!("-n {ns} link set {dev} up"));
-            ip(&format!("-n {ns} route add 10.9.0.0/24 dev {dev}"));
-        }
-        topology
-    }
-
-    fn netns(&self, name: &str) -> String {
-        format!("{}-{name}", self.tag)
-    }
-
-    fn relay(&self) -> String {
-        self.netns("relay")
-    }
-
-    fn add_netns(&mut self, ns: &str) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", ns])
-            .stderr(Stdio::null())
-            .status();
-        ip(&format!("netns add {ns}"));
-        self.namespaces.push(ns.to_owned());
-        ip(&format!("-n {ns} link set lo up"));
-    }
-
-    /// A veth pair from `dev` in `ns` to `hub_side` in the hub's bridge; both ends are
-    /// created inside their namespaces, so nothing is ever left on the host.
-    fn veth(&self, ns: &str, dev: &str, hub_side: &str) {
-        let hub = self.netns("hub");
-        ip(&format!(
-            "link add name {dev} netns {ns} type veth peer name {hub_side} netns {hub}"
-        ));
-        ip(&format!("-n {hub} link set {hub_side} master br0"));
-        ip(&format!("-n {hub} link set {hub_side} up"));
-    }
-
-    fn exec(&self, slot: &str, program: &Path) -> Command {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &self.netns(slot)])
-            .arg(program);
-        command
-    }
-
-    /// The SFU's `GET /state`, from a participant's namespace (the test itself is outside).
-    fn sfu_state(&self, python: &Path) -> Value {
-        let url = format!("http://{RELAY_IP}:{HTTP_PORT}/state");
-        let curl = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.netns("xa1"),
-                "curl",
-                "-sf",
-                "-m",
-                "5",
-                &url,
-            ])
-            .output();
-        let output = match curl {
-            Ok(output) if output.status.success() => output,
-            // No curl here: the venv's python does it, more slowly.
-            _ => self
-                .exec("xa1", python)
-                .args([
-                    "-c",
-                    "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())",
-                    &url,
-                ])
-                .output()
-                .expect("running python for /state"),
-        };
-        assert!(
-            output.status.success(),
-            "GET /state: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).expect("/state is JSON")
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for ns in self.namespaces.iter().rev() {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
 
 /// A meeting in `geofence status --json`.
 fn status_meeting(status: &Value, name: &str) -> Value {
@@ -393,261 +179,6 @@ fn ice_up(peer: &Value) -> bool {
 fn up_from(peer: &Value) -> Option<String> {
     let remote = peer["selected_remote"].as_str().filter(|r| !r.is_empty());
     remote.filter(|_| ice_up(peer)).map(str::to_owned)
-}
-
-// ---------------------------------------------------------------------------------------
-// geofence
-
-/// The CLI on a pin directory and state directory of this test's own; detached and its pins
-/// removed on drop.
-struct Geofence {
-    bin: PathBuf,
-    pin_dir: PathBuf,
-    state_dir: PathBuf,
-    attached: Option<(String, String)>,
-}
-
-impl Geofence {
-    fn new(bin: &Path, state_dir: PathBuf) -> Geofence {
-        let pin_dir = Path::new("/sys/fs/bpf").join(format!("{PIN_PREFIX}{}", std::process::id()));
-        remove_tree(&pin_dir);
-        Geofence {
-            bin: bin.to_owned(),
-            pin_dir,
-            state_dir,
-            attached: None,
-        }
-    }
-
-    fn command(&self) -> Command {
-        let mut command = Command::new(&self.bin);
-        command
-            .arg("--pin-dir")
-            .arg(&self.pin_dir)
-            .arg("--state-dir")
-            .arg(&self.state_dir);
-        command
-    }
-
-    fn output(&self, args: &[&str]) -> Output {
-        self.command()
-            .args(args)
-            .output()
-            .expect("running geofence")
-    }
-
-    /// Runs `geofence ARGS`, which must succeed; its stdout and the wall-clock time it had
-    /// exited at.
-    fn run_timed(&self, args: &[&str]) -> (String, f64) {
-        let output = self.output(args);
-        let exited = wall_now();
-        assert!(
-            output.status.success(),
-            "geofence {} ({}): {}{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (
-            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-            exited,
-        )
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        self.run_timed(args).0
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("geofence {args:?}: {e}: {out}"))
-    }
-
-    fn attach(&mut self, interface: &str, netns: &str) -> String {
-        let out = self.run(&["attach", interface, "--netns", netns]);
-        self.attached = Some((interface.to_owned(), netns.to_owned()));
-        out
-    }
-
-    fn status(&self) -> Value {
-        self.json(&["status", "--json"])
-    }
-
-    fn mux_event(&self, event: &str) -> u64 {
-        let status = self.status();
-        status["mux"]["events"][event]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no mux event {event} in {}", status["mux"]))
-    }
-
-    /// Packets of `meeting` from `territory` with `verdict` (`passed`, `dropped`), from
-    /// `geofence stats --json`.
-    fn packets(&self, meeting: &str, territory: &str, verdict: &str) -> u64 {
-        let stats = self.json(&["stats", meeting, "--json"]);
-        stats["meetings"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| m["meeting"] == meeting)
-            .flat_map(|m| m["territories"].as_array().cloned().unwrap_or_default())
-            .filter(|t| t["territory"] == territory)
-            .map(|t| t[verdict]["packets"].as_u64().unwrap_or(0))
-            .sum()
-    }
-
-    /// What the attached program does with a packet of the flow `src` → the mux port, as
-    /// `explain` reports the kernel's answer: `(session, verdict)`, session `None` when the
-    /// program binds the flow to no meeting.
-    ///
-    /// The kernel's answer, not explain's own model: the model reads only the state file, so
-    /// for a flow learned from STUN it says "unbound", calls that a disagreement and exits 1
-    /// (a geofence bug; the test does not depend on it).
-    fn kernel_verdict(&self, src: &str) -> (Option<u64>, String) {
-        let (session, verdict, _) = self.explain(src);
-        (session, verdict)
-    }
-
-    /// [`Geofence::kernel_verdict`], and whether `explain` agreed with itself (exit 0).
-    fn explain(&self, src: &str) -> (Option<u64>, String, bool) {
-        let dst = format!("{RELAY_IP}:{MUX_PORT}");
-        let output = self.output(&[
-            "explain", "--proto", "udp", "--src", src, "--dst", &dst, "--json",
-        ]);
-        let explained: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!(
-                "explain {src}: {e}: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-        let decision = &explained["kernel"][0]["decision"];
-        assert!(
-            decision.is_object(),
-            "explain {src}: no kernel answer: {explained}"
-        );
-        (
-            decision["session"].as_u64(),
-            decision["verdict"].as_str().unwrap_or("").to_owned(),
-            output.status.success(),
-        )
-    }
-}
-
-impl Drop for Geofence {
-    fn drop(&mut self) {
-        if let Some((interface, netns)) = self.attached.take() {
-            let output = self.output(&["detach", &interface, "--netns", &netns]);
-            if !output.status.success() {
-                eprintln!(
-                    "warning: cleanup: geofence detach: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
-        }
-        remove_tree(&self.pin_dir);
-    }
-}
-
-/// `geofence daemon` serving the binding API; SIGTERM on drop.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-    socket: PathBuf,
-}
-
-/// A meeting's bindings as the API counts them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Bindings {
-    ufrags: u64,
-    learned: u64,
-}
-
-impl Daemon {
-    fn start(geofence: &Geofence, socket: PathBuf, log: PathBuf) -> Daemon {
-        let log_file = File::create(&log).expect("the daemon's log");
-        let child = geofence
-            .command()
-            .args(["daemon", "--listen", "127.0.0.1:0", "--api"])
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("starting geofence daemon");
-        let mut daemon = Daemon { child, log, socket };
-        wait_until("the binding API answers", Duration::from_secs(15), || {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("the daemon exited ({status}): {}", daemon.log_text());
-            }
-            if std::os::unix::net::UnixStream::connect(&daemon.socket).is_err() {
-                return Err("no socket yet".into());
-            }
-            match daemon.api("GET", "/v1/health", "") {
-                (200, _) => Ok(()),
-                (status, body) => Err(format!("{status} {body}")),
-            }
-        });
-        daemon
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn api(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
-        http_unix(&self.socket, method, path, body)
-    }
-
-    fn bindings(&self, meeting: &str) -> Bindings {
-        let (status, body) = self.api("GET", &format!("/v1/meetings/{meeting}/bindings"), "");
-        assert_eq!(status, 200, "bindings of {meeting}: {body}");
-        assert_eq!(body["meeting"], meeting, "{body}");
-        Bindings {
-            ufrags: body["ufrags"].as_u64().expect("ufrags"),
-            learned: body["flows"]["learned"].as_u64().expect("learned flows"),
-        }
-    }
-
-    /// Waits until `meeting` has exactly `ufrags` ufrags and `learned` learned flows.
-    fn expect_bindings(&self, meeting: &str, ufrags: u64, learned: u64) {
-        let want = Bindings { ufrags, learned };
-        wait_until(
-            &format!("meeting {meeting} has {want:?}"),
-            Duration::from_secs(10),
-            || {
-                let have = self.bindings(meeting);
-                if have == want {
-                    Ok(())
-                } else {
-                    Err(format!("{have:?}"))
-                }
-            },
-        );
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!(
-                "--- geofence daemon log ---\n{}--- end ---",
-                self.log_text()
-            );
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -855,13 +386,14 @@ fn block_drops_one_meeting_from_one_territory_on_a_shared_sfu_port() {
     let Some(env) = Env::find() else { return };
     let timeline = Timeline(Instant::now());
     let say = |what: String| timeline.say(what);
-    reap_stale();
+    reap_stale(NETNS_PREFIX, PIN_PREFIX);
 
     // Declared in this order, dropped in the reverse: clients, SFU, daemon, geofence
     // (detach, pins), the namespaces, the temporary directory.
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let topology = Topology::create();
-    let mut geofence = Geofence::new(&env.geofence, dir.path().join("state"));
+    let territories = ["10.1.0.0/16", "10.2.0.0/16"];
+    let topology = Topology::create(NETNS_PREFIX, "gm", RELAY_IP, &territories, &SLOTS);
+    let mut geofence = Geofence::new(&env.geofence, PIN_PREFIX, dir.path().join("state"));
     let geo = dir.path().join("geo.csv");
     std::fs::write(&geo, GEO_CSV).expect("writing the geo file");
     geofence.run(&["geo", "load", geo.to_str().expect("a UTF-8 path")]);
@@ -898,7 +430,11 @@ fn block_drops_one_meeting_from_one_territory_on_a_shared_sfu_port() {
          B (session {session_b}) share {mux}; SFU ready on udp {}",
         sfu.udp
     ));
-    let sfu_state = || topology.sfu_state(&env.python);
+    let sfu_state = || {
+        let (status, state) = topology.http(sfu.http, "GET", "/state");
+        assert_eq!(status, 200, "GET /state: {state}");
+        state
+    };
     let logs = dir.path();
     let join = |slot: &str, meeting: &str, name: &str, extra: &[&str]| {
         Client::spawn(&env, &topology, logs, slot, meeting, name, extra)
@@ -955,7 +491,7 @@ fn block_drops_one_meeting_from_one_territory_on_a_shared_sfu_port() {
     let mut explain_disagrees = false;
     for (meeting, name) in roster {
         let want = if meeting == "A" { session_a } else { session_b };
-        let (session, verdict, agrees) = geofence.explain(&first_flows[name]);
+        let (session, verdict, agrees) = geofence.explain(&first_flows[name], MUX_DST);
         explain_disagrees |= !agrees;
         assert_eq!(
             (session, verdict.as_str()),
@@ -1182,7 +718,7 @@ fn block_drops_one_meeting_from_one_territory_on_a_shared_sfu_port() {
         "learned {learned_before} → {learned_after} over two joins and two restarts"
     );
     assert_eq!(
-        geofence.kernel_verdict(&a_xb_flow),
+        geofence.kernel_verdict(&a_xb_flow, MUX_DST),
         (Some(session_a), "passed".to_owned()),
         "A@XB's new flow {a_xb_flow}"
     );
@@ -1194,7 +730,7 @@ fn block_drops_one_meeting_from_one_territory_on_a_shared_sfu_port() {
     for name in old_flows {
         // Unbound: passed, or, from a territory some rule blocks (XA), dropped as
         // `unbound_blocked`, which the kernel reports under the shared ports' session.
-        let (session, verdict) = geofence.kernel_verdict(&first_flows[name]);
+        let (session, verdict) = geofence.kernel_verdict(&first_flows[name], MUX_DST);
         let unbound = session.is_none() || (session == Some(MUX_SESSION) && verdict == "dropped");
         assert!(
             unbound,
@@ -1235,7 +771,7 @@ fn block_drops_one_meeting_from_one_territory_on_a_shared_sfu_port() {
         }
     });
     assert_eq!(
-        geofence.kernel_verdict(&late_first),
+        geofence.kernel_verdict(&late_first, MUX_DST),
         (Some(session_a), "passed".to_owned()),
         "the late A@XA's flow {late_first}"
     );
@@ -1273,13 +809,13 @@ fn block_drops_one_meeting_from_one_territory_on_a_shared_sfu_port() {
         }
     });
     assert_eq!(
-        geofence.kernel_verdict(&late_second),
+        geofence.kernel_verdict(&late_second, MUX_DST),
         (Some(session_a), "passed".to_owned()),
         "the late A@XA's new flow {late_second}"
     );
     if late_first != late_second {
         assert_eq!(
-            geofence.kernel_verdict(&late_first).0,
+            geofence.kernel_verdict(&late_first, MUX_DST).0,
             None,
             "the late A@XA's old flow {late_first} is still bound"
         );

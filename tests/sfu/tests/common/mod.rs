@@ -1,7 +1,12 @@
 //! What the SFU's integration tests share: the SFU as a child process, a small HTTP/1.1 client,
-//! and offers made by str0m in the role of a client.
+//! offers made by str0m in the role of a client, a relay in network namespaces ([`relay`]),
+//! geofence in front of it ([`geofence`]) and headless Chromium as a participant ([`browser`]).
 
 #![allow(dead_code)] // Each test file uses its own part of this.
+
+pub mod browser;
+pub mod geofence;
+pub mod relay;
 
 use std::{
     fs::File,
@@ -116,7 +121,12 @@ pub fn http_unix(socket: &Path, method: &str, path: &str, body: &str) -> (u16, V
     exchange(stream, method, path, body)
 }
 
-fn exchange(mut stream: impl Read + Write, method: &str, path: &str, body: &str) -> (u16, Value) {
+pub fn exchange(
+    mut stream: impl Read + Write,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, Value) {
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nhost: sfu\r\ncontent-type: application/json\r\n\

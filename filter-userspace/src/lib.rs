@@ -26,3 +26,4 @@ pub mod sketch;
 pub mod state;
 pub mod territory;
 pub mod ufrag;
+pub mod unparsed;

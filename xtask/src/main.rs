@@ -53,7 +53,8 @@ enum Task {
     /// Run `setup`, then the demo scene in network namespaces (needs root).
     ///
     /// One relay, two meetings, participants in three territories, one territory blocked on
-    /// one meeting. Exits with the demo's exit code.
+    /// one meeting. `--fleet`: etcd and three relays with their fleet daemons, one
+    /// `geofence fleet apply`. Exits with the demo's exit code.
     Demo(demo::Args),
     /// Run `setup`, then measure geofence against its references (needs root).
     ///

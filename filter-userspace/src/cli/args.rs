@@ -119,6 +119,19 @@ pub enum Command {
     ///
     /// Example: geofence restore
     Restore,
+    /// Replace the running program and its maps with this build's, never unfiltered.
+    ///
+    /// Loads this build's program with new maps beside the old ones (under `next/` in the
+    /// pin directory), fills them from the state directory as `restore` does (the territory
+    /// table from its recorded files, meetings, flows, rules and exceptions), carries the
+    /// SFU's ufrag registrations over when the old maps can be read, then moves every
+    /// attached interface onto the new program, each in one kernel call: every packet meets
+    /// the old program or the new one. The new maps then take the usual pin names. Works
+    /// where `attach` and `restore` refuse pins of another version. Packet counters start
+    /// again from zero. If it stops part way, other commands refuse until it is run again.
+    ///
+    /// Example: geofence upgrade
+    Upgrade,
     /// Explain why a packet is passed or dropped, step by step, and check it in the kernel.
     ///
     /// Walks the decision from the state and the territory files: which key found the
@@ -215,6 +228,12 @@ pub enum FleetCommand {
     /// and what it changed; `verify` checks the hash chain.
     #[command(subcommand)]
     Audit(FleetAuditCommand),
+    /// The transparency report of the whole fleet for a period: each rule of the fleet's
+    /// versions with its order reference, the relays' counts summed and their
+    /// distinct-source sketches merged; relays that are stale or dead are listed as such.
+    ///
+    /// Example: geofence fleet report --from 2026-11-01 --to 2026-11-30 --format json
+    Report(ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -271,30 +290,122 @@ pub enum FormatArg {
     Mmdb,
     /// One CIDR per line, for the territory given by --territory.
     Cidr,
+    /// MaxMind GeoLite2/GeoIP2 Country CSV: blocks files and their locations file.
+    Geolite2,
+    /// IP2Location LITE DB1 CSV (IPv4 or IPv6 edition).
+    Ip2location,
+    /// An RIR's delegated(-extended) statistics file.
+    Rir,
+}
+
+impl From<FormatArg> for crate::geo::Format {
+    fn from(format: FormatArg) -> Self {
+        use crate::geo::Format;
+        match format {
+            FormatArg::Auto => Format::Auto,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Mmdb => Format::Mmdb,
+            FormatArg::Cidr => Format::Cidr,
+            FormatArg::Geolite2 => Format::Geolite2,
+            FormatArg::Ip2location => Format::Ip2location,
+            FormatArg::Rir => Format::Rir,
+        }
+    }
+}
+
+/// Which of a GeoLite2 network's locations places it.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LocateByArg {
+    /// Where its users are (`geoname_id`), else where it is registered.
+    Country,
+    /// Where it is registered (`registered_country_geoname_id`) only.
+    Registered,
+}
+
+impl From<LocateByArg> for crate::geo::LocateBy {
+    fn from(by: LocateByArg) -> Self {
+        match by {
+            LocateByArg::Country => crate::geo::LocateBy::Country,
+            LocateByArg::Registered => crate::geo::LocateBy::Registered,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
 pub enum GeoCommand {
     /// Replace the territory table with the contents of FILEs, atomically.
     ///
-    /// Several files are merged; a more specific prefix wins over a covering one. Gzip
-    /// input is read transparently. Nothing changes if any file has an error.
+    /// Several files are merged; a more specific prefix wins over a covering one. Files are
+    /// read as their publishers make them; each file's format is detected from its content:
+    /// `start,end,CC` range CSVs (ip-location-db, DB-IP); MaxMind DBs; GeoLite2/GeoIP2
+    /// Country CSV, whose blocks files are joined with the locations file
+    /// (GeoLite2-Country-Locations-en.csv), given among the FILEs or in the same zip;
+    /// IP2Location LITE DB1 CSV, IPv4 or IPv6 edition (IPv4-mapped ranges count as IPv4);
+    /// the RIRs' delegated(-extended) statistics, several loaded together; CIDR lists of
+    /// one --territory. `.gz` and the publishers' `.zip` archives are read transparently.
+    /// Rows without a country (GeoLite2 continents, IP2Location `-`, RIR space available or
+    /// reserved) are skipped. Nothing changes if any file has an error.
     ///
     /// Example: geofence geo load geo-ipv4.csv geo-ipv6.csv.gz custom-xa.txt
+    ///
+    /// Example: geofence geo load GeoLite2-Country-CSV_20260106.zip --locate-by registered
+    ///
+    /// Example: geofence geo load delegated-*-extended-latest
     Load {
         /// Geo data files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The format of every file (default: detected per file).
         #[arg(long, value_enum, default_value = "auto")]
         format: FormatArg,
         /// The territory of a plain CIDR list, e.g. XA.
         #[arg(long)]
         territory: Option<Territory>,
+        /// How GeoLite2 networks are placed: `country` (where MaxMind locates their users,
+        /// else where they are registered; the default) or `registered`. Recorded with the
+        /// table.
+        #[arg(long, value_enum)]
+        locate_by: Option<LocateByArg>,
     },
     /// Show the territory the loaded table gives an address.
     ///
     /// Example: geofence geo lookup 203.0.113.9
     Lookup { addr: std::net::IpAddr },
+    /// What loading FILEs would change: the addresses and prefixes that move from one
+    /// territory to another, per pair, largest first, and what each meeting's rules in
+    /// force would newly block or newly let pass. Changes nothing.
+    ///
+    /// FILEs are compared with the table in force, or with the --old files. `--` is
+    /// outside the table: territory `unknown` to rules. IPv6 amounts are prefix sizes
+    /// (`1.5 × /32`: half a /32 more than a /32).
+    ///
+    /// Example: geofence geo diff --old last-week-ipv4.csv geo-ipv4.csv
+    Diff(GeoDiffArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GeoDiffArgs {
+    /// The new table's files, as `geo load` takes them.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// A file of the old table, instead of the table in force (repeat for several).
+    #[arg(long = "old", value_name = "FILE")]
+    pub old: Vec<PathBuf>,
+    /// The format of every file, old and new.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: FormatArg,
+    /// The territory of plain CIDR lists, old and new, e.g. XA.
+    #[arg(long)]
+    pub territory: Option<Territory>,
+    /// How GeoLite2 networks are placed, old and new, as `geo load --locate-by`.
+    #[arg(long, value_enum)]
+    pub locate_by: Option<LocateByArg>,
+    /// Territory pairs shown per address family (--json lists every pair).
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -536,10 +647,21 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check the hash chain: detects an edited, removed or reordered entry and names it.
+    /// Check the hash chain: detects an edited, removed or reordered entry, and a line not
+    /// in the one form its hash allows, and names it.
     ///
-    /// Example: geofence audit verify
-    Verify,
+    /// Example: geofence audit verify --anchor 1234:sha256:9f86d081884c7d65…
+    Verify {
+        /// An anchor from `geofence audit anchor` (SEQ:sha256:HASH): the entry at SEQ must be
+        /// there and carry HASH, which catches a rewrite of the whole chain. Repeatable.
+        #[arg(long, value_name = "SEQ:HASH")]
+        anchor: Vec<crate::audit::Anchor>,
+    },
+    /// Print the trail's head (seq and hash) as one line to keep off this relay, e.g. in
+    /// the change ticket; `audit verify --anchor` checks the trail against it later.
+    ///
+    /// Example: geofence audit anchor
+    Anchor,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

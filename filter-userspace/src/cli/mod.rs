@@ -19,6 +19,7 @@ mod rule_view;
 mod rules;
 mod show;
 mod status;
+mod upgrade;
 
 use std::process::ExitCode;
 
@@ -29,8 +30,10 @@ pub use args::{Cli, Command};
 /// Runs the CLI with the process arguments; errors are printed with their causes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The daemon keeps Rust's default: a log reader going away must not kill it.
-    if !matches!(cli.command, Command::Daemon(_)) {
+    // The daemon keeps Rust's default: a log reader going away must not kill it. So do the
+    // fleet commands: etcd closing a TLS connection (a refused client certificate) would
+    // otherwise kill them mid-write without a word, their sockets not being std's.
+    if !matches!(cli.command, Command::Daemon(_) | Command::Fleet(_)) {
         restore_sigpipe();
     }
     match run(cli) {
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(s) => status::status(&ctx, s),
         Command::Stats(s) => show::stats(&ctx, s),
         Command::Restore => restore::restore(&ctx),
+        Command::Upgrade => upgrade::upgrade(&ctx),
         Command::Explain(e) => explain::explain(&ctx, e),
         Command::Daemon(d) => crate::daemon::run(ctx, d),
         Command::Completions(c) => docs::completions(&c),

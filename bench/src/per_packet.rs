@@ -11,7 +11,7 @@
 //! the median over rounds of the per-round difference with its reference (the drawing's
 //! own cost, measured by `bench_draw` in the same round, is subtracted). The full table
 //! and a random 10k-prefix subset of it sit in the two table generations, and every round
-//! runs both (switching `GEO_ACTIVE`), each with its own references, so the scaling ratio
+//! runs both (switching the table bit of `SESSION_ACTIVE`), each with its own references, so the scaling ratio
 //! is the median of per-round ratios, not of figures taken minutes apart.
 
 use std::{
@@ -175,7 +175,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let full_reach = reach(&kernel, &full_v4, &full_v6)?;
 
     // The subset goes into the other generation: each round then runs both tables, one
-    // after the other, by switching GEO_ACTIVE, so the scaling ratio is taken per round.
+    // after the other, by switching the table, so the scaling ratio is taken per round.
     let full_generation = kernel::active_generation(&kernel)?;
     let small_layout = load_tables(&mut kernel, &small)?;
     let small_generation = kernel::active_generation(&kernel)?;

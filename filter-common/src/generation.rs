@@ -32,6 +32,20 @@ pub const fn active(entry: u32) -> u32 {
     entry & (COUNT - 1)
 }
 
+/// The territory table generation (0 = A, 1 = B) packets use, from the same entry: bit 1.
+/// One word holds both switches so that a change loading a table and changing rules (an
+/// `apply`) takes effect with one store.
+#[inline(always)]
+pub const fn geo(entry: u32) -> u32 {
+    (entry >> 1) & 1
+}
+
+/// `SESSION_ACTIVE`'s entry for session generation `sessions` and table generation `geo`.
+#[inline(always)]
+pub const fn entry(sessions: u32, geo: u32) -> u32 {
+    (sessions & (COUNT - 1)) | ((geo & 1) << 1)
+}
+
 /// The generation a change is written into while `active` is in use.
 #[inline(always)]
 pub const fn other(active: u32) -> u32 {

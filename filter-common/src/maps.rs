@@ -288,7 +288,6 @@ pub mod names {
     pub const POLICIES: &str = "POLICIES";
     /// Session id → its entry in `POLICIES`.
     pub const POLICY_INDEX: &str = "POLICY_INDEX";
-    pub const GEO_ACTIVE: &str = "GEO_ACTIVE";
     pub const GEO4_A: &str = "GEO4_A";
     pub const GEO4_B: &str = "GEO4_B";
     pub const GEO6_A: &str = "GEO6_A";
@@ -353,7 +352,6 @@ pub mod names {
         OVERRIDES,
         POLICIES,
         POLICY_INDEX,
-        GEO_ACTIVE,
         GEO4_A,
         GEO4_B,
         GEO6_A,

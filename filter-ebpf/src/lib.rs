@@ -46,6 +46,7 @@ pub fn classify(
         }
         Parsed::Pass(reason) => return passed(ctx, reason),
     };
+    packet.active = active();
     adjust(&mut packet);
     let found = match session::find(ctx, &packet) {
         session::Found::Session(found) => found,
@@ -89,6 +90,13 @@ fn unbound(
         count::mux(MuxEvent::UnboundBlocked);
     }
     Verdict::Dropped
+}
+
+/// `SESSION_ACTIVE`'s entry: which generation of the session maps and of the territory
+/// table a packet uses. Read once per packet, so one store switches both.
+#[inline(always)]
+pub fn active() -> u32 {
+    maps::SESSION_ACTIVE.get(0).copied().unwrap_or(0)
 }
 
 /// A packet that passes unclassified, counted by why (unless it is an `explain` probe).

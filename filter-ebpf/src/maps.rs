@@ -45,7 +45,8 @@ pub static MUX_EVENTS: PerCpuArray<u64> = PerCpuArray::pinned(MuxEvent::COUNT, 0
 pub static MUX_BLOCKED: Array<filter_common::Rule> =
     Array::pinned(filter_common::generation::COUNT, 0);
 
-/// Index 0: which generation of the session maps packets use (see
+/// Index 0: bit 0, which generation of the session maps packets use; bit 1, which
+/// territory table (A or B). One word, so one store switches both (see
 /// `filter_common::generation`).
 #[map]
 pub static SESSION_ACTIVE: Array<u32> = Array::pinned(1, 0);
@@ -92,10 +93,6 @@ pub static POLICIES: Array<Policy> = Array::pinned(policy_index::POOL, 0);
 #[map]
 pub static POLICY_INDEX: Array<policy_index::Element> =
     Array::pinned(policy_index::ELEMENTS, BPF_F_MMAPABLE);
-
-/// Index 0: which territory table generation (0 = A, 1 = B) packets use.
-#[map]
-pub static GEO_ACTIVE: Array<u32> = Array::pinned(1, 0);
 
 // The flattened territory table (layout in filter_common::geo), generations A and B. Plain
 // arrays, memory-mappable so that userspace fills a whole generation without a syscall

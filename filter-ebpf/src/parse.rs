@@ -37,6 +37,9 @@ pub struct Packet {
     pub dst_port: u16,
     /// Where a UDP datagram's payload starts; 0 for TCP and first fragments.
     pub payload: usize,
+    /// `SESSION_ACTIVE`'s entry, read once per packet by [`crate::classify`]: the session
+    /// maps' and the territory table's generations this packet uses.
+    pub active: u32,
 }
 
 pub enum Parsed {
@@ -252,5 +255,6 @@ fn parse_l4(
         src_port: u16::from_be_bytes([ports[0], ports[1]]),
         dst_port: u16::from_be_bytes([ports[2], ports[3]]),
         payload,
+        active: 0,
     })
 }

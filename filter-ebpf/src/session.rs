@@ -19,7 +19,7 @@ use filter_common::{
 
 use crate::{
     count,
-    maps::{ENDPOINTS, FLOWS, LIVE_SESSIONS, MUX_CONFIG, PORTS, SESSION_ACTIVE},
+    maps::{ENDPOINTS, FLOWS, LIVE_SESSIONS, MUX_CONFIG, PORTS},
     parse::Packet,
     stun::{self, Request},
 };
@@ -49,12 +49,6 @@ pub enum Found {
     Unbound(u32),
     /// No meeting uses the port.
     Nothing,
-}
-
-/// The generation of the session maps this packet uses: read once.
-#[inline(always)]
-fn active_generation() -> u32 {
-    generation::active(SESSION_ACTIVE.get(0).copied().unwrap_or(0))
 }
 
 /// The packet's `PORTS` entry: which keys exist on its port, and the wildcard session.
@@ -121,7 +115,7 @@ fn idle(binding: &FlowBinding) -> bool {
 
 #[inline(always)]
 pub fn find(ctx: &XdpContext, packet: &Packet) -> Found {
-    let generation = active_generation();
+    let generation = generation::active(packet.active);
     let found = |id| Found::Session(Session { id, generation });
     let entry = port_entry(generation, packet);
     if entry & ports::KEYS == 0 {

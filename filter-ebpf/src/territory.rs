@@ -10,10 +10,10 @@ use filter_common::{TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKey
 
 use crate::{
     maps::{
-        GEO_ACTIVE, GEO4_8_A, GEO4_8_B, GEO4_8L_A, GEO4_8L_B, GEO4_16_A, GEO4_16_B, GEO4_24_A,
-        GEO4_24_B, GEO4_24L_A, GEO4_24L_B, GEO4_A, GEO4_B, GEO6_16_A, GEO6_16_B, GEO6_A, GEO6_B,
-        GEO6_N_A, GEO6_N_B, GEO6_P_A, GEO6_P_B, GEO6_RH_A, GEO6_RH_B, GEO6_RL_A, GEO6_RL_B,
-        GEO6_T_A, GEO6_T_B,
+        GEO4_8_A, GEO4_8_B, GEO4_8L_A, GEO4_8L_B, GEO4_16_A, GEO4_16_B, GEO4_24_A, GEO4_24_B,
+        GEO4_24L_A, GEO4_24L_B, GEO4_A, GEO4_B, GEO6_16_A, GEO6_16_B, GEO6_A, GEO6_B, GEO6_N_A,
+        GEO6_N_B, GEO6_P_A, GEO6_P_B, GEO6_RH_A, GEO6_RH_B, GEO6_RL_A, GEO6_RL_B, GEO6_T_A,
+        GEO6_T_B,
     },
     parse::Packet,
 };
@@ -32,8 +32,8 @@ fn source_v4(packet: &Packet) -> Option<u32> {
 
 #[inline(always)]
 pub fn lookup(packet: &Packet) -> TerritoryId {
-    // One read of the generation per packet: the packet sees one whole table.
-    let generation = GEO_ACTIVE.get(0).copied().unwrap_or(0);
+    // The generation classify read once for this packet: it sees one whole table.
+    let generation = filter_common::generation::geo(packet.active);
     if let Some(addr) = source_v4(packet) {
         return if generation == 0 {
             geo::lookup_v4(
@@ -83,7 +83,7 @@ pub fn lookup(packet: &Packet) -> TerritoryId {
 
 #[inline(always)]
 pub fn lookup_lpm(packet: &Packet) -> TerritoryId {
-    let generation = GEO_ACTIVE.get(0).copied().unwrap_or(0);
+    let generation = filter_common::generation::geo(packet.active);
     let found = if let Some(addr) = source_v4(packet) {
         let key = Key::new(
             32,

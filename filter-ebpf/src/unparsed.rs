@@ -50,6 +50,7 @@ pub fn judge(
         src_port: 0,
         dst_port: 0,
         payload: 0,
+        active: crate::active(),
     });
     let mut blocked = false;
     // SAFETY: values are plain data copied out at once.

@@ -22,7 +22,7 @@ const MAPS: [&str; 6] = [
     names::OVERRIDES,
     names::POLICIES,
     names::PORTS,
-    names::GEO_ACTIVE,
+    names::SESSION_ACTIVE,
 ];
 
 const GEO_1: &str = "192.0.2.0,192.0.2.255,XA\n198.51.100.0,198.51.100.255,XB\n";

@@ -35,7 +35,7 @@ const MAPS: [&str; 8] = [
     "POLICY_INDEX",
     "OVERRIDES",
     "FLOWS",
-    "GEO_ACTIVE",
+    "SESSION_ACTIVE",
 ];
 
 /// Addresses whose territory shows whether the table changed.
@@ -1071,7 +1071,7 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
         "POLICIES",
         "OVERRIDES",
         "FLOWS",
-        "GEO_ACTIVE",
+        "SESSION_ACTIVE",
         "PORTS",
     ] {
         assert!(entries(name) > 0, "bpftool shows no entry of {name}");

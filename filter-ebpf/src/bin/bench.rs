@@ -148,6 +148,7 @@ pub fn bench_no_session(ctx: XdpContext) -> u32 {
 fn parsed(ctx: &XdpContext) -> Option<Packet> {
     match parse::parse(ctx) {
         Parsed::Packet(mut packet) => {
+            packet.active = filter_ebpf::active();
             draw_source(&mut packet);
             Some(packet)
         }

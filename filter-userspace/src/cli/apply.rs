@@ -72,6 +72,7 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
     if let (Some(_), Some(table)) = (loaded_now, &table) {
         details["geo_sources"] = geo_sources(table);
     }
+    // The sync in the commit switches to the staged table with the rules, in one store.
     if let Err(error) = ctx.commit(kernel, &old, &plan.new, "apply", details, &ctx.clock) {
         // Only if the new state did not reach the disk: a failed audit append comes after.
         let saved = State::load(&ctx.state_dir).is_ok_and(|s| s == plan.new);
@@ -134,7 +135,9 @@ fn load(
     }
     // Before the load: a file that cannot be read now must not leave a new table in force.
     let sources = crate::change::source_records(table)?;
-    let loaded = kernel::load_table(kernel, table).context("loading the territory table")?;
+    // Staged: the switch that puts the new rules in force puts the table in force with
+    // them, in one store, so no packet meets the new table under the old rules.
+    let loaded = kernel::stage_table(kernel, table).context("loading the territory table")?;
     Ok(GeoRecord {
         files: want.files.clone(),
         format: want.format.to_string(),

@@ -128,7 +128,12 @@ fn fill(
         .map(|t| kernel::load_table(staged, t).map(|loaded| loaded.generation))
         .transpose()
         .context("loading the territory table into the new maps")?;
-    let sync = kernel::sync(staged, state, &ctx.clock).context("writing meetings and rules")?;
+    // The sync switches to the table the state records: the one just loaded.
+    let mut state = state.clone();
+    if let (Some(generation), Some(record)) = (generation, state.geo.as_mut()) {
+        record.generation = generation;
+    }
+    let sync = kernel::sync(staged, &state, &ctx.clock).context("writing meetings and rules")?;
     let ufrags = if Kernel::exists(&ctx.pin_dir) {
         match Kernel::open_maps(&ctx.pin_dir) {
             Ok(old) => Some(upgrade::carry_runtime(&old, staged)?),

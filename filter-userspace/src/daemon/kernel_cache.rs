@@ -92,7 +92,7 @@ mod tests {
         std::fs::rename(dir.join("next"), dir.join("POLICIES")).expect("rename");
         let replaced = fingerprint(&dir).expect("fingerprint");
         assert_ne!(replaced, first);
-        std::fs::write(dir.join("GEO_ACTIVE"), "c").expect("file");
+        std::fs::write(dir.join("SESSION_ACTIVE"), "c").expect("file");
         assert_ne!(fingerprint(&dir).expect("fingerprint"), replaced);
         let _ = std::fs::remove_dir_all(&dir);
         assert!(fingerprint(&dir).is_err(), "a missing pin dir is an error");

@@ -38,17 +38,37 @@ impl Pass {
     }
 }
 
-/// The generation packets use now.
-pub(super) fn active(kernel: &Kernel) -> anyhow::Result<u32> {
+/// `SESSION_ACTIVE`'s entry: the session maps' generation and the territory table's.
+pub(super) fn word(kernel: &Kernel) -> anyhow::Result<u32> {
     let map: Array<_, u32> = Array::try_from(kernel.map(names::SESSION_ACTIVE)?)?;
-    let entry = map.get(&0, 0).context("reading map SESSION_ACTIVE")?;
-    Ok(generation::active(entry))
+    map.get(&0, 0).context("reading map SESSION_ACTIVE")
 }
 
-/// Makes `to` the generation packets use: one store, the commit point of a change.
-pub(super) fn switch(kernel: &mut Kernel, to: u32) -> anyhow::Result<()> {
+/// The generation packets use now.
+pub(super) fn active(kernel: &Kernel) -> anyhow::Result<u32> {
+    Ok(generation::active(word(kernel)?))
+}
+
+fn store(kernel: &mut Kernel, entry: u32) -> anyhow::Result<()> {
     let mut map: Array<_, u32> = Array::try_from(kernel.map_mut(names::SESSION_ACTIVE)?)?;
-    map.set(0, to, 0).context("switching map SESSION_ACTIVE")
+    map.set(0, entry, 0).context("switching map SESSION_ACTIVE")
+}
+
+/// Makes `to` the generation packets use, and `table` (0 = A, 1 = B; `None`: the one in
+/// use) the territory table: one store, the commit point of a change. (Writers hold the
+/// state lock, so reading the other half cannot race another writer.)
+pub(super) fn switch(kernel: &mut Kernel, to: u32, table: Option<u32>) -> anyhow::Result<()> {
+    let table = match table {
+        Some(table) => table,
+        None => generation::geo(word(kernel)?),
+    };
+    store(kernel, generation::entry(to, table))
+}
+
+/// Makes `table` (0 = A, 1 = B) the territory table packets use, sessions unchanged.
+pub(super) fn switch_table(kernel: &mut Kernel, table: u32) -> anyhow::Result<()> {
+    let sessions = generation::active(word(kernel)?);
+    store(kernel, generation::entry(sessions, table))
 }
 
 /// Waits for an RCU grace period: every XDP program run that started before has ended, so

@@ -1,7 +1,7 @@
 //! Territory tables: two generations (A, B) of the flattened table (layout in
 //! `filter_common::geo`). A load builds the arrays in memory, copies them into the
 //! generation packets are not using through a memory mapping of each BPF array (no syscall
-//! per entry), then flips `GEO_ACTIVE` with one map update; a packet reads the generation
+//! per entry), then flips the table bit of `SESSION_ACTIVE` with one map update; a packet reads the generation
 //! once, so it sees the old table or the new one, never a mix.
 //!
 //! The stock LPM tries (`GEO4_A`…) are the reference path: only benches and tests fill
@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 
 use anyhow::Context as _;
-use aya::maps::{Array, LpmTrie, MapData, lpm_trie::Key};
+use aya::maps::{LpmTrie, MapData, lpm_trie::Key};
 use filter_common::{
     TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6,
     geo::{
@@ -177,9 +177,12 @@ impl MappedTable {
     }
 }
 
+/// The territory table generation packets use (0 = A, 1 = B): bit 1 of the switch word
+/// the session maps' generation shares (see `filter_common::generation`).
 pub fn active_generation(kernel: &Kernel) -> anyhow::Result<u32> {
-    let active: Array<_, u32> = Array::try_from(kernel.map(names::GEO_ACTIVE)?)?;
-    Ok(active.get(&0, 0).context("reading GEO_ACTIVE")? & 1)
+    Ok(filter_common::generation::geo(super::generation::word(
+        kernel,
+    )?))
 }
 
 /// Fills the inactive generation with `table` and switches packets to it.
@@ -193,8 +196,7 @@ pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLo
     super::build::check_attached_build(kernel)?;
     let next = 1 - active_generation(kernel)?;
     MappedTable::open(kernel, next, true)?.write(&flat)?;
-    let mut active: Array<_, u32> = Array::try_from(kernel.map_mut(names::GEO_ACTIVE)?)?;
-    active.set(0, next, 0).context("switching GEO_ACTIVE")?;
+    super::generation::switch_table(kernel, next)?;
     Ok(GeoLoad {
         generation: next,
         prefixes_v4: table.v4.len(),
@@ -212,10 +214,29 @@ pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLo
 /// Switches packets to `generation` (0 = A, 1 = B) without touching either table: how a
 /// change that loaded a table and then failed puts the previous one back in force.
 pub fn activate_generation(kernel: &mut Kernel, generation: u32) -> anyhow::Result<()> {
-    let mut active: Array<_, u32> = Array::try_from(kernel.map_mut(names::GEO_ACTIVE)?)?;
-    active
-        .set(0, generation & 1, 0)
-        .context("switching GEO_ACTIVE back")
+    super::generation::switch_table(kernel, generation & 1)
+}
+
+/// Fills the inactive generation with `table` without switching to it: the sync of a
+/// state recording that generation switches to it together with the rules, in one store
+/// (`kernel::sync`). How `apply` makes a new table and new rules one change.
+pub fn stage_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLoad> {
+    let flat = flat::build(table).context("building the flattened territory table")?;
+    super::build::check_attached_build(kernel)?;
+    let next = 1 - active_generation(kernel)?;
+    MappedTable::open(kernel, next, true)?.write(&flat)?;
+    Ok(GeoLoad {
+        generation: next,
+        prefixes_v4: table.v4.len(),
+        prefixes_v6: table.v6.len(),
+        blocks_v4: flat.v4.tbl24.len() * V4_TBL24_PER_ELEM / V4_BLOCK_LEN,
+        block_lists_v4: flat.v4.block_lists.len(),
+        groups_v4: flat.v4.tbl8.len(),
+        lists_v4: flat.v4.lists.len(),
+        ranges_v6: flat.v6.starts_hi.len(),
+        nodes_v6: flat.v6.nodes.len(),
+        packed_v6: flat.v6.packed.len(),
+    })
 }
 
 /// Whether the active generation gives every address the territory `table` gives it.

@@ -31,12 +31,12 @@ use aya::{Ebpf, EbpfLoader};
 
 pub use attach::{AttachMode, attach, detach, is_map_pin};
 pub use build::{ProgramBuild, attached_builds};
-pub use geo::activate_generation;
 pub use geo::map_generation;
 pub use geo::{
     GeoLoad, MappedTable, active_generation, active_holds, load_lpm_reference, load_table,
     lookup as geo_lookup, lookup_lpm as geo_lookup_lpm, map_active,
 };
+pub use geo::{activate_generation, stage_table};
 pub use links::{link_pin, link_pinned, link_programs};
 pub use policies::pinned_policies;
 pub use rule_stats::{

@@ -210,8 +210,17 @@ pub fn sync(kernel: &mut Kernel, state: &State, clock: &Clock) -> anyhow::Result
     let active = generation::active(kernel)?;
     let idle = generations::other(active);
     let mut report = SyncReport::default();
+    // The table the state records is switched to with the rules: an `apply` that loaded a
+    // new table staged it, and a command killed between a table's switch and the state's
+    // save left the other one in force, which this puts back.
+    let table = state.geo.as_ref().map(|g| g.generation & 1);
     let differs = write_generation(kernel, active, &want, &live, &flows, Pass::Compare)?;
     let in_use = if differs == SyncReport::default() {
+        if let Some(table) = table
+            && table != super::geo::active_generation(kernel)?
+        {
+            generation::switch_table(kernel, table)?;
+        }
         active
     } else {
         // The idle generation may have been in use a moment ago, under a command killed
@@ -231,7 +240,7 @@ pub fn sync(kernel: &mut Kernel, state: &State, clock: &Clock) -> anyhow::Result
         let arriving: BTreeSet<u32> = live.difference(&reachable).copied().collect();
         super::forget::forget_stats(kernel, |s| arriving.contains(&s))?;
         super::bindings::forget_bindings(kernel, &flows, &reachable, &mut report)?;
-        generation::switch(kernel, idle)?;
+        generation::switch(kernel, idle, table)?;
         idle
     };
     let other = generations::other(in_use);

@@ -46,6 +46,9 @@ pub struct Files {
     pub geo_2: String,
     reissue_1: String,
     reissue_2: String,
+    /// The reissues with a territory table each: geo 1 with the first, geo 2 the second.
+    retable_1: String,
+    retable_2: String,
     fixture: String,
 }
 
@@ -75,6 +78,22 @@ pub fn fixture(d: &Dirs) -> Files {
         geo_2: write(d, "geo-2.csv", GEO_2),
         reissue_1: write(d, "reissue-1.toml", &reissue("XB", REISSUE_1)),
         reissue_2: write(d, "reissue-2.toml", &reissue("XA", REISSUE_2)),
+        retable_1: write(
+            d,
+            "retable-1.toml",
+            &format!(
+                "[geo]\nfiles = [\"geo-1.csv\"]\n{}",
+                reissue("XB", REISSUE_1)
+            ),
+        ),
+        retable_2: write(
+            d,
+            "retable-2.toml",
+            &format!(
+                "[geo]\nfiles = [\"geo-2.csv\"]\n{}",
+                reissue("XA", REISSUE_2)
+            ),
+        ),
         fixture: write(d, "fixture.toml", FIXTURE_MEETINGS),
     };
     d.ok(&["geo", "load", &files.geo_1]);
@@ -235,6 +254,17 @@ pub fn all(files: &Files) -> Vec<Change> {
             &["100.64.0.5:40000"],
         )
     });
+    // A new table and new rules in one apply: 203.0.113.200 is XC (blocked by BASE) under
+    // the old table and XA (blocked by the new REISSUE) under the new one; under the new
+    // table with the old rules it would pass, which no kill may leave.
+    let retable_probes = Box::new(|_| {
+        let srcs: Vec<String> = [REISSUE_1, REISSUE_2]
+            .iter()
+            .map(|&a| nth(a, 7))
+            .chain(["192.0.2.10".into(), "203.0.113.200".into()])
+            .collect();
+        udp(&srcs, &["100.64.0.5:40000"])
+    });
     let (geo_1, geo_2) = (files.geo_1.clone(), files.geo_2.clone());
     let apply = |file: &str| strings(&["apply", file]);
     vec![
@@ -303,6 +333,22 @@ pub fn all(files: &Files) -> Vec<Change> {
                 })
             }),
             probes: reissue_probes,
+        },
+        Change {
+            name: "apply with a new table and a reissued rule (500 prefixes)",
+            before: vec![apply(&files.retable_1)],
+            args: apply(&files.retable_2),
+            undo: vec![apply(&files.retable_1)],
+            after: vec![
+                apply(&files.fixture),
+                strings(&["geo", "load", &files.geo_1]),
+            ],
+            recorded: Some(|s| {
+                s.geo
+                    .as_ref()
+                    .is_some_and(|g| g.files.iter().any(|f| f.ends_with("geo-2.csv")))
+            }),
+            probes: retable_probes,
         },
         Change {
             name: "mux add (1,000 ports on an address)",

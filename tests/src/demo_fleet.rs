@@ -87,7 +87,8 @@ fn summary(relay: &str, report: &Report) -> String {
 }
 
 /// Runs the scene, printing as it goes; `stop` is set on ctrl-c.
-pub fn run(stop: &AtomicBool) -> Result<()> {
+/// `today`: the day the fleet report covers, read by the demo's entry point.
+pub fn run(stop: &AtomicBool, today: &str) -> Result<()> {
     step(
         stop,
         "Fleet scene: one policy in etcd, three relays that enforce it",
@@ -208,10 +209,9 @@ pub fn run(stop: &AtomicBool) -> Result<()> {
     if has_fleet_command("report") {
         // Give the daemons a counters read after the drops began.
         std::thread::sleep(Duration::from_millis(1500));
-        let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
         fleet_shown(
             &endpoints,
-            &["report", "--from", &today, "--to", &today, "--format", "md"],
+            &["report", "--from", today, "--to", today, "--format", "md"],
         )?;
     } else {
         println!("(this geofence has no `fleet report` yet: that step is skipped)");

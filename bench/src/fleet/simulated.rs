@@ -57,7 +57,12 @@ pub fn run(etcd: &Etcd, relays: usize, applies: usize, dir: &Path) -> anyhow::Re
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for name in &names {
-        let agent = Agent::new(name.clone(), args.clone(), MemoryRelay::new()?);
+        let agent = Agent::new(
+            name.clone(),
+            args.clone(),
+            MemoryRelay::new()?,
+            jiff::Timestamp::now,
+        );
         tasks.push(runtime.spawn(agent.run(stopped.clone())));
     }
     let result = measure(etcd, &names, &seen, applies, dir);

@@ -162,7 +162,12 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
             let enforcer = crate::fleet::relay::LocalRelay {
                 ctx: (*ctx).clone(),
             };
-            let agent = crate::fleet::agent::Agent::new(relay.clone(), args.etcd.clone(), enforcer);
+            let agent = crate::fleet::agent::Agent::new(
+                relay.clone(),
+                args.etcd.clone(),
+                enforcer,
+                jiff::Timestamp::now,
+            );
             let agent = agent.with_counters(args.fleet_counters_every, args.fleet_counters_keep);
             log::info!(
                 "fleet mode: relay {relay}, etcd {}; counters every {:?}",

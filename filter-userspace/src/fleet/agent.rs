@@ -47,10 +47,14 @@ pub struct Agent<E: Enforcer> {
     counters_every: Duration,
     counters_keep: Duration,
     connection: connection::Handle,
+    /// The loop's clock, given by its entry point: read as a connection starts and as each
+    /// event arrives, and passed down from there.
+    clock: fn() -> Timestamp,
 }
 
 impl<E: Enforcer> Agent<E> {
-    pub fn new(relay: String, etcd: EtcdArgs, enforcer: E) -> Agent<E> {
+    /// `clock`: the loop's clock, given by the entry point that runs the loop.
+    pub fn new(relay: String, etcd: EtcdArgs, enforcer: E, clock: fn() -> Timestamp) -> Agent<E> {
         let mut status = RelayStatus {
             relay: relay.clone(),
             ..RelayStatus::default()
@@ -72,6 +76,7 @@ impl<E: Enforcer> Agent<E> {
             counters_every: COUNTERS_EVERY,
             counters_keep: COUNTERS_KEEP,
             connection,
+            clock,
         }
     }
 
@@ -101,7 +106,7 @@ impl<E: Enforcer> Agent<E> {
             if let Err(e) = outcome {
                 let e = self.etcd.explain(e);
                 // Where a session ends: the loop's reading of when the outage began.
-                self.connection.lost(Timestamp::now(), &format!("{e:#}"));
+                self.connection.lost((self.clock)(), &format!("{e:#}"));
                 log::warn!(
                     "fleet: {e:#}; enforcing version {} as before; re-listing in {delay:?}",
                     self.status.version
@@ -120,7 +125,7 @@ impl<E: Enforcer> Agent<E> {
     async fn session(&mut self, backoff: &mut Backoff) -> anyhow::Result<()> {
         // The loop's clock readings: one as a connection starts, one as each event arrives;
         // what they decide and record takes its time from them.
-        let now = Timestamp::now();
+        let now = (self.clock)();
         let mut client = self.etcd.connect().await?;
         let lease = client
             .lease_grant(LEASE_TTL_SECS, None)
@@ -181,16 +186,16 @@ impl<E: Enforcer> Agent<E> {
             tokio::select! {
                 _ = tick.tick() => keeper.keep_alive().await.context("renewing the lease")?,
                 ack = acks.message() => match ack.context("renewing the lease")? {
-                    Some(a) if a.ttl() > 0 => self.connection.answered(Timestamp::now()),
+                    Some(a) if a.ttl() > 0 => self.connection.answered((self.clock)()),
                     _ => bail!("the liveness lease was lost"),
                 },
                 _ = counters_tick.tick() => {
-                    let now = Timestamp::now();
+                    let now = (self.clock)();
                     self.refresh_counters(now).await;
                     self.write_status(&mut client, now).await?;
                 }
                 msg = watch.message() => {
-                    let now = Timestamp::now();
+                    let now = (self.clock)();
                     let Some(resp) = msg.context("watching the fleet policy")? else {
                         bail!("the watch ended");
                     };

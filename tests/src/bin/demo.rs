@@ -34,8 +34,10 @@ fn main() -> ExitCode {
     }
     // SAFETY: the handler only stores to an atomic.
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    // The demo's one clock reading: the day its transparency reports cover.
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
     if std::env::args().skip(1).any(|a| a == "--fleet") {
-        let result = demo_fleet::run(&INTERRUPTED);
+        let result = demo_fleet::run(&INTERRUPTED, &today);
         println!("\nCleaned up: daemons, XDP links, pins, namespaces and etcd are gone.");
         return match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -45,7 +47,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let result = run();
+    let result = run(&today);
     println!("\nCleaned up: namespaces, XDP link and pins are gone.");
     if let Err(e) = result {
         eprintln!("demo failed: {e:#}");
@@ -81,7 +83,7 @@ fn step(title: &str) -> Result<()> {
     Ok(())
 }
 
-fn run() -> Result<()> {
+fn run(today: &str) -> Result<()> {
     step("Scene 1: a relay, two meetings on their own ports, five participants in XA, XB, XC")?;
     println!(
         "Everything runs in network namespaces joined by a bridge, with TEST-NET addresses;\n\
@@ -148,10 +150,9 @@ fn run() -> Result<()> {
     step("Accountability: the audit trail, its hash chain, and the transparency report")?;
     world.gf.run(&["audit", "show"])?;
     world.gf.run(&["audit", "verify"])?;
-    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
     world
         .gf
-        .run(&["report", "--from", &today, "--to", &today, "--format", "md"])?;
+        .run(&["report", "--from", today, "--to", today, "--format", "md"])?;
 
     step("Cleaning up")?;
     Ok(())

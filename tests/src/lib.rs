@@ -19,6 +19,7 @@ pub mod shape;
 pub mod stun;
 pub mod sys;
 pub mod traffic;
+pub mod wire;
 pub mod world;
 
 pub use cli::{Counters, Geofence, Stats};

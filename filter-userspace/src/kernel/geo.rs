@@ -191,24 +191,9 @@ pub fn active_generation(kernel: &Kernel) -> anyhow::Result<u32> {
 /// previous switch, at least one whole load earlier (loads are serialized by the lock),
 /// while a packet's program runs for microseconds.
 pub fn load_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLoad> {
-    // Build first: a table that does not fit is refused before any map is touched.
-    let flat = flat::build(table).context("building the flattened territory table")?;
-    super::build::check_attached_build(kernel)?;
-    let next = 1 - active_generation(kernel)?;
-    MappedTable::open(kernel, next, true)?.write(&flat)?;
-    super::generation::switch_table(kernel, next)?;
-    Ok(GeoLoad {
-        generation: next,
-        prefixes_v4: table.v4.len(),
-        prefixes_v6: table.v6.len(),
-        blocks_v4: flat.v4.tbl24.len() * V4_TBL24_PER_ELEM / V4_BLOCK_LEN,
-        block_lists_v4: flat.v4.block_lists.len(),
-        groups_v4: flat.v4.tbl8.len(),
-        lists_v4: flat.v4.lists.len(),
-        ranges_v6: flat.v6.starts_hi.len(),
-        nodes_v6: flat.v6.nodes.len(),
-        packed_v6: flat.v6.packed.len(),
-    })
+    let loaded = stage_table(kernel, table)?;
+    super::generation::switch_table(kernel, loaded.generation)?;
+    Ok(loaded)
 }
 
 /// Switches packets to `generation` (0 = A, 1 = B) without touching either table: how a
@@ -221,6 +206,7 @@ pub fn activate_generation(kernel: &mut Kernel, generation: u32) -> anyhow::Resu
 /// state recording that generation switches to it together with the rules, in one store
 /// (`kernel::sync`). How `apply` makes a new table and new rules one change.
 pub fn stage_table(kernel: &mut Kernel, table: &GeoTable) -> anyhow::Result<GeoLoad> {
+    // Build first: a table that does not fit is refused before any map is touched.
     let flat = flat::build(table).context("building the flattened territory table")?;
     super::build::check_attached_build(kernel)?;
     let next = 1 - active_generation(kernel)?;

@@ -1,49 +1,25 @@
 //! The relay and peer namespaces of the upgrade tests, and the traffic between them.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use aya::programs::links::{FdLink, PinnedLink};
 use geofence_tests::cli::Geofence;
 use geofence_tests::netns::{NetNs, veth};
 use geofence_tests::packet::Packet;
 use geofence_tests::sys::unique_tag;
+use geofence_tests::wire::packet_socket;
 
 const RELAY_MAC: &str = "02:00:00:00:00:01";
 const RELAY6: &str = "fd00:70::1";
 const PORT: u16 = 40000;
 const BLOCKED: &str = "[2001:db8:a::5]:5000";
 const ALLOWED: &str = "[2001:db8:c::5]:5000";
-
-/// A raw AF_PACKET socket bound to `iface`, opened in the calling thread's namespace.
-fn packet_socket(iface: &str) -> Result<OwnedFd> {
-    let name = std::ffi::CString::new(iface).context("interface name")?;
-    // SAFETY: plain syscalls with checked results; the fd is owned at once.
-    unsafe {
-        let index = libc::if_nametoindex(name.as_ptr());
-        if index == 0 {
-            bail!("no interface {iface}");
-        }
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-        if fd < 0 {
-            bail!("socket(AF_PACKET): {}", std::io::Error::last_os_error());
-        }
-        let fd = OwnedFd::from_raw_fd(fd);
-        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = index as i32;
-        let len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-        if libc::bind(fd.as_raw_fd(), (&raw const addr).cast(), len) != 0 {
-            bail!("bind(AF_PACKET): {}", std::io::Error::last_os_error());
-        }
-        Ok(fd)
-    }
-}
 
 fn frame(src: &str, payload: &str) -> Vec<u8> {
     let src: SocketAddr = src.parse().expect("address");

@@ -16,7 +16,7 @@ use filter_common::{
     mux::{FlowBinding, MuxEvent, UfragBinding, UfragKey, origin},
 };
 
-use super::{Kernel, generation::Pass, sync::SyncReport};
+use super::{Kernel, generation::Pass, writes::SyncReport};
 use crate::ufrag::Ufrag;
 
 fn flows(

@@ -22,7 +22,7 @@ use filter_common::{
     territory::TERRITORY_WORDS,
 };
 
-use super::{Kernel, mapped::Mapped, sync::SyncReport};
+use super::{Kernel, mapped::Mapped, writes::SyncReport};
 use crate::model::SessionMaps;
 
 /// Whether a writer writes, or only counts what it would write.

@@ -20,6 +20,7 @@ mod sync;
 pub mod test_run;
 mod unparsed;
 pub mod upgrade;
+mod writes;
 
 use std::{
     os::unix::fs::DirBuilderExt as _,
@@ -44,7 +45,8 @@ pub use rule_stats::{
     reset_rule_counts,
 };
 pub use stats::{PassCounts, Stats, TerritoryCounts, read_stats};
-pub use sync::{SyncReport, differences, sync};
+pub use sync::{differences, sync};
+pub use writes::SyncReport;
 
 /// The XDP program, built for bpfel-unknown-none by the build script.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/geofence"));

@@ -8,16 +8,16 @@ use anyhow::Context as _;
 use aya::maps::{LpmTrie, lpm_trie::Key};
 use filter_common::{Override, OverrideKey, generation, maps::names};
 
-use super::{Kernel, generation::Pass, sync::SyncReport};
+use super::{Kernel, generation::Pass, writes::SyncReport};
 
-/// Expiries recomputed on each sync differ by the clock's jitter; see `sync::same_expiry`.
+/// Expiries recomputed on each sync differ by the clock's jitter; see `writes::same_expiry`.
 fn same_override(a: &Override, b: &Override) -> bool {
     a.action == b.action
         && a.slot == b.slot
         && a.key_len == b.key_len
         && a.rule_id == b.rule_id
         && a.flags == b.flags
-        && super::sync::same_expiry(a.expires_ns, b.expires_ns)
+        && super::writes::same_expiry(a.expires_ns, b.expires_ns)
 }
 
 /// `(prefix length, key)` → override, the key's session as the state numbers it.

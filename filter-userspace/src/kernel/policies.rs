@@ -13,7 +13,7 @@ use filter_common::{
     maps::{capacity::MAX_SESSIONS, names, policy_index},
 };
 
-use super::{Kernel, generation::Pass, mapped::Mapped, sync::SyncReport};
+use super::{Kernel, generation::Pass, mapped::Mapped, writes::SyncReport};
 
 /// The `POLICY_INDEX` slot of `session` in `generation`.
 fn slot(

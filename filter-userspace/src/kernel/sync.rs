@@ -16,22 +16,9 @@ use filter_common::{
 use super::{
     Kernel,
     generation::{self, Pass},
+    writes::{SyncReport, same_expiry},
 };
 use crate::{expiry::Clock, model::SessionMaps, state::State};
-
-/// How many entries a sync wrote and removed.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct SyncReport {
-    pub written: usize,
-    pub removed: usize,
-}
-
-impl SyncReport {
-    fn add(&mut self, other: SyncReport) {
-        self.written += other.written;
-        self.removed += other.removed;
-    }
-}
 
 /// Everything the session maps should hold for `state`: the model's type, so that kernel
 /// and model are fed from this one derivation.
@@ -154,12 +141,6 @@ fn kernel_rule(rule: &crate::state::Rule, clock: &Clock) -> KernelRule {
     k.expires_ns = rule.expires.map_or(0, |at| clock.kernel_ns_at(at));
     k.rule_id = rule.kernel_id();
     k
-}
-
-/// Expiries recomputed on each sync differ by the clock reading's jitter; within a
-/// second they are the same rule and need no rewrite.
-pub(super) fn same_expiry(a: u64, b: u64) -> bool {
-    (a == 0) == (b == 0) && a.abs_diff(b) < 1_000_000_000
 }
 
 fn same_policy(a: &Policy, b: &Policy) -> bool {

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use aya::maps::{HashMap, LpmTrie, lpm_trie::Key};
 use filter_common::{Address, OverrideKey, maps::names, unparsed::Guard};
 
-use super::{Kernel, sync::SyncReport};
+use super::{Kernel, writes::SyncReport};
 use crate::unparsed::Guards;
 
 type PrefixMap = StdMap<(u32, OverrideKey), u32>;

@@ -100,11 +100,17 @@ fn to_mux_endpoint(generation: u32, entry: u32, packet: &Packet) -> bool {
 }
 
 /// Whether a learned binding has gone idle. Read only for learned flows: the clock and
-/// the setting cost nothing on ports meetings own.
+/// the setting cost nothing on ports meetings own. The tick count is what a media packet
+/// checks; the nanosecond clock only serves when the tick setting was never written.
 #[inline(always)]
 fn idle(binding: &FlowBinding) -> bool {
     if binding.origin != mux::origin::LEARNED {
         return false;
+    }
+    if let Some(&ticks) = MUX_CONFIG.get(mux::config::LEARNED_IDLE_TICKS)
+        && ticks != 0
+    {
+        return binding.idle_ticks(stun::ticks(), ticks as u32);
     }
     let idle_ns = match MUX_CONFIG.get(mux::config::LEARNED_IDLE) {
         Some(&ns) if ns != 0 => ns,

@@ -3,7 +3,11 @@
 //! request of a participant in a blocked territory is already dropped and its ICE never
 //! completes. Later packets of the flow (DTLS, SRTP, RTCP) find the meeting by the flow.
 
-use aya_ebpf::{bindings::BPF_ANY, helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
+use aya_ebpf::{
+    bindings::BPF_ANY,
+    helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns},
+    programs::XdpContext,
+};
 use filter_common::{
     FlowKey,
     mux::{FlowBinding, MuxEvent, UFRAG_MAX, UfragKey, origin, stun},
@@ -120,6 +124,14 @@ pub fn now() -> u64 {
     unsafe { bpf_ktime_get_coarse_ns() }
 }
 
+/// The low 32 bits of the kernel's tick count: learned bindings' idle clock (see
+/// `FlowBinding::refreshed_ticks`).
+#[inline(always)]
+pub fn ticks() -> u32 {
+    // SAFETY: a helper with no arguments.
+    unsafe { bpf_jiffies64() as u32 }
+}
+
 /// Binds `flow` to the meeting `ufrag` is registered to, or refreshes its binding, and
 /// returns that meeting. A flow the control plane bound keeps its meeting: the SFU's
 /// control plane knows better than the packet.
@@ -141,6 +153,7 @@ pub fn learn(flow: &FlowKey, ufrag: &UfragKey) -> Option<u32> {
         }
         if bound.session == registered.session && bound.ufrag_id == registered.id {
             bound.refreshed_ns = now;
+            bound.refreshed_ticks = ticks();
             count::mux(MuxEvent::Refreshed);
             return Some(registered.session);
         }
@@ -148,6 +161,7 @@ pub fn learn(flow: &FlowKey, ufrag: &UfragKey) -> Option<u32> {
     let mut binding = FlowBinding::bound(registered.session, origin::LEARNED);
     binding.ufrag_id = registered.id;
     binding.refreshed_ns = now;
+    binding.refreshed_ticks = ticks();
     // A full LRU map evicts its least recently used flow; an error here leaves the
     // packet decided by this request's meeting all the same.
     let _ = FLOWS.insert(flow, &binding, u64::from(BPF_ANY));

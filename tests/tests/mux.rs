@@ -226,6 +226,11 @@ impl Relay {
 
     /// How long a learned binding applies without a Binding request (0: the default).
     fn set_idle(&mut self, ns: u64) {
+        bindings::write_learned_idle(&mut self.kernel, ns).expect("writing MUX_CONFIG");
+    }
+
+    /// Leaves the idle time in nanoseconds only, as maps no sync has completed hold it.
+    fn clear_idle_ticks(&mut self) {
         let map = self
             .kernel
             .ebpf
@@ -233,7 +238,7 @@ impl Relay {
             .expect("MUX_CONFIG");
         let mut config: Array<_, u64> = Array::try_from(map).expect("array");
         config
-            .set(config::LEARNED_IDLE, ns, 0)
+            .set(config::LEARNED_IDLE_TICKS, 0, 0)
             .expect("writing MUX_CONFIG");
     }
 
@@ -647,6 +652,14 @@ fn leaving_and_going_idle_unbind() {
     relay.check(passed("refresh", b, MUX, &request("ufragB1:c"), refreshed));
     relay.set_idle(0);
     relay.check(passed("fresh media", b, MUX, RTP, None));
+    // Maps whose tick setting was never written: the program checks the nanosecond clock,
+    // whose default keeps the binding, and whose shorter setting ends it.
+    relay.clear_idle_ticks();
+    relay.check(passed("fresh media, nanosecond clock", b, MUX, RTP, None));
+    relay.set_idle(1_000_000);
+    relay.clear_idle_ticks();
+    std::thread::sleep(Duration::from_millis(30));
+    relay.check(blocked("idle media, nanosecond clock", b, MUX, RTP, None));
 }
 
 #[test]

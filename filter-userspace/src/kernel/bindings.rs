@@ -396,8 +396,81 @@ pub fn set_learned_idle(kernel: &mut Kernel, idle: std::time::Duration) -> anyho
         .ok()
         .filter(|&ns| ns > 0)
         .context("the idle time must be above zero and below 584 years")?;
+    write_learned_idle(kernel, ns)
+}
+
+/// Writes the idle time (`0`: the default) in both forms the program reads: nanoseconds,
+/// and whole kernel ticks, which is what a media packet of a learned flow checks.
+pub fn write_learned_idle(kernel: &mut Kernel, ns: u64) -> anyhow::Result<()> {
+    let ticks = idle_ticks(ns, tick_ns()?);
     let mut map: aya::maps::Array<_, u64> =
         aya::maps::Array::try_from(kernel.map_mut(names::MUX_CONFIG)?)?;
     map.set(filter_common::mux::config::LEARNED_IDLE, ns, 0)
+        .context("writing MUX_CONFIG")?;
+    map.set(filter_common::mux::config::LEARNED_IDLE_TICKS, ticks, 0)
         .context("writing MUX_CONFIG")
+}
+
+/// Writes the tick form of the idle time where it is missing or does not match the
+/// nanoseconds (maps just created, or filled by an older version): every sync calls it,
+/// so a relay with a shared port always has it, and no packet pays for the nanosecond
+/// clock.
+pub(super) fn complete_learned_idle(kernel: &mut Kernel) -> anyhow::Result<()> {
+    let map: aya::maps::Array<_, u64> = aya::maps::Array::try_from(kernel.map(names::MUX_CONFIG)?)?;
+    let ns = map
+        .get(&filter_common::mux::config::LEARNED_IDLE, 0)
+        .context("reading MUX_CONFIG")?;
+    let ticks = map
+        .get(&filter_common::mux::config::LEARNED_IDLE_TICKS, 0)
+        .context("reading MUX_CONFIG")?;
+    if ticks == idle_ticks(ns, tick_ns()?) {
+        return Ok(());
+    }
+    write_learned_idle(kernel, ns)
+}
+
+/// `ns` (0: the default) in whole ticks of `tick_ns`, rounded up so that a binding never
+/// stops applying early; below 2^31, so the program's wrapping comparison holds.
+pub fn idle_ticks(ns: u64, tick_ns: u64) -> u64 {
+    let ns = if ns == 0 {
+        filter_common::mux::LEARNED_IDLE_NS
+    } else {
+        ns
+    };
+    ns.div_ceil(tick_ns.max(1))
+        .clamp(1, u64::from(i32::MAX as u32))
+}
+
+/// The kernel's tick length: the coarse clocks advance once a tick, so their resolution
+/// is the tick (`TICK_NSEC`, 10⁹ / `CONFIG_HZ`).
+fn tick_ns() -> anyhow::Result<u64> {
+    let resolution = nix::time::clock_getres(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
+        .context("reading the kernel's tick length (clock_getres of CLOCK_MONOTONIC_COARSE)")?;
+    let ns = u64::try_from(resolution.tv_sec())
+        .ok()
+        .and_then(|s| s.checked_mul(1_000_000_000))
+        .and_then(|s| s.checked_add(u64::try_from(resolution.tv_nsec()).ok()?))
+        .filter(|&ns| ns > 0)
+        .context("the kernel reports no tick length for CLOCK_MONOTONIC_COARSE")?;
+    Ok(ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idle_ticks;
+
+    #[test]
+    fn idle_ticks_round_up_and_stay_below_half_the_count() {
+        let tick = 4_000_000; // 250 Hz
+        assert_eq!(idle_ticks(0, tick), 7_500, "the default, 30 s");
+        assert_eq!(idle_ticks(1, tick), 1);
+        assert_eq!(idle_ticks(4_000_001, tick), 2, "never early");
+        assert_eq!(idle_ticks(u64::MAX, tick), u64::from(i32::MAX as u32));
+        assert!(tick_ns_is_the_coarse_resolution());
+    }
+
+    fn tick_ns_is_the_coarse_resolution() -> bool {
+        // Every kernel's HZ is between 100 and 1,000.
+        super::tick_ns().is_ok_and(|ns| (1_000_000..=10_000_000).contains(&ns))
+    }
 }

@@ -186,6 +186,7 @@ fn write_generation(
 /// state and switches only if they differ.
 pub fn sync(kernel: &mut Kernel, state: &State, clock: &Clock) -> anyhow::Result<SyncReport> {
     let want = desired(state, clock)?;
+    super::bindings::complete_learned_idle(kernel)?;
     let live: BTreeSet<u32> = state.meetings.values().map(|m| m.session).collect();
     let flows = super::bindings::read_flows(kernel)?;
     let active = generation::active(kernel)?;
@@ -253,6 +254,7 @@ pub fn differences(
     clock: &Clock,
 ) -> anyhow::Result<[SyncReport; 2]> {
     let want = desired(state, clock)?;
+    super::bindings::complete_learned_idle(kernel)?;
     let live: BTreeSet<u32> = state.meetings.values().map(|m| m.session).collect();
     let flows = super::bindings::read_flows(kernel)?;
     let active = generation::active(kernel)?;

@@ -104,13 +104,13 @@ pub fn carry_runtime(old: &Kernel, staged: &mut Kernel) -> anyhow::Result<usize>
         map.insert(key, binding, 0)
             .context("copying the ufrag registrations into the new UFRAGS")?;
     }
+    // The idle time is the setting; its tick form is derived again for the new maps.
     let settings: Array<_, u64> = Array::try_from(old.map(names::MUX_CONFIG)?)?;
-    let mut next: Array<_, u64> = Array::try_from(staged.map_mut(names::MUX_CONFIG)?)?;
-    for index in 0..config::ENTRIES {
-        let value = settings.get(&index, 0).context("reading MUX_CONFIG")?;
-        next.set(index, value, 0)
-            .context("copying MUX_CONFIG into the new maps")?;
-    }
+    let idle_ns = settings
+        .get(&config::LEARNED_IDLE, 0)
+        .context("reading MUX_CONFIG")?;
+    super::bindings::write_learned_idle(staged, idle_ns)
+        .context("copying MUX_CONFIG into the new maps")?;
     Ok(ufrags.len())
 }
 

@@ -22,6 +22,7 @@ use geofence::{
     territory::Territory,
     ufrag::Ufrag,
 };
+use geofence_test_frames::stun::Message;
 
 use crate::{
     Options,
@@ -38,27 +39,9 @@ const UFRAG: &str = "benchUfrag0001";
 
 /// A Binding request as browsers send it, USERNAME first.
 fn binding_request(username: &str) -> Vec<u8> {
-    let mut attributes: Vec<(u16, Vec<u8>)> = vec![
-        (0x0006, username.as_bytes().to_vec()),
-        (0x0024, vec![0x6e, 0, 0x1e, 0xff]),
-        (0x802a, vec![1; 8]),
-        (0x0025, vec![]),
-        (0x0008, vec![0xaa; 20]),
-        (0x8028, vec![0xde, 0xad, 0xbe, 0xef]),
-    ];
-    let mut body = Vec::new();
-    for (kind, value) in attributes.drain(..) {
-        body.extend(kind.to_be_bytes());
-        body.extend((value.len() as u16).to_be_bytes());
-        body.extend(&value);
-        body.resize(body.len().next_multiple_of(4), 0);
-    }
-    let mut message = vec![0x00, 0x01];
-    message.extend((body.len() as u16).to_be_bytes());
-    message.extend([0x21, 0x12, 0xa4, 0x42]);
-    message.extend(*b"benchtxn0001");
-    message.extend(body);
-    message
+    Message::binding_request(username)
+        .transaction(*b"benchtxn0001")
+        .bytes()
 }
 
 fn meeting(session: u32, endpoints: &[&str]) -> anyhow::Result<Meeting> {

@@ -4,14 +4,14 @@
 
 mod common;
 mod daemon_support;
-mod frames;
+mod test_run;
 
 use std::{fs, net::Ipv4Addr};
 
 use common::{Dirs, root_with_bpffs};
 use daemon_support::{Daemon, Netns, value};
-use frames::{Program, XDP_DROP, XDP_PASS, close, hosts, udp_frame};
 use geofence::kernel;
+use test_run::{Program, XDP_DROP, XDP_PASS, close, hosts, udp_frame};
 
 const GEO_CSV: &str = "192.0.2.0,192.0.2.255,XA\n198.51.100.0,198.51.100.255,XB\n";
 

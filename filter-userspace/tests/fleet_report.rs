@@ -11,7 +11,7 @@ mod common;
 )]
 mod daemon_support;
 mod fleet_support;
-mod frames;
+mod test_run;
 
 use std::{
     fs,
@@ -25,7 +25,6 @@ use common::{Dirs, root_with_bpffs};
 use daemon_support::Daemon;
 use filter_common::accounting::SKETCH_REGISTERS;
 use fleet_support::{Etcd, etcd_installed};
-use frames::{Program, XDP_DROP, close, hosts};
 use geofence::{
     fleet::{
         EtcdArgs, RelayStatus,
@@ -36,6 +35,7 @@ use geofence::{
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
+use test_run::{Program, XDP_DROP, close, hosts};
 
 const ORDER: &str = "ORD-FLEET-1";
 

@@ -2,7 +2,7 @@
 //! ends the command quietly.
 
 mod common;
-mod frames;
+mod test_run;
 
 use std::{
     os::unix::process::CommandExt as _,
@@ -12,7 +12,7 @@ use std::{
 };
 
 use common::{Dirs, root_with_bpffs};
-use frames::{Program, XDP_DROP, close, hosts};
+use test_run::{Program, XDP_DROP, close, hosts};
 
 fn scene(tag: &str) -> Dirs {
     let d = Dirs::new(tag);

@@ -16,7 +16,7 @@ use geofence::prefix::Prefix;
 use geofence::state::{Meeting, Rule, State};
 use geofence::territory::Territory;
 
-use crate::packet::{ETHERTYPE_LLDP, Ext, Frame, Packet, TPID_8021AD, TPID_8021Q};
+use geofence_test_frames::{ETHERTYPE_LLDP, Ext, Frame, Packet, TPID_8021AD, TPID_8021Q};
 
 /// xorshift64* (Vigna): small, fast, and good enough to spread test cases.
 #[derive(Clone, Debug)]

@@ -23,7 +23,7 @@ use geofence::expiry::Clock;
 use geofence::geo::{Format, GeoTable, load_files};
 use geofence::kernel::{self, Kernel};
 use geofence::state::{Meeting, State};
-use geofence_tests::packet::Packet;
+use geofence_test_frames::Packet;
 
 /// Boundary addresses sent through the program itself.
 const SAMPLE: usize = 2_000;

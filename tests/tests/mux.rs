@@ -40,8 +40,8 @@ use geofence::{
     territory::Territory,
     ufrag::Ufrag,
 };
-use geofence_tests::{
-    packet::Packet,
+use geofence_test_frames::{
+    Packet,
     stun::{self, Message, attr},
 };
 

@@ -6,16 +6,13 @@
 //! Needs root (BPF and bpffs); skipped otherwise.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use aya::programs::{TestRun as _, TestRunOptions, Xdp};
-use clap::Parser as _;
 use geofence::audit;
 use geofence::kernel::{self, Kernel, RuleCounts};
 use geofence::report;
 use geofence::state::State;
-use geofence_tests::packet::Packet;
+use geofence_test_frames::Packet;
+use geofence_tests::pinned::{Dirs, Program};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -26,113 +23,32 @@ const GEO_CSV: &str = "\
 203.0.113.0,203.0.113.255,XC
 ";
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// A pin directory and a state directory of one test, removed on drop.
-struct Dirs {
-    pin: PathBuf,
-    state: PathBuf,
-}
-
-impl Dirs {
-    fn new(tag: &str) -> Dirs {
-        let id = format!(
-            "gf-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let state = std::env::temp_dir().join(&id);
-        std::fs::create_dir_all(&state).expect("state dir");
-        Dirs {
-            pin: Path::new("/sys/fs/bpf").join(id),
-            state,
-        }
-    }
-
-    /// Runs `geofence ARGS` in process; it must succeed.
-    fn geofence(&self, args: &[&str]) {
-        let mut argv = vec!["geofence", "--pin-dir"];
-        argv.push(self.pin.to_str().expect("utf-8 pin dir"));
-        argv.push("--state-dir");
-        argv.push(self.state.to_str().expect("utf-8 state dir"));
-        argv.extend_from_slice(args);
-        let cli = geofence::cli::Cli::try_parse_from(&argv)
-            .unwrap_or_else(|e| panic!("geofence {args:?}: {e}"));
-        if let Err(e) = geofence::cli::run(cli) {
-            panic!("geofence {args:?} failed: {e:#}");
-        }
-    }
-
-    fn session(&self, meeting: &str) -> u32 {
-        State::load(&self.state).expect("state").meetings[meeting].session
-    }
-
-    fn slot(&self, meeting: &str, order: &str) -> u8 {
-        let state = State::load(&self.state).expect("state");
-        let rule = state.meetings[meeting]
-            .rules
-            .iter()
-            .find(|r| r.order == order)
-            .unwrap_or_else(|| panic!("no rule under {order}"));
-        rule.slot.expect("a territory rule holds a slot")
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.state);
-        if let Ok(entries) = std::fs::read_dir(&self.pin) {
-            for entry in entries.flatten() {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-        let _ = std::fs::remove_dir(&self.pin);
-    }
-}
-
-/// The program loaded from the pinned maps the CLI uses.
-struct Program(Kernel);
-
-impl Program {
-    fn load(dirs: &Dirs) -> Program {
-        let mut kernel = Kernel::open(&dirs.pin).expect("opening the pinned maps");
-        let prog: &mut Xdp = kernel
-            .ebpf
-            .program_mut(kernel::PROGRAM)
-            .expect("the geofence program")
-            .try_into()
-            .expect("an XDP program");
-        prog.load().expect("loading the XDP program");
-        Program(kernel)
-    }
-
+/// Frames to the relay, each of which must get an XDP action, and the rule counters.
+trait Traffic {
     /// Sends `per_source` packets from each of `sources` to the relay's port 40000;
     /// returns the frame length.
+    fn send(&self, sources: &[SocketAddr], per_source: usize, want: u32) -> u64;
+    fn send_to(&self, relay: &str, sources: &[SocketAddr], per_source: usize, want: u32) -> u64;
+    fn counts(&self, session: u32, slot: u8) -> RuleCounts;
+}
+
+impl Traffic for Program {
     fn send(&self, sources: &[SocketAddr], per_source: usize, want: u32) -> u64 {
         self.send_to(RELAY, sources, per_source, want)
     }
 
     fn send_to(&self, relay: &str, sources: &[SocketAddr], per_source: usize, want: u32) -> u64 {
-        let prog: &Xdp = self
-            .0
-            .ebpf
-            .program(kernel::PROGRAM)
-            .expect("the geofence program")
-            .try_into()
-            .expect("an XDP program");
         let relay: SocketAddr = relay.parse().expect("relay");
         let mut len = 0;
         for src in sources {
             let frame = Packet::udp(*src, relay).build();
             len = frame.len() as u64;
             for _ in 0..per_source {
-                let run = prog
-                    .test_run(TestRunOptions {
-                        data_in: Some(&frame.bytes),
-                        ..TestRunOptions::new()
-                    })
-                    .expect("BPF_PROG_TEST_RUN");
-                assert_eq!(run.return_value, want, "XDP action for a packet from {src}");
+                assert_eq!(
+                    self.run(&frame.bytes),
+                    want,
+                    "XDP action for a packet from {src}"
+                );
             }
         }
         len
@@ -193,7 +109,7 @@ fn rule_counters_follow_rules_through_changes() {
     let session = dirs.session("m");
     let (slot_a, slot_b) = (dirs.slot("m", "ORD-A"), dirs.slot("m", "ORD-B"));
     assert_eq!((slot_a, slot_b), (0, 1));
-    let program = Program::load(&dirs);
+    let program = Program::load(&dirs.pin);
 
     let len = program.send(&sources([192, 0, 2], 40), 3, XDP_DROP);
     program.send(&sources([198, 51, 100], 25), 2, XDP_PASS);
@@ -323,7 +239,7 @@ fn report_over_a_scripted_scenario() {
         "--dry-run",
     ]);
     dirs.geofence(&["block", "n", "--prefix", "203.0.113.9", "--order", "ORD-P"]);
-    let program = Program::load(&dirs);
+    let program = Program::load(&dirs.pin);
     let len = program.send(&sources([192, 0, 2], 30), 2, XDP_DROP);
     // n sees 20 of the same XA sources: ORD-A's union is 30 sources, not 50.
     program.send_to("100.64.0.1:41000", &sources([192, 0, 2], 20), 1, XDP_DROP);
@@ -473,7 +389,7 @@ fn a_session_counts_drops_in_its_cache_ways_and_a_reused_id_starts_from_zero() {
     let xb = geofence::territory::Territory::parse("XB")
         .expect("a code")
         .id();
-    let program = Program::load(&dirs);
+    let program = Program::load(&dirs.pin);
     let len = program.send(&sources([192, 0, 2], 10), 3, XDP_DROP);
     program.send(&sources([198, 51, 100], 4), 2, XDP_PASS);
 

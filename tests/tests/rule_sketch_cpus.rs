@@ -9,16 +9,14 @@
 
 use std::net::SocketAddr;
 use std::os::fd::AsFd as _;
-use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use aya::programs::Xdp;
-use clap::Parser as _;
 use filter_common::{accounting::SourceSketch, maps::v4_mapped};
-use geofence::kernel::{self, Kernel, test_run::run_xdp};
+use geofence::kernel::{self, test_run::run_xdp};
 use geofence::state::State;
-use geofence_tests::packet::Packet;
+use geofence_test_frames::Packet;
+use geofence_tests::pinned::{Dirs, Program};
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
 
@@ -27,50 +25,6 @@ const RELAY: &str = "100.64.0.1:40000";
 /// Sources per CPU; the two sets share `OVERLAP` of them.
 const PER_CPU: u32 = 8_000;
 const OVERLAP: u32 = 2_000;
-
-/// A pin directory and a state directory of this test, removed on drop.
-struct Dirs {
-    pin: PathBuf,
-    state: PathBuf,
-}
-
-impl Dirs {
-    fn new() -> Dirs {
-        let id = format!("gf-sketch-cpus-{}", std::process::id());
-        let state = std::env::temp_dir().join(&id);
-        std::fs::create_dir_all(&state).expect("state dir");
-        Dirs {
-            pin: Path::new("/sys/fs/bpf").join(id),
-            state,
-        }
-    }
-
-    /// Runs `geofence ARGS` in process; it must succeed.
-    fn geofence(&self, args: &[&str]) {
-        let mut argv = vec!["geofence", "--pin-dir"];
-        argv.push(self.pin.to_str().expect("utf-8 pin dir"));
-        argv.push("--state-dir");
-        argv.push(self.state.to_str().expect("utf-8 state dir"));
-        argv.extend_from_slice(args);
-        let cli = geofence::cli::Cli::try_parse_from(&argv)
-            .unwrap_or_else(|e| panic!("geofence {args:?}: {e}"));
-        if let Err(e) = geofence::cli::run(cli) {
-            panic!("geofence {args:?} failed: {e:#}");
-        }
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.state);
-        if let Ok(entries) = std::fs::read_dir(&self.pin) {
-            for entry in entries.flatten() {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-        let _ = std::fs::remove_dir(&self.pin);
-    }
-}
 
 /// Address `i` of 10.0.0.0/8, territory XA in this test's table.
 fn address(i: u32) -> [u8; 4] {
@@ -117,7 +71,7 @@ fn sketch_is_exact_with_packets_on_two_cpus_at_once() {
     if !usable("sketch_is_exact_with_packets_on_two_cpus_at_once") {
         return;
     }
-    let dirs = Dirs::new();
+    let dirs = Dirs::new("sketch-cpus");
     let csv = dirs.state.join("geo.csv");
     std::fs::write(&csv, "10.0.0.0,10.255.255.255,XA\n").expect("csv");
     dirs.geofence(&["geo", "load", csv.to_str().expect("utf-8")]);
@@ -127,21 +81,9 @@ fn sketch_is_exact_with_packets_on_two_cpus_at_once() {
     let session = state.meetings["m"].session;
     let slot = state.meetings["m"].rules[0].slot.expect("a slot");
 
-    let mut kernel = Kernel::open(&dirs.pin).expect("opening the pinned maps");
-    let prog: &mut Xdp = kernel
-        .ebpf
-        .program_mut(kernel::PROGRAM)
-        .expect("the geofence program")
-        .try_into()
-        .expect("an XDP program");
-    prog.load().expect("loading the XDP program");
-    let prog: &Xdp = kernel
-        .ebpf
-        .program(kernel::PROGRAM)
-        .expect("the geofence program")
-        .try_into()
-        .expect("an XDP program");
-    let fd = prog.fd().expect("a loaded program").as_fd();
+    let program = Program::load(&dirs.pin);
+    let kernel = &program.0;
+    let fd = program.xdp().fd().expect("a loaded program").as_fd();
 
     let relay: SocketAddr = RELAY.parse().expect("relay");
     let ranges = [0..PER_CPU, PER_CPU - OVERLAP..2 * PER_CPU - OVERLAP];
@@ -184,7 +126,7 @@ fn sketch_is_exact_with_packets_on_two_cpus_at_once() {
         let mut reads = 0u32;
         let mut last = SourceSketch::EMPTY;
         while running.load(Ordering::Acquire) > 0 {
-            let counts = kernel::read_rule_counts(&kernel, session, slot).expect("rule counts");
+            let counts = kernel::read_rule_counts(kernel, session, slot).expect("rule counts");
             for (r, ((now, before), most)) in counts
                 .registers
                 .iter()
@@ -204,7 +146,7 @@ fn sketch_is_exact_with_packets_on_two_cpus_at_once() {
         reads
     });
 
-    let counts = kernel::read_rule_counts(&kernel, session, slot).expect("rule counts");
+    let counts = kernel::read_rule_counts(kernel, session, slot).expect("rule counts");
     let truth = u64::from(2 * PER_CPU - OVERLAP);
     eprintln!(
         "{reads} reads while the CPUs sent; {} packets, estimated {} of {truth} sources",
@@ -226,7 +168,7 @@ fn sketch_is_exact_with_packets_on_two_cpus_at_once() {
         "{truth} sources estimated as {}",
         counts.distinct_sources
     );
-    let sketches = kernel::read_rule_sketches(&kernel, session, slot).expect("per-CPU sketches");
+    let sketches = kernel::read_rule_sketches(kernel, session, slot).expect("per-CPU sketches");
     assert_eq!(sketches[0], per_cpu[0], "CPU 0 holds the sources it saw");
     assert_eq!(sketches[1], per_cpu[1], "CPU 1 holds the sources it saw");
     assert!(

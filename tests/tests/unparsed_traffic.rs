@@ -13,9 +13,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use geofence_test_frames::{Ext, Packet};
 use geofence_tests::cli::Geofence;
 use geofence_tests::netns::{NetNs, veth};
-use geofence_tests::packet::{Ext, Packet};
 use geofence_tests::sys::{require_root, unique_tag};
 use geofence_tests::wire::{packet_socket, send};
 

@@ -48,7 +48,7 @@ use geofence::geo::{Format, load_files};
 use geofence::kernel::{self, Kernel, Stats};
 use geofence::state::{Meeting, Rule, State};
 use geofence::territory::Territory;
-use geofence_tests::packet::{
+use geofence_test_frames::{
     ETH_HLEN, ETHERTYPE_LLDP, Ext, Frame, Packet, TPID_8021AD, TPID_8021Q, ipproto,
 };
 

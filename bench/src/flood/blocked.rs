@@ -2,6 +2,7 @@
 //! address set it covers (what the netfilter rules must hold), and flood packets whose
 //! sources are spread over that set.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -10,6 +11,7 @@ use geofence::{
     geo::{self, GeoTable, PrefixV4, PrefixV6},
     territory::Territory,
 };
+use geofence_test_frames::Packet;
 
 /// The UDP port of the meeting endpoint the flood is sent to.
 pub const MEETING_PORT: u16 = 40000;
@@ -190,36 +192,21 @@ pub fn sources(ranges: &[(u32, u32)], n: usize, rng: &mut Rng) -> Vec<u32> {
         .collect()
 }
 
-/// A 64-byte Ethernet/IPv4/UDP frame from `src` to the meeting port.
+/// A 64-byte Ethernet/IPv4/UDP frame from `src` to the meeting port: Don't Fragment,
+/// identification 0 and no UDP checksum, as a traffic generator sends it.
 pub fn packet(dst_mac: [u8; 6], src_mac: [u8; 6], src: u32, dst: [u8; 4], sport: u16) -> Vec<u8> {
     const PAYLOAD: usize = 22;
-    let mut p = Vec::with_capacity(64);
-    p.extend_from_slice(&dst_mac);
-    p.extend_from_slice(&src_mac);
-    p.extend_from_slice(&0x0800u16.to_be_bytes());
-    let ip_len = (20 + 8 + PAYLOAD) as u16;
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-    ip[6] = 0x40; // DF
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&src.to_be_bytes());
-    ip[16..20].copy_from_slice(&dst);
-    let sum = ip
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum::<u32>();
-    let sum = (sum & 0xffff) + (sum >> 16);
-    let sum = (sum & 0xffff) + (sum >> 16);
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    p.extend_from_slice(&ip);
-    p.extend_from_slice(&sport.to_be_bytes());
-    p.extend_from_slice(&MEETING_PORT.to_be_bytes());
-    p.extend_from_slice(&((8 + PAYLOAD) as u16).to_be_bytes());
-    p.extend_from_slice(&0u16.to_be_bytes()); // no UDP checksum (IPv4)
-    p.resize(p.len() + PAYLOAD, 0x5a);
-    p
+    Packet::udp(
+        SocketAddr::from((Ipv4Addr::from(src), sport)),
+        SocketAddr::from((dst, MEETING_PORT)),
+    )
+    .macs(dst_mac, src_mac)
+    .dont_fragment()
+    .identification(0)
+    .no_udp_checksum()
+    .payload(&[0x5a; PAYLOAD])
+    .build()
+    .bytes
 }
 
 #[cfg(test)]

@@ -21,6 +21,10 @@ use geofence::{
     },
     state::State,
 };
+use geofence_test_frames::{
+    Packet,
+    stun::{Message, attr},
+};
 
 use crate::{XorShift, common::Dirs};
 
@@ -67,40 +71,18 @@ pub fn frame(proto: Proto, src: &str, dst: &str) -> Vec<u8> {
     frame::build(&q)
 }
 
-/// A STUN Binding request (IPv4, UDP) whose USERNAME is `server:client`.
+/// A STUN Binding request (IPv4, UDP) whose USERNAME is `server:client`, with the IPv4
+/// fields of an explain probe: Don't Fragment, identification 0, no UDP checksum.
 pub fn stun_frame(src: SocketAddr, dst: SocketAddr, server_ufrag: &str) -> Vec<u8> {
-    let mut out = frame(Proto::Udp, &src.to_string(), &dst.to_string());
-    out.truncate(14 + 20 + 8);
-    let username = format!("{server_ufrag}:client");
-    let padded = username.len().next_multiple_of(4);
-    let mut stun = Vec::new();
-    stun.extend(1u16.to_be_bytes()); // Binding request
-    stun.extend(((4 + padded) as u16).to_be_bytes());
-    stun.extend([0x21, 0x12, 0xa4, 0x42]); // magic cookie
-    stun.extend([7u8; 12]); // transaction id
-    stun.extend(6u16.to_be_bytes()); // USERNAME
-    stun.extend((username.len() as u16).to_be_bytes());
-    stun.extend(username.as_bytes());
-    stun.resize(20 + 4 + padded, 0);
-    out.extend(&stun);
-    let ip_len = (20 + 8 + stun.len()) as u16;
-    out[16..18].copy_from_slice(&ip_len.to_be_bytes());
-    out[24..26].fill(0);
-    let sum = checksum(&out[14..34]);
-    out[24..26].copy_from_slice(&sum.to_be_bytes());
-    out[38..40].copy_from_slice(&((8 + stun.len()) as u16).to_be_bytes());
-    out
-}
-
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    let username = format!("{server_ufrag}:client").into_bytes();
+    let stun = Message::request_with(vec![(attr::USERNAME, username)]).transaction([7; 12]);
+    Packet::udp(src, dst)
+        .dont_fragment()
+        .identification(0)
+        .no_udp_checksum()
+        .payload(&stun.bytes())
+        .build()
+        .bytes
 }
 
 /// `n` addresses from `first`, as `/32` prefixes.

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use aya::programs::links::{FdLink, PinnedLink};
+use geofence_test_frames::Packet;
 use geofence_tests::cli::Geofence;
 use geofence_tests::netns::{NetNs, veth};
-use geofence_tests::packet::Packet;
 use geofence_tests::sys::unique_tag;
 use geofence_tests::wire::packet_socket;
 

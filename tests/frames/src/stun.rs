@@ -1,4 +1,5 @@
-//! STUN messages (RFC 8489) as ICE agents send them, and broken ones, for the mux tests.
+//! STUN messages (RFC 8489) as ICE agents send them, and broken ones: the payloads of the
+//! UDP frames that meetings on a shared port are told apart by.
 
 /// Attribute types the tests use.
 pub mod attr {
@@ -56,6 +57,11 @@ impl Message {
 
     pub fn kind(mut self, kind: u16) -> Message {
         self.kind = kind;
+        self
+    }
+
+    pub fn transaction(mut self, transaction: [u8; 12]) -> Message {
+        self.transaction = transaction;
         self
     }
 

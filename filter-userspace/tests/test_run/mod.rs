@@ -1,37 +1,30 @@
 //! Frames run through the pinned maps' program with BPF_PROG_TEST_RUN, as a NIC would
 //! hand them to it.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use geofence::kernel::{self, Kernel};
+use geofence_test_frames::Packet;
 
 #[allow(dead_code, reason = "not every test file checks every action")]
 pub const XDP_DROP: u32 = 1;
 #[allow(dead_code, reason = "not every test file checks every action")]
 pub const XDP_PASS: u32 = 2;
 
-/// An Ethernet + IPv4 + UDP frame with `payload` bytes.
+/// An Ethernet + IPv4 + UDP frame from port 50000 with `payload` bytes of 0xab: Don't
+/// Fragment, identification 0 and no UDP checksum.
 pub fn udp_frame(src: Ipv4Addr, dst: Ipv4Addr, dport: u16, payload: usize) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
-    let total = u16::try_from(20 + 8 + payload).expect("small");
-    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    let sum = ip
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum::<u32>();
-    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&50000u16.to_be_bytes());
-    f.extend_from_slice(&dport.to_be_bytes());
-    f.extend_from_slice(&(total - 20).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend(std::iter::repeat_n(0xab, payload));
-    f
+    Packet::udp(
+        SocketAddr::from((src, 50000)),
+        SocketAddr::from((dst, dport)),
+    )
+    .dont_fragment()
+    .identification(0)
+    .no_udp_checksum()
+    .payload(&vec![0xab; payload])
+    .build()
+    .bytes
 }
 
 /// The geofence program loaded against the maps pinned under a pin dir.

@@ -77,12 +77,17 @@ impl Drop for Dirs {
     }
 }
 
-/// The program loaded from the maps pinned under a pin directory.
+/// The program loaded against a test's maps, for BPF_PROG_TEST_RUN.
 pub struct Program(pub Kernel);
 
 impl Program {
+    /// Loads the program against the maps pinned under `pin`.
     pub fn load(pin: &Path) -> Program {
-        let mut kernel = Kernel::open(pin).expect("opening the pinned maps");
+        Program::new(Kernel::open(pin).expect("opening the pinned maps"))
+    }
+
+    /// Loads the program of `kernel`, whose maps a test has filled.
+    pub fn new(mut kernel: Kernel) -> Program {
         let prog: &mut Xdp = kernel
             .ebpf
             .program_mut(kernel::PROGRAM)

@@ -23,13 +23,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use aya::programs::{TestRun as _, TestRunOptions, Xdp};
+use aya::programs::{TestRun as _, TestRunOptions};
 use filter_common::{PassReason, TerritoryId, Verdict, policy::RULES_PER_SESSION};
 use geofence::expiry::{Clock, kernel_clock_ns};
 use geofence::geo::{Format, GeoTable, load_files};
 use geofence::kernel::{self, Kernel, Stats};
 use geofence::model::{self, Counted, ModelMaps, Outcome, SessionMaps};
 use geofence_tests::r#gen::{Case, Rng, Scenario, hex, synthetic_table};
+use geofence_tests::pinned::Program;
 
 /// Frames between two comparisons of the counters.
 const BATCH: usize = 4096;
@@ -251,7 +252,7 @@ fn describe_frame(case: &Case) -> String {
 }
 
 struct Runner {
-    kernel: Kernel,
+    program: Program,
     model: ModelMaps,
     /// Kernel counters when the model's tally started.
     base: Tally,
@@ -270,19 +271,10 @@ struct Runner {
 }
 
 impl Runner {
-    fn xdp(&self) -> &Xdp {
-        self.kernel
-            .ebpf
-            .program(kernel::PROGRAM)
-            .expect("the geofence program")
-            .try_into()
-            .expect("an XDP program")
-    }
-
     /// The XDP action, or `None` when BPF_PROG_TEST_RUN refuses a frame shorter than an
     /// Ethernet header (EINVAL), which no interface delivers.
     fn run_kernel(&self, bytes: &[u8]) -> Option<u32> {
-        let result = self.xdp().test_run(TestRunOptions {
+        let result = self.program.xdp().test_run(TestRunOptions {
             data_in: Some(bytes),
             ..TestRunOptions::new()
         });
@@ -297,10 +289,10 @@ impl Runner {
     }
 
     fn stats(&self) -> Tally {
-        let mut t = Tally::of(&kernel::read_stats(&self.kernel).expect("reading the counters"));
+        let mut t = Tally::of(&kernel::read_stats(&self.program.0).expect("reading the counters"));
         for &session in &self.sessions {
             for slot in 0..RULES_PER_SESSION as u8 {
-                let c = kernel::read_rule_counts(&self.kernel, session, slot)
+                let c = kernel::read_rule_counts(&self.program.0, session, slot)
                     .expect("reading the per-rule counters");
                 if c.packets != 0 {
                     t.rules.insert((session, slot), [c.packets, c.bytes]);
@@ -432,7 +424,7 @@ impl Runner {
             .map(|m| m.session)
             .collect();
         let clock = Clock::now();
-        kernel::sync(&mut self.kernel, &scenario.state, &clock).expect("syncing the scenario");
+        kernel::sync(&mut self.program.0, &scenario.state, &clock).expect("syncing the scenario");
         let sessions =
             SessionMaps::derive(&scenario.state, &clock).expect("deriving the session maps");
         let model = std::mem::replace(
@@ -463,17 +455,8 @@ fn kernel_and_model_agree() {
     eprintln!("differential: {packets} frames, seed {seed:#x}, {what}");
     let mut kernel = Kernel::open(&pins.0).expect("loading the geofence object");
     kernel::load_table(&mut kernel, &table).expect("loading the territory table");
-    {
-        let prog: &mut Xdp = kernel
-            .ebpf
-            .program_mut(kernel::PROGRAM)
-            .expect("the geofence program")
-            .try_into()
-            .expect("an XDP program");
-        prog.load().expect("loading the XDP program");
-    }
     let mut runner = Runner {
-        kernel,
+        program: Program::new(kernel),
         model: ModelMaps::new(SessionMaps::default(), table.clone()),
         base: Tally::default(),
         tally: Tally::default(),

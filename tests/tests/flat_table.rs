@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use aya::maps::{LpmTrie, lpm_trie::Key};
-use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use filter_common::maps::names;
 use filter_common::{TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6};
 use geofence::expiry::Clock;
@@ -24,6 +23,7 @@ use geofence::geo::{Format, GeoTable, load_files};
 use geofence::kernel::{self, Kernel};
 use geofence::state::{Meeting, State};
 use geofence_test_frames::Packet;
+use geofence_tests::pinned::Program;
 
 /// Boundary addresses sent through the program itself.
 const SAMPLE: usize = 2_000;
@@ -209,13 +209,8 @@ fn flat_table_equals_the_lpm_trie_at_every_boundary() {
 
     // A sample through the program: its territory is the session counter that moves.
     kernel::sync(&mut kernel, &state(), &Clock::now()).expect("syncing the meeting");
-    let prog: &mut Xdp = kernel
-        .ebpf
-        .program_mut(kernel::PROGRAM)
-        .expect("the geofence program")
-        .try_into()
-        .expect("an XDP program");
-    prog.load().expect("loading the XDP program");
+    let program = Program::new(kernel);
+    let kernel = &program.0;
     let every4 = (v4.len() / (SAMPLE / 2)).max(1);
     let every6 = (v6.len() / (SAMPLE / 2)).max(1);
     let sample: Vec<IpAddr> = v4
@@ -229,7 +224,7 @@ fn flat_table_equals_the_lpm_trie_at_every_boundary() {
         )
         .collect();
     let started = Instant::now();
-    let mut before = counts(&kernel);
+    let mut before = counts(kernel);
     for &src in &sample {
         let dst: SocketAddr = match src {
             IpAddr::V4(_) => "100.64.0.1:40000",
@@ -238,24 +233,14 @@ fn flat_table_equals_the_lpm_trie_at_every_boundary() {
         .parse()
         .expect("relay address");
         let frame = Packet::udp(SocketAddr::new(src, 50000), dst).build();
-        let prog: &Xdp = kernel
-            .ebpf
-            .program(kernel::PROGRAM)
-            .expect("the geofence program")
-            .try_into()
-            .expect("an XDP program");
-        prog.test_run(TestRunOptions {
-            data_in: Some(&frame.bytes),
-            ..TestRunOptions::new()
-        })
-        .expect("BPF_PROG_TEST_RUN");
-        let after = counts(&kernel);
+        program.run(&frame.bytes);
+        let after = counts(kernel);
         let moved: Vec<TerritoryId> = after
             .iter()
             .filter(|(t, n)| before.get(t).copied().unwrap_or(0) != **n)
             .map(|(t, _)| *t)
             .collect();
-        let want = kernel::geo_lookup_lpm(&kernel, src)
+        let want = kernel::geo_lookup_lpm(kernel, src)
             .expect("trie lookup")
             .unwrap_or(TERRITORY_UNKNOWN);
         assert_eq!(

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use aya::maps::{PerCpuArray, PerCpuHashMap, PerCpuValues};
-use aya::programs::{TestRun as _, TestRunOptions, Xdp};
+use aya::programs::{TestRun as _, TestRunOptions};
 use filter_common::counters::{STATS_CACHE_ENTRIES, STATS_CACHE_WAYS};
 use filter_common::maps::{capacity, names};
 use filter_common::{CachedStats, PassReason, SessionStats, StatsKey, Verdict};
@@ -51,6 +51,7 @@ use geofence::territory::Territory;
 use geofence_test_frames::{
     ETH_HLEN, ETHERTYPE_LLDP, Ext, Frame, Packet, TPID_8021AD, TPID_8021Q, ipproto,
 };
+use geofence_tests::pinned::Program;
 
 // ---------------------------------------------------------------------------------------
 // Fixture addresses.
@@ -487,7 +488,7 @@ struct RunError {
 
 struct Fixture {
     // Dropped first: the program and map fds, then the pins.
-    kernel: Kernel,
+    program: Program,
     _pins: PinDir,
 }
 
@@ -524,30 +525,15 @@ impl Fixture {
 
         kernel::sync(&mut kernel, &fixture_state(), &Clock::now())
             .expect("syncing the fixture meetings");
-        let prog: &mut Xdp = kernel
-            .ebpf
-            .program_mut(kernel::PROGRAM)
-            .expect("the geofence program")
-            .try_into()
-            .expect("an XDP program");
-        prog.load()
-            .expect("loading the XDP program into the kernel");
         Some(Fixture {
-            kernel,
+            program: Program::new(kernel),
             _pins: pins,
         })
     }
 
     /// Runs one frame through the program: the XDP action, or why the run failed.
     fn test_run(&self, bytes: &[u8]) -> Result<u32, RunError> {
-        let prog: &Xdp = self
-            .kernel
-            .ebpf
-            .program(kernel::PROGRAM)
-            .expect("the geofence program")
-            .try_into()
-            .expect("an XDP program");
-        let result = prog.test_run(TestRunOptions {
+        let result = self.program.xdp().test_run(TestRunOptions {
             data_in: Some(bytes),
             ..TestRunOptions::new()
         });
@@ -570,7 +556,8 @@ impl Fixture {
     /// every free `STATS_CACHE` entry, on every CPU, with a territory no packet has.
     fn fill_session_stats(&mut self) {
         let cache = self
-            .kernel
+            .program
+            .0
             .ebpf
             .map_mut(names::STATS_CACHE)
             .expect("the STATS_CACHE map");
@@ -602,7 +589,8 @@ impl Fixture {
                 .expect("writing STATS_CACHE");
         }
         let map = self
-            .kernel
+            .program
+            .0
             .ebpf
             .map_mut(names::SESSION_STATS)
             .expect("the SESSION_STATS map");
@@ -631,7 +619,7 @@ impl Fixture {
     }
 
     fn stats(&self) -> Stats {
-        kernel::read_stats(&self.kernel).expect("reading the counters")
+        kernel::read_stats(&self.program.0).expect("reading the counters")
     }
 
     /// Runs every row, prints the table, and fails with the rows that did not hold.

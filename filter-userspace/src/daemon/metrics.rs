@@ -4,13 +4,15 @@
 //! Reading is lock-free: the state file is replaced atomically and the maps are read-only
 //! here, so a scrape never waits for a change. Per-rule series are in [`rule_metrics`].
 
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, fmt, path::Path};
 
 use filter_common::{PassReason, Verdict};
 use jiff::Timestamp;
 
+use prometheus_client::encoding::DescriptorEncoder;
+
 use super::{
-    exposition::{Exposition, Kind},
+    exposition::{self, Families, counter, gauge, info},
     fleet_metrics,
     kernel_cache::KernelCache,
     rule_metrics,
@@ -91,51 +93,58 @@ fn seconds(t: Timestamp) -> f64 {
     t.as_millisecond() as f64 / 1000.0
 }
 
-pub fn render(s: &Snapshot) -> String {
-    let mut e = Exposition::default();
-    let up = s.state.is_some() && s.kernel.is_some();
-    e.family("geofence_up", Kind::Gauge, "1 if the state file and the pinned maps were read for this scrape, else 0 (see the daemon's log).")
-        .sample(&[], u8::from(up));
-    e.family(
-        "geofence_build_info",
-        Kind::Gauge,
-        "The geofence version serving these metrics.",
-    )
-    .sample(&[("version", env!("CARGO_PKG_VERSION"))], 1);
-    e.family(
-        "geofence_daemon_start_time_seconds",
-        Kind::Gauge,
-        "When this daemon started, in seconds since the epoch.",
-    )
-    .sample(&[], seconds(s.daemon.started));
-    e.family(
-        "geofence_maps_pinned",
-        Kind::Gauge,
-        "1 if geofence's maps are pinned under the pin directory (0: run `geofence restore`).",
-    )
-    .sample(&[], u8::from(s.maps_pinned));
-    if let Some(state) = &s.state {
-        render_state(&mut e, state, s.now);
-    }
-    if let (Some(state), Some(kernel)) = (&s.state, &s.kernel) {
-        render_counters(&mut e, state, kernel);
-    }
-    render_daemon(&mut e, s);
-    if let Some(fleet) = &s.fleet {
-        fleet_metrics::render(&mut e, fleet, s.daemon.started, s.now);
-    }
-    e.finish()
+/// The text of a scrape of `s`.
+pub fn render(s: Snapshot) -> Result<String, std::fmt::Error> {
+    exposition::encode(s)
 }
 
-fn render_state(e: &mut Exposition, state: &State, now: Timestamp) {
-    let mut f = e.family(
+impl Families for Snapshot {
+    fn write(&self, e: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let s = self;
+        let up = s.state.is_some() && s.kernel.is_some();
+        gauge(e, "geofence_up", "1 if the state file and the pinned maps were read for this scrape, else 0 (see the daemon's log).")?
+            .sample(&[], u32::from(up))?;
+        info(
+            e,
+            "geofence_build",
+            "The geofence version serving these metrics.",
+            &[("version", env!("CARGO_PKG_VERSION"))],
+        )?;
+        gauge(
+            e,
+            "geofence_daemon_start_time_seconds",
+            "When this daemon started, in seconds since the epoch.",
+        )?
+        .sample(&[], seconds(s.daemon.started))?;
+        gauge(
+            e,
+            "geofence_maps_pinned",
+            "1 if geofence's maps are pinned under the pin directory (0: run `geofence restore`).",
+        )?
+        .sample(&[], u32::from(s.maps_pinned))?;
+        if let Some(state) = &s.state {
+            write_state(e, state, s.now)?;
+        }
+        if let (Some(state), Some(kernel)) = (&s.state, &s.kernel) {
+            write_counters(e, state, kernel)?;
+        }
+        write_daemon(e, s)?;
+        if let Some(fleet) = &s.fleet {
+            fleet_metrics::write(e, fleet, s.daemon.started, s.now)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_state(e: &mut DescriptorEncoder<'_>, state: &State, now: Timestamp) -> fmt::Result {
+    let mut f = gauge(
+        e,
         "geofence_meeting_rules",
-        Kind::Gauge,
         "Rules recorded on a meeting that have not expired.",
-    );
+    )?;
     for (name, m) in &state.meetings {
         let live = m.rules.iter().filter(|r| !r.expired(now)).count();
-        f.sample(&[("meeting", name)], live);
+        f.sample(&[("meeting", name)], live)?;
     }
     // Two rules with the same meeting, order and targets would be one series; the later
     // expiry is when the block really ends.
@@ -156,11 +165,11 @@ fn render_state(e: &mut Exposition, state: &State, now: Timestamp) {
             }
         }
     }
-    let mut f = e.family(
+    let mut f = gauge(
+        e,
         "geofence_rule_expiry_timestamp_seconds",
-        Kind::Gauge,
         "When a rule expires, in seconds since the epoch (rules without expiry are not listed).",
-    );
+    )?;
     for ((meeting, order, targets, mode), at) in &expiries {
         f.sample(
             &[
@@ -169,41 +178,39 @@ fn render_state(e: &mut Exposition, state: &State, now: Timestamp) {
                 ("targets", targets),
                 ("mode", mode),
             ],
-            at,
-        );
+            *at,
+        )?;
     }
     if let Some(geo) = &state.geo {
-        e.family(
+        gauge(
+            e,
             "geofence_geo_table_prefixes",
-            Kind::Gauge,
             "Prefixes in the loaded territory table, by address family.",
-        )
-        .sample(&[("family", "ipv4")], geo.prefixes_v4)
-        .sample(&[("family", "ipv6")], geo.prefixes_v6);
-        e.family(
+        )?
+        .sample(&[("family", "ipv4")], geo.prefixes_v4)?
+        .sample(&[("family", "ipv6")], geo.prefixes_v6)?;
+        gauge(
+            e,
             "geofence_geo_table_territories",
-            Kind::Gauge,
             "Territories in the loaded territory table.",
-        )
-        .sample(&[], geo.territories);
-        e.family(
+        )?
+        .sample(&[], geo.territories)?;
+        gauge(
+            e,
             "geofence_geo_table_loaded_timestamp_seconds",
-            Kind::Gauge,
             "When the territory table was last loaded, in seconds since the epoch.",
-        )
-        .sample(&[], seconds(geo.loaded));
+        )?
+        .sample(&[], seconds(geo.loaded))?;
         let (files, sha256, format) = table_labels(geo);
-        e.family(
-            "geofence_geo_table_info",
-            Kind::Gauge,
+        info(
+            e,
+            "geofence_geo_table",
             "The territory table in force (always 1): its files, their SHA-256 and formats, \
              space-separated in load order (sha256 `unrecorded`: loaded by an older version).",
-        )
-        .sample(
             &[("files", &files), ("sha256", &sha256), ("format", &format)],
-            1,
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// The table's files, digests and formats as label values: each space-separated, in load
@@ -223,25 +230,29 @@ fn table_labels(geo: &crate::state::GeoRecord) -> (String, String, String) {
     )
 }
 
-fn render_counters(e: &mut Exposition, state: &State, kernel: &KernelView) {
-    e.family(
+fn write_counters(
+    e: &mut DescriptorEncoder<'_>,
+    state: &State,
+    kernel: &KernelView,
+) -> fmt::Result {
+    gauge(
+        e,
         "geofence_geo_table_generation",
-        Kind::Gauge,
         "The territory table generation packets use (0 = A, 1 = B); it flips at every load.",
-    )
-    .sample(&[], kernel.generation);
+    )?
+    .sample(&[], kernel.generation)?;
     let families = [
         (
-            "geofence_packets_total",
+            "geofence_packets",
             "Packets of a meeting by source territory and verdict (passed, dropped, would_drop).",
         ),
         (
-            "geofence_bytes_total",
+            "geofence_bytes",
             "Bytes of a meeting by source territory and verdict (passed, dropped, would_drop).",
         ),
     ];
     for (index, (name, help)) in families.into_iter().enumerate() {
-        let mut f = e.family(name, Kind::Counter, help);
+        let mut f = counter(e, name, help)?;
         for (meeting, m) in &state.meetings {
             let Some(territories) = kernel.stats.sessions.get(&m.session) else {
                 continue;
@@ -259,66 +270,67 @@ fn render_counters(e: &mut Exposition, state: &State, kernel: &KernelView) {
                         ("territory", &territory),
                         ("verdict", verdict.name()),
                     ];
-                    f.sample(&labels, counts[verdict as usize]);
+                    f.sample(&labels, counts[verdict as usize])?;
                 }
             }
         }
     }
-    let mut f = e.family(
-        "geofence_unclassified_packets_total",
-        Kind::Counter,
+    let mut f = counter(
+        e,
+        "geofence_unclassified_packets",
         "Packets passed without classification, by reason.",
-    );
+    )?;
     for reason in PassReason::ALL {
         f.sample(
             &[("reason", reason.name())],
             kernel.stats.pass_reasons[reason as usize],
-        );
+        )?;
     }
-    let mut f = e.family(
-        "geofence_unparsed_blocked_packets_total",
-        Kind::Counter,
+    let mut f = counter(
+        e,
+        "geofence_unparsed_blocked_packets",
         "Packets the filter could not parse but the stack would deliver, dropped because a \
          rule in force at their destination blocks their source, by why they could not be parsed.",
-    );
+    )?;
     for reason in [PassReason::Malformed, PassReason::ExtHeaderLimit] {
         f.sample(
             &[("reason", reason.name())],
             kernel.stats.unparsed_blocked[reason as usize],
-        );
+        )?;
     }
-    rule_metrics::render(e, state, &kernel.rules);
+    rule_metrics::write(e, state, &kernel.rules)
 }
 
-fn render_daemon(e: &mut Exposition, s: &Snapshot) {
+fn write_daemon(e: &mut DescriptorEncoder<'_>, s: &Snapshot) -> fmt::Result {
     let d = &s.daemon;
-    e.family(
-        "geofence_geo_reloads_total",
-        Kind::Counter,
+    counter(
+        e,
+        "geofence_geo_reloads",
         "Reloads of the territory table after its files changed on disk, by result.",
-    )
-    .sample(&[("result", "ok")], d.reloads_ok)
-    .sample(&[("result", "failed")], d.reloads_failed);
+    )?
+    .sample(&[("result", "ok")], d.reloads_ok)?
+    .sample(&[("result", "failed")], d.reloads_failed)?;
     if let Some(took) = d.last_reload_seconds {
-        e.family(
+        gauge(
+            e,
             "geofence_geo_table_load_duration_seconds",
-            Kind::Gauge,
             "How long this daemon's last reload of the territory table took (parse, fill, record).",
-        )
-        .sample(&[], took);
+        )?
+        .sample(&[], took)?;
     }
-    e.family(
-        "geofence_expired_rules_removed_total",
-        Kind::Counter,
+    counter(
+        e,
+        "geofence_expired_rules_removed",
         "Expired rules this daemon removed from the state.",
-    )
-    .sample(&[], d.expired_removed);
-    e.family(
-        "geofence_expiry_failures_total",
-        Kind::Counter,
+    )?
+    .sample(&[], d.expired_removed)?;
+    counter(
+        e,
+        "geofence_expiry_failures",
         "Failed attempts to remove expired rules from the state (see the daemon's log).",
-    )
-    .sample(&[], d.expiry_failures);
+    )?
+    .sample(&[], d.expiry_failures)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -87,16 +87,20 @@ fn snapshot() -> Snapshot {
     }
 }
 
+fn scrape(s: Snapshot) -> String {
+    render(s).expect("a scrape")
+}
+
 #[test]
 fn a_scrape_shows_named_counters_expiries_and_reasons() {
-    let text = render(&snapshot());
+    let text = scrape(snapshot());
     for line in [
         "geofence_up 1",
         "geofence_packets_total{meeting=\"town-hall\",territory=\"XA\",verdict=\"dropped\"} 7",
         "geofence_bytes_total{meeting=\"town-hall\",territory=\"XA\",verdict=\"dropped\"} 700",
         "geofence_packets_total{meeting=\"town-hall\",territory=\"XA\",verdict=\"passed\"} 0",
         "geofence_unclassified_packets_total{reason=\"no_session\"} 5",
-        "geofence_rule_expiry_timestamp_seconds{meeting=\"town-hall\",order=\"ORD-1\",targets=\"XA\",mode=\"enforce\"} 1795874400",
+        "geofence_rule_expiry_timestamp_seconds{meeting=\"town-hall\",order=\"ORD-1\",targets=\"XA\",mode=\"enforce\"} 1795874400.0",
         "geofence_meeting_rules{meeting=\"town-hall\"} 3",
         "geofence_geo_table_generation 1",
     ] {
@@ -129,7 +133,7 @@ fn without_maps_the_state_still_shows_and_up_is_0() {
     let mut s = snapshot();
     s.kernel = None;
     s.maps_pinned = false;
-    let text = render(&s);
+    let text = scrape(s);
     assert!(text.lines().any(|l| l == "geofence_up 0"), "{text}");
     assert!(
         text.lines().any(|l| l == "geofence_maps_pinned 0"),
@@ -141,7 +145,7 @@ fn without_maps_the_state_still_shows_and_up_is_0() {
 
 #[test]
 fn rule_series_add_counts_and_merge_sketches_per_order() {
-    let text = render(&snapshot());
+    let text = scrape(snapshot());
     let ord1 = "{meeting=\"town-hall\",order=\"ORD-1\",mode=\"enforce\"}";
     let ord2 = "{meeting=\"town-hall\",order=\"ORD-2\",mode=\"enforce\"}";
     for line in [
@@ -172,7 +176,7 @@ fn rule_series_add_counts_and_merge_sketches_per_order() {
 #[test]
 fn in_fleet_mode_a_scrape_shows_the_link_to_etcd() {
     assert!(
-        !render(&snapshot()).contains("geofence_fleet_"),
+        !scrape(snapshot()).contains("geofence_fleet_"),
         "fleet series outside fleet mode"
     );
     let t = |s: &str| -> jiff::Timestamp { s.parse().expect("time") };
@@ -186,15 +190,15 @@ fn in_fleet_mode_a_scrape_shows_the_link_to_etcd() {
         outage_since: Some(t("2026-11-28T11:59:40Z")),
         status_writes: 9,
     });
-    let text = render(&s);
+    let text = scrape(s);
     for line in [
         "geofence_fleet_connected 0",
-        "geofence_fleet_etcd_silence_seconds 30",
-        "geofence_fleet_etcd_last_answer_timestamp_seconds 1795867170",
+        "geofence_fleet_etcd_silence_seconds 30.0",
+        "geofence_fleet_etcd_last_answer_timestamp_seconds 1795867170.0",
         "geofence_fleet_version_applied 3",
         "geofence_fleet_version_error 0",
         "geofence_fleet_outages_total 2",
-        "geofence_fleet_outage_seconds 20",
+        "geofence_fleet_outage_seconds 20.0",
         "geofence_fleet_status_writes_total 9",
     ] {
         assert!(
@@ -206,26 +210,33 @@ fn in_fleet_mode_a_scrape_shows_the_link_to_etcd() {
 
 #[test]
 fn the_table_in_force_is_named_by_its_files_and_digests() {
-    let mut s = snapshot();
-    let record = serde_json::json!({
-        "files": ["/geo/v4.csv", "/geo/v6.csv.gz"],
-        "format": "auto",
-        "territory": null,
-        "loaded": "2026-11-28T11:00:00Z",
-        "prefixes_v4": 3,
-        "prefixes_v6": 2,
-        "territories": 2,
-        "generation": 1,
-        "sources": [
-            {"file": "/geo/v4.csv", "format": "csv", "sha256": "aa11", "bytes": 10},
-            {"file": "/geo/v6.csv.gz", "format": "csv", "sha256": "bb22", "bytes": 20},
-        ],
-    });
-    let state = s.state.as_mut().expect("state");
-    state.geo = Some(serde_json::from_value(record).expect("a table record"));
-    let text = render(&s);
+    let with_table = |digests: bool| {
+        let mut s = snapshot();
+        let record = serde_json::json!({
+            "files": ["/geo/v4.csv", "/geo/v6.csv.gz"],
+            "format": "auto",
+            "territory": null,
+            "loaded": "2026-11-28T11:00:00Z",
+            "prefixes_v4": 3,
+            "prefixes_v6": 2,
+            "territories": 2,
+            "generation": 1,
+            "sources": [
+                {"file": "/geo/v4.csv", "format": "csv", "sha256": "aa11", "bytes": 10},
+                {"file": "/geo/v6.csv.gz", "format": "csv", "sha256": "bb22", "bytes": 20},
+            ],
+        });
+        let mut geo: crate::state::GeoRecord =
+            serde_json::from_value(record).expect("a table record");
+        if !digests {
+            geo.sources.clear();
+        }
+        s.state.as_mut().expect("state").geo = Some(geo);
+        s
+    };
+    let text = scrape(with_table(true));
     let info = "geofence_geo_table_info{files=\"/geo/v4.csv /geo/v6.csv.gz\",sha256=\"aa11 bb22\",format=\"csv csv\"} 1";
-    let loaded = "geofence_geo_table_loaded_timestamp_seconds 1795863600";
+    let loaded = "geofence_geo_table_loaded_timestamp_seconds 1795863600.0";
     for line in [info, loaded] {
         assert!(
             text.lines().any(|l| l == line),
@@ -233,13 +244,7 @@ fn the_table_in_force_is_named_by_its_files_and_digests() {
         );
     }
     // Loaded by a version that did not record digests: the files still name it.
-    let geo = s
-        .state
-        .as_mut()
-        .and_then(|st| st.geo.as_mut())
-        .expect("geo");
-    geo.sources.clear();
-    let text = render(&s);
+    let text = scrape(with_table(false));
     let info = "geofence_geo_table_info{files=\"/geo/v4.csv /geo/v6.csv.gz\",sha256=\"unrecorded\",format=\"auto\"} 1";
     assert!(
         text.lines().any(|l| l == info),

@@ -263,9 +263,10 @@ fn metrics_handler(
                     status.get(),
                     fleet,
                 );
-                metrics::render(&snapshot)
+                metrics::render(snapshot).map_err(|e| e.to_string())
             })
-            .await;
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
             match rendered {
                 Ok(body) => server::reply(StatusCode::OK, exposition::CONTENT_TYPE, body),
                 Err(e) => {

@@ -6,11 +6,13 @@
 //! (register by register, the larger wins), which estimates the distinct sources of both
 //! together rather than adding two estimates that may count a source twice.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt};
 
 use filter_common::accounting::SKETCH_REGISTERS;
 
-use super::exposition::{Exposition, Kind};
+use prometheus_client::encoding::DescriptorEncoder;
+
+use super::exposition::{counter, gauge};
 use crate::{kernel::RuleCounts, rule_slots, sketch, state::State};
 
 struct Series {
@@ -68,34 +70,39 @@ fn series<'a>(
     out
 }
 
-pub fn render(e: &mut Exposition, state: &State, counts: &BTreeMap<(u32, u8), RuleCounts>) {
+pub fn write(
+    e: &mut DescriptorEncoder<'_>,
+    state: &State,
+    counts: &BTreeMap<(u32, u8), RuleCounts>,
+) -> fmt::Result {
     let series = series(state, counts);
     fn labels<'a>(key: &(&'a str, &'a str, &'static str)) -> [(&'static str, &'a str); 3] {
         [("meeting", key.0), ("order", key.1), ("mode", key.2)]
     }
-    let mut f = e.family(
-        "geofence_rule_packets_total",
-        Kind::Counter,
+    let mut f = counter(
+        e,
+        "geofence_rule_packets",
         "Packets a rule dropped (mode enforce) or would have dropped (mode dry-run).",
-    );
+    )?;
     for (key, s) in &series {
-        f.sample(&labels(key), s.packets);
+        f.sample(&labels(key), s.packets)?;
     }
-    let mut f = e.family(
-        "geofence_rule_bytes_total",
-        Kind::Counter,
+    let mut f = counter(
+        e,
+        "geofence_rule_bytes",
         "Bytes a rule dropped (mode enforce) or would have dropped (mode dry-run).",
-    );
+    )?;
     for (key, s) in &series {
-        f.sample(&labels(key), s.bytes);
+        f.sample(&labels(key), s.bytes)?;
     }
-    let mut f = e.family(
+    let mut f = gauge(
+        e,
         "geofence_rule_distinct_sources",
-        Kind::Gauge,
         "Estimated distinct source addresses a rule dropped or would have dropped \
          (HyperLogLog of 64 registers, about 13% relative error; no address is stored).",
-    );
+    )?;
     for (key, s) in &series {
-        f.sample(&labels(key), sketch::estimate_count(&s.registers));
+        f.sample(&labels(key), sketch::estimate_count(&s.registers))?;
     }
+    Ok(())
 }

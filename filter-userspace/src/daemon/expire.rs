@@ -48,7 +48,7 @@ pub fn poll(ctx: &Ctx, seen: &State, status: &Shared) {
     match sweep(ctx, now) {
         Ok(removed) => {
             for rule in &removed {
-                log::info!(
+                tracing::info!(
                     "removed expired rule: meeting {} order {} (expired {})",
                     rule["meeting"].as_str().unwrap_or("?"),
                     rule["order"].as_str().unwrap_or("?"),
@@ -58,7 +58,7 @@ pub fn poll(ctx: &Ctx, seen: &State, status: &Shared) {
             status.update(|s| s.expired_removed += removed.len() as u64);
         }
         Err(e) => {
-            log::error!("removing expired rules failed; trying again at the next poll: {e:#}");
+            tracing::error!("removing expired rules failed; trying again at the next poll: {e:#}");
             status.update(|s| s.expiry_failures += 1);
         }
     }

@@ -1,45 +1,17 @@
-//! Log lines on stderr that read well in a terminal and in the journal: under systemd
-//! (which sets `JOURNAL_STREAM`) each line starts with its syslog priority, `<3>` for
-//! errors (sd-daemon(3)), and journald adds the time; elsewhere, a UTC time and the level.
-//! No colors either way. `GEOFENCE_LOG=debug|info|warn|error` sets the level (info).
+//! Where the daemon's log goes, through `tracing`: under systemd (which sets
+//! `JOURNAL_STREAM`) to the journal with each event's priority; elsewhere, or when the
+//! journal's socket is absent, to stderr, one line per event with its UTC time and level
+//! and no colors. `GEOFENCE_LOG` sets the level, `info` unless it says otherwise
+//! (`debug`, `warn`, `error`, or any `tracing_subscriber::EnvFilter` directive). aya's
+//! messages, written with `log`, arrive through the same subscriber.
 
-use std::io::Write as _;
+use tracing_journald::{Priority, PriorityMappings};
+use tracing_subscriber::{
+    EnvFilter, filter::LevelFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+};
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
-
-struct Stderr {
-    journal: bool,
-}
-
-impl Log for Stderr {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        // One write per line, so lines from several threads never interleave.
-        let line = if self.journal {
-            let priority = match record.level() {
-                Level::Error => 3,
-                Level::Warn => 4,
-                Level::Info => 6,
-                Level::Debug | Level::Trace => 7,
-            };
-            format!("<{priority}>{}\n", record.args())
-        } else {
-            let now = jiff::Timestamp::now()
-                .round(jiff::Unit::Millisecond)
-                .unwrap_or_else(|_| jiff::Timestamp::now());
-            format!("{now} {:<5} {}\n", record.level(), record.args())
-        };
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
-    }
-
-    fn flush(&self) {}
-}
+/// The variable that sets the level.
+const LEVEL_VAR: &str = "GEOFENCE_LOG";
 
 /// Whether stderr is the journal stream systemd gave us: `JOURNAL_STREAM` is `DEV:INODE`
 /// of it (systemd.exec(5)); a redirect of stderr elsewhere gets plain lines.
@@ -57,16 +29,37 @@ fn stderr_is_journal() -> bool {
     dev.parse() == Ok(stderr.dev()) && ino.parse() == Ok(stderr.ino())
 }
 
-/// Installs the logger; a second call (tests) keeps the first.
-pub fn init() {
-    let level = match std::env::var("GEOFENCE_LOG").as_deref() {
-        Ok("debug") => LevelFilter::Debug,
-        Ok("warn") => LevelFilter::Warn,
-        Ok("error") => LevelFilter::Error,
-        _ => LevelFilter::Info,
-    };
-    let journal = stderr_is_journal();
-    if log::set_logger(Box::leak(Box::new(Stderr { journal }))).is_ok() {
-        log::set_max_level(level);
+/// Info is 6 (syslog's info), not tracing-journald's default of 5 (notice): routine
+/// events stay out of `journalctl -p notice`, as they did when lines carried `<6>`.
+fn priorities() -> PriorityMappings {
+    PriorityMappings {
+        error: Priority::Error,
+        warn: Priority::Warning,
+        info: Priority::Informational,
+        debug: Priority::Debug,
+        trace: Priority::Debug,
     }
+}
+
+/// Installs the subscriber; a second call (tests) keeps the first.
+pub fn init() {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .with_env_var(LEVEL_VAR)
+        .from_env_lossy();
+    let journal = stderr_is_journal()
+        .then(tracing_journald::layer)
+        .and_then(Result::ok)
+        .map(|layer| layer.with_priority_mappings(priorities()));
+    // Without the journal's socket, plain lines on stderr, which systemd also keeps.
+    let stderr = journal.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(journal)
+        .with(stderr)
+        .try_init();
 }

@@ -56,14 +56,14 @@ impl Snapshot {
         fleet: Option<Connection>,
     ) -> Snapshot {
         let state = State::load(state_dir)
-            .inspect_err(|e| log::error!("metrics: reading the state: {e:#}"))
+            .inspect_err(|e| tracing::error!("metrics: reading the state: {e:#}"))
             .ok();
         // Opening the maps creates them when they are missing; a scrape must not.
         let maps_pinned = Kernel::exists(pin_dir);
         let kernel = maps_pinned
             .then(|| maps.read(pin_dir, |k| read_kernel(k, state.as_ref())))
             .and_then(|r| {
-                r.inspect_err(|e| log::error!("metrics: reading the maps: {e:#}"))
+                r.inspect_err(|e| tracing::error!("metrics: reading the maps: {e:#}"))
                     .ok()
             });
         Snapshot {

@@ -144,7 +144,7 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    log::info!(
+    tracing::info!(
         "geofence {} daemon: metrics on http://{bound}/metrics; checking geo files and expiries every {:?}; \
          pin dir {}, state dir {}",
         env!("CARGO_PKG_VERSION"),
@@ -169,7 +169,7 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
                 jiff::Timestamp::now,
             );
             let agent = agent.with_counters(args.fleet_counters_every, args.fleet_counters_keep);
-            log::info!(
+            tracing::info!(
                 "fleet mode: relay {relay}, etcd {}; counters every {:?}",
                 args.etcd.endpoints.join(","),
                 args.fleet_counters_every
@@ -192,7 +192,7 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
             kernel: std::sync::Mutex::new(kernel),
         })
         .handler();
-        log::info!("binding API on {}", path.display());
+        tracing::info!("binding API on {}", path.display());
         tokio::spawn(server::serve(
             server::Listener::Unix(listener),
             handler,
@@ -207,7 +207,7 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     };
-    log::info!("{name}: stopping (enforcement stays in place)");
+    tracing::info!("{name}: stopping (enforcement stays in place)");
     // Receivers only drop when their tasks have ended, which is what we wait for anyway.
     let _ = stop.send(true);
     let (server, maintenance) = tokio::join!(server, maintenance);
@@ -222,7 +222,7 @@ async fn serve(ctx: Arc<Ctx>, args: DaemonArgs) -> anyhow::Result<()> {
     if let Some(fleet) = fleet {
         fleet.await.context("the fleet agent failed")?;
     }
-    log::info!("stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -270,7 +270,7 @@ fn metrics_handler(
             match rendered {
                 Ok(body) => server::reply(StatusCode::OK, exposition::CONTENT_TYPE, body),
                 Err(e) => {
-                    log::error!("rendering metrics: {e}");
+                    tracing::error!("rendering metrics: {e}");
                     server::text(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "rendering metrics failed; see the daemon's log\n",
@@ -304,7 +304,7 @@ async fn maintain(
                     watcher.poll(&ctx, &seen, &status);
                     expire::poll(&ctx, &seen, &status);
                 }
-                Err(e) => log::error!("reading the state: {e:#}"),
+                Err(e) => tracing::error!("reading the state: {e:#}"),
             }
             watcher
         })
@@ -313,7 +313,7 @@ async fn maintain(
             Ok(w) => watcher = w,
             Err(e) => {
                 // A panic in one poll must not stop the others.
-                log::error!("a maintenance poll failed: {e}");
+                tracing::error!("a maintenance poll failed: {e}");
                 watcher = watch::GeoWatcher::default();
             }
         }

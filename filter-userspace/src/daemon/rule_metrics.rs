@@ -50,7 +50,7 @@ fn series<'a>(
     // Slots as sync placed them, also for rules saved before slots were recorded; an
     // unplaceable state (more rules than slots) shows no per-rule series.
     let Ok(placed) = rule_slots::as_synced(state) else {
-        log::warn!("metrics: the state's rules do not fit their slots; no per-rule series");
+        tracing::warn!("metrics: the state's rules do not fit their slots; no per-rule series");
         return out;
     };
     for (name, meeting) in &state.meetings {

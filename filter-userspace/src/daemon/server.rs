@@ -82,7 +82,7 @@ pub async fn serve(listener: Listener, handler: Handler, mut stopped: watch::Rec
             Ok(Connection::Unix(stream)) => spawn(stream, handler.clone()),
             Err(e) => {
                 // Out of descriptors and the like: wait rather than spin.
-                log::warn!("accepting a connection: {e}");
+                tracing::warn!("accepting a connection: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -112,7 +112,7 @@ where
             .timer(hyper_util::rt::TokioTimer::new())
             .serve_connection(TokioIo::new(stream), service);
         if let Err(e) = connection.await {
-            log::debug!("HTTP connection: {e}");
+            tracing::debug!("HTTP connection: {e}");
         }
     });
 }

@@ -116,7 +116,7 @@ impl GeoWatcher {
         let (record, read) = match (record, decision) {
             (Some(record), Decision::Reload(read)) => (record, read),
             (Some(record), Decision::Settling) => {
-                log::debug!(
+                tracing::debug!(
                     "territory table files changed: {}; waiting for them to settle",
                     files(record)
                 );
@@ -125,22 +125,24 @@ impl GeoWatcher {
             _ => return,
         };
         let files = files(record);
-        log::info!("territory table files changed on disk: {files}; reloading");
+        tracing::info!("territory table files changed on disk: {files}; reloading");
         match reload(ctx, record) {
             Ok((new_record, took, change)) => {
-                log::info!(
+                tracing::info!(
                     "reloaded the territory table from {files}: {} IPv4 + {} IPv6 prefixes for {} territories in {took:.2}s",
                     new_record.prefixes_v4,
                     new_record.prefixes_v6,
                     new_record.territories
                 );
                 match change {
-                    Ok(change) => log::info!(
+                    Ok(change) => tracing::info!(
                         "the reloaded territory table changes: {}",
                         crate::geo::diff::one_line(&change)
                     ),
                     Err(why) => {
-                        log::warn!("what the reloaded territory table changes is unknown: {why}")
+                        tracing::warn!(
+                            "what the reloaded territory table changes is unknown: {why}"
+                        )
                     }
                 }
                 status.update(|s| {
@@ -150,7 +152,7 @@ impl GeoWatcher {
                 self.follow(new_record, read);
             }
             Err(e) => {
-                log::error!(
+                tracing::error!(
                     "reloading the territory table from {files} failed; the current table stays in force, \
                      and the files are tried again when they next change: {e:#}"
                 );

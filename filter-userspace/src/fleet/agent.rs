@@ -107,7 +107,7 @@ impl<E: Enforcer> Agent<E> {
                 let e = self.etcd.explain(e);
                 // Where a session ends: the loop's reading of when the outage began.
                 self.connection.lost((self.clock)(), &format!("{e:#}"));
-                log::warn!(
+                tracing::warn!(
                     "fleet: {e:#}; enforcing version {} as before; re-listing in {delay:?}",
                     self.status.version
                 );
@@ -170,7 +170,7 @@ impl<E: Enforcer> Agent<E> {
             )
             .await
             .context("watching the fleet policy")?;
-        log::info!(
+        tracing::info!(
             "fleet: relay {} enforces version {}; watching from revision {}",
             self.relay,
             self.status.version,
@@ -210,7 +210,7 @@ impl<E: Enforcer> Agent<E> {
                     for event in resp.events() {
                         let Some(kv) = event.kv() else { continue };
                         if event.event_type() == EventType::Delete {
-                            log::warn!("fleet: the policy was deleted; keeping version {}", self.status.version);
+                            tracing::warn!("fleet: the policy was deleted; keeping version {}", self.status.version);
                             continue;
                         }
                         let doc = store::decode(kv.value())?;
@@ -247,7 +247,7 @@ impl<E: Enforcer> Agent<E> {
             .context("the fleet apply task failed")?;
             match result {
                 Ok(applied) => {
-                    log::info!("fleet: applied version {version} (revision {revision})");
+                    tracing::info!("fleet: applied version {version} (revision {revision})");
                     self.status.version = version;
                     self.status.policy_hash = Some(hash);
                     self.status.revision = revision;
@@ -259,7 +259,7 @@ impl<E: Enforcer> Agent<E> {
                 }
                 Err(e) => {
                     // Fail-static: the previous version stays; the status says why.
-                    log::error!("fleet: version {version} not applied: {e:#}");
+                    tracing::error!("fleet: version {version} not applied: {e:#}");
                     self.status.error = Some(format!("version {version} not applied: {e:#}"));
                 }
             }
@@ -311,7 +311,7 @@ impl<E: Enforcer> Agent<E> {
             Err(e) => {
                 let text = format!("{e:#}");
                 if self.status.counters_error.as_deref() != Some(text.as_str()) {
-                    log::warn!("fleet: {text}; the status keeps the counts read before");
+                    tracing::warn!("fleet: {text}; the status keeps the counts read before");
                 }
                 self.status.counters_error = Some(text);
             }

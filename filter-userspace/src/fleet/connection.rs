@@ -65,7 +65,7 @@ impl Handle {
         });
         if let Some((n, since)) = ended {
             let secs = now.duration_since(since).as_secs().max(0);
-            log::info!("fleet: outage {n} ended after {secs}s: etcd answers again");
+            tracing::info!("fleet: outage {n} ended after {secs}s: etcd answers again");
         }
     }
 
@@ -81,7 +81,7 @@ impl Handle {
             Some((c.outages, c.version))
         });
         if let Some((n, version)) = began {
-            log::warn!(
+            tracing::warn!(
                 "fleet: outage {n} began: {why}; enforcing version {version} until etcd answers"
             );
         }

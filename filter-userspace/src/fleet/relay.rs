@@ -154,7 +154,7 @@ fn last_recorded(state_dir: &std::path::Path) -> Option<String> {
 pub fn last_applied(state_dir: &std::path::Path) -> Option<(PolicyDoc, i64)> {
     let bytes = std::fs::read(state_dir.join(APPLIED_FILE)).ok()?;
     let p: Persisted = serde_json::from_slice(&bytes)
-        .map_err(|e| log::warn!("fleet: {APPLIED_FILE} unreadable ({e}); ignoring it"))
+        .map_err(|e| tracing::warn!("fleet: {APPLIED_FILE} unreadable ({e}); ignoring it"))
         .ok()?;
     Some((p.doc, p.revision))
 }

@@ -108,7 +108,7 @@ fn parse(
             skipped: loaded.skipped,
         });
     }
-    log::debug!(
+    tracing::debug!(
         "{}: {}, {} rows, {} + {} prefixes",
         path.display(),
         part.format,

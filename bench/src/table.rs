@@ -6,7 +6,8 @@ use std::{net::Ipv6Addr, path::Path};
 
 use anyhow::Context as _;
 use filter_common::{Address, TerritoryId, territory::territory_id};
-use geofence::geo::{self, Format, GeoTable, PrefixV4, PrefixV6};
+use geofence::geo::{self, Format, GeoTable, NetBits};
+use ipnet::{Ipv4Net, Ipv6Net};
 
 /// The real table's file names in the geo directory.
 pub const REAL_FILES: [&str; 2] = [
@@ -172,10 +173,7 @@ pub fn synthetic(v4: usize, v6: usize, rng: &mut Rng) -> GeoTable {
         let len = V4_LENGTHS[rng.weighted(&v4_weights)].0;
         // Unicast space: 1.0.0.0 to 223.255.255.255.
         let addr = (1 << 24) + rng.below((223 << 24) - 1) as u32;
-        let prefix = PrefixV4 {
-            addr: addr & PrefixV4::mask(len),
-            len,
-        };
+        let prefix = Ipv4Net::network_of(addr, len);
         t4.push((prefix, codes[rng.weighted(&code_weights)]));
         if t4.len() == v4 {
             dedup(&mut t4);
@@ -186,10 +184,7 @@ pub fn synthetic(v4: usize, v6: usize, rng: &mut Rng) -> GeoTable {
         let len = V6_LENGTHS[rng.weighted(&v6_weights)].0;
         // Global unicast: 2000::/3.
         let addr = (0x2000 << 112) | (rng.u128() >> 3);
-        let prefix = PrefixV6 {
-            addr: addr & PrefixV6::mask(len),
-            len,
-        };
+        let prefix = Ipv6Net::network_of(addr, len);
         t6.push((prefix, codes[rng.weighted(&code_weights)]));
         if t6.len() == v6 {
             dedup(&mut t6);
@@ -238,7 +233,7 @@ pub fn samples_v4(table: &GeoTable, count: usize, rng: &mut Rng) -> Vec<Address>
     (0..count)
         .map(|_| {
             let (prefix, _) = table.v4[rng.below(table.v4.len())];
-            let addr = prefix.addr | (rng.next() as u32 & !PrefixV4::mask(prefix.len));
+            let addr = prefix.first() | (rng.next() as u32 & !Ipv4Net::mask(prefix.prefix_len()));
             std::net::Ipv4Addr::from(addr).to_ipv6_mapped().octets()
         })
         .collect()
@@ -249,7 +244,7 @@ pub fn samples_v6(table: &GeoTable, count: usize, rng: &mut Rng) -> Vec<Address>
     (0..count)
         .map(|_| {
             let (prefix, _) = table.v6[rng.below(table.v6.len())];
-            let addr = prefix.addr | (rng.u128() & !PrefixV6::mask(prefix.len));
+            let addr = prefix.first() | (rng.u128() & !Ipv6Net::mask(prefix.prefix_len()));
             Ipv6Addr::from(addr).octets()
         })
         .collect()

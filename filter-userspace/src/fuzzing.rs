@@ -19,12 +19,14 @@ use std::path::Path;
 use filter_common::maps::capacity;
 use filter_common::territory::{TerritoryId, territory_code};
 use flate2::{Compression, write::GzEncoder};
+use ipnet::{Ipv4Net, Ipv6Net};
 use jiff::Timestamp;
 
 use crate::endpoint::{Endpoint, Flow, Proto, parse_socket};
 use crate::expiry::{expiry_after, format_duration, parse_duration, parse_expiry};
-use crate::geo::{self, Format, GeoError, GeoTable, PrefixV4, PrefixV6};
-use crate::prefix::Prefix;
+
+use crate::geo::{self, Format, GeoError, GeoTable, NetBits};
+use crate::prefix::{override_key, parse_prefix};
 use crate::territory::Territory;
 
 pub use formats::{geo_ip2location, geo_rir};
@@ -128,17 +130,17 @@ fn check_prefixes(table: &GeoTable) {
     assert!(table.v6.windows(2).all(|w| w[0].0 < w[1].0), "v6 unsorted");
     for &(p, id) in &table.v4 {
         assert!(
-            p.len > 0 && PrefixV4::new(p.addr, p.len) == Some(p),
+            p.prefix_len() > 0 && Ipv4Net::from_bits(p.first(), p.prefix_len()) == Some(p),
             "{p:?}"
         );
-        assert!(code(id) && table.lookup_v4(p.addr).is_some(), "{p}");
+        assert!(code(id) && table.lookup_v4(p.first()).is_some(), "{p}");
     }
     for &(p, id) in &table.v6 {
         assert!(
-            p.len > 0 && PrefixV6::new(p.addr, p.len) == Some(p),
+            p.prefix_len() > 0 && Ipv6Net::from_bits(p.first(), p.prefix_len()) == Some(p),
             "{p:?}"
         );
-        assert!(code(id) && table.lookup_v6(p.addr).is_some(), "{p}");
+        assert!(code(id) && table.lookup_v6(p.first()).is_some(), "{p}");
     }
 }
 
@@ -204,25 +206,25 @@ fn text(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()
 }
 
-/// `--prefix` (override prefixes) and the geo loaders' CIDR syntax (accepted: by `Prefix`).
+/// `--prefix` (override prefixes) and the geo loaders' CIDR syntax (accepted: by `parse_prefix`).
 pub fn cli_prefix(data: &[u8]) -> bool {
     let Some(s) = text(data) else {
         return false;
     };
-    if let Ok(p) = s.parse::<PrefixV4>() {
-        assert_eq!(p.to_string().parse::<PrefixV4>(), Ok(p));
-        assert!(p.contains(p.first()) && p.contains(p.last()) && p.first() <= p.last());
+    if let Ok(p) = Ipv4Net::parse_strict(s) {
+        assert_eq!(Ipv4Net::parse_strict(&p.to_string()), Ok(p));
+        assert!(p.contains(&p.network()) && p.contains(&p.broadcast()) && p.first() <= p.last());
     }
-    if let Ok(p) = s.parse::<PrefixV6>() {
-        assert_eq!(p.to_string().parse::<PrefixV6>(), Ok(p));
-        assert!(p.contains(p.first()) && p.contains(p.last()) && p.first() <= p.last());
+    if let Ok(p) = Ipv6Net::parse_strict(s) {
+        assert_eq!(Ipv6Net::parse_strict(&p.to_string()), Ok(p));
+        assert!(p.contains(&p.network()) && p.contains(&p.broadcast()) && p.first() <= p.last());
     }
-    let Ok(p) = s.parse::<Prefix>() else {
+    let Ok(p) = parse_prefix(s) else {
         return false;
     };
     let shown = p.to_string();
-    assert_eq!(shown.parse::<Prefix>(), Ok(p), "{s:?} shown as {shown:?}");
-    let (bits, _) = p.override_key(1);
+    assert_eq!(parse_prefix(&shown), Ok(p), "{s:?} shown as {shown:?}");
+    let (bits, _) = override_key(&p, 1);
     assert!((33..=32 + 128).contains(&bits));
     true
 }

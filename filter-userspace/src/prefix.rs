@@ -1,103 +1,66 @@
-//! Source prefixes of overrides, either family.
-
-use std::{fmt, net::IpAddr, str::FromStr};
+//! Source prefixes of overrides, either family, as `ipnet` prefixes: the operators' syntax
+//! (a bare address is the single host, `/0` is refused), their override trie keys, and their
+//! form in the state, policy and fleet files (`"ADDRESS/LENGTH"` strings).
 
 use filter_common::{Address, OverrideKey, maps::OVERRIDE_SESSION_BITS};
-use serde::{Deserialize, Serialize};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Deserializer};
 
-use crate::geo::{PrefixV4, PrefixV6};
+use crate::geo::NetBits;
 
-/// An IPv4 or IPv6 prefix; a bare address means the single host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Prefix {
-    V4(PrefixV4),
-    V6(PrefixV6),
+/// Parses an override prefix: `ADDRESS/LENGTH` without host bits, or a bare address for
+/// the single host; `/0` is refused, as blocking everything is what territories are for.
+pub fn parse_prefix(s: &str) -> Result<IpNet, String> {
+    let prefix = match (s.contains('/'), s.contains(':')) {
+        (true, true) => Ipv6Net::parse_strict(s).map(IpNet::V6),
+        (true, false) => Ipv4Net::parse_strict(s).map(IpNet::V4),
+        (false, true) => Ipv6Net::parse_strict(&format!("{s}/128")).map(IpNet::V6),
+        (false, false) => Ipv4Net::parse_strict(&format!("{s}/32")).map(IpNet::V4),
+    }
+    .map_err(|e| format!("`{s}`: {e}"))?;
+    if prefix.prefix_len() == 0 {
+        return Err(format!(
+            "`{s}`: a /0 prefix covers every address; block the territories instead"
+        ));
+    }
+    Ok(prefix)
 }
 
-impl Prefix {
-    /// The override trie key for this prefix on `session`.
-    pub fn override_key(&self, session: u32) -> (u32, OverrideKey) {
-        let (addr, bits): (Address, u32) = match self {
-            Prefix::V4(p) => (
-                std::net::Ipv4Addr::from(p.addr).to_ipv6_mapped().octets(),
-                96 + u32::from(p.len),
-            ),
-            Prefix::V6(p) => (p.addr.to_be_bytes(), u32::from(p.len)),
-        };
-        let key = OverrideKey {
-            session_be: session.to_be_bytes(),
-            addr,
-        };
-        (OVERRIDE_SESSION_BITS + bits, key)
-    }
-
-    /// Whether every address of `inner` is in `self`.
-    pub fn covers(&self, inner: &Prefix) -> bool {
-        match (self, inner) {
-            (Prefix::V4(o), Prefix::V4(i)) => o.len <= i.len && o.contains(i.addr),
-            (Prefix::V6(o), Prefix::V6(i)) => o.len <= i.len && o.contains(i.addr),
-            _ => false,
-        }
-    }
-
-    pub fn contains(&self, addr: IpAddr) -> bool {
-        match (self, addr) {
-            (Prefix::V4(p), IpAddr::V4(a)) => p.contains(u32::from(a)),
-            (Prefix::V6(p), IpAddr::V6(a)) => p.contains(u128::from(a)),
-            _ => false,
-        }
-    }
+/// The override trie key for `prefix` on `session`: IPv4 as IPv4-mapped IPv6.
+pub fn override_key(prefix: &IpNet, session: u32) -> (u32, OverrideKey) {
+    let (addr, bits): (Address, u32) = match prefix {
+        IpNet::V4(p) => (
+            p.network().to_ipv6_mapped().octets(),
+            96 + u32::from(p.prefix_len()),
+        ),
+        IpNet::V6(p) => (p.network().octets(), u32::from(p.prefix_len())),
+    };
+    let key = OverrideKey {
+        session_be: session.to_be_bytes(),
+        addr,
+    };
+    (OVERRIDE_SESSION_BITS + bits, key)
 }
 
-impl FromStr for Prefix {
-    type Err = String;
+/// An override prefix read with [`parse_prefix`]'s rules, for files operators write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strict(pub IpNet);
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        let text = match (s.contains('/'), s.contains(':')) {
-            (true, _) => s.to_string(),
-            (false, false) => format!("{s}/32"),
-            (false, true) => format!("{s}/128"),
-        };
-        let prefix = if text.contains(':') {
-            text.parse::<PrefixV6>().map(Prefix::V6)
-        } else {
-            text.parse::<PrefixV4>().map(Prefix::V4)
-        }
-        .map_err(|e| format!("`{s}`: {e}"))?;
-        let len = match prefix {
-            Prefix::V4(p) => p.len,
-            Prefix::V6(p) => p.len,
-        };
-        if len == 0 {
-            return Err(format!(
-                "`{s}`: a /0 prefix covers every address; block the territories instead"
-            ));
-        }
-        Ok(prefix)
-    }
-}
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Prefix::V4(p) => p.fmt(f),
-            Prefix::V6(p) => p.fmt(f),
-        }
-    }
-}
-
-impl Serialize for Prefix {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Prefix {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_prefix(&text)
+            .map(Strict)
             .map_err(serde::de::Error::custom)
     }
+}
+
+/// `#[serde(deserialize_with = "crate::prefix::deserialize_list")]` for a `Vec<IpNet>`
+/// field: `ipnet` writes the `"ADDRESS/LENGTH"` strings, read back with [`parse_prefix`]'s
+/// rules rather than `ipnet`'s, which would take host bits and `/0`.
+pub fn deserialize_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let strict = Vec::<Strict>::deserialize(d)?;
+    Ok(strict.into_iter().map(|p| p.0).collect())
 }
 
 #[cfg(test)]
@@ -106,16 +69,16 @@ mod tests {
 
     #[test]
     fn parses_and_keys() {
-        let p: Prefix = "198.51.100.7".parse().expect("host");
+        let p = parse_prefix("198.51.100.7").expect("host");
         assert_eq!(p.to_string(), "198.51.100.7/32");
-        let (bits, key) = p.override_key(5);
+        let (bits, key) = override_key(&p, 5);
         assert_eq!(bits, 32 + 128);
         assert_eq!(key.session_be, [0, 0, 0, 5]);
         assert_eq!(key.addr[10..], [0xff, 0xff, 198, 51, 100, 7]);
-        let p: Prefix = "2001:db8::/32".parse().expect("v6");
-        assert_eq!(p.override_key(1).0, 32 + 32);
-        assert!(p.contains("2001:db8::1".parse().expect("addr")));
-        assert!(!p.contains("192.0.2.1".parse().expect("addr")));
+        let p = parse_prefix("2001:db8::/32").expect("v6");
+        assert_eq!(override_key(&p, 1).0, 32 + 32);
+        assert!(p.contains(&"2001:db8::1".parse::<std::net::IpAddr>().expect("addr")));
+        assert!(!p.contains(&"192.0.2.1".parse::<std::net::IpAddr>().expect("addr")));
     }
 
     #[test]
@@ -127,8 +90,24 @@ mod tests {
             ("198.51.100.0/33", ""),
             ("banana", ""),
         ] {
-            let err = input.parse::<Prefix>().expect_err(input);
+            let err = parse_prefix(input).expect_err(input);
             assert!(err.contains(needle), "{input}: {err}");
         }
+    }
+
+    #[test]
+    fn files_hold_strings_read_strictly() {
+        #[derive(serde::Serialize, Deserialize)]
+        struct Doc {
+            #[serde(deserialize_with = "deserialize_list")]
+            p: Vec<IpNet>,
+        }
+        let doc: Doc = serde_json::from_str(r#"{"p":["10.0.0.0/8","2001:db8::1"]}"#).expect("doc");
+        let text = serde_json::to_string(&doc).expect("json");
+        assert_eq!(text, r#"{"p":["10.0.0.0/8","2001:db8::1/128"]}"#);
+        let err = serde_json::from_str::<Doc>(r#"{"p":["10.0.0.1/8"]}"#)
+            .err()
+            .expect("host bits");
+        assert!(err.to_string().contains("host bits"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 use jiff::Timestamp;
 
 use super::*;
+use crate::prefix::parse_prefix;
 use crate::territory::Territory;
 
 fn rule(order: &str, territories: &[&str], issued_s: i64) -> Rule {
@@ -85,7 +86,7 @@ fn narrowing_a_rule_keeps_its_slot_and_emptying_it_ends_it() {
     let mut prefix_only = narrowed.clone();
     let r = &mut prefix_only.meetings.get_mut("m").expect("m").rules[0];
     r.territories.clear();
-    r.prefixes.push("192.0.2.7".parse().expect("prefix"));
+    r.prefixes.push(parse_prefix("192.0.2.7").expect("prefix"));
     assign(&narrowed, &mut prefix_only).expect("assign");
     assert_eq!(
         slots(&prefix_only),
@@ -161,7 +162,8 @@ fn rules_saved_without_slots_keep_the_slots_sync_gave_them() {
 fn prefix_only_rules_hold_slots_within_the_eight() {
     let prefix_only = |order: &str, issued_s: i64| {
         let mut r = rule(order, &[], issued_s);
-        r.prefixes.push("192.0.2.0/28".parse().expect("prefix"));
+        r.prefixes
+            .push(parse_prefix("192.0.2.0/28").expect("prefix"));
         r
     };
     let mut rules: Vec<Rule> = (0..4).map(|i| rule(&format!("T{i}"), &["XA"], i)).collect();

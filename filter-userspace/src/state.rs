@@ -9,12 +9,12 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use ipnet::IpNet;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::{
     endpoint::{Endpoint, Flow},
-    prefix::Prefix,
     territory::Territory,
 };
 
@@ -44,8 +44,8 @@ pub struct Meeting {
     pub flows: Vec<Flow>,
     #[serde(default)]
     pub rules: Vec<Rule>,
-    #[serde(default)]
-    pub allows: Vec<Prefix>,
+    #[serde(default, deserialize_with = "crate::prefix::deserialize_list")]
+    pub allows: Vec<IpNet>,
 }
 
 /// What one `block` asked for, under one order.
@@ -53,7 +53,8 @@ pub struct Meeting {
 pub struct Rule {
     pub order: String,
     pub territories: Vec<Territory>,
-    pub prefixes: Vec<Prefix>,
+    #[serde(deserialize_with = "crate::prefix::deserialize_list")]
+    pub prefixes: Vec<IpNet>,
     pub expires: Option<Timestamp>,
     pub dry_run: bool,
     pub issued: Timestamp,

@@ -18,10 +18,11 @@ use filter_common::{
     maps::OVERRIDE_SESSION_BITS,
     unparsed::{ANY, Guard, PREFIX_ALLOW, PREFIX_DROP},
 };
+use ipnet::IpNet;
 use jiff::Timestamp;
 
 use crate::endpoint::kernel_address;
-use crate::prefix::Prefix;
+use crate::prefix::override_key;
 use crate::state::{Meeting, State};
 
 /// The guard maps' contents.
@@ -37,8 +38,8 @@ pub struct Guards {
 /// What one meeting's enforcing rules in force block, and the exceptions it grants.
 struct Blocks<'a> {
     territories: [u64; filter_common::territory::TERRITORY_WORDS],
-    drops: Vec<Prefix>,
-    allows: &'a [Prefix],
+    drops: Vec<IpNet>,
+    allows: &'a [IpNet],
 }
 
 impl<'a> Blocks<'a> {
@@ -69,22 +70,25 @@ impl<'a> Blocks<'a> {
     /// Whether this meeting lets every address of `p` pass, but for its drops nested
     /// inside `p` (which a guard holds as longer entries): its longest entry covering `p`
     /// is an exception, or it has none and blocks no territory.
-    fn lets_pass(&self, p: &Prefix) -> bool {
-        let allow = self.allows.iter().filter(|a| a.covers(p)).map(len).max();
-        let drop = self.drops.iter().filter(|d| d.covers(p)).map(len).max();
+    fn lets_pass(&self, p: &IpNet) -> bool {
+        let allow = self
+            .allows
+            .iter()
+            .filter(|a| a.contains(p))
+            .map(IpNet::prefix_len)
+            .max();
+        let drop = self
+            .drops
+            .iter()
+            .filter(|d| d.contains(p))
+            .map(IpNet::prefix_len)
+            .max();
         match (allow, drop) {
             (Some(a), Some(d)) => a > d,
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (None, None) => !self.blocks_territories(),
         }
-    }
-}
-
-fn len(p: &Prefix) -> u8 {
-    match p {
-        Prefix::V4(p) => p.len,
-        Prefix::V6(p) => p.len,
     }
 }
 
@@ -130,11 +134,11 @@ impl Guards {
                     *word |= bits;
                 }
             }
-            let drops: BTreeSet<Prefix> = meetings.iter().flat_map(|m| m.drops.clone()).collect();
+            let drops: BTreeSet<IpNet> = meetings.iter().flat_map(|m| m.drops.clone()).collect();
             if guard == Guard::EMPTY && drops.is_empty() {
                 continue;
             }
-            let allows: BTreeSet<Prefix> = (meetings.iter())
+            let allows: BTreeSet<IpNet> = (meetings.iter())
                 .flat_map(|m| m.allows.iter().copied())
                 .filter(|p| meetings.iter().all(|m| m.lets_pass(p)))
                 .collect();
@@ -146,7 +150,7 @@ impl Guards {
                     .chain(drops.iter().map(|p| (p, PREFIX_DROP)));
                 for (prefix, action) in entries {
                     out.prefixes
-                        .insert(prefix.override_key(guard.scope), action);
+                        .insert(override_key(prefix, guard.scope), action);
                 }
             }
             out.guards.insert(addr, guard);

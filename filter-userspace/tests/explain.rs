@@ -11,6 +11,7 @@ use std::{fs, process::Command, time::Duration};
 use common::{Dirs, root_with_bpffs};
 use geofence::{
     endpoint::{Flow, Proto, parse_socket},
+    prefix::parse_prefix,
     state::{Meeting, Rule, State},
     territory::Territory,
 };
@@ -39,7 +40,7 @@ fn rule(
             .collect(),
         prefixes: prefixes
             .iter()
-            .map(|p| p.parse().expect("fixture prefix"))
+            .map(|p| parse_prefix(p).expect("fixture prefix"))
             .collect(),
         expires: expires.map(|at| at.parse().expect("fixture expiry")),
         dry_run,
@@ -102,7 +103,7 @@ fn fixture_meetings(state: &mut State) {
         "203.0.113.129",
     ]
     .iter()
-    .map(|p| p.parse().expect("fixture allow"))
+    .map(|p| parse_prefix(p).expect("fixture allow"))
     .collect();
     let b = meeting(
         2,

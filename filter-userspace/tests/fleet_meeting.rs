@@ -45,7 +45,7 @@ fn a_meeting_added_on_a_fleet_relay_starts_under_the_fleet_rules() {
             "late".to_string(),
             FleetMeeting {
                 rules: vec![rule],
-                allow: vec!["192.0.2.77".parse().expect("prefix")],
+                allow: vec![geofence::prefix::parse_prefix("192.0.2.77").expect("prefix")],
             },
         )]
         .into(),

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use filter_common::{TERRITORY_UNKNOWN, TerritoryId};
 use geofence::endpoint::{Endpoint, Flow, Proto};
-use geofence::geo::{GeoTable, PrefixV4, PrefixV6};
-use geofence::prefix::Prefix;
+use geofence::geo::{GeoTable, NetBits};
 use geofence::state::{Meeting, Rule, State};
 use geofence::territory::Territory;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use geofence_test_frames::{ETHERTYPE_LLDP, Ext, Frame, Packet, TPID_8021AD, TPID_8021Q};
 
@@ -85,8 +85,8 @@ fn sock(ip: IpAddr, port: u16) -> SocketAddr {
 /// A prefix of the territory table.
 #[derive(Clone, Copy, Debug)]
 pub enum Entry {
-    V4(PrefixV4, TerritoryId),
-    V6(PrefixV6, TerritoryId),
+    V4(Ipv4Net, TerritoryId),
+    V6(Ipv6Net, TerritoryId),
 }
 
 impl Entry {
@@ -101,10 +101,10 @@ impl Entry {
 fn inside(rng: &mut Rng, entry: Entry) -> IpAddr {
     match entry {
         Entry::V4(p, _) => IpAddr::V4(Ipv4Addr::from(
-            p.addr | (rng.next_u64() as u32 & !PrefixV4::mask(p.len)),
+            p.first() | (rng.next_u64() as u32 & !Ipv4Net::mask(p.prefix_len())),
         )),
         Entry::V6(p, _) => IpAddr::V6(Ipv6Addr::from(
-            p.addr | (rng.u128() & !PrefixV6::mask(p.len)),
+            p.first() | (rng.u128() & !Ipv6Net::mask(p.prefix_len())),
         )),
     }
 }
@@ -132,14 +132,14 @@ pub fn synthetic_table(seed: u64) -> GeoTable {
     let mut v6 = BTreeSet::new();
     for _ in 0..3000 {
         let len = rng.range(8, 32) as u8;
-        let addr = rng.next_u64() as u32 & PrefixV4::mask(len);
-        v4.insert((PrefixV4 { addr, len }, *rng.pick(&codes)));
+        let prefix = Ipv4Net::network_of(rng.next_u64() as u32, len);
+        v4.insert((prefix, *rng.pick(&codes)));
     }
     for _ in 0..2000 {
         // Mostly inside 2000::/3, as real allocations are.
         let len = rng.range(16, 64) as u8;
-        let addr = ((rng.u128() >> 3) | (1 << 125)) & PrefixV6::mask(len);
-        v6.insert((PrefixV6 { addr, len }, *rng.pick(&codes)));
+        let prefix = Ipv6Net::network_of((rng.u128() >> 3) | (1 << 125), len);
+        v6.insert((prefix, *rng.pick(&codes)));
     }
     let dedup_v4 = dedup(v4.into_iter().collect());
     let dedup_v6 = dedup(v6.into_iter().collect());
@@ -166,13 +166,13 @@ pub struct Scenario {
     /// Table entries whose territory some rule names: sources drawn here get blocked.
     pub hot: Vec<Entry>,
     /// Override and allow prefixes: sources drawn here hit overrides.
-    pub prefixes: Vec<Prefix>,
+    pub prefixes: Vec<IpNet>,
     /// Territories some rule names, "unknown" included.
     pub territories: BTreeSet<TerritoryId>,
 }
 
 /// A prefix around `addr`: anything from a /8 (a /16 for IPv6) to the single host.
-fn prefix_around(rng: &mut Rng, addr: IpAddr) -> Prefix {
+fn prefix_around(rng: &mut Rng, addr: IpAddr) -> IpNet {
     match addr {
         IpAddr::V4(a) => {
             let len = if rng.percent(50) {
@@ -180,8 +180,7 @@ fn prefix_around(rng: &mut Rng, addr: IpAddr) -> Prefix {
             } else {
                 rng.range(8, 31) as u8
             };
-            let p = PrefixV4::new(u32::from(a) & PrefixV4::mask(len), len).expect("masked");
-            Prefix::V4(p)
+            IpNet::V4(Ipv4Net::network_of(u32::from(a), len))
         }
         IpAddr::V6(a) => {
             let len = match rng.below(10) {
@@ -190,28 +189,25 @@ fn prefix_around(rng: &mut Rng, addr: IpAddr) -> Prefix {
                 5 => rng.range(1, 16) as u8,
                 _ => rng.range(16, 127) as u8,
             };
-            let p = PrefixV6::new(u128::from(a) & PrefixV6::mask(len), len).expect("masked");
-            Prefix::V6(p)
+            IpNet::V6(Ipv6Net::network_of(u128::from(a), len))
         }
     }
 }
 
 /// Three prefixes around `addr`, each inside the one before: an IPv4 /8, /16 and /24, or
 /// an IPv6 /32, /48 and /64, with their lengths sometimes moved by a few bits.
-fn nested_prefixes(rng: &mut Rng, addr: IpAddr) -> Vec<Prefix> {
+fn nested_prefixes(rng: &mut Rng, addr: IpAddr) -> Vec<IpNet> {
     let mut out = Vec::new();
     for level in 0..3 {
         let jitter = rng.below(3) as u8;
         match addr {
             IpAddr::V4(a) => {
                 let len = 8 * (level + 1) + jitter;
-                let p = PrefixV4::new(u32::from(a) & PrefixV4::mask(len), len).expect("masked");
-                out.push(Prefix::V4(p));
+                out.push(IpNet::V4(Ipv4Net::network_of(u32::from(a), len)));
             }
             IpAddr::V6(a) => {
                 let len = 32 + 16 * level + jitter;
-                let p = PrefixV6::new(u128::from(a) & PrefixV6::mask(len), len).expect("masked");
-                out.push(Prefix::V6(p));
+                out.push(IpNet::V6(Ipv6Net::network_of(u128::from(a), len)));
             }
         }
     }
@@ -363,8 +359,8 @@ impl Scenario {
                     inside(rng, entry)
                 }
                 4 | 5 if !self.prefixes.is_empty() => match *rng.pick(&self.prefixes) {
-                    Prefix::V4(p) => inside(rng, Entry::V4(p, 0)),
-                    Prefix::V6(p) => inside(rng, Entry::V6(p, 0)),
+                    IpNet::V4(p) => inside(rng, Entry::V4(p, 0)),
+                    IpNet::V6(p) => inside(rng, Entry::V6(p, 0)),
                 },
                 6..=8 => match table_entry(rng, table) {
                     Some(entry) => inside(rng, entry),
@@ -692,7 +688,7 @@ fn base(proto: Proto, src: SocketAddr, dst: SocketAddr) -> Packet {
     }
 }
 
-fn rule(rng: &mut Rng, territories: Vec<Territory>, prefixes: Vec<Prefix>, m: usize) -> Rule {
+fn rule(rng: &mut Rng, territories: Vec<Territory>, prefixes: Vec<IpNet>, m: usize) -> Rule {
     Rule {
         order: format!("diff-{m}-{}", rng.below(1000)),
         territories,

@@ -19,7 +19,7 @@ use aya::maps::{LpmTrie, lpm_trie::Key};
 use filter_common::maps::names;
 use filter_common::{TERRITORY_UNKNOWN, TerritoryId, TerritoryKeyV4, TerritoryKeyV6};
 use geofence::expiry::Clock;
-use geofence::geo::{Format, GeoTable, load_files};
+use geofence::geo::{Format, GeoTable, NetBits, load_files};
 use geofence::kernel::{self, Kernel};
 use geofence::state::{Meeting, State};
 use geofence_test_frames::Packet;

@@ -46,6 +46,7 @@ use geofence::endpoint::{Flow, Proto, parse_socket};
 use geofence::expiry::Clock;
 use geofence::geo::{Format, load_files};
 use geofence::kernel::{self, Kernel, Stats};
+use geofence::prefix::parse_prefix;
 use geofence::state::{Meeting, Rule, State};
 use geofence::territory::Territory;
 use geofence_test_frames::{
@@ -373,7 +374,7 @@ fn drop_prefixes(prefixes: &[&str], expires: Option<&str>, dry_run: bool) -> Rul
     Rule {
         prefixes: prefixes
             .iter()
-            .map(|p| p.parse().expect("fixture prefix"))
+            .map(|p| parse_prefix(p).expect("fixture prefix"))
             .collect(),
         ..block(&[], expires, dry_run)
     }
@@ -425,7 +426,7 @@ fn fixture_state() -> State {
         "203.0.113.129",
     ]
     .iter()
-    .map(|p| p.parse().expect("fixture allow"))
+    .map(|p| parse_prefix(p).expect("fixture allow"))
     .collect();
     let b = meeting(
         "B",

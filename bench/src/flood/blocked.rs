@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use filter_common::TerritoryId;
 use geofence::{
-    geo::{self, GeoTable, PrefixV4, PrefixV6},
+    geo::{self, GeoTable, NetBits},
     territory::Territory,
 };
 use geofence_test_frames::Packet;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 /// The UDP port of the meeting endpoint the flood is sent to.
 pub const MEETING_PORT: u16 = 40000;
@@ -85,18 +86,18 @@ pub fn synthetic(n: usize) -> GeoTable {
     // 1.0.0.0 .. 223.255.255.0 in /24 steps, strided so entries spread over the space.
     let slots = 222u64 << 16;
     let stride = slots / n as u64;
-    let mut v4: Vec<(PrefixV4, TerritoryId)> = (0..n)
+    let mut v4: Vec<(Ipv4Net, TerritoryId)> = (0..n)
         .map(|i| {
             let addr = ((1u64 << 24) + ((i as u64 * stride) << 8)) as u32;
-            (PrefixV4::new(addr, 24).expect("a /24"), territory(i))
+            (Ipv4Net::network_of(addr, 24), territory(i))
         })
         .collect();
     v4.sort();
     v4.dedup_by_key(|(p, _)| *p);
-    let mut v6: Vec<(PrefixV6, TerritoryId)> = (0..n / 2)
+    let mut v6: Vec<(Ipv6Net, TerritoryId)> = (0..n / 2)
         .map(|i| {
             let addr = (0x2001_0db8u128 << 96) | ((i as u128) << 80);
-            (PrefixV6::new(addr, 48).expect("a /48"), territory(i))
+            (Ipv6Net::network_of(addr, 48), territory(i))
         })
         .collect();
     v6.sort();
@@ -151,7 +152,7 @@ pub fn ranges_v4(table: &GeoTable, territory: TerritoryId) -> Vec<(u32, u32)> {
 }
 
 /// Ranges as CIDRs, for tools that want prefixes (ipset `hash:net`, nft sets).
-pub fn cidrs_v4(ranges: &[(u32, u32)]) -> Vec<PrefixV4> {
+pub fn cidrs_v4(ranges: &[(u32, u32)]) -> Vec<Ipv4Net> {
     ranges
         .iter()
         .flat_map(|&(a, b)| geo::range_to_cidrs_v4(a, b))
@@ -213,8 +214,8 @@ pub fn packet(dst_mac: [u8; 6], src_mac: [u8; 6], src: u32, dst: [u8; 4], sport:
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> PrefixV4 {
-        s.parse().unwrap()
+    fn p(s: &str) -> Ipv4Net {
+        Ipv4Net::parse_strict(s).unwrap()
     }
 
     #[test]

@@ -15,10 +15,7 @@ use aya::{
     programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp, XdpMode, xdp::XdpLink},
 };
 use filter_common::Verdict;
-use geofence::{
-    geo,
-    kernel::{self, AttachMode, Kernel},
-};
+use geofence::kernel::{self, AttachMode, Kernel};
 
 use super::{blocked, netfilter, ns};
 
@@ -153,7 +150,7 @@ pub(super) struct Bench<'a> {
     /// The bench object, its maps the relay's pins, [`UNACCOUNTED`] loaded.
     pub(super) bench: &'a mut Ebpf,
     pub(super) generator: &'a Generator,
-    pub(super) cidrs: &'a [geo::PrefixV4],
+    pub(super) cidrs: &'a [ipnet::Ipv4Net],
 }
 
 impl Bench<'_> {

@@ -5,7 +5,8 @@
 use std::{fmt::Write as _, time::Duration, time::Instant};
 
 use anyhow::{Context as _, bail};
-use geofence::geo::{GeoTable, PrefixV4};
+use geofence::geo::GeoTable;
+use ipnet::Ipv4Net;
 
 use super::{blocked::MEETING_PORT, ns::NetNs};
 
@@ -39,11 +40,7 @@ pub struct Nft<'a> {
 }
 
 impl<'a> Nft<'a> {
-    pub fn install(
-        ns: &'a NetNs,
-        interface: &str,
-        blocked: &[PrefixV4],
-    ) -> anyhow::Result<Nft<'a>> {
+    pub fn install(ns: &'a NetNs, interface: &str, blocked: &[Ipv4Net]) -> anyhow::Result<Nft<'a>> {
         let ruleset = format!(
             "table netdev {NFT_TABLE} {{\n\
              \tset blocked {{\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = {{ {} }}\n\t}}\n\
@@ -98,7 +95,7 @@ pub struct Ipset<'a> {
 }
 
 impl<'a> Ipset<'a> {
-    pub fn install(ns: &'a NetNs, blocked: &[PrefixV4]) -> anyhow::Result<Ipset<'a>> {
+    pub fn install(ns: &'a NetNs, blocked: &[Ipv4Net]) -> anyhow::Result<Ipset<'a>> {
         let mut script = format!(
             "create {IPSET} hash:net family inet hashsize 4096 maxelem {}\n",
             (blocked.len() * 2).max(65536)

@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::Context as _;
 use filter_common::{TerritoryId, territory::territory_code};
-use geofence::geo::{GeoTable, range_to_cidrs_v4, range_to_cidrs_v6};
+use geofence::geo::{GeoTable, NetBits, range_to_cidrs_v4, range_to_cidrs_v6};
 
 /// An inclusive range of addresses (IPv4 in the low 32 bits) and its territory.
 type Piece = (u128, u128, TerritoryId);
@@ -180,10 +180,10 @@ pub fn write_rir(dir: &Path, v4s: &[Piece], v6s: &[Piece]) -> anyhow::Result<Vec
         let reg = REGISTRIES[i % REGISTRIES.len()];
         let cc = code(id)?;
         for p in range_to_cidrs_v6(s, e) {
-            let addr = Ipv6Addr::from(p.addr);
+            let addr = p.network();
             lines[i % REGISTRIES.len()].push(format!(
                 "{reg}|{cc}|ipv6|{addr}|{}|20260101|assigned|bench-{i}",
-                p.len
+                p.prefix_len()
             ));
         }
     }

@@ -8,17 +8,17 @@ use std::{
 };
 
 use anyhow::bail;
+use ipnet::IpNet;
 use jiff::Timestamp;
 use serde_json::json;
 
 use super::Ctx;
 use crate::{
     geo::{
-        self, Format, GeoTable,
+        self, Format, GeoTable, NetBits,
         diff::{self, Change, Ranges, RuleRef, Scope, ScopeKind},
     },
     kernel::{self, Kernel},
-    prefix::Prefix,
     state::{GeoRecord, GeoSource, State},
 };
 
@@ -87,8 +87,8 @@ pub fn scopes(state: &State, now: Timestamp) -> Vec<Scope> {
         let (mut exempt_v4, mut exempt_v6) = (Vec::new(), Vec::new());
         for p in prefixes {
             match p {
-                Prefix::V4(p) => exempt_v4.push((u128::from(p.first()), u128::from(p.last()))),
-                Prefix::V6(p) => exempt_v6.push((p.first(), p.last())),
+                IpNet::V4(p) => exempt_v4.push((u128::from(p.first()), u128::from(p.last()))),
+                IpNet::V6(p) => exempt_v6.push((p.first(), p.last())),
             }
         }
         for r in in_force.iter().filter(|r| !r.dry_run).map(|r| rule_ref(r)) {

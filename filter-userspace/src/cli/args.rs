@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
 
 use crate::{
     endpoint::{Endpoint, Proto},
-    prefix::Prefix,
+    prefix::parse_prefix,
     territory::Territory,
 };
 
@@ -520,8 +521,8 @@ pub struct BlockArgs {
     #[arg(long = "territory")]
     pub territories: Vec<Territory>,
     /// A source prefix or single address to block, e.g. 198.51.100.7 or 2001:db8::/48.
-    #[arg(long = "prefix")]
-    pub prefixes: Vec<Prefix>,
+    #[arg(long = "prefix", value_parser = parse_prefix)]
+    pub prefixes: Vec<IpNet>,
     /// The reference of the order this block executes (required).
     #[arg(long)]
     pub order: String,
@@ -548,16 +549,16 @@ pub struct UnblockArgs {
     pub name: String,
     #[arg(long = "territory")]
     pub territories: Vec<Territory>,
-    #[arg(long = "prefix")]
-    pub prefixes: Vec<Prefix>,
+    #[arg(long = "prefix", value_parser = parse_prefix)]
+    pub prefixes: Vec<IpNet>,
 }
 
 #[derive(Args, Debug)]
 pub struct AllowArgs {
     pub name: String,
     /// A source prefix or single address to let through.
-    #[arg(long = "prefix", required = true)]
-    pub prefixes: Vec<Prefix>,
+    #[arg(long = "prefix", required = true, value_parser = parse_prefix)]
+    pub prefixes: Vec<IpNet>,
 }
 
 #[derive(Args, Debug)]

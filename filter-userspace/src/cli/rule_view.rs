@@ -104,7 +104,7 @@ mod tests {
                 .map(|t| vec![t.parse().expect("territory")])
                 .unwrap_or_default(),
             prefixes: if territory.is_none() {
-                vec!["198.51.100.0/24".parse().expect("prefix")]
+                vec![crate::prefix::parse_prefix("198.51.100.0/24").expect("prefix")]
             } else {
                 vec![]
             },

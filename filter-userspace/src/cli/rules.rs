@@ -27,7 +27,7 @@ fn check_order(order: &str) -> anyhow::Result<()> {
 }
 
 /// Which rule, if any, already names this prefix on the meeting.
-fn prefix_owner<'a>(meeting: &'a Meeting, prefix: &crate::prefix::Prefix) -> Option<&'a str> {
+fn prefix_owner<'a>(meeting: &'a Meeting, prefix: &ipnet::IpNet) -> Option<&'a str> {
     meeting
         .rules
         .iter()

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 
 use crate::{
     change::short_sha,
-    geo::{self, Format, GeoTable, PrefixV4, PrefixV6},
+    geo::{self, Format, GeoTable},
     state::GeoRecord,
 };
 
@@ -148,16 +148,10 @@ fn single_entry(src: IpAddr, territory: Option<TerritoryId>) -> GeoTable {
         return table;
     };
     match src {
-        IpAddr::V4(v4) => table
-            .v4
-            .extend(PrefixV4::new(u32::from(v4), 32).map(|p| (p, id))),
+        IpAddr::V4(v4) => table.v4.push((v4.into(), id)),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => table
-                .v4
-                .extend(PrefixV4::new(u32::from(v4), 32).map(|p| (p, id))),
-            None => table
-                .v6
-                .extend(PrefixV6::new(u128::from(v6), 128).map(|p| (p, id))),
+            Some(v4) => table.v4.push((v4.into(), id)),
+            None => table.v6.push((v6.into(), id)),
         },
     }
     table

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use filter_common::{EndpointKey, FlowKey, PassReason, TerritoryId, Verdict, maps::ADDRESS_ANY};
+use ipnet::IpNet;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -17,7 +18,7 @@ use crate::{
     change::{generation_name, provenance_text},
     clock::rounded,
     model::{DecidedBy, Decision, Headers, SessionKey, SessionLookup, Trace},
-    prefix::Prefix,
+    prefix::override_key,
     state::{Rule, State},
 };
 
@@ -157,8 +158,8 @@ fn override_step(h: &Headers, state: &State, session: u32, d: &Decision, now: Ti
     // kernel::sync writes the rules' prefixes in order, then the exceptions: the last
     // writer of a key is what the trie holds.
     let meeting = meeting_of(state, session).map(|(_, m)| m);
-    let covers = |p: &Prefix| p.override_key(session).0 == hit.key_len && p.contains(src);
-    let mut origin: Option<(Prefix, Option<&Rule>)> = None;
+    let covers = |p: &IpNet| override_key(p, session).0 == hit.key_len && p.contains(&src);
+    let mut origin: Option<(IpNet, Option<&Rule>)> = None;
     if let Some(m) = meeting {
         for rule in &m.rules {
             for p in rule.prefixes.iter().filter(|p| covers(p)) {

@@ -101,7 +101,7 @@ mod tests {
                 .collect(),
             prefixes: prefixes
                 .iter()
-                .map(|p| p.parse().expect("prefix"))
+                .map(|p| crate::prefix::parse_prefix(p).expect("prefix"))
                 .collect(),
             expires: None,
             dry_run: false,

@@ -8,6 +8,7 @@
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
+use ipnet::IpNet;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -15,7 +16,6 @@ use serde_json::json;
 use crate::{
     audit,
     policy_file::{Declared, DeclaredRule},
-    prefix::Prefix,
     territory::Territory,
 };
 
@@ -63,8 +63,8 @@ pub struct GeoFile {
 pub struct FleetMeeting {
     #[serde(default)]
     pub rules: Vec<FleetRule>,
-    #[serde(default)]
-    pub allow: Vec<Prefix>,
+    #[serde(default, deserialize_with = "crate::prefix::deserialize_list")]
+    pub allow: Vec<IpNet>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,8 +72,8 @@ pub struct FleetRule {
     pub order: String,
     #[serde(default)]
     pub territories: Vec<Territory>,
-    #[serde(default)]
-    pub prefixes: Vec<Prefix>,
+    #[serde(default, deserialize_with = "crate::prefix::deserialize_list")]
+    pub prefixes: Vec<IpNet>,
     pub expires: Option<Timestamp>,
     #[serde(default)]
     pub dry_run: bool,

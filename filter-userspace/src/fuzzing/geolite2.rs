@@ -9,9 +9,11 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use filter_common::territory::TerritoryId;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::formats::{Row, check_rows, code, data_lines, lookup};
-use crate::geo::{self, Format, GeoError, GeoTable, LoadOptions, LocateBy, PrefixV4, PrefixV6};
+
+use crate::geo::{self, Format, GeoError, GeoTable, LoadOptions, LocateBy, NetBits};
 
 /// A CSV line's fields, quotes removed: commas inside quotes belong to the field.
 fn fields(line: &str) -> Vec<String> {
@@ -75,7 +77,7 @@ fn expected(files: [&[u8]; 2], by: LocateBy) -> Vec<Row> {
             let Some(id) = id else { continue };
             let text = &f[network];
             rows.push(if text.contains(':') {
-                let p: PrefixV6 = text.parse().expect("accepted an IPv6 network");
+                let p = Ipv6Net::parse_strict(text).expect("accepted an IPv6 network");
                 Row {
                     v6: true,
                     start: p.first(),
@@ -83,7 +85,7 @@ fn expected(files: [&[u8]; 2], by: LocateBy) -> Vec<Row> {
                     id,
                 }
             } else {
-                let p: PrefixV4 = text.parse().expect("accepted an IPv4 network");
+                let p = Ipv4Net::parse_strict(text).expect("accepted an IPv4 network");
                 Row {
                     v6: false,
                     start: u128::from(p.first()),

@@ -7,8 +7,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use filter_common::territory::{TerritoryId, territory_id};
+use ipnet::{Ipv4Subnets, Ipv6Subnets};
 
-use super::cidr::{PrefixV4, PrefixV6, snippet, split_v4, split_v6};
+use super::cidr::snippet;
 use super::error::Reason;
 use super::ranges::{Range, resolve};
 use super::source::{data_line, lines};
@@ -130,26 +131,22 @@ pub(crate) fn from_ranges(v4: Vec<Range<u32>>, v6: Vec<Range<u128>>, src: u32) -
     out.v4.reserve(v4.len() * 3 / 2);
     out.v6.reserve(v6.len() * 5 / 2);
     for r in &v4 {
-        split_v4(r.start, r.end, |addr, len| {
-            let prefix = PrefixV4 { addr, len };
-            out.v4.push(Entry {
-                prefix,
-                id: r.id,
-                src,
-                line: r.line,
-            });
-        });
+        let prefixes = Ipv4Subnets::new(r.start.into(), r.end.into(), 0);
+        out.v4.extend(prefixes.map(|prefix| Entry {
+            prefix,
+            id: r.id,
+            src,
+            line: r.line,
+        }));
     }
     for r in &v6 {
-        split_v6(r.start, r.end, |addr, len| {
-            let prefix = PrefixV6 { addr, len };
-            out.v6.push(Entry {
-                prefix,
-                id: r.id,
-                src,
-                line: r.line,
-            });
-        });
+        let prefixes = Ipv6Subnets::new(r.start.into(), r.end.into(), 0);
+        out.v6.extend(prefixes.map(|prefix| Entry {
+            prefix,
+            id: r.id,
+            src,
+            line: r.line,
+        }));
     }
     out
 }

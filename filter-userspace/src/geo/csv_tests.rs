@@ -147,7 +147,7 @@ fn overlapping_ranges_resolve_to_the_later_line() {
 fn whole_space_range_splits_to_slash_zero() {
     // Rejected later, at merge time, with the file and line: see the tests in mod.rs.
     let got = load(b"0.0.0.0,255.255.255.255,AU\n", 0).unwrap();
-    assert_eq!(got.v4[0].prefix.len, 0);
+    assert_eq!(got.v4[0].prefix.prefix_len(), 0);
 }
 
 #[test]

@@ -18,11 +18,12 @@ mod render;
 use std::collections::HashMap;
 
 use filter_common::territory::{TERRITORY_UNKNOWN, TerritoryId};
+use ipnet::{Ipv6Net, Ipv6Subnets};
 
 pub use impact::{Effect, RuleImpact, RuleRef, Scope, ScopeImpact, ScopeKind, impact};
 pub use render::{amount_text, count_text, json, one_line, text, v6_size};
 
-use super::{GeoTable, PrefixV6, cidr::split_v6, flat::disjoint_ranges_v6};
+use super::{GeoTable, NetBits, flat::disjoint_ranges_v6};
 
 /// An address family, for the size of its space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -136,14 +137,11 @@ impl Ranges {
     pub fn of_table(table: &GeoTable) -> Ranges {
         // IPv4 prefixes laid on the low 32 bits of the IPv6 space (a /n as a /(96 + n))
         // nest and sort as they did, so the IPv6 resolution serves both families.
-        let v4: Vec<(PrefixV6, TerritoryId)> = table
+        let v4: Vec<(Ipv6Net, TerritoryId)> = table
             .v4
             .iter()
             .map(|&(p, id)| {
-                let prefix = PrefixV6 {
-                    addr: u128::from(p.addr),
-                    len: p.len + 96,
-                };
+                let prefix = Ipv6Net::network_of(u128::from(p.first()), p.prefix_len() + 96);
                 (prefix, id)
             })
             .collect();
@@ -269,7 +267,7 @@ fn close(count: &mut Count, first: u128, last: u128) {
     count.addresses = count
         .addresses
         .saturating_add((last - first).saturating_add(1));
-    split_v6(first, last, |_, _| count.prefixes += 1);
+    count.prefixes += Ipv6Subnets::new(first.into(), last.into(), 0).count() as u64;
 }
 
 /// What moved from one territory to another in one family.

@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 
+use ipnet::{Ipv4Net, Ipv6Net};
+
 use super::tests::id;
 use super::*;
-use crate::geo::{FlatV6, PrefixV4, flat};
+use crate::geo::{FlatV6, NetBits, flat};
 
 /// xorshift64: deterministic, no dependency.
 struct Rng(u64);
@@ -28,10 +30,7 @@ fn random_small_table(rng: &mut Rng) -> GeoTable {
     for _ in 0..rng.below(12) {
         let len = 20 + rng.below(13) as u8;
         let addr = 0x0a00_0000 | (rng.next() as u32 & 0xfff);
-        let prefix = PrefixV4 {
-            addr: addr & PrefixV4::mask(len),
-            len,
-        };
+        let prefix = Ipv4Net::network_of(addr, len);
         t.v4.push((prefix, 1 + rng.below(3) as TerritoryId));
     }
     t.v4.sort_by_key(|e| e.0);
@@ -75,19 +74,13 @@ fn random_table(rng: &mut Rng, n: usize) -> GeoTable {
         let len = 1 + rng.below(32) as u8;
         let region = [0x0a00_0000u32, 0xc000_0200, 0xffff_ff00, 0][rng.below(4) as usize];
         let addr = region ^ (rng.next() as u32 >> rng.below(32));
-        let prefix = PrefixV4 {
-            addr: addr & PrefixV4::mask(len),
-            len,
-        };
+        let prefix = Ipv4Net::network_of(addr, len);
         t.v4.push((prefix, rng.below(40) as TerritoryId + 1));
         let len = 1 + rng.below(128) as u8;
         let region = [0x2001_0db8u128 << 96, u128::MAX, 0][rng.below(3) as usize];
         let high = u128::from(rng.next()) << 64 | u128::from(rng.next());
         let addr = region ^ (high >> rng.below(128));
-        let prefix = PrefixV6 {
-            addr: addr & PrefixV6::mask(len),
-            len,
-        };
+        let prefix = Ipv6Net::network_of(addr, len);
         t.v6.push((prefix, rng.below(40) as TerritoryId + 1));
     }
     t.v4.sort_by_key(|e| e.0);

@@ -1,6 +1,7 @@
 //! Small tables made by hand, with the answers worked out by hand.
 
 use filter_common::territory::territory_id;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::*;
 
@@ -16,9 +17,9 @@ fn table(entries: &[(&str, &str)]) -> GeoTable {
     let mut t = GeoTable::default();
     for (prefix, cc) in entries {
         if prefix.contains(':') {
-            t.v6.push((prefix.parse().expect("v6 prefix"), id(cc)));
+            t.v6.push((Ipv6Net::parse_strict(prefix).expect("v6 prefix"), id(cc)));
         } else {
-            t.v4.push((prefix.parse().expect("v4 prefix"), id(cc)));
+            t.v4.push((Ipv4Net::parse_strict(prefix).expect("v4 prefix"), id(cc)));
         }
     }
     t.v4.sort_by_key(|e| e.0);

@@ -13,8 +13,9 @@ use filter_common::geo::{
     V6Node, V6PackedRange, V6StartHalf, V6TerritoryElem,
 };
 use filter_common::territory::{TERRITORY_UNKNOWN, TerritoryId};
+use ipnet::Ipv4Net;
 
-use super::{GeoTable, PrefixV4};
+use super::{GeoTable, NetBits};
 
 /// Why a table does not fit the flattened layout. Checked before any map is touched.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
@@ -246,28 +247,28 @@ pub(super) fn check_territory(id: TerritoryId) -> Result<TerritoryId, FlatError>
 /// of length so that a more specific one overwrites the prefix that contains it (cost: the
 /// entries painted, a few times 2^24 at worst); then the /16s whose 256 entries are not
 /// one territory keep theirs as a range list or a block.
-pub fn build_v4(prefixes: &[(PrefixV4, TerritoryId)]) -> Result<FlatV4, FlatError> {
-    let mut by_len: Vec<(PrefixV4, TerritoryId)> = prefixes.to_vec();
+pub fn build_v4(prefixes: &[(Ipv4Net, TerritoryId)]) -> Result<FlatV4, FlatError> {
+    let mut by_len: Vec<(Ipv4Net, TerritoryId)> = prefixes.to_vec();
     // Unstable is fine: prefixes of one length are disjoint.
-    by_len.sort_unstable_by_key(|(p, _)| p.len);
-    let short = by_len.partition_point(|(p, _)| p.len <= 24);
+    by_len.sort_unstable_by_key(|(p, _)| p.prefix_len());
+    let short = by_len.partition_point(|(p, _)| p.prefix_len() <= 24);
     let mut painted = vec![TERRITORY_UNKNOWN; 1 << 24];
     let slots = painted.as_mut_slice();
     for &(p, id) in &by_len[..short] {
-        let first = (p.addr >> 8) as usize;
-        slots[first..first + (1 << (24 - p.len))].fill(check_territory(id)?);
+        let first = (p.first() >> 8) as usize;
+        slots[first..first + (1 << (24 - p.prefix_len()))].fill(check_territory(id)?);
     }
     // The longer prefixes, grouped by their /24; within a /24 still shortest first.
     let long = &mut by_len[short..];
-    long.sort_unstable_by_key(|(p, _)| (p.addr >> 8, p.len));
+    long.sort_unstable_by_key(|(p, _)| (p.first() >> 8, p.prefix_len()));
     let mut resolved: Vec<(usize, [TerritoryId; V4_GROUP_LEN])> = Vec::new();
-    for run in long.chunk_by(|a, b| a.0.addr >> 8 == b.0.addr >> 8) {
-        let slot = (run[0].0.addr >> 8) as usize;
+    for run in long.chunk_by(|a, b| a.0.first() >> 8 == b.0.first() >> 8) {
+        let slot = (run[0].0.first() >> 8) as usize;
         // Addresses of the /24 that no longer prefix covers keep the /24's territory.
         let mut group = [slots[slot]; V4_GROUP_LEN];
         for &(p, id) in run {
-            let first = (p.addr & 0xff) as usize;
-            group[first..first + (1 << (32 - p.len))].fill(check_territory(id)?);
+            let first = (p.first() & 0xff) as usize;
+            group[first..first + (1 << (32 - p.prefix_len()))].fill(check_territory(id)?);
         }
         resolved.push((slot, group));
     }

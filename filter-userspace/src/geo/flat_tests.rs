@@ -1,8 +1,9 @@
 use super::*;
-use crate::geo::PrefixV6;
+use crate::geo::NetBits;
 use filter_common::geo::{
     V6_DIRECT, V6_LEAF_RANGES, V6_MAX_DEPTH, V6_NODE, V6_NODES, V6_PACKED, V6_RANGES,
 };
+use ipnet::Ipv6Net;
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -28,7 +29,7 @@ fn dedup<P: Ord + Copy>(mut v: Vec<(P, TerritoryId)>) -> Vec<(P, TerritoryId)> {
     v
 }
 
-fn table(v4: Vec<(PrefixV4, TerritoryId)>, v6: Vec<(PrefixV6, TerritoryId)>) -> GeoTable {
+fn table(v4: Vec<(Ipv4Net, TerritoryId)>, v6: Vec<(Ipv6Net, TerritoryId)>) -> GeoTable {
     GeoTable {
         v4: dedup(v4),
         v6: dedup(v6),
@@ -45,24 +46,12 @@ fn random_table(rng: &mut Rng, n: usize) -> GeoTable {
         let region = [0x0a00_0000u32, 0xc000_0200, 0xffff_ff00, 0][rng.below(4) as usize];
         let addr = region ^ (rng.next() as u32 >> rng.below(32));
         let len = 1 + rng.below(32) as u8;
-        v4.push((
-            PrefixV4 {
-                addr: addr & PrefixV4::mask(len),
-                len,
-            },
-            id,
-        ));
+        v4.push((Ipv4Net::network_of(addr, len), id));
         let region =
             [0x2001_0db8u128 << 96, u128::MAX, 0, 0x2a00u128 << 112][rng.below(4) as usize];
         let addr = region ^ (rng.u128() >> rng.below(128));
         let len = 1 + rng.below(128) as u8;
-        v6.push((
-            PrefixV6 {
-                addr: addr & PrefixV6::mask(len),
-                len,
-            },
-            id,
-        ));
+        v6.push((Ipv6Net::network_of(addr, len), id));
     }
     table(v4, v6)
 }
@@ -76,7 +65,7 @@ fn probes4(t: &GeoTable, rng: &mut Rng) -> Vec<u32> {
             p.first().wrapping_sub(1),
             p.last().wrapping_add(1),
         ]);
-        out.push(p.first() | (rng.next() as u32 & !PrefixV4::mask(p.len)));
+        out.push(p.first() | (rng.next() as u32 & !Ipv4Net::mask(p.prefix_len())));
     }
     out.extend((0..1000).map(|_| rng.next() as u32));
     out
@@ -91,7 +80,7 @@ fn probes6(t: &GeoTable, rng: &mut Rng) -> Vec<u128> {
             p.first().wrapping_sub(1),
             p.last().wrapping_add(1),
         ]);
-        out.push(p.first() | (rng.u128() & !PrefixV6::mask(p.len)));
+        out.push(p.first() | (rng.u128() & !Ipv6Net::mask(p.prefix_len())));
     }
     // Piece boundaries at every trie level, where one entry hands over to the next.
     for _ in 0..1000 {
@@ -195,15 +184,7 @@ fn an_empty_table_is_all_unknown() {
 fn too_many_tbl8_groups_and_range_lists_are_refused() {
     // A /25 in each of V4_LISTS + 1 /24s: two ranges each, a range list each.
     let v4 = (0..=V4_LISTS)
-        .map(|i| {
-            (
-                PrefixV4 {
-                    addr: i << 8,
-                    len: 25,
-                },
-                1,
-            )
-        })
+        .map(|i| (Ipv4Net::network_of(i << 8, 25), 1))
         .collect();
     let err = build(&table(v4, vec![])).unwrap_err();
     assert_eq!(
@@ -220,17 +201,7 @@ fn too_many_tbl8_groups_and_range_lists_are_refused() {
     );
     // Every other address of a /24 in its own territory: 256 ranges, a tbl8 group each.
     let dense: Vec<_> = (0..=V4_TBL8_GROUPS)
-        .flat_map(|i| {
-            (0..128u32).map(move |h| {
-                (
-                    PrefixV4 {
-                        addr: i << 8 | h << 1,
-                        len: 32,
-                    },
-                    1,
-                )
-            })
-        })
+        .flat_map(|i| (0..128u32).map(move |h| (Ipv4Net::network_of(i << 8 | h << 1, 32), 1)))
         .collect();
     let err = build(&table(dense, vec![])).unwrap_err();
     assert_eq!(
@@ -245,7 +216,7 @@ fn too_many_tbl8_groups_and_range_lists_are_refused() {
 
 #[test]
 fn a_24_of_at_most_16_ranges_is_a_list_and_a_denser_one_a_group() {
-    let p = |a: u32, len: u8| PrefixV4 { addr: a, len };
+    let p = |a: u32, len: u8| Ipv4Net::network_of(a, len);
     // 10.0.0/24: 16 ranges (eight /28s, each followed by 16 unknown addresses).
     let mut v4: Vec<_> = (0..8u32)
         .map(|k| (p(0x0a00_0000 | k << 5, 28), 1))
@@ -265,16 +236,8 @@ fn a_24_of_at_most_16_ranges_is_a_list_and_a_denser_one_a_group() {
 }
 
 /// A /24 of territory 1 at every other /24 of /16 number `i`, `n` of them: `2n` runs.
-fn striped_16(i: u32, n: u32) -> impl Iterator<Item = (PrefixV4, TerritoryId)> {
-    (0..n).map(move |k| {
-        (
-            PrefixV4 {
-                addr: i << 16 | k << 9,
-                len: 24,
-            },
-            1,
-        )
-    })
+fn striped_16(i: u32, n: u32) -> impl Iterator<Item = (Ipv4Net, TerritoryId)> {
+    (0..n).map(move |k| (Ipv4Net::network_of(i << 16 | k << 9, 24), 1))
 }
 
 #[test]
@@ -331,7 +294,7 @@ fn too_many_split_16s_are_refused() {
 
 #[test]
 fn a_16_of_at_most_16_runs_is_a_list_and_a_denser_one_a_block() {
-    let p = |a: u32, len: u8| PrefixV4 { addr: a, len };
+    let p = |a: u32, len: u8| Ipv4Net::network_of(a, len);
     // 10.0/16: eight /24s, 16 runs; 10.1/16: nine, 18 runs; 10.2/16: one /24 of territory
     // 2 whose .5 is in territory 3, behind a range list.
     let mut v4: Vec<_> = striped_16(0x0a00, 8).chain(striped_16(0x0a01, 9)).collect();
@@ -360,11 +323,11 @@ fn a_16_of_at_most_16_runs_is_a_list_and_a_denser_one_a_block() {
 
 /// `n` separated /128s from `base`, `2 * step` apart starting at `base + step`: `2n + 1`
 /// ranges. With a step of half a sub-piece, each sub-piece holds one, 3 ranges.
-fn spread_128s(base: u128, step: u128, n: u32, id: TerritoryId) -> Vec<(PrefixV6, TerritoryId)> {
+fn spread_128s(base: u128, step: u128, n: u32, id: TerritoryId) -> Vec<(Ipv6Net, TerritoryId)> {
     (0..n)
         .map(|i| {
             let addr = base + (2 * u128::from(i) + 1) * step;
-            (PrefixV6::new(addr, 128).unwrap(), id)
+            (Ipv6Net::from_bits(addr, 128).unwrap(), id)
         })
         .collect()
 }
@@ -433,7 +396,7 @@ fn too_many_nodes_and_too_many_ranges_are_refused() {
         )
     );
     let spread = (1..=V6_RANGES / 2)
-        .map(|i| (PrefixV6::new(u128::from(i) << 100, 128).unwrap(), 1))
+        .map(|i| (Ipv6Net::from_bits(u128::from(i) << 100, 128).unwrap(), 1))
         .collect();
     let err = build(&table(vec![], spread)).unwrap_err();
     assert!(
@@ -444,7 +407,7 @@ fn too_many_nodes_and_too_many_ranges_are_refused() {
 #[test]
 fn a_leaf_packs_if_its_starts_fit_and_there_is_room() {
     let mut rng = Rng(54);
-    let p = |addr: u128, len| PrefixV6::new(addr, len).unwrap();
+    let p = |addr: u128, len| Ipv6Net::from_bits(addr, len).unwrap();
     // In 2001::/16, four /48s: 9 ranges whose starts end by the 70th bit, so they pack.
     let mut v6: Vec<_> = (0..4u128)
         .map(|i| (p(0x2001_0db8u128 << 96 | (2 * i + 1) << 80, 48), 1))
@@ -474,7 +437,7 @@ fn a_leaf_packs_if_its_starts_fit_and_there_is_room() {
 
 #[test]
 fn tbl16_answers_only_for_a_whole_16() {
-    let p = |a: u32, len: u8| PrefixV4 { addr: a, len };
+    let p = |a: u32, len: u8| Ipv4Net::network_of(a, len);
     let flat = build(&table(
         vec![
             (p(0x0a00_0000, 16), 5), // 10.0/16: whole

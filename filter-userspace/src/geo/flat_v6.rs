@@ -10,15 +10,17 @@ use filter_common::geo::{
     v6_packed_range,
 };
 use filter_common::territory::{TERRITORY_UNKNOWN, TerritoryId};
+use ipnet::Ipv6Net;
 
 use super::{FlatError, FlatV6, check_territory};
-use crate::geo::PrefixV6;
+
+use crate::geo::NetBits;
 
 /// The nested prefixes as disjoint ranges covering the whole space: `(start, territory)`,
 /// each running to the next start, the first at address 0; neighbours differ.
-pub fn disjoint_ranges_v6(prefixes: &[(PrefixV6, TerritoryId)]) -> Vec<(u128, TerritoryId)> {
+pub fn disjoint_ranges_v6(prefixes: &[(Ipv6Net, TerritoryId)]) -> Vec<(u128, TerritoryId)> {
     // Ordered by address then length, a prefix comes before the prefixes inside it.
-    let prefixes: Cow<[(PrefixV6, TerritoryId)]> = if prefixes.is_sorted_by_key(|e| e.0) {
+    let prefixes: Cow<[(Ipv6Net, TerritoryId)]> = if prefixes.is_sorted_by_key(|e| e.0) {
         Cow::Borrowed(prefixes)
     } else {
         let mut sorted = prefixes.to_vec();
@@ -72,13 +74,13 @@ fn push(out: &mut Vec<(u128, TerritoryId)>, start: u128, id: TerritoryId) {
 }
 
 /// The ranges and the trie over them.
-pub fn build_v6(prefixes: &[(PrefixV6, TerritoryId)]) -> Result<FlatV6, FlatError> {
+pub fn build_v6(prefixes: &[(Ipv6Net, TerritoryId)]) -> Result<FlatV6, FlatError> {
     build_v6_packing(prefixes, V6_PACKED_RANGES as usize)
 }
 
 /// [`build_v6`] with room for `packed_capacity` packed ranges, so tests can fill it.
 pub(super) fn build_v6_packing(
-    prefixes: &[(PrefixV6, TerritoryId)],
+    prefixes: &[(Ipv6Net, TerritoryId)],
     packed_capacity: usize,
 ) -> Result<FlatV6, FlatError> {
     let ranges = disjoint_ranges_v6(prefixes);

@@ -14,9 +14,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use filter_common::territory::TerritoryId;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
-use super::cidr::{PrefixV4, PrefixV6, snippet};
+use super::cidr::{NetBits, snippet};
 use super::csv::{LineError, from_ranges, parse_code};
 use super::error::{Origin, Reason, code};
 use super::quoted::split;
@@ -249,8 +250,8 @@ impl Geonames {
 }
 
 enum Network {
-    V4(PrefixV4),
-    V6(PrefixV6),
+    V4(Ipv4Net),
+    V6(Ipv6Net),
 }
 
 /// One blocks row's network, and its territory (`None`: skipped).
@@ -262,14 +263,14 @@ fn block(
 ) -> Result<(Network, Option<TerritoryId>), Reason> {
     let text = fields[network];
     let network = if text.contains(':') {
-        let p: PrefixV6 = text.parse().map_err(Reason::BadPrefix)?;
-        if p.len == 0 {
+        let p = Ipv6Net::parse_strict(text).map_err(Reason::BadPrefix)?;
+        if p.prefix_len() == 0 {
             return Err(Reason::CoversEverything(p.to_string()));
         }
         Network::V6(p)
     } else {
-        let p: PrefixV4 = text.parse().map_err(Reason::BadPrefix)?;
-        if p.len == 0 {
+        let p = Ipv4Net::parse_strict(text).map_err(Reason::BadPrefix)?;
+        if p.prefix_len() == 0 {
             return Err(Reason::CoversEverything(p.to_string()));
         }
         Network::V4(p)

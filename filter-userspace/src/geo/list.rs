@@ -3,40 +3,35 @@
 use std::net::IpAddr;
 
 use filter_common::territory::TerritoryId;
+use ipnet::{Ipv4Net, Ipv6Net};
 
-use super::cidr::{PrefixV4, PrefixV6, snippet};
+use super::cidr::{NetBits, snippet};
 use super::csv::LineError;
 use super::error::Reason;
 use super::source::{data_line, lines};
 use super::table::{Entry, Loaded};
 
 enum Parsed {
-    V4(PrefixV4),
-    V6(PrefixV6),
+    V4(Ipv4Net),
+    V6(Ipv6Net),
 }
 
 fn parse_line(line: &str) -> Result<Parsed, Reason> {
     let parsed = if !line.contains('/') {
         // A bare address is a host route.
         match line.parse::<IpAddr>() {
-            Ok(IpAddr::V4(a)) => Parsed::V4(PrefixV4 {
-                addr: a.into(),
-                len: 32,
-            }),
-            Ok(IpAddr::V6(a)) => Parsed::V6(PrefixV6 {
-                addr: a.into(),
-                len: 128,
-            }),
+            Ok(IpAddr::V4(a)) => Parsed::V4(a.into()),
+            Ok(IpAddr::V6(a)) => Parsed::V6(a.into()),
             Err(_) => return Err(Reason::BadAddress(snippet(line))),
         }
     } else if line.contains(':') {
-        Parsed::V6(line.parse().map_err(Reason::BadPrefix)?)
+        Parsed::V6(Ipv6Net::parse_strict(line).map_err(Reason::BadPrefix)?)
     } else {
-        Parsed::V4(line.parse().map_err(Reason::BadPrefix)?)
+        Parsed::V4(Ipv4Net::parse_strict(line).map_err(Reason::BadPrefix)?)
     };
     match parsed {
-        Parsed::V4(p) if p.len == 0 => Err(Reason::CoversEverything(p.to_string())),
-        Parsed::V6(p) if p.len == 0 => Err(Reason::CoversEverything(p.to_string())),
+        Parsed::V4(p) if p.prefix_len() == 0 => Err(Reason::CoversEverything(p.to_string())),
+        Parsed::V6(p) if p.prefix_len() == 0 => Err(Reason::CoversEverything(p.to_string())),
         p => Ok(p),
     }
 }

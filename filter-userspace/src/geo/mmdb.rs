@@ -12,10 +12,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use filter_common::territory::TerritoryId;
+use ipnet::{Ipv4Net, Ipv6Net};
 use maxminddb::Reader;
 use serde::Deserialize;
 
-use super::cidr::{PrefixV4, PrefixV6, snippet};
+use super::cidr::{NetBits, snippet};
 use super::csv::parse_code;
 use super::mmdb_data;
 use super::source::MMDB_MARKER;
@@ -219,7 +220,7 @@ pub(crate) fn load(data: &[u8], src: u32) -> Result<Loaded, String> {
         let a = addr as u32;
         match codes.get(ptr, IpAddr::V4(Ipv4Addr::from(a)), len)? {
             Some(id) => out.v4.push(Entry {
-                prefix: PrefixV4 { addr: a, len },
+                prefix: Ipv4Net::network_of(a, len),
                 id,
                 src,
                 line: 0,
@@ -246,7 +247,7 @@ pub(crate) fn load(data: &[u8], src: u32) -> Result<Loaded, String> {
         out.rows += 1;
         match codes.get(ptr, IpAddr::V6(Ipv6Addr::from(addr)), len)? {
             Some(id) => out.v6.push(Entry {
-                prefix: PrefixV6 { addr, len },
+                prefix: Ipv6Net::network_of(addr, len),
                 id,
                 src,
                 line: 0,

@@ -28,7 +28,7 @@ mod table;
 use std::fmt;
 use std::str::FromStr;
 
-pub use cidr::{PrefixParseError, PrefixV4, PrefixV6, range_to_cidrs_v4, range_to_cidrs_v6};
+pub use cidr::{NetBits, PrefixParseError, range_to_cidrs_v4, range_to_cidrs_v6};
 pub use error::{GeoError, Origin, Reason};
 pub use flat::{FlatError, FlatTable, FlatV4, FlatV6};
 pub use geolite2::{LocateBy, ParseLocateByError};

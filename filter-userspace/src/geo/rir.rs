@@ -11,8 +11,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use filter_common::territory::TerritoryId;
+use ipnet::Ipv6Net;
 
-use super::cidr::{PrefixParseError, PrefixV6, snippet};
+use super::cidr::{NetBits, PrefixParseError, snippet};
 use super::csv::{LineError, from_ranges, parse_code};
 use super::error::Reason;
 use super::ranges::Range;
@@ -73,22 +74,18 @@ fn v6_range(start: &str, value: &str, id: TerritoryId, n: u32) -> Result<Range<u
     let len = Some(value)
         .filter(|v| digits(v, 3))
         .and_then(|v| v.parse::<u8>().ok())
-        .filter(|&l| l <= PrefixV6::MAX_LEN)
+        .filter(|&l| l <= Ipv6Net::MAX_LEN)
         .ok_or_else(|| {
             Reason::BadPrefix(PrefixParseError::BadLength {
                 len: snippet(value),
-                max: PrefixV6::MAX_LEN,
+                max: Ipv6Net::MAX_LEN,
             })
         })?;
     let text = || format!("{addr}/{len}");
-    let prefix = PrefixV6::new(addr.into(), len).ok_or_else(|| {
+    let prefix = Ipv6Net::from_bits(addr.into(), len).ok_or_else(|| {
         Reason::BadPrefix(PrefixParseError::HostBits {
             text: text(),
-            network: PrefixV6 {
-                addr: u128::from(addr) & PrefixV6::mask(len),
-                len,
-            }
-            .to_string(),
+            network: Ipv6Net::network_of(addr.into(), len).to_string(),
         })
     })?;
     if len == 0 {

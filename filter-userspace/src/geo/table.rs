@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use filter_common::maps::capacity;
 use filter_common::territory::TerritoryId;
+use ipnet::{Ipv4Net, Ipv6Net};
 
-use super::cidr::{PrefixV4, PrefixV6};
+use super::cidr::NetBits;
 use super::error::{Origin, Reason};
 use super::{Format, GeoError, LocateBy};
 
@@ -24,8 +25,8 @@ pub(crate) struct Entry<P> {
 /// What one loader produced from one file.
 #[derive(Default, Debug)]
 pub(crate) struct Loaded {
-    pub v4: Vec<Entry<PrefixV4>>,
-    pub v6: Vec<Entry<PrefixV6>>,
+    pub v4: Vec<Entry<Ipv4Net>>,
+    pub v6: Vec<Entry<Ipv6Net>>,
     pub rows: usize,
     pub skipped: usize,
     pub overlaps: usize,
@@ -64,8 +65,8 @@ pub struct SourceSummary {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GeoTable {
     /// Sorted by prefix, no duplicate prefixes. Nested prefixes stay: the longest match wins.
-    pub v4: Vec<(PrefixV4, TerritoryId)>,
-    pub v6: Vec<(PrefixV6, TerritoryId)>,
+    pub v4: Vec<(Ipv4Net, TerritoryId)>,
+    pub v6: Vec<(Ipv6Net, TerritoryId)>,
     pub sources: Vec<SourceSummary>,
 }
 
@@ -78,11 +79,8 @@ macro_rules! lpm {
 
         /// The longest prefix covering `addr`, with its territory.
         pub fn $matching(&self, addr: $int) -> Option<($p, TerritoryId)> {
-            (0..=$p::MAX_LEN).rev().find_map(|len| {
-                let key = $p {
-                    addr: addr & $p::mask(len),
-                    len,
-                };
+            (0..=<$p>::MAX_LEN).rev().find_map(|len| {
+                let key = <$p>::network_of(addr, len);
                 let i = self.$field.binary_search_by_key(&key, |(p, _)| *p).ok()?;
                 Some(self.$field[i])
             })
@@ -102,8 +100,8 @@ impl GeoTable {
         self.sources.iter().find_map(|s| s.locate_by)
     }
 
-    lpm!(lookup_v4, matching_v4, v4, PrefixV4, u32);
-    lpm!(lookup_v6, matching_v6, v6, PrefixV6, u128);
+    lpm!(lookup_v4, matching_v4, v4, Ipv4Net, u32);
+    lpm!(lookup_v6, matching_v6, v6, Ipv6Net, u128);
 }
 
 fn origin(paths: &[PathBuf], src: u32, line: u32) -> Origin {
@@ -176,12 +174,12 @@ fn check_capacity(
 /// Builds the table from every file's entries (`src` indexes `paths`).
 pub(crate) fn build(
     paths: &[PathBuf],
-    v4: Vec<Entry<PrefixV4>>,
-    v6: Vec<Entry<PrefixV6>>,
+    v4: Vec<Entry<Ipv4Net>>,
+    v6: Vec<Entry<Ipv6Net>>,
     sources: Vec<SourceSummary>,
 ) -> Result<GeoTable, GeoError> {
-    let v4 = merge(paths, v4, |p| p.len)?;
-    let v6 = merge(paths, v6, |p| p.len)?;
+    let v4 = merge(paths, v4, Ipv4Net::prefix_len)?;
+    let v6 = merge(paths, v6, Ipv6Net::prefix_len)?;
     check_capacity(paths, "IPv4", v4.len(), capacity::TERRITORY_V4)?;
     check_capacity(paths, "IPv6", v6.len(), capacity::TERRITORY_V6)?;
     Ok(GeoTable { v4, v6, sources })
@@ -192,10 +190,10 @@ mod tests {
     use super::*;
     use filter_common::territory::territory_id;
 
-    fn e4(p: &str, cc: &[u8; 2], src: u32, line: u32) -> Entry<PrefixV4> {
+    fn e4(p: &str, cc: &[u8; 2], src: u32, line: u32) -> Entry<Ipv4Net> {
         let id = territory_id(*cc).unwrap();
         Entry {
-            prefix: p.parse().unwrap(),
+            prefix: Ipv4Net::parse_strict(p).unwrap(),
             id,
             src,
             line,

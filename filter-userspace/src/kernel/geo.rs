@@ -287,9 +287,9 @@ fn fill_lpm(kernel: &mut Kernel, generation: u32, table: &GeoTable) -> anyhow::R
     clear(&mut v4, v4_name)?;
     for (prefix, territory) in &table.v4 {
         let key = Key::new(
-            u32::from(prefix.len),
+            u32::from(prefix.prefix_len()),
             TerritoryKeyV4 {
-                addr: prefix.addr.to_be_bytes(),
+                addr: prefix.network().octets(),
             },
         );
         v4.insert(&key, territory, 0)
@@ -300,9 +300,9 @@ fn fill_lpm(kernel: &mut Kernel, generation: u32, table: &GeoTable) -> anyhow::R
     clear(&mut v6, v6_name)?;
     for (prefix, territory) in &table.v6 {
         let key = Key::new(
-            u32::from(prefix.len),
+            u32::from(prefix.prefix_len()),
             TerritoryKeyV6 {
-                addr: prefix.addr.to_be_bytes(),
+                addr: prefix.network().octets(),
             },
         );
         v6.insert(&key, territory, 0)

@@ -18,7 +18,7 @@ use super::{
     generation::{self, Pass},
     writes::{SyncReport, same_expiry},
 };
-use crate::{expiry::Clock, model::SessionMaps, state::State};
+use crate::{expiry::Clock, model::SessionMaps, prefix::override_key, state::State};
 
 /// Everything the session maps should hold for `state`: the model's type, so that kernel
 /// and model are fed from this one derivation.
@@ -88,7 +88,7 @@ fn desired(state: &State, clock: &Clock) -> anyhow::Result<Desired> {
                 }
             }
             for prefix in &rule.prefixes {
-                let (len, key) = prefix.override_key(session);
+                let (len, key) = override_key(prefix, session);
                 let value = Override::drop_of(
                     entry_len(len),
                     slot,
@@ -103,7 +103,7 @@ fn desired(state: &State, clock: &Clock) -> anyhow::Result<Desired> {
             d.policies.insert(session, policy);
         }
         for prefix in &meeting.allows {
-            let (len, key) = prefix.override_key(session);
+            let (len, key) = override_key(prefix, session);
             d.overrides
                 .insert((len, key), Override::allow(entry_len(len)));
         }

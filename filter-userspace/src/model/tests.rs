@@ -5,10 +5,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use filter_common::{
     PassReason, TERRITORY_UNKNOWN, Verdict, policy::RULE_DRY_RUN, proto, territory::territory_id,
 };
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::*;
 use crate::endpoint::{Flow, Proto};
-use crate::geo::{PrefixV4, PrefixV6};
+use crate::geo::NetBits;
+use crate::prefix::parse_prefix;
 use crate::state::{Meeting, Rule};
 use crate::territory::Territory;
 
@@ -20,8 +22,8 @@ fn id(code: &str) -> TerritoryId {
 
 /// XA: 192.0.2.0/24 and 2001:db8:a::/48; XB: 198.51.100.0/24 with 198.51.100.128/25 XC.
 fn geo() -> GeoTable {
-    let v4 = |s: &str| s.parse::<PrefixV4>().expect("v4 prefix");
-    let v6 = |s: &str| s.parse::<PrefixV6>().expect("v6 prefix");
+    let v4 = |s: &str| Ipv4Net::parse_strict(s).expect("v4 prefix");
+    let v6 = |s: &str| Ipv6Net::parse_strict(s).expect("v6 prefix");
     GeoTable {
         v4: vec![
             (v4("192.0.2.0/24"), id("XA")),
@@ -42,7 +44,7 @@ fn rule(territories: &[&str], prefixes: &[&str], dry_run: bool, expires: Option<
             .collect(),
         prefixes: prefixes
             .iter()
-            .map(|p| p.parse().expect("prefix"))
+            .map(|p| parse_prefix(p).expect("prefix"))
             .collect(),
         expires: expires.map(|t| t.parse().expect("time")),
         dry_run,
@@ -80,7 +82,7 @@ fn maps() -> ModelMaps {
             rule(&[], &["198.51.100.0/25"], true, None),
         ],
     );
-    m.allows = vec!["192.0.2.77".parse().expect("prefix")];
+    m.allows = vec![parse_prefix("192.0.2.77").expect("prefix")];
     let mut n = meeting(
         2,
         &[],
@@ -581,7 +583,7 @@ fn a_guard_holds_the_meetings_of_its_address() {
         &["udp:100.64.0.1:41000"],
         vec![rule(&["XA"], &[], false, None)],
     );
-    a.allows = vec!["192.0.2.0/25".parse().expect("prefix")];
+    a.allows = vec![parse_prefix("192.0.2.0/25").expect("prefix")];
     let b = meeting(
         12,
         &["udp:100.64.0.2:41000"],
@@ -592,7 +594,7 @@ fn a_guard_holds_the_meetings_of_its_address() {
         &["udp:100.64.0.4:42000"],
         vec![rule(&["XA"], &["192.0.2.0/24"], false, None)],
     );
-    c.allows = vec!["192.0.2.0/25".parse().expect("prefix")];
+    c.allows = vec![parse_prefix("192.0.2.0/25").expect("prefix")];
     let mut state = State::default();
     state.meetings.insert("A".into(), a);
     state.meetings.insert("B".into(), b);
@@ -840,7 +842,7 @@ fn an_inert_drop_lets_the_next_shorter_override_decide() {
             rule(&[], &["192.0.2.8/30"], false, None),
         ],
     );
-    m.allows = vec!["192.0.2.64/26".parse().expect("prefix")];
+    m.allows = vec![parse_prefix("192.0.2.64/26").expect("prefix")];
     m.rules.push(rule(&[], &["192.0.2.72/29"], false, None));
     let mut state = State::default();
     state.meetings.insert("N".to_string(), m);

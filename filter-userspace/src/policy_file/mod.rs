@@ -21,12 +21,12 @@ mod summary;
 
 use std::{collections::BTreeMap, ops::Range, path::PathBuf};
 
+use ipnet::IpNet;
 use jiff::Timestamp;
 
 use crate::{
     endpoint::{Endpoint, Flow},
     geo::Format,
-    prefix::Prefix,
     territory::Territory,
 };
 
@@ -60,7 +60,7 @@ pub struct DeclaredMeeting {
     pub endpoints: Vec<Endpoint>,
     pub flows: Vec<Flow>,
     pub rules: Vec<DeclaredRule>,
-    pub allows: Vec<Prefix>,
+    pub allows: Vec<IpNet>,
     pub at: Position,
 }
 
@@ -70,7 +70,7 @@ pub struct DeclaredRule {
     pub order: String,
     /// Sorted, without duplicates, as `block` stores them.
     pub territories: Vec<Territory>,
-    pub prefixes: Vec<Prefix>,
+    pub prefixes: Vec<IpNet>,
     pub expires: Option<Timestamp>,
     pub dry_run: bool,
     pub at: Position,

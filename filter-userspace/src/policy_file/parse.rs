@@ -2,6 +2,7 @@
 
 use std::{collections::BTreeMap, ops::Range, path::Path};
 
+use ipnet::IpNet;
 use jiff::Timestamp;
 use toml::Spanned;
 
@@ -14,7 +15,6 @@ use super::{
 use crate::{
     endpoint::{Endpoint, Flow, parse_socket},
     geo::Format,
-    prefix::Prefix,
 };
 
 /// Parses and validates a policy file. `now` decides which expiries are in the past.
@@ -187,17 +187,20 @@ fn meeting(
         .into_iter()
         .map(|r| rule(src, name, r, now))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut allows: Vec<Prefix> = Vec::new();
+    let mut allows: Vec<IpNet> = Vec::new();
     for prefix in &m.allow {
-        if let Some(rule) = rules.iter().find(|r| r.prefixes.contains(prefix.get_ref())) {
+        if let Some(rule) = rules
+            .iter()
+            .find(|r| r.prefixes.contains(&prefix.get_ref().0))
+        {
             let what = format!(
                 "allow {} is also blocked by order {}; a prefix is either blocked or allowed",
-                prefix.get_ref(),
+                prefix.get_ref().0,
                 rule.order
             );
             return Err(in_meeting(prefix.span(), what));
         }
-        allows.push(*prefix.get_ref());
+        allows.push(prefix.get_ref().0);
     }
     allows.sort();
     allows.dedup();

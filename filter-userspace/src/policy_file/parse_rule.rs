@@ -99,7 +99,7 @@ pub(super) fn rule(
     let mut territories: Vec<_> = r.territories.iter().map(|t| *t.get_ref()).collect();
     territories.sort();
     territories.dedup();
-    let mut prefixes: Vec<_> = r.prefixes.iter().map(|p| *p.get_ref()).collect();
+    let mut prefixes: Vec<_> = r.prefixes.iter().map(|p| p.get_ref().0).collect();
     prefixes.sort();
     prefixes.dedup();
     Ok(DeclaredRule {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{endpoint::Proto, prefix::Prefix, territory::Territory};
+use crate::{endpoint::Proto, prefix::Strict, territory::Territory};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +37,7 @@ pub(super) struct MeetingSchema {
     #[serde(default)]
     pub rules: Vec<Spanned<RuleSchema>>,
     #[serde(default)]
-    pub allow: Vec<Spanned<Prefix>>,
+    pub allow: Vec<Spanned<Strict>>,
 }
 
 #[derive(Deserialize)]
@@ -55,7 +55,7 @@ pub(super) struct RuleSchema {
     #[serde(default)]
     pub territories: Vec<Spanned<Territory>>,
     #[serde(default)]
-    pub prefixes: Vec<Spanned<Prefix>>,
+    pub prefixes: Vec<Spanned<Strict>>,
     /// A TOML datetime or an RFC 3339 string.
     pub expires: Option<Spanned<toml::Value>>,
     /// Refused with an explanation rather than as an unknown key.

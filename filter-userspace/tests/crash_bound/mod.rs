@@ -168,7 +168,7 @@ pub fn with_block(old: &State, i: u32) -> State {
         territories: vec![Territory::parse("XA").expect("XA")],
         prefixes: prefixes(i)
             .iter()
-            .map(|p| p.parse().expect("prefix"))
+            .map(|p| geofence::prefix::parse_prefix(p).expect("prefix"))
             .collect(),
         expires: None,
         dry_run: i % 2 == 1,
@@ -293,8 +293,8 @@ pub fn override_key(d: &Dirs, state: &State, prefix: &str) -> (u32, filter_commo
     let active: Array<_, u32> = Array::try_from(Map::Array(data)).expect("an array");
     let active = active.get(&0, 0).expect("reading SESSION_ACTIVE");
     let idle = filter_common::generation::other(filter_common::generation::active(active));
-    let p: geofence::prefix::Prefix = prefix.parse().expect("prefix");
-    let (len, mut key) = p.override_key(state.meetings[MEETING].session);
+    let p = geofence::prefix::parse_prefix(prefix).expect("prefix");
+    let (len, mut key) = geofence::prefix::override_key(&p, state.meetings[MEETING].session);
     let keyed = filter_common::generation::keyed(idle, u32::from_be_bytes(key.session_be))
         .expect("a session id");
     key.session_be = keyed.to_be_bytes();

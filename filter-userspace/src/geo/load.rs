@@ -6,26 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::error::Origin;
 use super::geolite2::{self, Geonames};
-use super::parts::{Part, gather, open};
+use super::parts::{LoadOptions, Part, at_line, gather, open};
 use super::table::{self, Loaded};
 use super::{
-    Format, GeoError, GeoTable, LocateBy, SourceSummary, cidr, csv, ip2location, list, mmdb, rir,
-    source,
+    Format, GeoError, GeoTable, SourceSummary, cidr, csv, ip2location, list, mmdb, rir, source,
 };
-
-/// How to read the files of a load.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LoadOptions<'a> {
-    /// Applies to every file (`Auto` detects per file, and per member of a zip).
-    pub format: Format,
-    /// The territory of CIDR lists; an error with any other format.
-    pub territory: Option<&'a str>,
-    /// How GeoLite2 blocks are placed; `None` is the default, `Some` an explicit choice,
-    /// which is an error when no file is GeoLite2.
-    pub locate_by: Option<LocateBy>,
-}
 
 /// `f(i)` for every `i < count`, on up to one thread per CPU, results in order.
 fn parallel<R: Send>(count: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
@@ -58,16 +44,6 @@ fn parallel<R: Send>(count: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
         }
     });
     results.into_iter().flatten().collect()
-}
-
-pub(crate) fn at_line(path: &Path) -> impl Fn((u32, super::Reason)) -> GeoError + '_ {
-    move |(line, reason)| GeoError::Entry {
-        at: Origin {
-            path: path.to_owned(),
-            line: Some(line),
-        },
-        reason,
-    }
 }
 
 /// Parses one data part (`src` is its index).

@@ -32,7 +32,8 @@ pub use cidr::{NetBits, PrefixParseError, range_to_cidrs_v4, range_to_cidrs_v6};
 pub use error::{GeoError, Origin, Reason};
 pub use flat::{FlatError, FlatTable, FlatV4, FlatV6};
 pub use geolite2::{LocateBy, ParseLocateByError};
-pub use load::{LoadOptions, load_bytes, load_files, load_files_with, load_inputs};
+pub use load::{load_bytes, load_files, load_files_with, load_inputs};
+pub use parts::LoadOptions;
 pub use table::{GeoTable, SourceSummary};
 
 /// An input file format.

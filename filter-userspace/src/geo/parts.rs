@@ -4,9 +4,32 @@
 
 use std::path::{Path, PathBuf};
 
+use super::error::Origin;
 use super::geolite2::{self, Geonames, Kind};
-use super::load::{LoadOptions, at_line};
-use super::{Format, GeoError, archive, source};
+use super::{Format, GeoError, LocateBy, archive, source};
+
+/// How to read the files of a load.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions<'a> {
+    /// Applies to every file (`Auto` detects per file, and per member of a zip).
+    pub format: Format,
+    /// The territory of CIDR lists; an error with any other format.
+    pub territory: Option<&'a str>,
+    /// How GeoLite2 blocks are placed; `None` is the default, `Some` an explicit choice,
+    /// which is an error when no file is GeoLite2.
+    pub locate_by: Option<LocateBy>,
+}
+
+/// Names the file and line of a row's error.
+pub(crate) fn at_line(path: &Path) -> impl Fn((u32, super::Reason)) -> GeoError + '_ {
+    move |(line, reason)| GeoError::Entry {
+        at: Origin {
+            path: path.to_owned(),
+            line: Some(line),
+        },
+        reason,
+    }
+}
 
 /// One file's data, or one member of a zip archive.
 pub(crate) struct Part {

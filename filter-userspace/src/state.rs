@@ -32,6 +32,10 @@ pub struct State {
     /// control plane bound.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mux: Vec<Endpoint>,
+    /// The flow table's size chosen with `attach --flows` or `upgrade --flows`; `None`:
+    /// the default. `restore` and `upgrade` create the table with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flows: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

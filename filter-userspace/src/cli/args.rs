@@ -132,7 +132,7 @@ pub enum Command {
     /// again from zero. If it stops part way, other commands refuse until it is run again.
     ///
     /// Example: geofence upgrade
-    Upgrade,
+    Upgrade(UpgradeArgs),
     /// Explain why a packet is passed or dropped, step by step, and check it in the kernel.
     ///
     /// Walks the decision from the state and the territory files: which key found the
@@ -272,6 +272,19 @@ pub struct AttachArgs {
     /// Where the program runs.
     #[arg(long, value_enum, default_value = "native")]
     pub mode: ModeArg,
+    /// Flows (5-tuples) the flow table holds: learned from STUN on shared ports, bound by
+    /// the API or the policy. When full, the least recently used is evicted. Default
+    /// 262144, or the size chosen before; set while nothing is attached, or changed with
+    /// `geofence upgrade --flows N`.
+    #[arg(long, value_name = "N")]
+    pub flows: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+pub struct UpgradeArgs {
+    /// A new size for the flow table (see `attach --flows`); default: the size in use.
+    #[arg(long, value_name = "N")]
+    pub flows: Option<u32>,
 }
 
 #[derive(Args, Debug)]

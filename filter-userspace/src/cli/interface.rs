@@ -6,12 +6,19 @@ use serde_json::json;
 use super::args::{AttachArgs, DetachArgs, ModeArg};
 use crate::change::Ctx;
 use crate::{
-    kernel::{self, AttachMode},
+    kernel::{self, AttachMode, Kernel, flow_table},
     state::Attachment,
 };
 
 pub fn attach(ctx: &Ctx, args: AttachArgs) -> anyhow::Result<()> {
+    let asked = args.flows.map(flow_table::check).transpose()?;
     let mut session = ctx.begin()?;
+    // The size asked for, else the one recorded (a table created before at the default
+    // by another command takes it while nothing is attached).
+    let flows = asked.or(session.state.flows);
+    if let Some(flows) = flows {
+        session.kernel = Kernel::open_with_flows(&ctx.pin_dir, flows)?;
+    }
     let (mode, mode_name) = match args.mode {
         ModeArg::Native => (AttachMode::Native, "native"),
         ModeArg::Skb => (AttachMode::Skb, "skb"),
@@ -35,6 +42,7 @@ pub fn attach(ctx: &Ctx, args: AttachArgs) -> anyhow::Result<()> {
         mode,
     )?;
     new.attachments.push(attachment.clone());
+    new.flows = flows;
     if let Err(error) = new.save(&ctx.state_dir) {
         let _ = kernel::detach(&ctx.pin_dir, &args.interface, args.netns.as_deref());
         return Err(error.context("attachment undone"));
@@ -42,9 +50,13 @@ pub fn attach(ctx: &Ctx, args: AttachArgs) -> anyhow::Result<()> {
     crate::audit::append(
         &ctx.state_dir,
         "attach",
-        json!({ "interface": args.interface, "netns": args.netns, "mode": mode_name }),
+        json!({ "interface": args.interface, "netns": args.netns, "mode": mode_name, "flows": flows }),
     )?;
-    println!("attached to {} ({mode_name} mode)", attachment.label());
+    let size = flow_table::pinned(&ctx.pin_dir)?.unwrap_or(flow_table::DEFAULT);
+    println!(
+        "attached to {} ({mode_name} mode, flow table of {size} flows)",
+        attachment.label()
+    );
     Ok(())
 }
 

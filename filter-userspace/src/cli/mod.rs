@@ -68,7 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(s) => status::status(&ctx, s),
         Command::Stats(s) => show::stats(&ctx, s),
         Command::Restore => restore::restore(&ctx),
-        Command::Upgrade => upgrade::upgrade(&ctx),
+        Command::Upgrade(args) => upgrade::upgrade(&ctx, args),
         Command::Explain(e) => explain::explain(&ctx, e),
         Command::Daemon(d) => crate::daemon::run(ctx, d),
         Command::Completions(c) => docs::completions(&c),

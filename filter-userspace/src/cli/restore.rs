@@ -39,7 +39,10 @@ pub fn restore(ctx: &Ctx) -> anyhow::Result<()> {
         .map(|a| attach_mode(&a.mode))
         .collect::<Vec<_>>();
 
-    let mut kernel = Kernel::open(&ctx.pin_dir)?;
+    let mut kernel = match state.flows {
+        Some(flows) => Kernel::open_with_flows(&ctx.pin_dir, flows)?,
+        None => Kernel::open(&ctx.pin_dir)?,
+    };
 
     // 1. The territory table, so that rules see the right territories from the start.
     let geo_outcome = match (&table, state.geo.clone()) {

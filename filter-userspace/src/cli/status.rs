@@ -192,10 +192,23 @@ pub(super) fn program_builds(
     })
 }
 
-/// The shared ports and what the program made of STUN on them; nothing on a relay whose
-/// meetings own their ports.
+/// The flow table's use, the shared ports and what the program made of STUN on them;
+/// no ports on a relay whose meetings own their ports.
 fn print_mux(state: &State, counters: &Counters) {
+    let table = counters.mux().map(|mux| mux.flows);
+    if let Some(f) = table {
+        println!(
+            "Flow table: {} of {} flows in use ({} learned, {:.1}%)",
+            human::count(u64::from(f.used)),
+            human::count(u64::from(f.capacity)),
+            human::count(u64::from(f.learned)),
+            100.0 * f64::from(f.used) / f64::from(f.capacity.max(1))
+        );
+    }
     if state.mux.is_empty() {
+        if table.is_some() {
+            println!();
+        }
         return;
     }
     let ports: Vec<String> = state.mux.iter().map(ToString::to_string).collect();

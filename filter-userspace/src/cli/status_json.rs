@@ -103,6 +103,7 @@ pub(super) fn as_json(ctx: &Ctx, state: &State, counters: &Counters, now: Timest
         "state_dir": ctx.state_dir,
         "interfaces": interfaces,
         "table": state.geo,
+        "flow_table": counters.mux().map(|mux| mux.flows),
         "mux": {
             "ports": state.mux.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "events": counters.mux().map(|mux| {

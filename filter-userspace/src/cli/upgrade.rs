@@ -7,17 +7,19 @@
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
+use super::args::UpgradeArgs;
 use super::meeting::plural;
 use super::restore::parse_geo;
 use crate::{
     change::{Ctx, generation_name},
-    kernel::{self, Kernel, upgrade},
+    kernel::{self, Kernel, flow_table, upgrade},
     lock::Lock,
     state::{STATE_FILE, State},
 };
 
-pub fn upgrade(ctx: &Ctx) -> anyhow::Result<()> {
+pub fn upgrade(ctx: &Ctx, args: UpgradeArgs) -> anyhow::Result<()> {
     kernel::check_privileges()?;
+    let asked = args.flows.map(flow_table::check).transpose()?;
     let state_file = ctx.state_dir.join(STATE_FILE);
     if !state_file.is_file() {
         bail!(
@@ -30,10 +32,15 @@ pub fn upgrade(ctx: &Ctx) -> anyhow::Result<()> {
     let _lock = Lock::acquire(&ctx.state_dir)?;
     let mut state = State::load(&ctx.state_dir)?;
     let table = state.geo.as_ref().map(parse_geo).transpose()?;
+    // The flow table keeps the size chosen before (recorded, else as pinned).
+    let flows = match asked.or(state.flows) {
+        Some(flows) => flows,
+        None => flow_table::pinned(&ctx.pin_dir)?.unwrap_or(flow_table::DEFAULT),
+    };
 
     // Nothing attached sees the new program or maps until its links move: a failure before
     // that (the kernel refusing the new program, a table too large) removes them all.
-    let prepared = upgrade::stage(&ctx.pin_dir).and_then(|mut staged| {
+    let prepared = upgrade::stage(&ctx.pin_dir, flows).and_then(|mut staged| {
         let filled = fill(ctx, &state, table.as_ref(), &mut staged)?;
         let program = upgrade::staged_program_id(&mut staged)?;
         Ok((staged, filled, program))
@@ -78,6 +85,10 @@ pub fn upgrade(ctx: &Ctx) -> anyhow::Result<()> {
             state.save(&ctx.state_dir)?;
         }
     }
+    if asked.is_some() && state.flows != asked {
+        state.flows = asked;
+        state.save(&ctx.state_dir)?;
+    }
 
     let links: Vec<_> = moved
         .iter()
@@ -92,6 +103,7 @@ pub fn upgrade(ctx: &Ctx) -> anyhow::Result<()> {
             "entries_written": sync.written,
             "table": geo_generation.map(generation_name),
             "ufrags_carried": ufrags,
+            "flows": flows,
         }),
     )?;
 
@@ -104,6 +116,7 @@ pub fn upgrade(ctx: &Ctx) -> anyhow::Result<()> {
             None => "no territory table recorded".to_string(),
         }
     );
+    println!("flow table: {flows} flows");
     if let Some(ufrags) = ufrags {
         println!("{ufrags} ufrag registration{} carried over", plural(ufrags));
     }
@@ -135,7 +148,7 @@ fn fill(
     }
     let sync = kernel::sync(staged, &state, &ctx.clock).context("writing meetings and rules")?;
     let ufrags = if Kernel::exists(&ctx.pin_dir) {
-        match Kernel::open_maps(&ctx.pin_dir) {
+        match Kernel::open_maps(&ctx.pin_dir, None) {
             Ok(old) => Some(upgrade::carry_runtime(&old, staged)?),
             Err(e) => {
                 eprintln!(

@@ -348,12 +348,14 @@ pub fn read_mux_events(kernel: &Kernel) -> anyhow::Result<Vec<(MuxEvent, u64)>> 
 pub struct MuxView {
     pub bindings: BTreeMap<u32, BindingCounts>,
     pub events: Vec<(MuxEvent, u64)>,
+    pub flows: super::flow_table::FlowTableUse,
 }
 
 pub fn read_mux(kernel: &Kernel) -> anyhow::Result<MuxView> {
     Ok(MuxView {
         bindings: binding_counts(kernel)?,
         events: read_mux_events(kernel)?,
+        flows: super::flow_table::read_use(kernel)?,
     })
 }
 

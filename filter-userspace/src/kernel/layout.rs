@@ -19,7 +19,8 @@ fn describe((kind, key, value, entries, flags): Layout) -> String {
     format!("type {kind}, key {key} B, value {value} B, {entries} entries, flags {flags:#x}")
 }
 
-/// Refuses pins under `pin_dir` that this version's program would misread.
+/// Refuses pins under `pin_dir` that this version's program would misread. The flow
+/// table's size is chosen at load (`--flows`), not by the object: any size reads right.
 pub(super) fn check_pins(pin_dir: &Path) -> anyhow::Result<()> {
     let object = aya_obj::Object::parse(EBPF_OBJECT).context("parsing the embedded program")?;
     let mut wrong = Vec::new();
@@ -32,15 +33,19 @@ pub(super) fn check_pins(pin_dir: &Path) -> anyhow::Result<()> {
             .maps
             .get(name)
             .with_context(|| format!("map {name} is missing from the program object"))?;
+        let info = MapInfo::from_pin(&pin)
+            .with_context(|| format!("inspecting the pinned map {}", pin.display()))?;
         let want: Layout = (
             def.map_type(),
             def.key_size(),
             def.value_size(),
-            def.max_entries(),
+            if name == names::FLOWS {
+                info.max_entries()
+            } else {
+                def.max_entries()
+            },
             def.map_flags(),
         );
-        let info = MapInfo::from_pin(&pin)
-            .with_context(|| format!("inspecting the pinned map {}", pin.display()))?;
         let kind = info
             .map_type()
             .with_context(|| format!("the type of pinned map {name}"))?;

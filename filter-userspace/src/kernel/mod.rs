@@ -5,6 +5,7 @@ mod attach;
 mod batch;
 pub mod bindings;
 mod build;
+pub mod flow_table;
 mod forget;
 mod generation;
 mod geo;
@@ -101,11 +102,21 @@ impl Kernel {
     /// Opens the pinned maps under `pin_dir`, creating and pinning them on first use.
     pub fn open(pin_dir: &Path) -> anyhow::Result<Kernel> {
         upgrade::check_not_pending(pin_dir)?;
-        Kernel::open_maps(pin_dir)
+        Kernel::open_maps(pin_dir, None)
+    }
+
+    /// `open` with a flow table of `flows` entries (`attach --flows`, or the size the state
+    /// records): a pinned table of another size is created anew when nothing is attached,
+    /// else refused (see `flow_table::resolve`).
+    pub fn open_with_flows(pin_dir: &Path, flows: u32) -> anyhow::Result<Kernel> {
+        upgrade::check_not_pending(pin_dir)?;
+        Kernel::open_maps(pin_dir, Some(flows))
     }
 
     /// `open` without refusing an unfinished upgrade: for `upgrade` itself, which finishes it.
-    pub(crate) fn open_maps(pin_dir: &Path) -> anyhow::Result<Kernel> {
+    /// The flow table keeps its pinned size, or takes `flows` (default
+    /// [`flow_table::DEFAULT`]).
+    pub(crate) fn open_maps(pin_dir: &Path, flows: Option<u32>) -> anyhow::Result<Kernel> {
         check_privileges()?;
         check_bpffs(pin_dir)?;
         std::fs::DirBuilder::new()
@@ -114,8 +125,10 @@ impl Kernel {
             .create(pin_dir)
             .with_context(|| format!("creating pin directory {}", pin_dir.display()))?;
         layout::check_pins(pin_dir)?;
+        let flows = flow_table::resolve(pin_dir, flows)?;
         let ebpf = EbpfLoader::new()
             .default_map_pin_directory(pin_dir)
+            .map_max_entries(filter_common::maps::names::FLOWS, flows)
             .load(EBPF_OBJECT)
             .with_context(|| {
                 format!(

@@ -76,11 +76,12 @@ pub fn discard(next: &Path) -> anyhow::Result<()> {
 }
 
 /// Starts an upgrade: a fresh, empty set of this build's maps pinned under `next/`, with
-/// the program loaded and pinned there (not attached anywhere yet).
-pub fn stage(pin_dir: &Path) -> anyhow::Result<Kernel> {
+/// the program loaded and pinned there (not attached anywhere yet), its flow table of
+/// `flows` entries.
+pub fn stage(pin_dir: &Path, flows: u32) -> anyhow::Result<Kernel> {
     let next = next_dir(pin_dir);
     discard(&next)?;
-    let mut staged = Kernel::open_maps(&next)?;
+    let mut staged = Kernel::open_maps(&next, Some(flows))?;
     super::build::remember(&mut staged)?;
     Ok(staged)
 }

@@ -9,7 +9,7 @@ mod common;
     dead_code,
     reason = "this file runs frames; the senders for counting tests stay unused"
 )]
-mod frames;
+mod test_run;
 
 use aya::maps::{HashMap, MapData, MapInfo};
 use common::Dirs;
@@ -61,7 +61,7 @@ fn request(port: u16) -> Vec<u8> {
     stun.extend(username);
     stun.resize(20 + 20, 0);
     let src = Ipv4Addr::new(198, 51, 100, 7);
-    let mut frame = frames::udp_frame(src, Ipv4Addr::new(100, 64, 0, 1), 7882, stun.len());
+    let mut frame = test_run::udp_frame(src, Ipv4Addr::new(100, 64, 0, 1), 7882, stun.len());
     frame[34..36].copy_from_slice(&port.to_be_bytes());
     frame[42..].copy_from_slice(&stun);
     frame
@@ -120,9 +120,9 @@ fn the_flow_table_takes_its_size_from_attach_and_keeps_it() {
 
     // A flood of 3000 flows: the oldest are evicted, every request is learned when it
     // comes, and the last ones stay.
-    let program = frames::Program::load(&d.pin);
+    let program = test_run::Program::load(&d.pin);
     for port in 10_000..13_000u16 {
-        assert_eq!(program.run(&request(port)), frames::XDP_PASS);
+        assert_eq!(program.run(&request(port)), test_run::XDP_PASS);
     }
     let learned = learned_ports(&d);
     assert!(

@@ -169,6 +169,9 @@ pub struct Scenario {
     pub prefixes: Vec<IpNet>,
     /// Territories some rule names, "unknown" included.
     pub territories: BTreeSet<TerritoryId>,
+    /// Server ufrags registered on the shared ports, and their sessions
+    /// ([`Scenario::add_mux`]).
+    pub ufrags: Vec<(String, u32)>,
 }
 
 /// A prefix around `addr`: anything from a /8 (a /16 for IPv6) to the single host.
@@ -226,6 +229,7 @@ impl Scenario {
             hot: Vec::new(),
             prefixes: Vec::new(),
             territories: BTreeSet::new(),
+            ufrags: Vec::new(),
         };
         let mut sessions = BTreeSet::new();
         let mut used_keys = BTreeSet::new();
@@ -347,6 +351,11 @@ impl Scenario {
             s.state.meetings.insert(format!("m{m}-s{session}"), meeting);
         }
         s
+    }
+
+    /// [`Self::source`] of one family, for the STUN sequences.
+    pub(crate) fn source_of(&self, rng: &mut Rng, table: &GeoTable, v6: bool) -> IpAddr {
+        self.source(rng, table, Some(v6))
     }
 
     /// A source address of family `v6` (`None`: either): in a blocked territory, in an

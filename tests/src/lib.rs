@@ -12,6 +12,7 @@ pub mod demo_mux;
 pub mod etcd;
 pub mod fleet;
 pub mod r#gen;
+pub mod gen_stun;
 pub mod netns;
 pub mod pinned;
 pub mod scene;

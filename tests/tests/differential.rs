@@ -16,7 +16,14 @@
 //! when the test fails). `cargo xtask fuzz-verdicts N` runs this test in release with
 //! those set.
 //!
+//! Scenarios share ports (mux) with ufrags registered; STUN sequences (a Binding request,
+//! well formed or broken, then packets of its flow) are compared frame by frame with the
+//! model's run-time state carried from frame to frame, and the mux counters by totals.
+//!
 //! Needs root (BPF and bpffs); skipped otherwise.
+
+#[path = "differential/mux.rs"]
+mod mux;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,16 +31,19 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use aya::programs::{TestRun as _, TestRunOptions};
+use filter_common::mux::{MUX_SESSION, MuxEvent};
 use filter_common::{PassReason, TerritoryId, Verdict, policy::RULES_PER_SESSION};
 use geofence::expiry::{Clock, kernel_clock_ns};
 use geofence::geo::{Format, GeoTable, load_files};
 use geofence::kernel::{self, Kernel, Stats};
-use geofence::model::{self, Counted, ModelMaps, Outcome, SessionMaps};
+use geofence::model::{self, Counted, ModelMaps, MuxState, Outcome, SessionMaps};
 use geofence_tests::r#gen::{Case, Rng, Scenario, hex, synthetic_table};
 use geofence_tests::pinned::Program;
 
 /// Frames between two comparisons of the counters.
 const BATCH: usize = 4096;
+/// STUN sequences per scenario with shared ports (after its structured frames).
+const STUN_SEQUENCES: usize = 400;
 /// Random frames per scenario (after its structured ones).
 const PER_SCENARIO: u64 = 20_000;
 const DEFAULT_PACKETS: u64 = 100_000;
@@ -107,6 +117,8 @@ struct Tally {
     unparsed: [u64; PassReason::COUNT as usize],
     /// Per-rule counters: `(session, slot)` → packets and bytes credited to the rule.
     rules: BTreeMap<(u32, u8), [u64; 2]>,
+    /// `MUX_EVENTS`, per [`MuxEvent`].
+    mux: [u64; MuxEvent::COUNT as usize],
 }
 
 impl Tally {
@@ -114,6 +126,11 @@ impl Tally {
         match counted {
             Counted::Reason(r) => self.reasons[r as usize] += 1,
             Counted::UnparsedBlocked(r) => self.unparsed[r as usize] += 1,
+            // An unbound drop moves `MUX_EVENTS` alone (see `add_mux`), no session's counters.
+            Counted::Session {
+                session: MUX_SESSION,
+                ..
+            } => {}
             Counted::Session {
                 session,
                 territory,
@@ -124,6 +141,21 @@ impl Tally {
                 c[verdict as usize] += 1;
                 c[3 + verdict as usize] += bytes;
             }
+        }
+    }
+
+    /// The mux counters a frame moves: its STUN step's, and an unbound drop's.
+    fn add_mux(&mut self, trace: &model::Trace) {
+        if let Some(event) = trace.stun.and_then(|s| s.event()) {
+            self.mux[event as usize] += 1;
+        }
+        if let Counted::Session {
+            session: MUX_SESSION,
+            verdict: Verdict::Dropped,
+            ..
+        } = trace.outcome.counted
+        {
+            self.mux[MuxEvent::UnboundBlocked as usize] += 1;
         }
     }
 
@@ -158,6 +190,9 @@ impl Tally {
     /// `self - base`, dropping zero rows.
     fn since(&self, base: &Tally) -> Tally {
         let mut t = Tally::default();
+        for (e, n) in self.mux.iter().enumerate() {
+            t.mux[e] = n - base.mux[e];
+        }
         for (r, n) in self.reasons.iter().enumerate() {
             t.reasons[r] = n - base.reasons[r];
             t.unparsed[r] = self.unparsed[r] - base.unparsed[r];
@@ -181,6 +216,11 @@ impl Tally {
 
     fn describe(&self) -> String {
         let mut out = String::new();
+        for e in MuxEvent::ALL {
+            if self.mux[e as usize] != 0 {
+                write!(out, "mux {}={} ", e.name(), self.mux[e as usize]).expect("fmt");
+            }
+        }
         for r in PassReason::ALL {
             if self.reasons[r as usize] != 0 {
                 write!(out, "{}={} ", r.name(), self.reasons[r as usize]).expect("fmt");
@@ -258,6 +298,9 @@ struct Runner {
     base: Tally,
     tally: Tally,
     batch: Vec<(Case, Outcome)>,
+    /// What the program holds at run time, as the model sees it.
+    mux: MuxState,
+    coverage: mux::Coverage,
     /// Every frame compared, by what it counted: the coverage of the run.
     seen: Tally,
     /// Sessions of the current scenario, whose rule slots are compared.
@@ -299,6 +342,10 @@ impl Runner {
                 }
             }
         }
+        let events = kernel::bindings::read_mux_events(&self.program.0).expect("mux counters");
+        for (event, n) in events {
+            t.mux[event as usize] = n;
+        }
         t
     }
 
@@ -328,12 +375,15 @@ impl Runner {
         );
     }
 
-    fn check(&mut self, case: Case) {
-        let outcome = model::verdict(&case.frame.bytes, &self.model, self.now);
+    /// Runs `case` through both, and returns the model's trace of it.
+    fn check(&mut self, case: Case) -> Option<model::Trace> {
+        let trace = model::trace_mux(&case.frame.bytes, &self.model, &mut self.mux, self.now);
+        let outcome = trace.outcome;
         let Some(action) = self.run_kernel(&case.frame.bytes) else {
             self.refused += 1;
-            return;
+            return None;
         };
+        self.coverage.add(&case.what, &trace);
         self.compared += 1;
         if action != outcome.xdp_action {
             let report = format!(
@@ -344,8 +394,10 @@ impl Runner {
             // Its counter moved too; the rest of the batch is compared by totals.
             self.mismatch(report);
             self.rebase();
-            return;
+            return Some(trace);
         }
+        self.tally.add_mux(&trace);
+        self.seen.add_mux(&trace);
         self.tally.add(outcome.counted);
         self.tally.add_rule(&outcome);
         self.seen.add_rule(&outcome);
@@ -362,6 +414,7 @@ impl Runner {
         if self.batch.len() >= BATCH {
             self.compare_counters();
         }
+        Some(trace)
     }
 
     /// Starts a new tally from the kernel's counters as they are.
@@ -385,10 +438,13 @@ impl Runner {
         // Replay the batch one frame at a time to find the frame whose counter differs.
         let batch = std::mem::take(&mut self.batch);
         let mut found = None;
+        // A replay meets the flows the batch learned: a request learned then is refreshed
+        // now, so the mux counters are compared by totals alone.
         for (case, outcome) in &batch {
             let before = self.stats();
             self.run_kernel(&case.frame.bytes);
-            let moved = self.stats().since(&before);
+            let mut moved = self.stats().since(&before);
+            moved.mux = Default::default();
             let mut want = Tally::default();
             want.add(outcome.counted);
             want.add_rule(outcome);
@@ -432,7 +488,43 @@ impl Runner {
             ModelMaps::new(SessionMaps::default(), GeoTable::default()),
         );
         self.model = model.with_sessions(sessions);
+        self.mux = mux::reset(&mut self.program.0, scenario, mux::LONG_IDLE);
         self.rebase();
+    }
+
+    /// A Binding request, media at once, media after the idle time (unbound), a request
+    /// again (learned anew), media: the idle path, with the model's clock read where the
+    /// kernel's moves.
+    fn idle_expiry(&mut self, scenario: &Scenario, rng: &mut Rng, table: &GeoTable) {
+        self.compare_counters();
+        mux::set_idle(&mut self.program.0, mux::SHORT_IDLE);
+        self.mux.learned_idle_ns = mux::SHORT_IDLE.as_nanos() as u64;
+        for _ in 0..20 {
+            let cases = scenario.stun_sequence(rng, table);
+            let (Some(request), Some(media)) = (cases.first(), cases.get(1)) else {
+                continue;
+            };
+            self.now = kernel_clock_ns();
+            let learned = self
+                .check(request.clone())
+                .is_some_and(|t| t.stun.is_some_and(|s| s.event() == Some(MuxEvent::Learned)));
+            if !learned {
+                continue;
+            }
+            self.check(media.clone());
+            std::thread::sleep(mux::SHORT_IDLE * 2);
+            self.now = kernel_clock_ns();
+            let after = self.check(media.clone());
+            if after.is_some_and(|t| t.session.and_then(|s| s.session()).is_none()) {
+                self.coverage.idle_unbound += 1;
+            }
+            self.check(request.clone());
+            self.check(media.clone());
+            break;
+        }
+        self.compare_counters();
+        mux::set_idle(&mut self.program.0, mux::LONG_IDLE);
+        self.mux.learned_idle_ns = mux::LONG_IDLE.as_nanos() as u64;
     }
 }
 
@@ -461,6 +553,8 @@ fn kernel_and_model_agree() {
         base: Tally::default(),
         tally: Tally::default(),
         batch: Vec::new(),
+        mux: MuxState::default(),
+        coverage: mux::Coverage::default(),
         seen: Tally::default(),
         sessions: Vec::new(),
         compared: 0,
@@ -475,7 +569,11 @@ fn kernel_and_model_agree() {
     let mut scenarios = 0;
     let mut generated = 0u64;
     while generated < packets {
-        let scenario = Scenario::random(&mut rng, &table);
+        let mut scenario = Scenario::random(&mut rng, &table);
+        let shared = rng.percent(70);
+        if shared {
+            scenario.add_mux(&mut rng);
+        }
         runner.set_scenario(&scenario);
         scenarios += 1;
         for case in scenario.structured_cases(&mut rng, &table) {
@@ -484,6 +582,18 @@ fn kernel_and_model_agree() {
             }
             generated += 1;
             runner.check(case);
+        }
+        if shared && runner.coverage.idle_unbound == 0 {
+            runner.idle_expiry(&scenario, &mut rng, &table);
+        }
+        for _ in 0..STUN_SEQUENCES {
+            if !shared || generated >= packets {
+                break;
+            }
+            for case in scenario.stun_sequence(&mut rng, &table) {
+                generated += 1;
+                runner.check(case);
+            }
         }
         for _ in 0..PER_SCENARIO {
             if generated >= packets {
@@ -534,4 +644,16 @@ fn kernel_and_model_agree() {
         runner.mismatches, 0,
         "kernel and model disagree (see above)"
     );
+    let events = MuxEvent::ALL.map(|e| format!("{} {}", e.name(), runner.seen.mux[e as usize]));
+    let c = &runner.coverage;
+    println!(
+        "differential: mux counters: {}; media of learned flows {}; requests binding no \
+         meeting {}; unbound after idle {}; STUN tags {:?}",
+        events.join(", "),
+        c.media_of_learned_flows,
+        c.learned_for_no_meeting,
+        c.idle_unbound,
+        c.tags
+    );
+    c.assert_reached(&runner.seen.mux);
 }

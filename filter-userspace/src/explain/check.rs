@@ -99,6 +99,7 @@ mod tests {
 
     fn trace_dropping() -> Trace {
         Trace {
+            stun: None,
             headers: Err(PassReason::Malformed),
             session: None,
             territory: None,

@@ -122,6 +122,19 @@ fn session_step(
             };
             ("flow", format!("flow binding {text}"))
         }
+        SessionKey::LearnedFlow | SessionKey::ApiFlow => {
+            let how = match (binding, key) {
+                (Some(runtime), _) => runtime.to_string(),
+                (None, SessionKey::LearnedFlow) => "learned from a STUN Binding request".into(),
+                (None, _) => "bound by the binding API".into(),
+            };
+            let name = if key == SessionKey::LearnedFlow {
+                "learned_flow"
+            } else {
+                "api_flow"
+            };
+            (name, format!("flow binding {how}"))
+        }
         SessionKey::Endpoint | SessionKey::WildcardEndpoint => {
             let wildcard = key == SessionKey::WildcardEndpoint;
             let k = endpoint(if wildcard { ADDRESS_ANY } else { h.dst });

@@ -41,6 +41,7 @@ fn desired(state: &State, clock: &Clock) -> anyhow::Result<Desired> {
         policies: StdMap::new(),
         mux_blocked: Default::default(),
         unparsed: crate::unparsed::Guards::derive(state, clock.wall()),
+        live: state.meetings.values().map(|m| m.session).collect(),
     };
     let guards = d.unparsed.guards.len();
     if guards > filter_common::unparsed::GUARDS as usize {

@@ -17,9 +17,12 @@
 //! Not modelled: a full statistics map (`PassReason::StatsFull`), which depends on what
 //! other packets did before.
 
+pub mod mux;
 pub mod parse;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mux;
 pub mod trace;
 
 use std::collections::{BTreeSet, HashMap};
@@ -28,10 +31,11 @@ use filter_common::{
     Address, EndpointKey, FlowKey, Override, OverrideKey, PassReason, Policy, TerritoryId, Verdict,
 };
 
+pub use mux::{Learning, MuxState, Request, StunStep};
 pub use parse::{Headers, parse};
 pub use trace::{
     DecidedBy, Decision, OverrideHit, RuleHit, SessionKey, SessionLookup, TerritoryMatch, Trace,
-    trace,
+    trace, trace_mux,
 };
 
 use crate::expiry::Clock;
@@ -59,6 +63,9 @@ pub struct SessionMaps {
     pub mux_blocked: [u64; filter_common::territory::TERRITORY_WORDS],
     /// The guards for packets the parser cannot place.
     pub unparsed: crate::unparsed::Guards,
+    /// The sessions of the state's meetings (`LIVE_SESSIONS`): flows learned or bound by
+    /// the API apply only to these.
+    pub live: BTreeSet<u32>,
 }
 
 impl SessionMaps {
@@ -240,4 +247,9 @@ impl ModelMaps {
 /// The verdict on `frame` at `now_ns` (`CLOCK_MONOTONIC_COARSE`), and what it counts.
 pub fn verdict(frame: &[u8], maps: &ModelMaps, now_ns: u64) -> Outcome {
     trace(frame, maps, now_ns).outcome
+}
+
+/// [`verdict`] with what the program holds at run time, which the frame may change.
+pub fn verdict_mux(frame: &[u8], maps: &ModelMaps, mux: &mut MuxState, now_ns: u64) -> Outcome {
+    trace_mux(frame, maps, mux, now_ns).outcome
 }

@@ -51,6 +51,9 @@ pub struct Headers {
     /// The first fragment of a fragmented datagram (classified on its ports alone).
     pub first_fragment: bool,
     pub vlan_tags: usize,
+    /// Where a UDP datagram's payload starts in the frame; 0 for TCP and first fragments,
+    /// which are not read as STUN.
+    pub payload: usize,
 }
 
 impl Headers {
@@ -303,6 +306,11 @@ fn transport(
         dst_port: be16([ports[2], ports[3]]),
         first_fragment,
         vlan_tags: 0,
+        payload: if protocol == proto::UDP && !first_fragment {
+            at + UDP_HLEN
+        } else {
+            0
+        },
     })
 }
 

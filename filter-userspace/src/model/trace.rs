@@ -22,6 +22,11 @@ pub enum SessionKey {
     Endpoint,
     /// The endpoint on any local address (`*`).
     WildcardEndpoint,
+    /// A flow the program learned from a STUN Binding request (this packet's, or an
+    /// earlier one of the flow).
+    LearnedFlow,
+    /// A flow the binding API bound.
+    ApiFlow,
 }
 
 /// The outcome of the session search.
@@ -159,6 +164,8 @@ impl Decision {
 pub struct Trace {
     /// The parsed headers, or why the frame passes unclassified.
     pub headers: Result<Headers, PassReason>,
+    /// On a mux port: the datagram read as STUN, and what its Binding request bound.
+    pub stun: Option<super::mux::StunStep>,
     /// `None` when the frame did not parse.
     pub session: Option<SessionLookup>,
     /// Looked up only for a packet of a session.
@@ -343,9 +350,16 @@ impl ModelMaps {
     }
 }
 
-/// The verdict on `frame` at `now_ns` (`CLOCK_MONOTONIC_COARSE`) with every reason.
+/// The verdict on `frame` at `now_ns` (`CLOCK_MONOTONIC_COARSE`) with every reason, with
+/// nothing learned at run time (no ufrag registered, no flow learned or bound by the API).
 pub fn trace(frame: &[u8], maps: &ModelMaps, now_ns: u64) -> Trace {
+    trace_mux(frame, maps, &mut super::MuxState::default(), now_ns)
+}
+
+/// [`trace`] with what the program holds at run time, which a Binding request changes.
+pub fn trace_mux(frame: &[u8], maps: &ModelMaps, mux: &mut super::MuxState, now_ns: u64) -> Trace {
     let passed = |headers, session, reason| Trace {
+        stun: None,
         headers,
         session,
         territory: None,
@@ -365,6 +379,7 @@ pub fn trace(frame: &[u8], maps: &ModelMaps, now_ns: u64) -> Trace {
                 return passed(Err(u.reason), None, u.reason);
             }
             return Trace {
+                stun: None,
                 headers: Err(u.reason),
                 session: None,
                 territory: Some(territory),
@@ -378,17 +393,24 @@ pub fn trace(frame: &[u8], maps: &ModelMaps, now_ns: u64) -> Trace {
             };
         }
     };
-    let lookup = maps.session_lookup(&h);
+    let (lookup, stun) = maps.session_lookup_mux(frame, &h, mux, now_ns);
     let Some(session) = lookup.session() else {
         if lookup != SessionLookup::SharedPort {
-            return passed(Ok(h), Some(lookup), PassReason::NoSession);
+            return Trace {
+                stun,
+                ..passed(Ok(h), Some(lookup), PassReason::NoSession)
+            };
         }
         // Unbound on a shared port: dropped when some rule in force blocks the territory.
         let territory = maps.territory_match(&h);
         if !maps.sessions.mux_blocks(territory.id) {
-            return passed(Ok(h), Some(lookup), PassReason::Unbound);
+            return Trace {
+                stun,
+                ..passed(Ok(h), Some(lookup), PassReason::Unbound)
+            };
         }
         return Trace {
+            stun,
             headers: Ok(h),
             session: Some(lookup),
             outcome: Outcome {
@@ -410,6 +432,7 @@ pub fn trace(frame: &[u8], maps: &ModelMaps, now_ns: u64) -> Trace {
     let decision = maps.decision(session, &h.src, territory.id, now_ns);
     let verdict = decision.verdict;
     Trace {
+        stun,
         headers: Ok(h),
         session: Some(lookup),
         outcome: Outcome {

@@ -204,6 +204,11 @@ impl Relay {
 
     /// `geofence explain --json` for a UDP packet: the JSON, and whether it exited 0.
     fn explain(&self, src: &str, dst: &str) -> (serde_json::Value, bool) {
+        self.explain_with(src, dst, &[])
+    }
+
+    /// `explain` with more arguments (`--stun-ufrag U`).
+    fn explain_with(&self, src: &str, dst: &str, more: &[&str]) -> (serde_json::Value, bool) {
         let bin = geofence_tests::cli::geofence_bin().expect("the geofence binary");
         let out = std::process::Command::new(bin)
             .arg("--pin-dir")
@@ -213,6 +218,7 @@ impl Relay {
             .args([
                 "explain", "--proto", "udp", "--src", src, "--dst", dst, "--json",
             ])
+            .args(more)
             .output()
             .expect("running geofence explain");
         let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -732,4 +738,65 @@ fn blocked<'a>(
         also: Some(MuxEvent::UnboundBlocked),
         ..dropped(what, src, dst, payload, event)
     }
+}
+
+#[test]
+fn explain_sends_a_binding_request_and_leaves_the_flow_as_it_was() {
+    let Some(relay) = Relay::new("explain_sends_a_binding_request_and_leaves_the_flow_as_it_was")
+    else {
+        return;
+    };
+    let step = |json: &serde_json::Value, name: &str| {
+        let steps = json["steps"].as_array().expect("steps");
+        steps.iter().find(|s| s["step"] == name).cloned()
+    };
+    let ask = |relay: &Relay, src: &str, dst: &str, ufrag: &str| {
+        let (json, agrees) = relay.explain_with(src, dst, &["--stun-ufrag", ufrag]);
+        assert!(agrees, "the kernel disagrees: {json:#}");
+        let stun = step(&json, "stun").unwrap_or_else(|| panic!("no stun step: {json:#}"));
+        let verdict = step(&json, "verdict").expect("a verdict step");
+        (stun, verdict)
+    };
+    // Meeting A's ufrag from XA: learned, and dropped by A's rule; the check leaves the
+    // kernel's flow table as it was.
+    let xa = "192.0.2.70:7000";
+    let (stun, verdict) = ask(&relay, xa, MUX, "ufragA1");
+    assert_eq!(stun["outcome"], "learned", "{stun}");
+    assert_eq!(stun["meeting"], "A", "{stun}");
+    assert_eq!(verdict["verdict"], "dropped", "{verdict}");
+    let binding = bindings::flow_binding(&relay.kernel, &flow(xa, MUX)).expect("FLOWS");
+    assert_eq!(binding, None, "explain left a binding behind");
+    // Once the flow is learned for real, the same request refreshes it.
+    let xb = "198.51.100.70:7000";
+    relay.check(passed("join", xb, MUX, &request("ufragB1:c"), LEARNED));
+    let (stun, verdict) = ask(&relay, xb, MUX, "ufragB1");
+    assert_eq!(stun["outcome"], "refreshed", "{stun}");
+    assert_eq!(verdict["verdict"], "passed", "{verdict}");
+    let kept = bindings::flow_binding(&relay.kernel, &flow(xb, MUX)).expect("FLOWS");
+    assert_eq!(
+        kept.map(|b| b.session),
+        Some(2),
+        "explain changed the learned binding"
+    );
+    // The newest ufrag wins: meeting A's ufrag on B's flow rebinds it to A.
+    let (stun, _) = ask(&relay, xb, MUX, "ufragA1");
+    assert_eq!(
+        (&stun["outcome"], &stun["meeting"]),
+        (&"learned".into(), &"A".into())
+    );
+    let after = bindings::flow_binding(&relay.kernel, &flow(xb, MUX)).expect("FLOWS");
+    assert_eq!(after, kept, "explain did not put the binding back");
+    // An unknown ufrag, one longer than the program reads, a port no meeting shares.
+    let (stun, verdict) = ask(&relay, "198.51.100.71:7000", MUX, "nobodys");
+    assert_eq!(stun["outcome"], "unknown_ufrag", "{stun}");
+    assert_eq!(verdict["pass_reason"], "unbound", "{verdict}");
+    let long = "a".repeat(65);
+    let (stun, _) = ask(&relay, "198.51.100.72:7000", MUX, &long);
+    assert_eq!(stun["outcome"], "too_long", "{stun}");
+    let (stun, verdict) = ask(&relay, "192.0.2.73:7000", "100.64.0.1:40000", "ufragA1");
+    assert_eq!(stun["outcome"], "not_shared", "{stun}");
+    assert_eq!(
+        verdict["verdict"], "dropped",
+        "meeting O blocks XA: {verdict}"
+    );
 }

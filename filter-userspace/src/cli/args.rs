@@ -601,6 +601,12 @@ pub struct ExplainArgs {
     /// The relay address and port the packet is sent to: ADDR:PORT (IPv6 as [ADDR]:PORT).
     #[arg(long)]
     pub dst: String,
+    /// Ask about a STUN Binding request whose USERNAME is `U:explain` instead of a plain
+    /// datagram (UDP): which meeting the server ufrag U names on a shared port, whether
+    /// the flow is learned or refreshed, then the decision. The kernel's check leaves the
+    /// flow's binding as it was.
+    #[arg(long, value_name = "U")]
+    pub stun_ufrag: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -16,6 +16,7 @@ use crate::{
         check::{action_name, decision_text, differences, expected},
         frame,
         geo::{self, GeoContext},
+        stun,
         walk::{self, Step},
         words::{territory_name, verdict_name},
     },
@@ -23,7 +24,7 @@ use crate::{
         self, Kernel, bindings,
         probe::{self, KernelDecision, ProgramOrigin},
     },
-    model::{self, ModelMaps},
+    model::{self, Learning, ModelMaps, MuxState},
     state::State,
 };
 
@@ -80,14 +81,31 @@ fn print_steps(question: &Question, steps: &[Step], geo: &GeoContext, frame_len:
     }
 }
 
-/// A binding of the packet's flow that the kernel holds and the state does not (learned
-/// from a STUN Binding request, or bound by the API), added to `maps` as the program
-/// sees it, with words for it; an idle learned binding is not added (the program passes
-/// its packets as unbound).
+/// What the program holds at run time that the packet may meet: the ufrag registrations,
+/// the idle time of learned bindings, and the packet's flow's binding if the kernel holds
+/// one the state does not (learned from a STUN Binding request, or bound by the API).
+fn runtime_state(kernel: &Kernel, question: &Question) -> anyhow::Result<MuxState> {
+    let mut mux = MuxState {
+        ufrags: bindings::read_ufrags(kernel)?.into_iter().collect(),
+        learned_idle_ns: bindings::learned_idle_ns(kernel)?,
+        ..MuxState::default()
+    };
+    let key = flow_key(question)?;
+    if let Some(b) = bindings::flow_binding(kernel, &key)?.filter(|b| b.origin != origin::POLICY) {
+        mux.flows.insert(key, b);
+    }
+    Ok(mux)
+}
+
+fn flow_key(question: &Question) -> anyhow::Result<filter_common::FlowKey> {
+    let flow = Flow::new(question.proto, question.src, question.dst).map_err(anyhow::Error::msg)?;
+    Ok(flow.key())
+}
+
+/// Words for the kernel's run-time binding of the packet's flow, if it has one.
 fn runtime_binding(
     kernel: &Kernel,
     question: &Question,
-    maps: &mut ModelMaps,
     now_ns: u64,
 ) -> anyhow::Result<Option<String>> {
     let flow = Flow::new(question.proto, question.src, question.dst).map_err(anyhow::Error::msg)?;
@@ -123,12 +141,45 @@ fn runtime_binding(
         origin::API => "bound by the binding API".to_string(),
         _ => return Ok(None),
     };
-    maps.sessions.flows.insert(key, b.session);
     Ok(Some(format!("{flow} ({words})")))
+}
+
+/// The flow's entry without a generation tag: learned or bound by the API.
+fn runtime_entry(
+    kernel: &mut Kernel,
+    key: &filter_common::FlowKey,
+) -> anyhow::Result<Option<filter_common::mux::FlowBinding>> {
+    let map: aya::maps::HashMap<_, filter_common::FlowKey, filter_common::mux::FlowBinding> =
+        aya::maps::HashMap::try_from(kernel.map_mut(filter_common::maps::names::FLOWS)?)?;
+    Ok(map.get(key, 0).ok())
+}
+
+/// Puts the flow's run-time binding back as it was before the kernel's check: a Binding
+/// request asked about is learned by the program it is run through, and the question
+/// must change nothing.
+fn put_back(
+    kernel: &mut Kernel,
+    key: &filter_common::FlowKey,
+    before: Option<filter_common::mux::FlowBinding>,
+) -> anyhow::Result<()> {
+    let now = runtime_entry(kernel, key)?;
+    let mut map: aya::maps::HashMap<_, filter_common::FlowKey, filter_common::mux::FlowBinding> =
+        aya::maps::HashMap::try_from(kernel.map_mut(filter_common::maps::names::FLOWS)?)?;
+    if now == before {
+        return Ok(());
+    }
+    match before {
+        Some(binding) => map.insert(key, binding, 0),
+        None => map.remove(key),
+    }
+    .context("putting the flow's binding back after the kernel's check")
 }
 
 pub fn explain(ctx: &Ctx, args: ExplainArgs) -> anyhow::Result<()> {
     let question = Question::parse(args.proto, &args.src, &args.dst)?;
+    if let Some(u) = &args.stun_ufrag {
+        stun::check(u, question.proto == crate::endpoint::Proto::Udp)?;
+    }
     kernel::check_privileges()?;
     let state = State::load(&ctx.state_dir)?;
     if !Kernel::exists(&ctx.pin_dir) {
@@ -143,12 +194,27 @@ pub fn explain(ctx: &Ctx, args: ExplainArgs) -> anyhow::Result<()> {
         .context("looking the source up in the kernel's territory table")?
         .unwrap_or(filter_common::TERRITORY_UNKNOWN);
     let geo = geo::context(state.geo.as_ref(), src, Some(kernel_territory));
-    let mut maps = ModelMaps::from_state(&state, geo.table.clone(), &ctx.clock)
+    let maps = ModelMaps::from_state(&state, geo.table.clone(), &ctx.clock)
         .context("deriving the session maps from the state")?;
-    let binding = runtime_binding(&kernel, &question, &mut maps, ctx.clock.kernel_ns())?;
-    let frame = frame::build(&question);
-    let trace = model::trace(&frame, &maps, ctx.clock.kernel_ns());
-    let steps = walk::steps(
+    let now_ns = ctx.clock.kernel_ns();
+    let mut mux = runtime_state(&kernel, &question)?;
+    let key = flow_key(&question)?;
+    let before = runtime_entry(&mut kernel, &key)?;
+    let mut binding = runtime_binding(&kernel, &question, now_ns)?;
+    let frame = match &args.stun_ufrag {
+        Some(u) => frame::build_with(&question, &stun::binding_request(u)),
+        None => frame::build(&question),
+    };
+    let trace = model::trace_mux(&frame, &maps, &mut mux, now_ns);
+    // A binding this request makes anew is not the one the kernel held.
+    if trace
+        .stun
+        .and_then(|s| s.learning)
+        .is_some_and(|l| matches!(l, Learning::Learned(_)))
+    {
+        binding = None;
+    }
+    let mut steps = walk::steps(
         &question.dst,
         &state,
         &geo,
@@ -157,6 +223,9 @@ pub fn explain(ctx: &Ctx, args: ExplainArgs) -> anyhow::Result<()> {
         ctx.clock.wall(),
         binding.as_deref(),
     );
+    if let Some(step) = (args.stun_ufrag.as_deref()).and_then(|u| stun::step(&trace, &state, u)) {
+        steps.insert(0, step);
+    }
 
     let mut targets = probe::attached_targets(&ctx.pin_dir)?;
     if targets.is_empty() {
@@ -168,6 +237,9 @@ pub fn explain(ctx: &Ctx, args: ExplainArgs) -> anyhow::Result<()> {
         checks.push((target.origin.clone(), answer, differences(&trace, &answer)));
     }
     let disagreeing = checks.iter().filter(|(_, _, d)| !d.is_empty()).count();
+    if args.stun_ufrag.is_some() {
+        put_back(&mut kernel, &key, before)?;
+    }
 
     if args.json {
         let kernel: Vec<Value> = checks

@@ -26,13 +26,13 @@ fn checksum(bytes: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-fn transport(q: &Question) -> Vec<u8> {
+fn transport(q: &Question, payload: &[u8]) -> Vec<u8> {
     let mut l4 = Vec::new();
     l4.extend(q.src.port().to_be_bytes());
     l4.extend(q.dst.port().to_be_bytes());
     match q.proto {
         Proto::Udp => {
-            l4.extend(((8 + PAYLOAD.len()) as u16).to_be_bytes());
+            l4.extend(((8 + payload.len()) as u16).to_be_bytes());
             l4.extend([0, 0]); // no checksum; the program does not verify it
         }
         Proto::Tcp => {
@@ -43,13 +43,18 @@ fn transport(q: &Question) -> Vec<u8> {
             l4.extend([0, 0, 0, 0]); // checksum, urgent pointer
         }
     }
-    l4.extend(PAYLOAD);
+    l4.extend(payload);
     l4
 }
 
 /// The frame for `q`.
 pub fn build(q: &Question) -> Vec<u8> {
-    let l4 = transport(q);
+    build_with(q, PAYLOAD)
+}
+
+/// The frame for `q` carrying `payload` (a STUN Binding request, for `--stun-ufrag`).
+pub fn build_with(q: &Question, payload: &[u8]) -> Vec<u8> {
+    let l4 = transport(q, payload);
     let mut out = Vec::with_capacity(14 + 40 + l4.len());
     out.extend(DST_MAC);
     out.extend(SRC_MAC);

@@ -9,6 +9,7 @@
 pub mod check;
 pub mod frame;
 pub mod geo;
+pub mod stun;
 pub mod walk;
 pub mod words;
 

@@ -31,7 +31,7 @@ pub struct Step {
 }
 
 impl Step {
-    fn new(name: &'static str, text: String, detail: Value) -> Step {
+    pub(crate) fn new(name: &'static str, text: String, detail: Value) -> Step {
         Step { name, text, detail }
     }
 

@@ -118,7 +118,12 @@ fn desired(state: &State, clock: &Clock) -> anyhow::Result<Desired> {
             bound,
             capacity::ENDPOINTS,
         ),
-        ("flow bindings", d.flows.len(), capacity::FLOWS),
+        // Each generation holds its own entry of a policy flow, in the table sized at attach.
+        (
+            "flow bindings (an entry in each generation)",
+            d.flows.len() * 2,
+            state.flows.unwrap_or(super::flow_table::DEFAULT),
+        ),
         ("prefix overrides", d.overrides.len(), capacity::OVERRIDES),
     ] {
         if len > cap as usize {

@@ -44,6 +44,7 @@ use crate::{
 
 mod figures;
 mod footprint;
+mod monitor;
 mod samples;
 
 use samples::{
@@ -204,6 +205,13 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     check_counters(&kernel)?;
     let stage_times = measure(&mut bench, &frames.stages(), &settings, "stages")?;
     check_ending_dropped(&kernel)?;
+    let blocked = Variant {
+        key: "monitor",
+        program: "bench_flat",
+        frame: frames.v4.clone(),
+        set: SET_V4_BLOCKED,
+    };
+    let monitor_times = monitor::measure(&mut bench, &mut kernel, &blocked, &settings)?;
 
     let same_code = same_program(&bench, "bench_flat", "bench_lpm")?;
     figures::figures(
@@ -216,6 +224,7 @@ pub fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         [full_reach, small_reach],
     );
     figures::stage_figures(report, &stage_times);
+    monitor::figures(report, &monitor_times, &stage_times);
     Ok(())
 }
 

@@ -11,6 +11,7 @@ pub mod counters;
 pub mod generation;
 pub mod geo;
 pub mod maps;
+pub mod monitor;
 pub mod mux;
 pub mod policy;
 pub mod probe;

@@ -345,6 +345,10 @@ pub mod names {
     pub const UNPARSED_PREFIX: &str = "UNPARSED_PREFIX";
     /// Per CPU, per [`crate::PassReason`]: unplaceable packets dropped by a guard.
     pub const UNPARSED_DROP: &str = "UNPARSED_DROP";
+    /// The switch of `geofence monitor` (see [`crate::monitor`]).
+    pub const MONITOR: &str = "MONITOR";
+    /// Per CPU: the monitor's sampling counter and record budget.
+    pub const MONITOR_CPU: &str = "MONITOR_CPU";
     /// Every map, in the order `status` reports them.
     pub const ALL: &[&str] = &[
         FLOWS,
@@ -394,6 +398,8 @@ pub mod names {
         UNPARSED_GUARD,
         UNPARSED_PREFIX,
         UNPARSED_DROP,
+        MONITOR,
+        MONITOR_CPU,
     ];
 }
 

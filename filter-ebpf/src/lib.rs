@@ -13,6 +13,7 @@
 pub mod count;
 pub mod decide;
 pub mod maps;
+pub mod monitor;
 pub mod parse;
 pub mod probe;
 pub mod session;
@@ -63,6 +64,7 @@ pub fn classify(
         let bytes = ctx.data_end() - ctx.data();
         count::session(session, territory, decision.verdict, bytes);
         count::rule(session, decision.slot, packet.src, bytes);
+        monitor::decision(found, territory, decision, packet.src);
     }
     decision.verdict
 }

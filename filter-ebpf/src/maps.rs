@@ -196,3 +196,12 @@ pub static RULE_COUNTERS: PerCpuArray<RuleCounters> = PerCpuArray::pinned(RULE_E
 /// takes its size once per possible CPU.
 #[map]
 pub static RULE_SOURCES: PerCpuArray<PackedSketch> = PerCpuArray::pinned(RULE_ENTRIES, 0);
+
+/// The switch of `geofence monitor` (see `filter_common::monitor`): off unless a monitor
+/// runs.
+#[map]
+pub static MONITOR: Array<filter_common::monitor::MonitorConfig> = Array::pinned(1, 0);
+
+/// Per CPU: the monitor's sampling counter and record budget.
+#[map]
+pub static MONITOR_CPU: PerCpuArray<filter_common::monitor::MonitorCpu> = PerCpuArray::pinned(1, 0);

@@ -110,6 +110,15 @@ pub enum Command {
     ///
     /// Example: geofence stats town-hall --json
     Stats(StatsArgs),
+    /// Stream the program's decisions live, one line each: meeting, territory, verdict,
+    /// reason and order.
+    ///
+    /// The program reports decisions only while a monitor runs (and at most --rate lines
+    /// per second per CPU); Ctrl-C turns it off again. Source addresses appear only with
+    /// --show-addresses, on stdout only.
+    ///
+    /// Example: geofence monitor town-hall --verdict dropped
+    Monitor(super::monitor::MonitorArgs),
     /// Rebuild the kernel state from the state directory, e.g. after a reboot.
     ///
     /// Reloads the territory table from the files recorded by `geo load`, restores every

@@ -11,6 +11,7 @@ mod fleet;
 mod geo;
 mod interface;
 mod meeting;
+mod monitor;
 mod mux;
 mod progress;
 mod report;
@@ -67,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Allow(a) => rules::allow(&ctx, a),
         Command::Status(s) => status::status(&ctx, s),
         Command::Stats(s) => show::stats(&ctx, s),
+        Command::Monitor(m) => monitor::monitor(&ctx, m),
         Command::Restore => restore::restore(&ctx),
         Command::Upgrade(args) => upgrade::upgrade(&ctx, args),
         Command::Explain(e) => explain::explain(&ctx, e),

@@ -103,10 +103,11 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     let counters = Counters::read(ctx, &state);
     let now = ctx.clock.wall();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json::as_json(ctx, &state, &counters, now))?
-        );
+        let mut value = json::as_json(ctx, &state, &counters, now);
+        if let Some(monitor) = super::monitor::switch_state(ctx) {
+            value["monitor"] = serde_json::json!(monitor.name());
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     println!(
@@ -121,6 +122,9 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     );
     println!();
     print_interfaces(ctx, &state);
+    if let Some(line) = super::monitor::switch_state(ctx).and_then(|m| m.line()) {
+        println!("{line}");
+    }
     println!();
     table::print_table(&state, now);
     println!();

@@ -12,6 +12,7 @@ mod geo;
 mod layout;
 mod links;
 mod mapped;
+mod monitor;
 mod overrides;
 mod policies;
 pub mod probe;
@@ -40,6 +41,7 @@ pub use geo::{
 };
 pub use geo::{activate_generation, stage_table};
 pub use links::{link_pin, link_pinned, link_programs};
+pub use monitor::{Records, monitor_counts, pinned_monitor, set_monitor};
 pub use policies::pinned_policies;
 pub use rule_stats::{
     RuleCounts, read_rule_counts, read_rule_sketches, read_rule_stats, read_rule_stats_of,

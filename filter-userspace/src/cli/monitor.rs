@@ -180,6 +180,8 @@ fn load_state(ctx: &Ctx) -> anyhow::Result<State> {
 pub fn monitor(ctx: &Ctx, args: MonitorArgs) -> anyhow::Result<()> {
     let mut state = load_state(ctx)?;
     if args.off {
+        // A running monitor's switch is its own: it turns it off when it ends.
+        let _lock = monitor_lock(&ctx.state_dir)?;
         let mut kernel = Kernel::open(&ctx.pin_dir)?;
         kernel::set_monitor(&mut kernel, &MonitorConfig::OFF)?;
         println!("monitor switch off");
@@ -208,7 +210,8 @@ pub fn monitor(ctx: &Ctx, args: MonitorArgs) -> anyhow::Result<()> {
         args.rate
     );
     let result = watch.run(ctx, &mut state);
-    // Off whatever happened: a switch left on costs every packet a record's work.
+    // Off whatever happened: a switch left on costs every packet of a meeting the
+    // monitor's checks, and its records.
     let off = kernel::set_monitor(&mut watch.kernel, &MonitorConfig::OFF);
     let counts = kernel::monitor_counts(&watch.kernel);
     if let Ok(counts) = counts {

@@ -257,6 +257,10 @@ fn the_monitor_prints_decisions_and_turns_its_switch_off() {
     let lines = monitor
         .collect(&net, "verdict=dropped", Duration::from_millis(800))
         .expect("lines");
+    assert!(
+        gf.run(&["monitor", "--off"]).is_err(),
+        "--off refuses while a monitor runs"
+    );
     monitor.stop().expect("stopped by SIGTERM");
     assert!(
         lines.iter().all(|l| l.contains("meeting=m ")
@@ -276,4 +280,37 @@ fn the_monitor_prints_decisions_and_turns_its_switch_off() {
     assert!(text.contains("geofence monitor --off"), "{text}");
     gf.run(&["monitor", "--off"]).expect("monitor --off");
     assert_eq!(switch(&gf).expect("status"), "off");
+}
+
+#[test]
+fn the_monitor_follows_the_program_through_an_upgrade() {
+    if !require_root("the_monitor_follows_the_program_through_an_upgrade") {
+        return;
+    }
+    let net = Net::new().expect("namespaces");
+    let gf = setup(&net).expect("setup");
+    let monitor = Monitor::spawn(&gf, &["m", "--verdict", "dropped"]).expect("monitor");
+    wait_switch(&gf, "on").expect("on");
+    monitor
+        .collect(&net, "verdict=dropped", Duration::ZERO)
+        .expect("a drop before the upgrade");
+    gf.run(&["upgrade"]).expect("upgrade");
+    // The new maps start with the switch off; the monitor turns it on within a second or so.
+    wait_switch(&gf, "on").expect("the monitor turns the new maps' switch on");
+    while monitor.lines.try_recv().is_ok() {}
+    let lines = monitor
+        .collect(&net, "verdict=dropped", Duration::ZERO)
+        .expect("a drop from the new program");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("meeting=m ") && l.ends_with(&format!("order={ORDER}"))),
+        "{lines:#?}"
+    );
+    monitor.stop().expect("stopped by SIGTERM");
+    assert_eq!(
+        switch(&gf).expect("status"),
+        "off",
+        "the new maps' switch is off"
+    );
 }

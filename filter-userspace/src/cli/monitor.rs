@@ -213,13 +213,24 @@ pub fn monitor(ctx: &Ctx, args: MonitorArgs) -> anyhow::Result<()> {
     // Off whatever happened: a switch left on costs every packet of a meeting the
     // monitor's checks, and its records.
     let off = kernel::set_monitor(&mut watch.kernel, &MonitorConfig::OFF);
-    let counts = kernel::monitor_counts(&watch.kernel);
-    if let Ok(counts) = counts {
+    // What the ring still holds was written, not lost (nor shown: the monitor is ending).
+    if let Ok(texts) = watch.records.next(Duration::ZERO) {
+        watch.received += texts.len() as u64;
+    }
+    if let Ok(counts) = kernel::monitor_counts(&watch.kernel) {
         let held = counts.over_budget.saturating_sub(watch.before.over_budget);
         if held > 0 {
             eprintln!(
                 "{held} sampled decisions were not shown: over --rate {}",
                 args.rate
+            );
+        }
+        // Records sent but never read: the ring had no room when they were written.
+        let lost = counts.sent.saturating_sub(watch.before.sent);
+        let lost = lost.saturating_sub(watch.received);
+        if lost > 0 {
+            eprintln!(
+                "{lost} records were lost: the log ring was full (lower --rate or raise --every)"
             );
         }
     }
@@ -252,6 +263,8 @@ struct Watch {
     programs: BTreeSet<u32>,
     records: kernel::Records,
     before: filter_common::monitor::MonitorCpu,
+    /// Records read since `before` was taken.
+    received: u64,
 }
 
 impl Watch {
@@ -275,6 +288,7 @@ impl Watch {
             programs,
             records,
             before,
+            received: 0,
         })
     }
 
@@ -285,6 +299,7 @@ impl Watch {
         let mut stdout = std::io::stdout().lock();
         while !STOP.load(Ordering::SeqCst) {
             let texts = self.records.next(Duration::from_millis(250))?;
+            self.received += texts.len() as u64;
             let now = Timestamp::now();
             let mut unknown = false;
             let records: Vec<Record> = texts.iter().filter_map(|t| Record::parse(t)).collect();
@@ -324,6 +339,7 @@ impl Watch {
         let ids: Vec<u32> = programs.iter().copied().collect();
         self.records = kernel::Records::attach(&ids)?;
         self.before = kernel::monitor_counts(&kernel)?;
+        self.received = 0;
         kernel::set_monitor(&mut kernel, &self.config)?;
         self.kernel = kernel;
         self.programs = programs;

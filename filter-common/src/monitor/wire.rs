@@ -1,6 +1,6 @@
 //! A monitor record as aya-log's reader expects it, written by the program without
-//! aya-log-ebpf's macro: the macro builds its record header on the stack (104 bytes), and
-//! the data path already takes 464 of the 512 bytes a program and the functions it calls
+//! aya-log-ebpf's macro: with the macro, which builds the record's header on the stack, the
+//! function that writes it took 104 bytes of stack, and the data path already takes 464 of the 512 bytes a program and the functions it calls
 //! share. So the record is a constant template, built here with aya-log's own field and
 //! argument codes, that the program copies into the log ring a word at a time and into
 //! which it writes the two values that change: the packed decision ([`super::pack`]) and

@@ -1,10 +1,10 @@
 //! A monitor record as aya-log's reader expects it, written by the program without
 //! aya-log-ebpf's macro: with the macro, which builds the record's header on the stack, the
-//! function that writes it took 104 bytes of stack, and the data path already takes 464 of the 512 bytes a program and the functions it calls
-//! share. So the record is a constant template, built here with aya-log's own field and
-//! argument codes, that the program copies into the log ring a word at a time and into
-//! which it writes the two values that change: the packed decision ([`super::pack`]) and
-//! the source address.
+//! function that writes it took 104 bytes of stack, and the data path already takes 464 of
+//! the 512 bytes a program and the functions it calls share. So the record is a constant
+//! template, built here with aya-log's own field and argument codes, that the program
+//! copies into the log ring a word at a time and into which it writes the two values that
+//! change: the packed decision ([`super::Packed`]) and the source address.
 //!
 //! The text aya-log makes of it: `decision N` or `decision N ADDRESS`, where `N` is the
 //! packed decision in decimal and `ADDRESS` an IPv6 address (IPv4 ones mapped).

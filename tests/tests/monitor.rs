@@ -14,9 +14,9 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use geofence_test_frames::Packet;
 use geofence_tests::cli::{Geofence, geofence_bin};
 use geofence_tests::netns::{NetNs, veth};
-use geofence_tests::packet::Packet;
 use geofence_tests::sys::{require_root, unique_tag};
 use geofence_tests::wire::{packet_socket, send};
 

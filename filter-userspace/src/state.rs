@@ -44,12 +44,21 @@ pub struct Meeting {
     pub session: u32,
     pub created: Timestamp,
     pub endpoints: Vec<Endpoint>,
-    #[serde(default)]
+    /// Always empty on disk: flows name participants' addresses, so they are runtime
+    /// bindings (`flow add`, the binding API) kept in the kernel only. A state file an
+    /// older version wrote with flows is read without them.
+    #[serde(default, skip_serializing, deserialize_with = "forget_flows")]
     pub flows: Vec<Flow>,
     #[serde(default)]
     pub rules: Vec<Rule>,
     #[serde(default, deserialize_with = "crate::prefix::deserialize_list")]
     pub allows: Vec<IpNet>,
+}
+
+/// Reads a state file's flows (an older version's) and keeps none of them.
+fn forget_flows<'de, D: serde::Deserializer<'de>>(reader: D) -> Result<Vec<Flow>, D::Error> {
+    serde::de::IgnoredAny::deserialize(reader)?;
+    Ok(Vec::new())
 }
 
 /// What one `block` asked for, under one order.

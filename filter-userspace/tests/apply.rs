@@ -82,7 +82,7 @@ files = ["geo-1.csv"]
 
 [meetings.standup]
 endpoints = ["udp:192.0.2.1:41000"]
-flows = [{ proto = "udp", src = "198.51.100.7:50000", dst = "192.0.2.1:3478" }]
+# standup's flows are runtime bindings: flow add, or the binding API
 
 [meetings.town-hall]
 endpoints = ["udp:*:40000-40003", "tcp:[2001:db8::1]:443"]
@@ -171,7 +171,7 @@ fn bad_files() -> Vec<(&'static str, String, &'static str, &'static str)> {
         (
             "syntax error: `]` missing after an array",
             POLICY_1.replace("\"udp:192.0.2.1:41000\"]", "\"udp:192.0.2.1:41000\""),
-            ":7:",
+            ":9:",
             "expected",
         ),
         (
@@ -257,6 +257,15 @@ fn bad_files() -> Vec<(&'static str, String, &'static str, &'static str)> {
             rule("territories = [\"XB\"]"),
             ":23:",
             "missing field `order`",
+        ),
+        (
+            "a flow (a participant's address) in a policy",
+            POLICY_1.replace(
+                "# standup's flows are runtime bindings: flow add, or the binding API",
+                "flows = [{ proto = \"udp\", src = \"198.51.100.7:50000\", dst = \"192.0.2.1:3478\" }]",
+            ),
+            ":7:",
+            "flows are bindings of participants' addresses, not policy",
         ),
         (
             "meeting name with a space",

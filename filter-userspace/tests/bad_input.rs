@@ -224,7 +224,7 @@ impl Fixture {
             "--src",
             "198.51.100.9:50000",
             "--dst",
-            "192.0.2.1:3478",
+            "192.0.2.1:7882",
         ]);
     }
 
@@ -919,24 +919,24 @@ fn argument_cases() -> Vec<Case> {
                 "--src",
                 "198.51.100.9:50000",
                 "--dst",
-                "192.0.2.1:3478",
+                "192.0.2.1:7882",
             ],
             &["already bound to meeting `B`"],
         ),
         case(
-            "`flow del` of a flow never bound",
+            "`flow del` of another meeting's flow",
             &[
                 "flow",
                 "del",
-                "B",
+                "A",
                 "--proto",
-                "tcp",
+                "udp",
                 "--src",
                 "198.51.100.9:50000",
                 "--dst",
-                "192.0.2.1:3478",
+                "192.0.2.1:7882",
             ],
-            &["not bound to meeting `B`"],
+            &["bound to meeting `B`, not `A`"],
         ),
         case(
             "`flow add --proto icmp`",

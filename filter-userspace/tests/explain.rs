@@ -114,14 +114,11 @@ fn fixture_meetings(state: &mut State) {
             rule("ORD-B2", &[], &["192.0.2.99"], None, true),
         ],
     );
+    // C is known through its flows on a shared port, bound at run time (see `fixture`).
     let c = meeting(
         300,
         &[],
-        &[
-            ("198.51.100.50:5000", "100.64.0.1:42000"),
-            ("[2001:db8:b::50]:5000", "[2001:db8:ffff::1]:42000"),
-            ("198.51.100.60:6000", "100.64.0.1:40000"),
-        ],
+        &[],
         vec![rule("ORD-C1", &["XB"], &[], None, false)],
     );
     let d = meeting(
@@ -165,6 +162,15 @@ fn fixture(d: &Dirs) {
     fixture_meetings(&mut state);
     state.save(&d.state).expect("saving the fixture state");
     d.ok(&["restore"]);
+    d.ok(&["mux", "add", "udp:*:42000"]);
+    for (src, dst) in [
+        ("198.51.100.50:5000", "100.64.0.1:42000"),
+        ("[2001:db8:b::50]:5000", "[2001:db8:ffff::1]:42000"),
+    ] {
+        d.ok(&[
+            "flow", "add", "C", "--proto", "udp", "--src", src, "--dst", dst,
+        ]);
+    }
 }
 
 /// `explain --json` for one packet: exit status and parsed output.
@@ -193,9 +199,12 @@ enum Want {
     NoSession,
     /// Passed unclassified for this reason.
     Unclassified(&'static str),
+    /// On a shared port with no binding, from this territory, which a rule in force blocks:
+    /// dropped.
+    UnboundBlocked(&'static str),
 }
 
-use Want::{NoSession, Session, Unclassified};
+use Want::{NoSession, Session, UnboundBlocked, Unclassified};
 
 const ROWS: &[(&str, &str, &str, &str, Want)] = &[
     (
@@ -322,28 +331,22 @@ const ROWS: &[(&str, &str, &str, &str, Want)] = &[
         "udp",
         "198.51.100.50:5000",
         "100.64.0.1:42000",
-        Session(300, "XB", "dropped", "flow"),
+        Session(300, "XB", "dropped", "api_flow"),
     ),
     (
         "C flow IPv6",
         "udp",
         "[2001:db8:b::50]:5000",
         "[2001:db8:ffff::1]:42000",
-        Session(300, "XB", "dropped", "flow"),
+        Session(300, "XB", "dropped", "api_flow"),
     ),
-    (
-        "C flow before A's wildcard",
-        "udp",
-        "198.51.100.60:6000",
-        "100.64.0.1:40000",
-        Session(300, "XB", "dropped", "flow"),
-    ),
+    // Unbound on a shared port, from a territory a rule in force blocks: dropped.
     (
         "C port in use, no flow",
         "udp",
         "198.51.100.50:5001",
         "100.64.0.1:42000",
-        NoSession,
+        UnboundBlocked("XB"),
     ),
     (
         "D blocks unknown",
@@ -469,6 +472,14 @@ fn check_row(
         Unclassified(reason) => {
             if model["pass_reason"] != reason || kernel["xdp_action"] != "PASS" {
                 return Err(format!("{what}: expected {reason}, got {model}"));
+            }
+        }
+        UnboundBlocked(territory) => {
+            let unbound = model["session"] == u32::from(u16::MAX)
+                && model["territory"] == territory
+                && model["verdict"] == "dropped";
+            if !unbound || kernel["xdp_action"] != "DROP" {
+                return Err(format!("{what}: expected unbound and dropped, got {model}"));
             }
         }
     }

@@ -266,7 +266,8 @@ const GEO_PROBES: [&str; 11] = [
     "2001:db8:1::",
 ];
 
-/// Meetings, a flow, rules of every kind and an exception, on top of a loaded table.
+/// Meetings, a flow (a runtime binding), rules of every kind and an exception, on top of
+/// a loaded table.
 fn set_up_rules(d: &Dirs, geo: &str) {
     d.ok(&["geo", "load", geo]);
     d.ok(&[
@@ -285,6 +286,7 @@ fn set_up_rules(d: &Dirs, geo: &str) {
         "--endpoint",
         "udp:192.0.2.1:41000",
     ]);
+    d.ok(&["mux", "add", "udp:192.0.2.1:3478"]);
     d.ok(&[
         "flow",
         "add",
@@ -365,9 +367,23 @@ fn restore_rebuilds_the_kernel_state_after_a_reboot() {
     thread::sleep(Duration::from_millis(1500));
     assert!(has_xdp(ns, "gfr0", true), "attach put no program on gfr0");
 
-    let before = d.snapshot();
+    let mut before = d.snapshot();
+    // The flow is a runtime binding: in the kernel, never on disk, and gone after a reboot
+    // until its control plane binds it again.
+    let flow_src = "198.51.100.7:50000";
+    assert!(
+        !before.maps[names::FLOWS].is_empty(),
+        "flow add bound nothing"
+    );
+    for file in ["state.json", "audit.jsonl"] {
+        let text = d.read_state(file);
+        assert!(
+            !text.contains(flow_src),
+            "{file} holds the flow's address: {text}"
+        );
+    }
+    before.maps.insert(names::FLOWS, BTreeMap::new());
     for name in [
-        names::FLOWS,
         names::ENDPOINTS,
         names::OVERRIDES,
         names::POLICIES,

@@ -697,7 +697,8 @@ fn explain_names_the_binding_that_found_the_meeting() {
     assert!(agrees, "{json:#}");
     let text = session_text(&json);
     assert!(
-        text.contains("bound by the binding API") && text.contains("meeting B"),
+        text.contains("bound by the control plane (`flow add` or the binding API)")
+            && text.contains("meeting B"),
         "{text}"
     );
     // Nobody's: unbound, and the kernel agrees: passed from XB, which no rule blocks;

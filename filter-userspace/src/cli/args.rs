@@ -525,13 +525,17 @@ pub struct FlowSpec {
 
 #[derive(Subcommand, Debug)]
 pub enum FlowCommand {
-    /// Bind one client 5-tuple to a meeting.
+    /// Bind one client 5-tuple on a shared port to a meeting.
     ///
-    /// Example: geofence flow add town-hall --proto udp --src 198.51.100.7:50000 --dst 192.0.2.1:3478
+    /// A runtime binding, as the binding API makes: kept in the kernel only (a client's
+    /// address is never written to the state file or the audit trail), so `restore` starts
+    /// without it. The destination must be a shared port (`geofence mux add`).
+    ///
+    /// Example: geofence flow add town-hall --proto udp --src 198.51.100.7:50000 --dst 192.0.2.1:7882
     Add(FlowSpec),
-    /// Remove a flow binding.
+    /// Remove a flow binding (a flow no longer bound is reported, not refused).
     ///
-    /// Example: geofence flow del town-hall --proto udp --src 198.51.100.7:50000 --dst 192.0.2.1:3478
+    /// Example: geofence flow del town-hall --proto udp --src 198.51.100.7:50000 --dst 192.0.2.1:7882
     Del(FlowSpec),
 }
 

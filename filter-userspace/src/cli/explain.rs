@@ -138,7 +138,7 @@ fn runtime_binding(
                 ago(b.refreshed_ns)
             )
         }
-        origin::API => "bound by the binding API".to_string(),
+        origin::API => "bound by the control plane (`flow add` or the binding API)".to_string(),
         _ => return Ok(None),
     };
     Ok(Some(format!("{flow} ({words})")))

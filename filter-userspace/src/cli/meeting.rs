@@ -3,10 +3,13 @@
 use anyhow::{anyhow, bail};
 use serde_json::json;
 
+use filter_common::mux::origin;
+
 use super::args::{FlowCommand, FlowSpec, MeetingCommand};
 use crate::change::Ctx;
 use crate::{
     endpoint::{Endpoint, Flow, parse_socket},
+    kernel::bindings,
     state::{Meeting, State},
 };
 
@@ -145,33 +148,65 @@ fn flow_of(spec: &FlowSpec) -> anyhow::Result<Flow> {
     Flow::new(spec.proto, src, dst).map_err(|e| anyhow!(e))
 }
 
+/// Flows are runtime bindings, as the binding API makes them: a client's address is never
+/// written to the state file or the audit trail, and `restore` starts without them.
 pub fn flow(ctx: &Ctx, command: FlowCommand) -> anyhow::Result<()> {
+    // Under the lock: a meeting removed meanwhile would leave the flow naming a session id
+    // the next meeting may be given.
+    let mut session = ctx.begin()?;
     match command {
         FlowCommand::Add(spec) => {
             let flow = flow_of(&spec)?;
-            ctx.change("flow add", |state| {
-                for (owner, m) in &state.meetings {
-                    if m.flows.contains(&flow) {
-                        bail!("flow {flow} is already bound to meeting `{owner}`");
-                    }
-                }
-                state.meeting_mut(&spec.name)?.flows.push(flow.clone());
-                Ok(json!({ "meeting": spec.name, "flow": flow.to_string() }))
-            })?;
+            let id = session.state.meeting(&spec.name)?.session;
+            // The program looks flows up on shared ports only; elsewhere the binding would
+            // sit in the table and decide nothing.
+            let shared = |e: &Endpoint| {
+                e.proto == flow.proto
+                    && e.ports().contains(&flow.dst.port())
+                    && e.addr.is_none_or(|a| a == flow.dst.ip())
+            };
+            if !session.state.mux.iter().any(shared) {
+                bail!(
+                    "flow {flow}: {} {} is not a shared port; flows are looked up on shared \
+                     ports only (`geofence mux add`)",
+                    flow.proto,
+                    flow.dst
+                );
+            }
+            let key = flow.key();
+            if let Some(bound) = bindings::flow_binding(&session.kernel, &key)?
+                && bound.origin != origin::LEARNED
+                && bound.session != id
+            {
+                let owner = session.state.name_of(bound.session);
+                bail!("flow {flow} is already bound to meeting `{owner}`");
+            }
+            bindings::bind_flows(&mut session.kernel, &[(key, id)])?;
             println!("flow {flow} bound to meeting `{}`", spec.name);
         }
         FlowCommand::Del(spec) => {
             let flow = flow_of(&spec)?;
-            ctx.change("flow del", |state| {
-                let meeting = state.meeting_mut(&spec.name)?;
-                let before = meeting.flows.len();
-                meeting.flows.retain(|f| f != &flow);
-                if meeting.flows.len() == before {
-                    bail!("flow {flow} is not bound to meeting `{}`", spec.name);
+            let id = session.state.meeting(&spec.name)?.session;
+            let key = flow.key();
+            // As `ufrag del` and the API's unbind: removing a binding that is already gone
+            // (removed, evicted) is done, and says so; one of another meeting is refused.
+            match bindings::flow_binding(&session.kernel, &key)? {
+                Some(b) if b.origin != origin::LEARNED && b.session != id => {
+                    let owner = session.state.name_of(b.session);
+                    bail!(
+                        "flow {flow} is bound to meeting `{owner}`, not `{}`",
+                        spec.name
+                    );
                 }
-                Ok(json!({ "meeting": spec.name, "flow": flow.to_string() }))
-            })?;
-            println!("flow {flow} removed from meeting `{}`", spec.name);
+                Some(b) if b.origin != origin::LEARNED => {
+                    bindings::unbind_flows(&mut session.kernel, &[key])?;
+                    println!("flow {flow} removed from meeting `{}`", spec.name);
+                }
+                _ => println!(
+                    "flow {flow} was not bound to meeting `{}`: nothing to remove",
+                    spec.name
+                ),
+            }
         }
     }
     Ok(())

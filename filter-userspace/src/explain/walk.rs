@@ -126,7 +126,7 @@ fn session_step(
             let how = match (binding, key) {
                 (Some(runtime), _) => runtime.to_string(),
                 (None, SessionKey::LearnedFlow) => "learned from a STUN Binding request".into(),
-                (None, _) => "bound by the binding API".into(),
+                (None, _) => "bound by the control plane (`flow add` or the binding API)".into(),
             };
             let name = if key == SessionKey::LearnedFlow {
                 "learned_flow"

@@ -12,10 +12,7 @@ use super::{
     schema::{FileSchema, GeoSchema, MeetingSchema},
     source::Source,
 };
-use crate::{
-    endpoint::{Endpoint, Flow, parse_socket},
-    geo::Format,
-};
+use crate::{endpoint::Endpoint, geo::Format};
 
 /// Parses and validates a policy file. `now` decides which expiries are in the past.
 pub fn parse(path: &Path, text: &str, now: Timestamp) -> Result<Declared, PolicyError> {
@@ -168,20 +165,14 @@ fn meeting(
         }
         endpoints.push(endpoint);
     }
-    let mut flows = Vec::new();
-    for flow in m.flows {
-        let span = flow.span();
-        let f = flow.into_inner();
-        let socket = |s: &Spanned<String>, key: &str| {
-            parse_socket(s.get_ref()).map_err(|e| in_meeting(s.span(), format!("flow {key} {e}")))
-        };
-        let (from, to) = (socket(&f.src, "src")?, socket(&f.dst, "dst")?);
-        let flow = Flow::new(f.proto, from, to).map_err(|e| in_meeting(span.clone(), e))?;
-        if flows.contains(&flow) {
-            return Err(in_meeting(span, format!("flow {flow} is listed twice")));
-        }
-        flows.push(flow);
+    // A flow names a participant's address: runtime data, bound in the kernel only, never
+    // written to the state file, the audit trail or an export.
+    if let Some(flow) = m.flows.first() {
+        let what = "flows are bindings of participants' addresses, not policy: bind them with \
+                    `geofence flow add` or the daemon's binding API";
+        return Err(in_meeting(flow.span(), what.to_string()));
     }
+    let flows = Vec::new();
     let rules = m
         .rules
         .into_iter()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{endpoint::Proto, prefix::Strict, territory::Territory};
+use crate::{prefix::Strict, territory::Territory};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,20 +32,13 @@ pub(super) struct MeetingSchema {
     /// Absent or empty: a meeting known only through its bindings on shared ports.
     #[serde(default)]
     pub endpoints: Vec<Spanned<String>>,
+    /// Read only to be refused by name: flows are runtime bindings, not policy.
     #[serde(default)]
-    pub flows: Vec<Spanned<FlowSchema>>,
+    pub flows: Vec<Spanned<toml::Value>>,
     #[serde(default)]
     pub rules: Vec<Spanned<RuleSchema>>,
     #[serde(default)]
     pub allow: Vec<Spanned<Strict>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct FlowSchema {
-    pub proto: Proto,
-    pub src: Spanned<String>,
-    pub dst: Spanned<String>,
 }
 
 #[derive(Deserialize)]

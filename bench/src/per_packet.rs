@@ -383,7 +383,7 @@ pub(crate) fn load_bench(pin_dir: &Path, programs: &[&str]) -> anyhow::Result<Eb
     Ok(bench)
 }
 
-const PROGRAMS: [&str; 11] = [
+const PROGRAMS: [&str; 12] = [
     "bench_pass",
     "bench_draw",
     "bench_sample",
@@ -395,6 +395,7 @@ const PROGRAMS: [&str; 11] = [
     "stage_territory",
     "stage_decide",
     "stage_count_session",
+    "stage_count_rule",
 ];
 
 /// The frames: to the meeting's endpoint over IPv4 and IPv6, and to a port of no meeting.
@@ -435,6 +436,7 @@ impl Frames {
             v("stage_territory", "stage_territory", &self.v4),
             v("stage_decide", "stage_decide", &self.v4),
             v("stage_count_session", "stage_count_session", &self.v4),
+            v("stage_count_rule", "stage_count_rule", &self.v4),
             v("full", "bench_flat", &self.v4),
             v("full_ending", "bench_flat", &self.ending),
         ]

@@ -32,8 +32,13 @@ pub(super) fn stage_figures(report: &mut Report, times: &Times) {
         ),
         (
             "count per rule (counters, distinct-source sketch)",
-            "full",
+            "stage_count_rule",
             "stage_count_session",
+        ),
+        (
+            "monitor switch, off (no monitor runs)",
+            "full",
+            "stage_count_rule",
         ),
     ];
     for (step, x, reference) in steps {

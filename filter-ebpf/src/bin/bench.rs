@@ -215,6 +215,21 @@ pub fn stage_count_session(ctx: XdpContext) -> u32 {
     action(verdict)
 }
 
+/// Everything `classify` does on a meeting's packet but the monitor's switch: with
+/// `bench_flat`, what reading the switch costs when no monitor runs.
+#[xdp]
+pub fn stage_count_rule(ctx: XdpContext) -> u32 {
+    let Some((packet, session)) = with_session(&ctx) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let territory = territory::lookup(&packet);
+    let decision = decide::decide(session, territory, &packet);
+    let bytes = ctx.data_end() - ctx.data();
+    count::session(session.id, territory, decision.verdict, bytes);
+    count::rule(session.id, decision.slot, packet.src, bytes);
+    action(decision.verdict)
+}
+
 /// Counts a drop in the one per-CPU slot of `counter`, as the bare drop counts its own.
 #[inline(always)]
 fn count_drop(counter: &PerCpuArray<u64>) {

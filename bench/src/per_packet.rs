@@ -395,7 +395,7 @@ const PROGRAMS: [&str; 12] = [
     "stage_territory",
     "stage_decide",
     "stage_count_session",
-    "stage_count_rule",
+    "bench_unwatched",
 ];
 
 /// The frames: to the meeting's endpoint over IPv4 and IPv6, and to a port of no meeting.
@@ -436,7 +436,7 @@ impl Frames {
             v("stage_territory", "stage_territory", &self.v4),
             v("stage_decide", "stage_decide", &self.v4),
             v("stage_count_session", "stage_count_session", &self.v4),
-            v("stage_count_rule", "stage_count_rule", &self.v4),
+            v("unwatched", "bench_unwatched", &self.v4),
             v("full", "bench_flat", &self.v4),
             v("full_ending", "bench_flat", &self.ending),
         ]

@@ -38,6 +38,17 @@ pub fn classify(
     adjust: impl FnOnce(&mut Packet),
     territory_of: impl FnOnce(&Packet) -> TerritoryId,
 ) -> Verdict {
+    classify_watched::<true>(ctx, adjust, territory_of)
+}
+
+/// [`classify`], with the monitor's switch read (`WATCHED`) or not: the bench measures
+/// what the switch costs when no monitor runs as the difference of the two.
+#[inline(always)]
+pub fn classify_watched<const WATCHED: bool>(
+    ctx: &XdpContext,
+    adjust: impl FnOnce(&mut Packet),
+    territory_of: impl FnOnce(&Packet) -> TerritoryId,
+) -> Verdict {
     let mut packet = match parse::parse(ctx) {
         Parsed::Packet(packet) => packet,
         Parsed::Unplaced(unplaced) => {
@@ -64,7 +75,9 @@ pub fn classify(
         let bytes = ctx.data_end() - ctx.data();
         count::session(session, territory, decision.verdict, bytes);
         count::rule(session, decision.slot, packet.src, bytes);
-        monitor::decision(found, territory, decision, packet.src);
+        if WATCHED {
+            monitor::decision(found, territory, decision, packet.src);
+        }
     }
     decision.verdict
 }

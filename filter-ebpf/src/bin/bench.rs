@@ -42,7 +42,7 @@ use filter_common::{
     proto,
 };
 use filter_ebpf::{
-    action, classify, count, decide,
+    action, classify, classify_watched, count, decide,
     parse::{self, Packet, Parsed},
     session, territory,
 };
@@ -130,6 +130,16 @@ pub fn bench_flat(ctx: XdpContext) -> u32 {
     action(classify(&ctx, draw_source, territory::lookup))
 }
 
+/// `bench_flat` without the monitor's switch: what reading it costs when no monitor runs.
+#[xdp]
+pub fn bench_unwatched(ctx: XdpContext) -> u32 {
+    action(classify_watched::<false>(
+        &ctx,
+        draw_source,
+        territory::lookup,
+    ))
+}
+
 /// Draw + the whole data path with the stock LPM trie lookup.
 #[xdp]
 pub fn bench_lpm(ctx: XdpContext) -> u32 {
@@ -213,21 +223,6 @@ pub fn stage_count_session(ctx: XdpContext) -> u32 {
     let verdict = decide::decide(session, territory, &packet).verdict;
     count::session(session.id, territory, verdict, ctx.data_end() - ctx.data());
     action(verdict)
-}
-
-/// Everything `classify` does on a meeting's packet but the monitor's switch: with
-/// `bench_flat`, what reading the switch costs when no monitor runs.
-#[xdp]
-pub fn stage_count_rule(ctx: XdpContext) -> u32 {
-    let Some((packet, session)) = with_session(&ctx) else {
-        return xdp_action::XDP_ABORTED;
-    };
-    let territory = territory::lookup(&packet);
-    let decision = decide::decide(session, territory, &packet);
-    let bytes = ctx.data_end() - ctx.data();
-    count::session(session.id, territory, decision.verdict, bytes);
-    count::rule(session.id, decision.slot, packet.src, bytes);
-    action(decision.verdict)
 }
 
 /// Counts a drop in the one per-CPU slot of `counter`, as the bare drop counts its own.

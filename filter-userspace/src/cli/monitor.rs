@@ -209,7 +209,7 @@ pub fn monitor(ctx: &Ctx, args: MonitorArgs) -> anyhow::Result<()> {
         args.every,
         args.rate
     );
-    let result = watch.run(ctx, &mut state);
+    let result = watch.run(ctx, &mut state, Timestamp::now);
     // Off whatever happened: a switch left on costs every packet of a meeting the
     // monitor's checks, and its records.
     let off = kernel::set_monitor(&mut watch.kernel, &MonitorConfig::OFF);
@@ -292,15 +292,21 @@ impl Watch {
         })
     }
 
-    /// Prints records until a signal or a closed stdout. Once a second it checks which
-    /// programs run: after an upgrade it follows the new program and its maps.
-    fn run(&mut self, ctx: &Ctx, state: &mut State) -> anyhow::Result<()> {
+    /// Prints records until a signal or a closed stdout, each stamped with `clock`'s
+    /// reading when its batch arrived. Once a second it checks which programs run: after
+    /// an upgrade it follows the new program and its maps.
+    fn run(
+        &mut self,
+        ctx: &Ctx,
+        state: &mut State,
+        clock: fn() -> Timestamp,
+    ) -> anyhow::Result<()> {
         let mut checked = Instant::now();
         let mut stdout = std::io::stdout().lock();
         while !STOP.load(Ordering::SeqCst) {
             let texts = self.records.next(Duration::from_millis(250))?;
             self.received += texts.len() as u64;
-            let now = Timestamp::now();
+            let now = clock();
             let mut unknown = false;
             let records: Vec<Record> = texts.iter().filter_map(|t| Record::parse(t)).collect();
             for record in &records {

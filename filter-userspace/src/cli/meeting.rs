@@ -160,12 +160,13 @@ pub fn flow(ctx: &Ctx, command: FlowCommand) -> anyhow::Result<()> {
             let id = session.state.meeting(&spec.name)?.session;
             // The program looks flows up on shared ports only; elsewhere the binding would
             // sit in the table and decide nothing.
-            let shared = |e: &Endpoint| {
-                e.proto == flow.proto
-                    && e.ports().contains(&flow.dst.port())
-                    && e.addr.is_none_or(|a| a == flow.dst.ip())
+            let dst = Endpoint {
+                proto: flow.proto,
+                addr: Some(flow.dst.ip()),
+                first_port: flow.dst.port(),
+                last_port: flow.dst.port(),
             };
-            if !session.state.mux.iter().any(shared) {
+            if !session.state.mux.iter().any(|m| m.shares_ports(&dst)) {
                 bail!(
                     "flow {flow}: {} {} is not a shared port; flows are looked up on shared \
                      ports only (`geofence mux add`)",

@@ -114,8 +114,8 @@ pub fn global_part(declared: &Declared) -> (BTreeMap<String, FleetMeeting>, Vec<
         .meetings
         .iter()
         .map(|(name, m)| {
-            if !m.endpoints.is_empty() || !m.flows.is_empty() {
-                local.push(format!("meeting {name}: endpoints and flows"));
+            if !m.endpoints.is_empty() {
+                local.push(format!("meeting {name}: endpoints"));
             }
             let meeting = FleetMeeting {
                 rules: m.rules.iter().map(FleetRule::from_declared).collect(),

@@ -261,7 +261,6 @@ pub fn merge(state: &State, doc: &PolicyDoc, now: Timestamp) -> (Declared, Vec<S
             .collect();
         let meeting = DeclaredMeeting {
             endpoints: local.endpoints.clone(),
-            flows: local.flows.clone(),
             rules,
             allows: fleet.allow.clone(),
             at: at.clone(),

@@ -73,7 +73,7 @@ pub fn plan(
                     session,
                     created: issued,
                     endpoints: want.endpoints.clone(),
-                    flows: want.flows.clone(),
+                    flows: Vec::new(),
                     rules,
                     allows: want.allows.clone(),
                 };
@@ -100,9 +100,6 @@ pub fn plan(
 fn contents(plan: &mut Plan, sign: char, meeting: &Meeting) {
     for e in &meeting.endpoints {
         plan.push("endpoint", sign, true, format!("endpoint {e}"));
-    }
-    for f in &meeting.flows {
-        plan.push("flow", sign, true, format!("flow {f}"));
     }
     for r in &meeting.rules {
         plan.push("rule", sign, true, format!("rule {}", describe(r)));
@@ -160,7 +157,6 @@ fn update(
         &mut m.endpoints,
         &want.endpoints,
     );
-    set_diff(plan, &mut lines, "flow", &mut m.flows, &want.flows);
     m.rules = update_rules(plan, &mut lines, name, have, want, issued, operator)?;
     set_diff(plan, &mut lines, "allow", &mut m.allows, &want.allows);
     if !lines.is_empty() {

@@ -91,19 +91,6 @@ fn write_meeting(out: &mut String, name: &str, meeting: &Meeting, now: Timestamp
     if !meeting.allows.is_empty() {
         let _ = writeln!(out, "allow = {}", list(&meeting.allows));
     }
-    if !meeting.flows.is_empty() {
-        out.push_str("flows = [\n");
-        for f in &meeting.flows {
-            let _ = writeln!(
-                out,
-                "  {{ proto = {}, src = {}, dst = {} }},",
-                quoted(&f.proto.to_string()),
-                quoted(&f.src.to_string()),
-                quoted(&f.dst.to_string())
-            );
-        }
-        out.push_str("]\n");
-    }
     for rule in &meeting.rules {
         if rule.expired(now) {
             let _ = writeln!(

@@ -24,11 +24,7 @@ use std::{collections::BTreeMap, ops::Range, path::PathBuf};
 use ipnet::IpNet;
 use jiff::Timestamp;
 
-use crate::{
-    endpoint::{Endpoint, Flow},
-    geo::Format,
-    territory::Territory,
-};
+use crate::{endpoint::Endpoint, geo::Format, territory::Territory};
 
 pub use diff::plan;
 pub use export::export;
@@ -58,7 +54,6 @@ pub struct DeclaredGeo {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeclaredMeeting {
     pub endpoints: Vec<Endpoint>,
-    pub flows: Vec<Flow>,
     pub rules: Vec<DeclaredRule>,
     pub allows: Vec<IpNet>,
     pub at: Position,

@@ -172,7 +172,6 @@ fn meeting(
                     `geofence flow add` or the daemon's binding API";
         return Err(in_meeting(flow.span(), what.to_string()));
     }
-    let flows = Vec::new();
     let rules = m
         .rules
         .into_iter()
@@ -198,7 +197,6 @@ fn meeting(
     check_rules(name, &rules)?;
     Ok(DeclaredMeeting {
         endpoints,
-        flows,
         rules,
         allows,
         at: src.at(name_span),
@@ -221,14 +219,6 @@ fn check_across_meetings(meetings: &BTreeMap<String, DeclaredMeeting>) -> Result
                         ),
                     ));
                 }
-            }
-            if let Some(flow) = meeting.flows.iter().find(|f| other.flows.contains(f)) {
-                return Err(PolicyError::new(
-                    meeting.at.clone(),
-                    format!(
-                        "meeting `{name}`: flow {flow} is also bound to meeting `{other_name}`"
-                    ),
-                ));
             }
         }
     }

@@ -134,6 +134,34 @@ impl Geofence {
         Ok(out)
     }
 
+    /// A relay with one order in force: territory XA is `xa_cidrs` (one per line), `iface`
+    /// in `netns` is attached, and meeting `m` on `udp:*:PORT` blocks XA under `order`.
+    pub fn block_xa(
+        &self,
+        xa_cidrs: &str,
+        (iface, netns): (&str, &str),
+        port: u16,
+        order: &str,
+    ) -> Result<()> {
+        let table = self.temp_dir().join("xa.txt");
+        std::fs::write(&table, xa_cidrs)?;
+        let table = table.to_string_lossy();
+        self.run(&[
+            "geo",
+            "load",
+            "--format",
+            "cidr",
+            "--territory",
+            "XA",
+            &table,
+        ])?;
+        self.attach(iface, netns)?;
+        let endpoint = format!("udp:*:{port}");
+        self.run(&["meeting", "add", "m", "--endpoint", &endpoint])?;
+        self.run(&["block", "m", "--territory", "XA", "--order", order])?;
+        Ok(())
+    }
+
     /// Processes whose command line names this driver's pin directory (e.g. a geofence
     /// process still running), as "pid: command line".
     pub fn processes(&self) -> Vec<String> {

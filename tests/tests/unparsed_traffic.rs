@@ -141,37 +141,13 @@ fn padded_and_mapped_sources_meet_the_rules() {
     );
 
     let gf = Geofence::new().expect("a geofence driver");
-    let dir = gf.temp_dir().to_path_buf();
-    let table = dir.join("xa.txt");
-    std::fs::write(&table, "2001:db8:a::/48\n192.0.2.0/24\n").expect("table");
-    gf.run(&[
-        "geo",
-        "load",
-        "--format",
-        "cidr",
-        "--territory",
-        "XA",
-        &table.to_string_lossy(),
-    ])
-    .expect("geo load");
-    gf.attach("r0", net.relay.name()).expect("attach");
-    gf.run(&[
-        "meeting",
-        "add",
-        "m",
-        "--endpoint",
-        &format!("udp:*:{PORT}"),
-    ])
-    .expect("meeting add");
-    gf.run(&[
-        "block",
-        "m",
-        "--territory",
-        "XA",
-        "--order",
+    gf.block_xa(
+        "2001:db8:a::/48\n192.0.2.0/24\n",
+        ("r0", net.relay.name()),
+        PORT,
         "ORD-unparsed-1",
-    ])
-    .expect("block");
+    )
+    .expect("a relay blocking XA");
     let got = exchange(&net, &socket).expect("exchange");
     assert_eq!(
         got,

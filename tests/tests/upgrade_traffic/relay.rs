@@ -207,36 +207,13 @@ pub fn relay() -> Relay {
         .expect("a packet socket");
 
     let gf = Geofence::new().expect("a geofence driver");
-    let table = gf.temp_dir().join("xa.txt");
-    std::fs::write(&table, "2001:db8:a::/48\n").expect("table");
-    gf.run(&[
-        "geo",
-        "load",
-        "--format",
-        "cidr",
-        "--territory",
-        "XA",
-        &table.to_string_lossy(),
-    ])
-    .expect("geo load");
-    gf.attach("r0", relay.name()).expect("attach");
-    gf.run(&[
-        "meeting",
-        "add",
-        "m",
-        "--endpoint",
-        &format!("udp:*:{PORT}"),
-    ])
-    .expect("meeting add");
-    gf.run(&[
-        "block",
-        "m",
-        "--territory",
-        "XA",
-        "--order",
+    gf.block_xa(
+        "2001:db8:a::/48\n",
+        ("r0", relay.name()),
+        PORT,
         "ORD-upgrade-1",
-    ])
-    .expect("block");
+    )
+    .expect("a relay blocking XA");
     let link = gf
         .pin_dir()
         .join(format!("link_{}_r0", relay.name()).replace('.', "_"));
